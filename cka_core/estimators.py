@@ -1,0 +1,448 @@
+"""Linear CKA between every pair of layers: one accumulator, per-layer statistics once.
+
+Two exact forms of the same statistics, chosen by cost and memory (notes/peers.md §17):
+
+* **feature space** (narrow layers, D = sum of widths not much above n): sufficient
+  statistics that are sums over examples -- column sums s, cross-products C = A^T A
+  (only the blocks a heatmap needs), row-norm moments R = A^T Q, P = Q^T Q -- from which
+  both the biased and the debiased (Song et al. 2012) HSIC follow exactly. Because they
+  are sums, they can be updated batch by batch and merged across processes.
+* **Gram vectors** (wide layers, D >> n, or the minibatch estimator of Nguyen et al. 2021):
+  each layer's centred (or U-centred) Gram matrix is formed once per batch, flattened and
+  stacked into G, and all HSIC values come from one product G G^T.
+
+Features are shifted (feature form) or centred (Gram form) in float64 before any product,
+so float32 activations with large offsets lose nothing to cancellation.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import RepresentationError
+from .kernels import centre_features, cka_from_hsic, gram_linear, u_centre_gram
+from .validation import as_layers, check_rows, min_rows
+
+BYTES = 8  # float64 statistics
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """Which layers are compared: U = a (self-comparison) or U = a + b."""
+
+    names_a: tuple[str, ...]
+    names_b: tuple[str, ...]
+    widths: tuple[int, ...]  # widths of the unique layers U
+    self_compare: bool
+
+    @property
+    def n_a(self) -> int:
+        return len(self.names_a)
+
+    @property
+    def index_b(self) -> list[int]:
+        """Position in U of each layer of side b."""
+        return list(range(self.n_a)) if self.self_compare else list(range(self.n_a, len(self.widths)))
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """Pairs (l, m), l <= m in U, whose cross statistics a heatmap needs (self pairs included)."""
+        needed = {(k, k) for k in range(len(self.widths))}
+        for i in range(self.n_a):
+            for j in self.index_b:
+                needed.add((min(i, j), max(i, j)))
+        return sorted(needed)
+
+
+def _structure(layers_a, layers_b) -> tuple[_Structure, list[torch.Tensor]]:
+    names_a, tensors_a = as_layers(layers_a, "layers_a")
+    if layers_b is None:
+        names_b, tensors_b, unique = names_a, tensors_a, tensors_a
+    else:
+        names_b, tensors_b = as_layers(layers_b, "layers_b")
+        unique = tensors_a + tensors_b
+    check_rows(tensors_a[0].shape[0], tensors_b[0].shape[0], debiased=False, what_a="layers_a", what_b="layers_b")
+    device = tensors_a[0].device
+    unique = [t.to(device) for t in unique]
+    structure = _Structure(tuple(names_a), tuple(names_b), tuple(t.shape[1] for t in unique), layers_b is None)
+    return structure, unique
+
+
+def memory_budget_bytes(device: torch.device) -> int:
+    """Half of the memory the device has free now: what one call may allocate."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 4 * 1024**3
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**3:.1f} GiB"
+
+
+class CKAAccumulator:
+    """Streaming linear CKA between the layers of two representations.
+
+    ``update`` with batches of paired activations (rows = the same examples on both
+    sides), ``merge`` with an accumulator filled elsewhere, ``result`` for the
+    (L_a, L_b) matrix.
+
+    Parameters
+    ----------
+    debiased : bool
+        Use the unbiased HSIC estimator of Song et al. (2012) instead of the biased one.
+    batch_size : int or None
+        ``None``: exact full-data CKA from feature-space sufficient statistics; the result
+        equals one pass over all rows, however they were split. An int ``b``: the minibatch
+        estimator of Nguyen et al. (2021) -- the rows of each update are split into
+        consecutive batches of ``b``, HSIC is summed over batches (a trailing batch with
+        fewer than 4 rows for the debiased, 2 for the biased estimator is dropped), and
+        the ratio is taken at the end.
+
+    Distributed use: every statistic is a sum over examples, so under torch.distributed
+    each rank updates its own accumulator on its shard and the ranks combine with
+    ``all_reduce(SUM)`` over ``state_tensors()`` (after ``align_to(reference_shift)`` so all
+    ranks share one shift), or -- simpler and as exact -- gather the pickled accumulators
+    and ``merge`` them; any map-reduce engine does the same with ``merge`` as the reducer.
+    """
+
+    def __init__(self, *, debiased: bool = False, batch_size: int | None = None):
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+                raise RepresentationError(f"batch_size must be an integer or None, not {batch_size!r}.")
+            if batch_size < min_rows(debiased):
+                raise RepresentationError(
+                    f"batch_size={batch_size} is too small: the {'debiased' if debiased else 'biased'} "
+                    f"estimator needs at least {min_rows(debiased)} examples per batch."
+                )
+            batch_size = int(batch_size)
+        self.debiased = bool(debiased)
+        self.batch_size = batch_size
+        self.structure: _Structure | None = None
+        self.n_examples = 0
+        self._stats: dict[str, object] = {}
+
+    # ------------------------------------------------------------------ public
+    def update(self, layers_a, layers_b=None) -> "CKAAccumulator":
+        """Add a batch of paired activations (same layers, in the same order, on every call)."""
+        structure, unique = _structure(layers_a, layers_b)
+        return self._ingest(structure, unique)
+
+    def _ingest(self, structure: _Structure, unique: list[torch.Tensor]) -> "CKAAccumulator":
+        """Add validated layers (the unique layers U of ``structure``)."""
+        self._check_structure(structure)
+        if self.batch_size is None:
+            self._update_features(unique)
+        else:
+            rows = unique[0].shape[0]
+            for start in range(0, rows, self.batch_size):
+                chunk = [t[start : start + self.batch_size] for t in unique]
+                if chunk[0].shape[0] >= min_rows(self.debiased):
+                    self._update_grams(chunk)
+        return self
+
+    def merge(self, other: "CKAAccumulator") -> "CKAAccumulator":
+        """Add the statistics of an accumulator filled elsewhere (another process or rank)."""
+        if not isinstance(other, CKAAccumulator):
+            raise TypeError(f"can only merge another CKAAccumulator, not {type(other).__name__}")
+        if (other.debiased, other.batch_size) != (self.debiased, self.batch_size):
+            raise RepresentationError(
+                "cannot merge accumulators with different settings: "
+                f"(debiased={self.debiased}, batch_size={self.batch_size}) vs "
+                f"(debiased={other.debiased}, batch_size={other.batch_size})."
+            )
+        if other.structure is None:
+            return self
+        if self.structure is None:
+            self.structure, self.n_examples = other.structure, other.n_examples
+            self._stats = {k: _clone(v) for k, v in other._stats.items()}
+            return self
+        self._check_structure(other.structure)
+        device = self._stats["P"].device
+        theirs = {k: _to(v, device) for k, v in other._stats.items()}
+        if self.batch_size is None:
+            theirs = _shift_statistics(theirs, self._stats["shift"], self.structure, other.n_examples)
+        for key, value in theirs.items():
+            if key == "shift":
+                continue
+            if isinstance(value, dict):
+                for pair, block in value.items():
+                    self._stats[key][pair] += block
+            elif isinstance(value, list):
+                for mine, block in zip(self._stats[key], value):
+                    mine += block
+            else:
+                self._stats[key] += value
+        self.n_examples += other.n_examples
+        return self
+
+    def result(self) -> np.ndarray:
+        """The (L_a, L_b) CKA matrix of everything seen so far."""
+        if self.structure is None:
+            raise RepresentationError("the accumulator has seen no data; call update() first.")
+        check_rows(self.n_examples, self.n_examples, self.debiased)
+        hsic = self._hsic_features() if self.batch_size is None else self._stats["P"]
+        return _cka_from_hsic_matrix(hsic, self.structure)
+
+    # ----------------------------------------------------------------- internals
+    def _check_structure(self, structure: _Structure) -> None:
+        if self.structure is None:
+            self.structure = structure
+            return
+        mine = self.structure
+        if (mine.widths, mine.self_compare, len(mine.names_a)) != (
+            structure.widths,
+            structure.self_compare,
+            len(structure.names_a),
+        ):
+            raise RepresentationError(
+                "this batch has a different layer structure from the earlier ones "
+                f"(widths {structure.widths} vs {mine.widths}); pass the same layers every time."
+            )
+
+    def _update_features(self, unique: list[torch.Tensor]) -> None:
+        structure = self.structure
+        if not self._stats:
+            _check_feature_memory(structure, unique[0].device)
+            self._stats = _empty_feature_statistics(unique, structure)
+        stats = self._stats
+        device = stats["P"].device
+        shifted = [t.to(device=device, dtype=torch.float64) - mu for t, mu in zip(unique, stats["shift"])]
+        q = torch.stack([(x * x).sum(dim=1) for x in shifted], dim=1)  # (rows, L) squared row norms
+        for k, x in enumerate(shifted):
+            stats["s"][k] += x.sum(dim=0)
+            stats["R"][k] += x.T @ q
+        for (l, m) in structure.pairs():
+            stats["C"][(l, m)] += shifted[l].T @ shifted[m]
+        stats["P"] += q.T @ q
+        stats["qsum"] += q.sum(dim=0)
+        self.n_examples += unique[0].shape[0]
+
+    def _update_grams(self, chunk: list[torch.Tensor]) -> None:
+        structure = self.structure
+        device = chunk[0].device
+        grams = []
+        for x in chunk:
+            k = gram_linear(centre_features(x))
+            grams.append((u_centre_gram(k) if self.debiased else k).flatten())
+        g = torch.stack(grams)  # (L_U, b^2)
+        if not self._stats:
+            self._stats = {"P": torch.zeros(len(structure.widths), len(structure.widths), dtype=torch.float64, device=device)}
+        self._stats["P"] += _pairwise_dots(g, structure)
+        self.n_examples += chunk[0].shape[0]
+
+    def _hsic_features(self) -> torch.Tensor:
+        """HSIC (up to a common factor) for every needed pair, from the feature statistics."""
+        s, c, r, p, qsum = (self._stats[k] for k in ("s", "C", "R", "P", "qsum"))
+        n = self.n_examples
+        size = len(self.structure.widths)
+        hsic = torch.zeros(size, size, dtype=torch.float64, device=p.device)
+        for (l, m) in self.structure.pairs():
+            block = c[(l, m)]
+            if self.debiased:
+                trace = (block * block).sum() - p[l, m]
+                ones_k = s[l] @ s[l] - qsum[l]
+                ones_l = s[m] @ s[m] - qsum[m]
+                ones_kl = s[l] @ block @ s[m] - s[l] @ r[l][:, m] - s[m] @ r[m][:, l] + p[l, m]
+                value = trace + ones_k * ones_l / ((n - 1) * (n - 2)) - 2.0 * ones_kl / (n - 2)
+            else:
+                centred = block - torch.outer(s[l], s[m]) / n
+                value = (centred * centred).sum()
+            hsic[l, m] = hsic[m, l] = value
+        return hsic
+
+
+def _pairwise_dots(g: torch.Tensor, structure: _Structure) -> torch.Tensor:
+    """G G^T restricted to what is needed: the full product for a self-comparison,
+    the cross block plus the self terms otherwise (symmetric work done once)."""
+    if structure.self_compare:
+        return g @ g.T
+    size = g.shape[0]
+    out = torch.zeros(size, size, dtype=g.dtype, device=g.device)
+    a, b = g[: structure.n_a], g[structure.n_a :]
+    cross = a @ b.T
+    out[: structure.n_a, structure.n_a :] = cross
+    out[structure.n_a :, : structure.n_a] = cross.T
+    idx = torch.arange(size, device=g.device)
+    out[idx, idx] = (g * g).sum(dim=1)
+    return out
+
+
+def _cka_from_hsic_matrix(hsic: torch.Tensor, structure: _Structure) -> np.ndarray:
+    self_terms = torch.diagonal(hsic)
+    names = structure.names_a + (() if structure.self_compare else structure.names_b)
+    for k, value in enumerate(self_terms.tolist()):
+        if not value > 0.0:
+            raise RepresentationError(
+                f"layer {names[k]!r} is constant across the examples (zero variance after centring), "
+                "so CKA is undefined (0/0). Drop this layer, or check that its hook captured real activations."
+            )
+    index_b = structure.index_b
+    sub = hsic[: structure.n_a][:, index_b]
+    cka = cka_from_hsic(sub, self_terms[: structure.n_a, None], self_terms[None, index_b])
+    return cka.detach().cpu().numpy()
+
+
+def _empty_feature_statistics(unique: list[torch.Tensor], structure: _Structure) -> dict:
+    device = unique[0].device
+    size = len(unique)
+    zeros = dict(dtype=torch.float64, device=device)
+    return {
+        # Shift by the first batch's mean: later products are of nearly centred numbers.
+        "shift": [t.to(torch.float64).mean(dim=0) for t in unique],
+        "s": [torch.zeros(t.shape[1], **zeros) for t in unique],
+        "R": [torch.zeros(t.shape[1], size, **zeros) for t in unique],
+        "C": {(l, m): torch.zeros(unique[l].shape[1], unique[m].shape[1], **zeros) for (l, m) in structure.pairs()},
+        "P": torch.zeros(size, size, **zeros),
+        "qsum": torch.zeros(size, **zeros),
+    }
+
+
+def _shift_statistics(stats: dict, new_shift: list[torch.Tensor], structure: _Structure, n: int) -> dict:
+    """Re-express feature statistics of rows a_i as those of a_i - delta, delta = new - old shift.
+
+    Every statistic is a polynomial sum over rows, so the shifted sums follow from the old
+    ones exactly (expand ||a - delta||^2 = q - 2 a.delta + ||delta||^2 and collect terms).
+    """
+    delta = [new - old for new, old in zip(new_shift, stats["shift"])]
+    s, c, r, p, qsum = stats["s"], stats["C"], stats["R"], stats["P"], stats["qsum"]
+    size = len(delta)
+    u1 = torch.stack([s[k] @ delta[k] for k in range(size)])  # sum_i a_i^k . delta_k
+    e = torch.stack([delta[k] @ delta[k] for k in range(size)])  # ||delta_k||^2
+
+    def c_block(l: int, m: int) -> torch.Tensor:
+        return c[(l, m)] if l <= m else c[(m, l)].T
+
+    new_r = [block.clone() for block in r]
+    new_p = p.clone()
+    for (l, m) in structure.pairs():
+        for (i, j) in {(l, m), (m, l)}:
+            # R_i[:, j] = sum_t a_t^i q_tj
+            a_u = c_block(i, j) @ delta[j]  # sum_t a_t^i u_tj
+            new_r[i][:, j] = (
+                r[i][:, j] - 2.0 * a_u + s[i] * e[j] - delta[i] * qsum[j] + 2.0 * delta[i] * u1[j] - n * delta[i] * e[j]
+            )
+        w_lm = delta[m] @ r[m][:, l]  # sum_t q_tl u_tm
+        w_ml = delta[l] @ r[l][:, m]  # sum_t q_tm u_tl
+        v_lm = delta[l] @ c[(l, m)] @ delta[m]  # sum_t u_tl u_tm
+        value = (
+            p[l, m]
+            - 2.0 * w_lm
+            - 2.0 * w_ml
+            + 4.0 * v_lm
+            + qsum[l] * e[m]
+            + e[l] * qsum[m]
+            - 2.0 * (u1[l] * e[m] + e[l] * u1[m])
+            + n * e[l] * e[m]
+        )
+        new_p[l, m] = new_p[m, l] = value
+    new_c = {
+        (l, m): block - torch.outer(delta[l], s[m]) - torch.outer(s[l], delta[m]) + n * torch.outer(delta[l], delta[m])
+        for (l, m), block in c.items()
+    }
+    return {
+        "shift": list(new_shift),
+        "s": [s[k] - n * delta[k] for k in range(size)],
+        "R": new_r,
+        "C": new_c,
+        "P": new_p,
+        "qsum": qsum - 2.0 * u1 + n * e,
+    }
+
+
+def _clone(value):
+    if isinstance(value, dict):
+        return {k: v.clone() for k, v in value.items()}
+    if isinstance(value, list):
+        return [v.clone() for v in value]
+    return value.clone()
+
+
+def _to(value, device: torch.device):
+    if isinstance(value, dict):
+        return {k: v.to(device) for k, v in value.items()}
+    if isinstance(value, list):
+        return [v.to(device) for v in value]
+    return value.to(device)
+
+
+def _feature_bytes(structure: _Structure) -> int:
+    w = structure.widths
+    return BYTES * (sum(w[l] * w[m] for (l, m) in structure.pairs()) + sum(w) * (len(w) + 2))
+
+
+def _gram_bytes(structure: _Structure, rows: int) -> int:
+    return BYTES * (len(structure.widths) + 2) * rows * rows
+
+
+def _check_feature_memory(structure: _Structure, device: torch.device) -> None:
+    need, budget = _feature_bytes(structure), memory_budget_bytes(device)
+    if need > budget:
+        raise RepresentationError(
+            f"the exact full-data statistics of these layers (total width {sum(structure.widths)}) need "
+            f"{_gib(need)}, more than the {_gib(budget)} this machine can spare; pass batch_size= for the "
+            "minibatch estimator (memory L*b^2), or compare fewer or narrower layers."
+        )
+
+
+def choose_form(structure: _Structure, n: int, device: torch.device) -> str:
+    """'features' or 'grams': the cheaper exact form that fits in memory (notes/peers.md §17).
+
+    Feature space costs about n * (needed d_l * d_m blocks); Gram vectors cost n^2 * D / 2 to
+    build plus n^2 per needed pair, and are memory-bound, hence the 1.5 weight measured on CPU.
+    """
+    w = structure.widths
+    feature_cost = n * sum(w[l] * w[m] for (l, m) in structure.pairs())
+    gram_cost = 1.5 * (n * n * sum(w) / 2 + n * n * len(structure.pairs()))
+    budget = memory_budget_bytes(device)
+    fits = {
+        "features": _feature_bytes(structure) <= budget,
+        "grams": _gram_bytes(structure, n) <= budget,
+    }
+    ranked = sorted([("features", feature_cost), ("grams", gram_cost)], key=lambda item: item[1])
+    for form, _ in ranked:
+        if fits[form]:
+            return form
+    raise RepresentationError(
+        f"exact CKA of {n} examples over layers of total width {sum(w)} needs "
+        f"{_gib(min(_feature_bytes(structure), _gram_bytes(structure, n)))}, more than the {_gib(budget)} "
+        "this machine can spare; pass batch_size= (e.g. 256) for the minibatch estimator of Nguyen et al., "
+        "or compare fewer layers."
+    )
+
+
+def cka_matrix(layers_a, layers_b=None, *, debiased: bool = False, batch_size: int | None = None) -> np.ndarray:
+    """Linear CKA between every layer of ``layers_a`` and every layer of ``layers_b``.
+
+    Parameters
+    ----------
+    layers_a, layers_b : sequence of (n, ...) arrays or tensors, or a mapping name -> array
+        Activations of the same n examples, in the same order. ``layers_b=None`` compares
+        ``layers_a`` with itself. Extra dimensions are flattened per example. Tensors are
+        computed on the device they live on.
+    debiased : bool
+        Unbiased HSIC (Song et al. 2012) in place of the biased estimator.
+    batch_size : int or None
+        Minibatch estimator of Nguyen et al. (2021) over consecutive batches of this size.
+
+    Returns
+    -------
+    np.ndarray of shape (L_a, L_b), float64.
+    """
+    structure, unique = _structure(layers_a, layers_b)
+    n = check_rows(unique[0].shape[0], unique[0].shape[0], debiased)
+    accumulator = CKAAccumulator(debiased=debiased, batch_size=batch_size)
+    if batch_size is None and choose_form(structure, n, unique[0].device) == "grams":
+        # One "minibatch" holding every row is exactly the full-data Gram-vector form.
+        accumulator.batch_size = n
+    return accumulator._ingest(structure, unique).result()

@@ -1,0 +1,38 @@
+"""CKA between two representations (one pair of layers)."""
+from __future__ import annotations
+
+from .estimators import cka_matrix
+from .errors import RepresentationError
+from .kernels import centre_features, centre_gram, cka_from_hsic, gram_rbf, u_centre_gram
+from .validation import as_matrix, check_not_constant, check_rows
+
+
+def linear_cka(X, Y, *, debiased: bool = False) -> float:
+    """Linear CKA (Kornblith et al. 2019, eq. 5): ||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F ||Y_c^T Y_c||_F).
+
+    ``debiased=True`` replaces HSIC by the unbiased estimator of Song et al. (2012).
+    The cheaper exact form (feature space or Gram) is chosen from the shapes.
+    """
+    return float(cka_matrix({"X": X}, {"Y": Y}, debiased=debiased)[0, 0])
+
+
+def rbf_cka(X, Y, *, sigma: float = 1.0, debiased: bool = False) -> float:
+    """CKA with Gaussian kernels, bandwidth ``sigma`` times the median pairwise distance.
+
+    Kornblith et al.'s convention: bw^2 = sigma^2 * median of all n^2 squared distances,
+    computed for X and for Y separately.
+    """
+    if not sigma > 0:
+        raise RepresentationError(f"sigma must be a positive number, not {sigma!r}.")
+    x, y = as_matrix(X, "X"), as_matrix(Y, "Y")
+    check_rows(x.shape[0], y.shape[0], debiased)
+    y = y.to(x.device)
+    grams = []
+    for t, name in ((x, "X"), (y, "Y")):
+        centred = centre_features(t)
+        check_not_constant(centred, t, name)
+        k = gram_rbf(centred, float(sigma))
+        grams.append(u_centre_gram(k) if debiased else centre_gram(k))
+    k, l = grams
+    value = cka_from_hsic((k * l).sum(), (k * k).sum(), (l * l).sum())
+    return float(value)
