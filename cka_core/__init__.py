@@ -5,16 +5,25 @@ Public API (stable; tests, benchmarks and the app import these names):
 ``translation_cka_limit``, ``capture``, ``similarity``, ``MEASURES``, ``layer_labels``,
 ``RepresentationError``; file loading lives in ``cka_core.io``.
 """
+from .capture import capture
 from .errors import RepresentationError
 from .estimators import CKAAccumulator, cka_matrix
-from .validation import layer_labels
+from .measures import MEASURES, MeasureInfo, similarity
 from .pairwise import linear_cka, rbf_cka
+from .translation import translation_cka, translation_cka_limit
+from .validation import layer_labels
 
 __all__ = [
+    "MEASURES",
     "CKAAccumulator",
+    "MeasureInfo",
     "RepresentationError",
+    "capture",
     "cka_matrix",
     "layer_labels",
     "linear_cka",
     "rbf_cka",
+    "similarity",
+    "translation_cka",
+    "translation_cka_limit",
 ]

@@ -222,8 +222,8 @@ class CKAAccumulator:
         for k, x in enumerate(shifted):
             stats["s"][k] += x.sum(dim=0)
             stats["R"][k] += x.T @ q
-        for (l, m) in structure.pairs():
-            stats["C"][(l, m)] += shifted[l].T @ shifted[m]
+        for (l, m), block in _cross_products(shifted, structure, _product_dtype(unique)):
+            stats["C"][(l, m)] += block
         stats["P"] += q.T @ q
         stats["qsum"] += q.sum(dim=0)
         self.n_examples += unique[0].shape[0]
@@ -232,8 +232,9 @@ class CKAAccumulator:
         structure = self.structure
         device = chunk[0].device
         grams = []
+        dtype = _product_dtype(chunk)
         for x in chunk:
-            k = gram_linear(centre_features(x))
+            k = gram_linear(centre_features(x).to(dtype)).to(torch.float64)
             grams.append((u_centre_gram(k) if self.debiased else k).flatten())
         g = torch.stack(grams)  # (L_U, b^2)
         if not self._stats:
@@ -260,6 +261,35 @@ class CKAAccumulator:
                 value = (centred * centred).sum()
             hsic[l, m] = hsic[m, l] = value
         return hsic
+
+
+def _product_dtype(unique: list[torch.Tensor]) -> torch.dtype:
+    """Large products run in the input's precision once the features are shifted to near zero
+    mean (that shift is what removes float32 cancellation); statistics accumulate in float64."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in unique) else torch.float32
+
+
+def _cross_products(shifted: list[torch.Tensor], structure: _Structure, dtype: torch.dtype):
+    """Yield ((l, m), X_l^T X_m) for every needed pair, as few large GEMMs as possible:
+    one block row X_l^T [X_l ... X_L] per layer for a self-comparison (symmetric work once),
+    one A^T B plus the self blocks for two models."""
+    widths = structure.widths
+    offsets = np.concatenate([[0], np.cumsum(widths)]).tolist()
+    a = torch.cat(shifted, dim=1).to(dtype)
+    n_a = structure.n_a
+    if structure.self_compare:
+        for l in range(len(widths)):
+            row = (a[:, offsets[l] : offsets[l + 1]].T @ a[:, offsets[l] :]).to(torch.float64)
+            for m in range(l, len(widths)):
+                yield (l, m), row[:, offsets[m] - offsets[l] : offsets[m + 1] - offsets[l]]
+        return
+    cross = (a[:, : offsets[n_a]].T @ a[:, offsets[n_a] :]).to(torch.float64)
+    for i in range(n_a):
+        for j in range(n_a, len(widths)):
+            yield (i, j), cross[offsets[i] : offsets[i + 1], offsets[j] - offsets[n_a] : offsets[j + 1] - offsets[n_a]]
+    for k in range(len(widths)):
+        x = a[:, offsets[k] : offsets[k + 1]]
+        yield (k, k), (x.T @ x).to(torch.float64)
 
 
 def _pairwise_dots(g: torch.Tensor, structure: _Structure) -> torch.Tensor:
