@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .errors import RepresentationError
+from .validation import numpy_view
 
 
 def _first_tensor(output):
@@ -64,7 +65,7 @@ def capture(model: nn.Module, inputs, layers=None, *, batch_size: int = 256) -> 
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise RepresentationError(f"batch_size must be a positive integer, not {batch_size!r}.")
-    x_all = inputs if isinstance(inputs, torch.Tensor) else torch.from_numpy(np.asarray(inputs))
+    x_all = inputs if isinstance(inputs, torch.Tensor) else numpy_view(np.asarray(inputs))
     device = _model_device(model)
 
     calls: dict[str, list[torch.Tensor]] = defaultdict(list)

@@ -3,6 +3,7 @@ flattened ``(n, d)`` torch tensors here, and every message names the argument.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ def as_matrix(x, name: str = "X") -> torch.Tensor:
                 f"{name} has dtype {arr.dtype}, which is not numeric; pass a float array "
                 "(object, string and complex arrays are refused)."
             )
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = numpy_view(arr)
     else:
         raise RepresentationError(
             f"{name} is a {type(x).__name__}; pass a numpy array or a torch tensor of shape (n_examples, ...)."
@@ -58,6 +59,14 @@ def as_matrix(x, name: str = "X") -> torch.Tensor:
             "(a NaN usually means the network diverged or a hook captured an uninitialised buffer)."
         )
     return t
+
+
+def numpy_view(arr: np.ndarray) -> torch.Tensor:
+    """A tensor sharing the array's memory. Read-only arrays (e.g. cached by the app) are fine:
+    the core never writes to its inputs, so torch's warning about them does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(arr))
 
 
 _INT_DTYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool}

@@ -1,0 +1,36 @@
+"""Home: what CKA is, why it is popular, and where it misleads."""
+import streamlit as st
+
+st.title("CKA Pitfalls Explorer")
+st.markdown(
+    """
+**Centered Kernel Alignment (CKA)** compares two representations of the same examples — two layers,
+two networks, a network and a brain — by asking how similar their *example-by-example similarity
+structures* are. Take the activations $X \\in \\mathbb{R}^{n\\times d_1}$ and $Y \\in \\mathbb{R}^{n\\times d_2}$
+of $n$ examples, centre each feature, and compare the two Gram matrices $XX^\\top$ and $YY^\\top$:
+"""
+)
+st.latex(r"\mathrm{CKA}(X, Y) = \frac{\lVert Y_c^\top X_c \rVert_F^2}{\lVert X_c^\top X_c \rVert_F\,\lVert Y_c^\top Y_c \rVert_F} \in [0, 1]")
+st.markdown(
+    """
+It became the default similarity index because it is invariant to rotations and isotropic scaling of
+either representation, works across widths, and — unlike CCA — passes Kornblith et al.'s sanity check:
+the same layer of two networks trained from different seeds is found as the most similar layer 99% of
+the time.
+
+**But a CKA value can move a lot while the network's behaviour does not move at all.** Davari et al.
+(ICLR 2023) show that translating a handful of points, moving one class along a direction a classifier
+ignores, or rescaling neurons can take CKA from 1 to nearly 0 — and that a network can be fine-tuned to
+any target CKA map with its accuracy intact. Each page of this tool lets you do that yourself.
+"""
+)
+st.subheader("Try this in 30 seconds")
+st.markdown(
+    """
+1. Open **Outliers** (left). The sidebar already holds a trained MLP's hidden layer on handwritten digits.
+2. Set *What moves* to **one point** and drag *c* to the right: CKA between the original and the
+   edited layer falls towards its limit, while the network's accuracy barely changes.
+3. Switch the direction to **null space of the next layer**: now the network's outputs do not change at
+   all — yet CKA still falls.
+"""
+)

@@ -1,0 +1,156 @@
+"""Cached access to models and representations, keyed on small descriptors.
+
+Every cache is bounded. Shared objects (models, arrays) are read-only: arrays are marked
+non-writeable and models are never edited in place (pages that edit copy first).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+import sample_models
+from cka_core import capture
+from cka_core.io import load_representations
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the representation comes from: a small, hashable descriptor.
+
+    kind: "model" (params: model name, layer), "synthetic" (params: set name and its settings),
+    or "upload" (params: content digest, file name, array name).
+    """
+
+    kind: str
+    params: tuple
+
+
+@dataclass(frozen=True)
+class Representation:
+    """Test-split activations (what pages manipulate), the training split (for probes) and labels."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    X_train: np.ndarray | None
+    y_train: np.ndarray | None
+    model_name: str | None
+    layer: str | None
+    label: str
+    key: str  # a digest of the source: the cache key of everything computed from it
+
+    @property
+    def has_labels(self) -> bool:
+        return self.y is not None
+
+    @property
+    def has_model(self) -> bool:
+        return self.model_name is not None
+
+
+def _readonly(array: np.ndarray | None) -> np.ndarray | None:
+    if array is None:
+        return None
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+def _flat64(array: np.ndarray) -> np.ndarray:
+    return np.asarray(array, dtype=np.float64).reshape(array.shape[0], -1)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
+def model(name: str) -> torch.nn.Module:
+    """A zoo model, shared by every session: never edit it in place (copy.deepcopy first)."""
+    return sample_models.load(name)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Capturing activations…")
+def model_layers(name: str) -> dict[str, dict[str, np.ndarray]]:
+    """Every comparable layer of a zoo model on the digits test and train splits, flattened."""
+    data = sample_models.digits()
+    layers = sample_models.layer_names(name)
+    net = model(name)
+    test = capture(net, data.X_test, layers)
+    train = capture(net, data.X_train, layers)
+    return {
+        "test": {k: _readonly(_flat64(v)) for k, v in test.items()},
+        "train": {k: _readonly(_flat64(v)) for k, v in train.items()},
+    }
+
+
+def representation(source: Source, upload: bytes | None = None) -> Representation:
+    """The representation a source describes. Uploads live in a per-session cache keyed on
+    their digest; sample models and synthetic sets in a cache shared by all sessions."""
+    if source.kind == "upload":
+        return _uploaded_representation(source, upload)
+    return _shared_representation(source)
+
+
+def _source_key(source: Source) -> str:
+    return hashlib.sha256(repr(source).encode()).hexdigest()[:16]
+
+
+@st.cache_resource(max_entries=32)
+def _shared_representation(source: Source) -> Representation:
+    key = _source_key(source)
+    if source.kind == "model":
+        name, layer = source.params
+        captured = model_layers(name)
+        data = sample_models.digits()
+        return Representation(captured["test"][layer], _readonly(data.y_test), captured["train"][layer],
+                              _readonly(data.y_train), name, layer, f"{name} · {layer}", key)
+    if source.kind == "synthetic":
+        return _synthetic(source, key)
+    raise ValueError(f"unknown source kind {source.kind!r}")
+
+
+@st.cache_resource(max_entries=4, scope="session")
+def _uploaded_representation(source: Source, _upload: bytes | None) -> Representation:
+    digest, filename, array_name = source.params
+    arrays = uploaded_arrays(digest, filename, _upload)
+    labels = next((arrays[k] for k in LABEL_KEYS if k in arrays), None)
+    X = _flat64(arrays[array_name])
+    y = None
+    if labels is not None and labels.shape[0] == X.shape[0]:
+        y = labels.reshape(-1).astype(np.int64)
+    return Representation(_readonly(X), _readonly(y), None, None, None, None, f"{filename} · {array_name}", _source_key(source))
+
+
+SYNTHETIC_SETS = {
+    "gaussian_clusters": "Gaussian clusters",
+    "two_cubes": "Two cubes (Davari et al.)",
+}
+
+
+def _synthetic(source: Source, key: str) -> Representation:
+    name, n_classes, dim, separation = source.params
+    if name == "gaussian_clusters":
+        test = sample_models.gaussian_clusters(n_per_class=120, n_classes=n_classes, dim=dim, separation=separation, seed=0)
+        train = sample_models.gaussian_clusters(n_per_class=120, n_classes=n_classes, dim=dim, separation=separation, seed=1)
+        label = f"Gaussian clusters · {n_classes} classes · d={dim} · separation {separation:g}"
+    else:
+        test = sample_models.two_cubes(n_per_cube=250, dim=dim, offset=separation, seed=0)
+        train = sample_models.two_cubes(n_per_cube=250, dim=dim, offset=separation, seed=1)
+        label = f"Two cubes · d={dim} · offset {separation:g}"
+    return Representation(_readonly(_flat64(test.X)), _readonly(np.asarray(test.y)), _readonly(_flat64(train.X)),
+                          _readonly(np.asarray(train.y)), None, None, label, key)
+
+
+LABEL_KEYS = ("labels", "y", "targets")
+
+
+@st.cache_resource(max_entries=4, scope="session", show_spinner="Reading the file…")
+def uploaded_arrays(digest: str, filename: str, _data: bytes | None) -> dict[str, np.ndarray]:
+    """Arrays of an uploaded file, parsed without unpickling; keyed on the content digest."""
+    if _data is None:
+        raise ValueError("the uploaded file is no longer available; upload it again.")
+    return {k: _readonly(v) for k, v in load_representations(_data, filename).items()}
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

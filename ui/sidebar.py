@@ -1,0 +1,93 @@
+"""The shared sidebar: which representation every page works on.
+
+Drawn by app.py on every page, so its widgets keep their values across pages; all of them are
+bound to the URL, so a link restores the source along with the page's own controls.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+import sample_models
+from cka_core import RepresentationError
+
+from . import data
+
+KINDS = {"model": "Sample model", "synthetic": "Synthetic set", "upload": "Uploaded file"}
+DEFAULT_SOURCE = data.Source("model", ("mlp_seed0", "hidden3"))
+
+
+def _model_source() -> data.Source:
+    names = list(sample_models.available())
+    name = st.selectbox("Model", names, index=names.index(DEFAULT_SOURCE.params[0]), key="src_model",
+                        bind="query-params", help="Networks trained on scikit-learn's digits; see the description below.")
+    st.caption(sample_models.available()[name])
+    layers = sample_models.layer_names(name)
+    default_layer = DEFAULT_SOURCE.params[1] if DEFAULT_SOURCE.params[1] in layers else layers[0]
+    layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{name}",
+                         help="Activations of this layer on the 360 test digits.")
+    return data.Source("model", (name, layer))
+
+
+def _synthetic_source() -> data.Source:
+    name = st.selectbox("Set", list(data.SYNTHETIC_SETS), format_func=data.SYNTHETIC_SETS.get, key="src_synth",
+                        bind="query-params")
+    if name == "gaussian_clusters":
+        classes = st.slider("Classes", 2, 10, 3, key="src_classes", bind="query-params")
+        dim = st.slider("Dimension", 2, 100, 10, key="src_dim", bind="query-params")
+        separation = st.slider("Separation", 0.5, 10.0, 3.0, step=0.5, key="src_sep", bind="query-params",
+                               help="Distance between class means, in units of the within-class spread.")
+    else:
+        classes = 2
+        dim = st.slider("Dimension", 2, 200, 50, key="src_cube_dim", bind="query-params")
+        separation = st.slider("Offset along e₁", 0.5, 5.0, 1.1, step=0.1, key="src_cube_offset",
+                               bind="query-params", help="Davari et al. use 1.1: the cubes touch but do not overlap.")
+    return data.Source("synthetic", (name, int(classes), int(dim), float(separation)))
+
+
+def _upload_source() -> tuple[data.Source, bytes] | None:
+    file = st.file_uploader(
+        "Representation file", type=["npy", "npz", "pt", "pth", "safetensors", "csv"], key="src_upload",
+        help="One row per example. In an .npz, an array named 'labels' or 'y' gives class labels.",
+    )
+    if file is None:
+        st.info("Upload a file to use it; until then the default sample model is used.")
+        return None
+    raw = file.getvalue()
+    digest = data.digest(raw)
+    arrays = data.uploaded_arrays(digest, file.name, raw)
+    candidates = [k for k in arrays if k not in data.LABEL_KEYS]
+    if not candidates:
+        raise RepresentationError(f"{file.name!r} only holds labels; add an array of activations.")
+    array = st.selectbox("Array", candidates, key="src_array")
+    if arrays[array].ndim > 2:
+        st.caption(f"{array} has shape {arrays[array].shape}: flattened to one vector per example.")
+    return data.Source("upload", (digest, file.name, array)), raw
+
+
+def source_sidebar() -> None:
+    """Draw the source chooser and store the chosen source in session state."""
+    with st.sidebar:
+        st.header("Representation")
+        kind = st.radio("Source", list(KINDS), format_func=KINDS.get, key="src_kind", bind="query-params",
+                        horizontal=True, help="What the pitfall pages manipulate.")
+        upload = None
+        try:
+            if kind == "model":
+                source = _model_source()
+            elif kind == "synthetic":
+                source = _synthetic_source()
+            else:
+                chosen = _upload_source()
+                source, upload = chosen if chosen is not None else (DEFAULT_SOURCE, None)
+            data.representation(source, upload)  # validate now, so errors show here
+        except RepresentationError as error:
+            st.error(f"{error}")
+            source, upload = DEFAULT_SOURCE, None
+        st.session_state["source"] = source
+
+
+def current_representation() -> data.Representation:
+    """The representation chosen in the sidebar (the default sample model if none yet)."""
+    source = st.session_state.get("source", DEFAULT_SOURCE)
+    file = st.session_state.get("src_upload") if source.kind == "upload" else None
+    return data.representation(source, file.getvalue() if file is not None else None)
