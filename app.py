@@ -8,14 +8,18 @@ from ui.sidebar import source_sidebar
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))  # small hosts: no oversubscription
 
-st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/explore:", layout="wide")
 
 PAGES = {
     "Learn": [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
     "Experiment": [
-        st.Page("pages/outliers.py", title="Outliers", icon="🎯", url_path="outliers"),
+        st.Page("pages/outliers.py", title="Outliers", icon=":material/scatter_plot:", url_path="outliers"),
+        st.Page("pages/invariances.py", title="Invariances", icon=":material/sync_alt:", url_path="invariances"),
+        st.Page("pages/separability.py", title="Separability", icon=":material/call_split:", url_path="separability"),
+        st.Page("pages/function_preserving.py", title="Function-preserving edits", icon=":material/tune:",
+                url_path="function_preserving"),
     ],
 }
 

@@ -1,5 +1,8 @@
 """Home: what CKA is, why it is popular, and where it misleads."""
 import streamlit as st
+from ui.shell import inside_app_frame
+
+inside_app_frame()
 
 st.title("CKA Pitfalls Explorer")
 st.markdown(

@@ -7,6 +7,9 @@ from cka_core.translation import translation_cka_from_terms
 from ui import compute, figures
 from ui.sidebar import current_representation
 from ui.widgets import fmt, log_slider, page_header, percent, theory
+from ui.shell import inside_app_frame
+
+inside_app_frame()
 
 page_header(
     "Outliers: move a few points, lose the similarity",
