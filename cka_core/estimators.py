@@ -109,11 +109,15 @@ class CKAAccumulator:
         fewer than 4 rows for the debiased, 2 for the biased estimator is dropped), and
         the ratio is taken at the end.
 
-    Distributed use: every statistic is a sum over examples, so under torch.distributed
-    each rank updates its own accumulator on its shard and the ranks combine with
-    ``all_reduce(SUM)`` over ``state_tensors()`` (after ``align_to(reference_shift)`` so all
-    ranks share one shift), or -- simpler and as exact -- gather the pickled accumulators
-    and ``merge`` them; any map-reduce engine does the same with ``merge`` as the reducer.
+    Distributed use: every statistic is a sum over examples. Under torch.distributed each rank
+    updates its own accumulator on its shard, then either
+
+    * gathers the accumulators (``torch.distributed.gather_object``) and merges them on one rank, or
+    * all-reduces the statistics in place: broadcast rank 0's ``shift()`` so every rank can
+      ``align_to`` it, then ``all_reduce(SUM)`` each tensor of ``state_tensors()`` (the example
+      count included); every rank then holds the full-data statistics and ``result()``.
+
+    Any map-reduce engine does the same with ``merge`` as the reducer.
     """
 
     def __init__(self, *, debiased: bool = False, batch_size: int | None = None):
@@ -186,10 +190,43 @@ class CKAAccumulator:
         self.n_examples += other.n_examples
         return self
 
+    def shift(self) -> list[torch.Tensor] | None:
+        """The per-layer vectors subtracted from every row (full-data mode; None before data)."""
+        return None if self.batch_size is not None or not self._stats else list(self._stats["shift"])
+
+    def align_to(self, shift: list[torch.Tensor]) -> "CKAAccumulator":
+        """Re-express the statistics as those of rows minus ``shift`` (exact), so that
+        accumulators sharing one shift can be summed tensor by tensor (all-reduce)."""
+        if self.batch_size is None and self._stats:
+            device = self._stats["P"].device
+            target = [t.to(device=device, dtype=torch.float64) for t in shift]
+            self._stats = _shift_statistics(self._stats, target, self.structure, self.n_examples)
+        return self
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Every statistic as a tensor, in a fixed order, for in-place all-reduce (SUM).
+        The first is the example count; the shift is not included (it must be shared)."""
+        if self.structure is None:
+            raise RepresentationError("the accumulator has seen no data; call update() first.")
+        count = torch.tensor([float(self.n_examples)], dtype=torch.float64, device=self._stats["P"].device)
+        self._count = count
+        tensors = [count]
+        for key in ("s", "R", "C", "P", "qsum"):
+            value = self._stats.get(key)
+            if isinstance(value, dict):
+                tensors.extend(value[pair] for pair in sorted(value))
+            elif isinstance(value, list):
+                tensors.extend(value)
+            elif value is not None:
+                tensors.append(value)
+        return tensors
+
     def result(self) -> np.ndarray:
         """The (L_a, L_b) CKA matrix of everything seen so far."""
         if self.structure is None:
             raise RepresentationError("the accumulator has seen no data; call update() first.")
+        if getattr(self, "_count", None) is not None:  # updated in place by an all-reduce
+            self.n_examples, self._count = int(round(float(self._count[0]))), None
         check_rows(self.n_examples, self.n_examples, self.debiased)
         hsic = self._hsic_features() if self.batch_size is None else self._stats["P"]
         return _cka_from_hsic_matrix(hsic, self.structure)
