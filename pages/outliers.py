@@ -6,7 +6,7 @@ from cka_core import RepresentationError, linear_cka, rbf_cka
 from cka_core.translation import translation_cka_from_terms
 from ui import compute, figures
 from ui.sidebar import current_representation
-from ui.widgets import fmt, log_slider, page_header, percent, theory
+from ui.widgets import choose, fmt, log_slider, page_header, percent, theory
 from ui.shell import inside_app_frame
 
 inside_app_frame()
@@ -26,18 +26,19 @@ st.caption(f"Representation: **{rep.label}** — {n} examples × {d} features.")
 
 controls, results = st.columns([1, 2.4], gap="large")
 with controls:
-    options = ["point", "fraction"] + (["class"] if rep.has_labels else [])
-    what = st.radio("What moves", options, key="out_what", bind="query-params",
-                    format_func={"point": "One point", "fraction": "A random fraction ρ", "class": "One class"}.get,
-                    help="Corollary 3 (one outlier), Theorem 1 (a subset of fraction ρ), Corollary 4 (a class).")
+    options = {"point": "One point", "fraction": "Random fraction", "class": "One class"}
+    if not rep.has_labels:
+        del options["class"]
+    what = choose(st.radio, "What moves", options, key="out_what",
+                  help="Corollary 3 (one outlier), Theorem 1 (a random subset of fraction ρ), Corollary 4 (a class).")
     index = st.slider("Example index", 0, n - 1, 0, key="out_index", bind="query-params", disabled=what != "point")
     fraction = st.slider("Fraction ρ", 0.01, 0.5, 0.1, step=0.01, key="out_fraction", bind="query-params",
                          disabled=what != "fraction")
     classes = [int(c) for c in np.unique(rep.y)] if rep.has_labels else [0]
     cls = st.selectbox("Class", classes, key="out_class", bind="query-params", disabled=what != "class")
-    kinds = ["random", "top_pc"] + (["null_next"] if rep.has_model else []) + (["probe_orthogonal"] if rep.has_labels else [])
-    kind = st.selectbox("Direction", kinds, format_func=compute.DIRECTIONS.get, key="out_direction",
-                        bind="query-params",
+    kinds = {k: v for k, v in compute.DIRECTIONS.items()
+             if (k != "null_next" or rep.has_model) and (k != "probe_orthogonal" or rep.has_labels)}
+    kind = choose(st.selectbox, "Direction", kinds, key="out_direction",
                         help="The null space of the next layer leaves the network's output exactly unchanged; "
                              "a direction orthogonal to the decision normals leaves the read-out's decisions unchanged.")
     seed = st.slider("Random seed", 0, 20, 0, key="out_seed", bind="query-params",

@@ -11,6 +11,7 @@ import sample_models
 from cka_core import RepresentationError
 
 from . import data
+from .widgets import choose
 
 KINDS = {"model": "Sample model", "synthetic": "Synthetic set", "upload": "Uploaded file"}
 DEFAULT_SOURCE = data.Source("model", ("mlp_seed0", "hidden3"))
@@ -24,13 +25,12 @@ def _model_source() -> data.Source:
     layers = sample_models.layer_names(name)
     default_layer = DEFAULT_SOURCE.params[1] if DEFAULT_SOURCE.params[1] in layers else layers[0]
     layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{name}",
-                         help="Activations of this layer on the 360 test digits.")
+                         bind="query-params", help="Activations of this layer on the 360 test digits.")
     return data.Source("model", (name, layer))
 
 
 def _synthetic_source() -> data.Source:
-    name = st.selectbox("Set", list(data.SYNTHETIC_SETS), format_func=data.SYNTHETIC_SETS.get, key="src_synth",
-                        bind="query-params")
+    name = choose(st.selectbox, "Set", data.SYNTHETIC_SETS, key="src_synth")
     if name == "gaussian_clusters":
         classes = st.slider("Classes", 2, 10, 3, key="src_classes", bind="query-params")
         dim = st.slider("Dimension", 2, 100, 10, key="src_dim", bind="query-params")
@@ -68,8 +68,8 @@ def source_sidebar() -> None:
     """Draw the source chooser and store the chosen source in session state."""
     with st.sidebar:
         st.header("Representation")
-        kind = st.radio("Source", list(KINDS), format_func=KINDS.get, key="src_kind", bind="query-params",
-                        horizontal=True, help="What the pitfall pages manipulate.")
+        kind = choose(st.radio, "Source", KINDS, key="src_kind", horizontal=True,
+                      help="What the pitfall pages manipulate.")
         upload = None
         try:
             if kind == "model":

@@ -33,3 +33,15 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def choose(widget, label: str, options: dict[str, str], *, key: str, default: str | None = None, **kwargs) -> str:
+    """A radio or selectbox over readable labels that returns the option's code.
+
+    The labels themselves are the widget's options, so a URL bound to the widget reads
+    ``?key=Random+fraction`` and restores it (Streamlit matches bound values on displayed text).
+    """
+    labels = list(options.values())
+    index = labels.index(options[default]) if default is not None else 0
+    chosen = widget(label, labels, index=index, key=key, bind="query-params", **kwargs)
+    return next(code for code, text in options.items() if text == chosen)

@@ -55,8 +55,9 @@ def test_keyboard_slider_updates_metric(page, app_url):
 
 
 def test_deep_link_restores_controls(page, app_url):
-    page.goto(f"{app_url}/outliers?out_what=fraction&out_fraction=0.3&out_log_c=3")
+    page.goto(f"{app_url}/outliers?out_what=Random+fraction&out_fraction=0.3&out_log_c=3")
     wait_for_run(page)
+    expect(page.get_by_test_id("stRadio").filter(has_text="What moves").get_by_role("radio", name="Random fraction")).to_be_checked()
     values = page.get_by_test_id("stSliderThumbValue").all_inner_texts()
     assert "0.30" in values and "3.00" in values, values
     # a 30% subset translated by 10^3 typical distances sits close to its limit

@@ -1,0 +1,263 @@
+"""Independent float64 reference for the cka_core tests.
+
+Written straight from the formulas in notes/papers.md (§1, §2.1), deliberately slow and literal:
+explicit centring matrix H, traces of matrix products, Song et al.'s unbiased HSIC written term by
+term, Kornblith et al.'s RBF bandwidth convention, Nguyen et al.'s minibatch estimator (HSIC summed
+over batches, ratio at the end). Nothing here imports cka_core; no test functions live here.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "as_f64", "centring_matrix", "linear_gram", "rbf_gram", "hsic0", "hsic1", "cka_from_grams",
+    "linear_cka", "rbf_cka", "minibatch_cka", "cka_matrix", "translated", "translation_cka",
+    "translation_limit", "procrustes_angle", "rsa", "linear_regression_r2", "canonical_correlations",
+    "mean_cca", "random_orthogonal", "whitened_pair",
+]
+
+
+def as_f64(X) -> np.ndarray:
+    """(n, ...) array or tensor -> (n, d) float64 numpy array (flattened per example)."""
+    if hasattr(X, "detach"):  # torch tensor
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X, dtype=np.float64)
+    return X.reshape(X.shape[0], -1)
+
+
+def centring_matrix(n: int) -> np.ndarray:
+    """H = I - 11^T / n."""
+    return np.eye(n) - np.ones((n, n)) / n
+
+
+def linear_gram(X) -> np.ndarray:
+    """K = (H X)(H X)^T: the linear Gram of the centred features. For the biased estimator
+    H K H is unchanged by centring X first; Song et al.'s unbiased HSIC is translation invariant
+    too, and centring first keeps the float64 reference accurate for inputs with large offsets."""
+    X = as_f64(X)
+    Xc = centring_matrix(X.shape[0]) @ X
+    return Xc @ Xc.T
+
+
+def squared_distances(X) -> np.ndarray:
+    """D_ij = ||x_i - x_j||^2, computed from explicit differences (no dot-product cancellation)."""
+    X = as_f64(X)
+    diff = X[:, None, :] - X[None, :, :]
+    return np.einsum("ijk,ijk->ij", diff, diff)
+
+
+def rbf_gram(X, sigma: float = 1.0) -> np.ndarray:
+    """Kornblith et al.'s gram_rbf(x, threshold=sigma):
+    k_ij = exp(-||x_i - x_j||^2 / (2 sigma^2 median(D))), median over all n^2 entries of D
+    (the zero diagonal included)."""
+    D = squared_distances(X)
+    return np.exp(-D / (2.0 * sigma**2 * np.median(D)))
+
+
+def hsic0(K: np.ndarray, L: np.ndarray) -> float:
+    """Biased HSIC (Gretton et al.): tr(K H L H) / (n - 1)^2."""
+    n = K.shape[0]
+    H = centring_matrix(n)
+    return float(np.trace(K @ H @ L @ H) / (n - 1) ** 2)
+
+
+def hsic1(K: np.ndarray, L: np.ndarray) -> float:
+    """Unbiased HSIC (Song et al. 2012), written literally:
+    [tr(K~L~) + (1^T K~ 1)(1^T L~ 1)/((n-1)(n-2)) - 2/(n-2) 1^T K~ L~ 1] / (n (n-3)),
+    with K~, L~ the Gram matrices with zeroed diagonals."""
+    n = K.shape[0]
+    Kt = K - np.diag(np.diag(K))
+    Lt = L - np.diag(np.diag(L))
+    one = np.ones(n)
+    term1 = np.trace(Kt @ Lt)
+    term2 = (one @ Kt @ one) * (one @ Lt @ one) / ((n - 1) * (n - 2))
+    term3 = 2.0 / (n - 2) * (one @ Kt @ Lt @ one)
+    return float((term1 + term2 - term3) / (n * (n - 3)))
+
+
+def cka_from_grams(K: np.ndarray, L: np.ndarray, debiased: bool = False) -> float:
+    """CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))."""
+    h = hsic1 if debiased else hsic0
+    return h(K, L) / np.sqrt(h(K, K) * h(L, L))
+
+
+def linear_cka(X, Y, debiased: bool = False) -> float:
+    return cka_from_grams(linear_gram(X), linear_gram(Y), debiased)
+
+
+def rbf_cka(X, Y, sigma: float = 1.0, debiased: bool = False) -> float:
+    return cka_from_grams(rbf_gram(X, sigma), rbf_gram(Y, sigma), debiased)
+
+
+def batch_slices(n: int, b: int, debiased: bool) -> list[slice]:
+    """Consecutive batches [0:b], [b:2b], ...; a trailing batch with fewer than 4 (debiased) /
+    2 (biased) rows is dropped."""
+    min_rows = 4 if debiased else 2
+    out = []
+    for start in range(0, n, b):
+        stop = min(start + b, n)
+        if stop - start >= min_rows:
+            out.append(slice(start, stop))
+    return out
+
+
+def minibatch_cka(X, Y, batch_size: int, debiased: bool = False) -> float:
+    """Nguyen et al. 2021: sum HSIC(K_b, L_b), HSIC(K_b, K_b), HSIC(L_b, L_b) over batches
+    separately, then take the ratio (not the mean of per-batch CKA)."""
+    X, Y = as_f64(X), as_f64(Y)
+    h = hsic1 if debiased else hsic0
+    kl = kk = ll = 0.0
+    for s in batch_slices(X.shape[0], batch_size, debiased):
+        K, L = linear_gram(X[s]), linear_gram(Y[s])
+        kl += h(K, L)
+        kk += h(K, K)
+        ll += h(L, L)
+    return kl / np.sqrt(kk * ll)
+
+
+def _layer_list(layers):
+    if hasattr(layers, "keys"):
+        return [as_f64(v) for v in layers.values()]
+    return [as_f64(v) for v in layers]
+
+
+class _LayerStats:
+    """Per-layer pieces of the same two formulas, cached so that the reference matrix is not
+    O(L^2 n^3): HKH for HSIC0 (tr(KHLH) = sum(HKH o HLH), both symmetric), and K~, 1^T K~ 1,
+    K~ 1 for HSIC1 (tr(K~L~) = sum(K~ o L~), 1^T K~ L~ 1 = (K~1)^T (L~1))."""
+
+    def __init__(self, X):
+        K = linear_gram(X)
+        n = K.shape[0]
+        H = centring_matrix(n)
+        self.n = n
+        self.HKH = H @ K @ H
+        self.Kt = K - np.diag(np.diag(K))
+        self.Kt1 = self.Kt @ np.ones(n)
+        self.sumKt = float(self.Kt1.sum())
+
+    def hsic0(self, other: "_LayerStats") -> float:
+        return float(np.sum(self.HKH * other.HKH) / (self.n - 1) ** 2)
+
+    def hsic1(self, other: "_LayerStats") -> float:
+        n = self.n
+        value = (np.sum(self.Kt * other.Kt) + self.sumKt * other.sumKt / ((n - 1) * (n - 2))
+                 - 2.0 / (n - 2) * (self.Kt1 @ other.Kt1))
+        return float(value / (n * (n - 3)))
+
+
+def cka_matrix(layers_a, layers_b=None, debiased: bool = False, batch_size: int | None = None):
+    """(La, Lb) matrix of reference linear CKA values."""
+    A = _layer_list(layers_a)
+    B = A if layers_b is None else _layer_list(layers_b)
+    out = np.empty((len(A), len(B)))
+    if batch_size is None:
+        SA = [_LayerStats(x) for x in A]
+        SB = SA if layers_b is None else [_LayerStats(y) for y in B]
+        h = (lambda s, t: s.hsic1(t)) if debiased else (lambda s, t: s.hsic0(t))
+        for i, s in enumerate(SA):
+            for j, t in enumerate(SB):
+                out[i, j] = h(s, t) / np.sqrt(h(s, s) * h(t, t))
+    else:
+        for i, x in enumerate(A):
+            for j, y in enumerate(B):
+                out[i, j] = minibatch_cka(x, y, batch_size, debiased)
+    return out
+
+
+# ---------------------------------------------------------------- translation (Davari et al.)
+
+def translated(X, moved, direction, c: float) -> np.ndarray:
+    """X with the rows in `moved` translated by c * direction / ||direction||."""
+    X = as_f64(X)
+    v = np.asarray(direction, dtype=np.float64)
+    v = v / np.linalg.norm(v)
+    return X + c * np.outer(np.asarray(moved, dtype=np.float64), v)
+
+
+def translation_cka(X, moved, direction, c: float) -> float:
+    """Brute force: biased linear CKA(X, translated X)."""
+    return linear_cka(X, translated(X, moved, direction, c))
+
+
+def translation_limit(X, moved) -> float:
+    """rho (1 - rho) ||mu_moved - mu_rest||^2 / ||Sigma||_F, Sigma = X_c^T X_c / n."""
+    X = as_f64(X)
+    moved = np.asarray(moved, dtype=bool)
+    n = X.shape[0]
+    rho = moved.mean()
+    delta = X[moved].mean(0) - X[~moved].mean(0)
+    Xc = centring_matrix(n) @ X
+    sigma = Xc.T @ Xc / n
+    return float(rho * (1 - rho) * (delta @ delta) / np.linalg.norm(sigma, "fro"))
+
+
+# ---------------------------------------------------------------- other measures
+
+def _centred(X) -> np.ndarray:
+    X = as_f64(X)
+    return centring_matrix(X.shape[0]) @ X
+
+
+def _orth_basis(Xc: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the column space of Xc (rank-revealing SVD)."""
+    U, s, _ = np.linalg.svd(Xc, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(Xc.shape) * np.finfo(float).eps))
+    return U[:, :rank]
+
+
+def procrustes_angle(X, Y) -> float:
+    """Angular Procrustes distance arccos(||X~^T Y~||_*), X~, Y~ centred, unit Frobenius norm."""
+    Xt, Yt = _centred(X), _centred(Y)
+    Xt /= np.linalg.norm(Xt)
+    Yt /= np.linalg.norm(Yt)
+    nuc = np.linalg.svd(Xt.T @ Yt, compute_uv=False).sum()
+    return float(np.arccos(np.clip(nuc, -1.0, 1.0)))
+
+
+def rdm(X) -> np.ndarray:
+    """1 - Pearson correlation between rows (examples)."""
+    return 1.0 - np.corrcoef(as_f64(X))
+
+
+def rsa(X, Y) -> float:
+    """Spearman correlation of the upper triangles (k=1) of the two RDMs."""
+    n = as_f64(X).shape[0]
+    iu = np.triu_indices(n, k=1)
+    return float(stats.spearmanr(rdm(X)[iu], rdm(Y)[iu])[0])
+
+
+def linear_regression_r2(X, Y) -> float:
+    """Kornblith's R^2_LR = ||Q_X^T Y_c||_F^2 / ||Y_c||_F^2."""
+    Q = _orth_basis(_centred(X))
+    Yc = _centred(Y)
+    return float(np.linalg.norm(Q.T @ Yc) ** 2 / np.linalg.norm(Yc) ** 2)
+
+
+def canonical_correlations(X, Y) -> np.ndarray:
+    """Singular values of Q_X^T Q_Y (Q orthonormal bases of the centred column spaces)."""
+    s = np.linalg.svd(_orth_basis(_centred(X)).T @ _orth_basis(_centred(Y)), compute_uv=False)
+    return np.clip(s, 0.0, 1.0)
+
+
+def mean_cca(X, Y) -> float:
+    return float(canonical_correlations(X, Y).mean())
+
+
+# ---------------------------------------------------------------- data helpers
+
+def random_orthogonal(d: int, rng: np.random.Generator) -> np.ndarray:
+    """Haar-distributed orthogonal matrix (QR of a Gaussian with sign fix)."""
+    Q, R = np.linalg.qr(rng.standard_normal((d, d)))
+    return Q * np.sign(np.diag(R))
+
+
+def whitened_pair(n: int, d: int, rho: float, rng: np.random.Generator):
+    """X, Y (n, d), centred, with X^T X = Y^T Y = I and X^T Y = rho I exactly: every canonical
+    correlation equals rho, linear CKA = R^2_LR = rho^2, Procrustes angle = arccos(rho)."""
+    Z = rng.standard_normal((n, 2 * d))
+    Z -= Z.mean(0)
+    Q, _ = np.linalg.qr(Z)
+    Z1, Z2 = Q[:, :d], Q[:, d:]
+    return Z1, rho * Z1 + np.sqrt(1 - rho**2) * Z2

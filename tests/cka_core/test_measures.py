@@ -1,0 +1,213 @@
+"""similarity() and MEASURES: values against independent references, known exact values, and
+every declared invariance checked on random transformations (hypothesis)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cka_core
+import reference as ref
+from cka_testdata import PROPERTY, PROPERTY_FEW, correlated_pair, seeds
+
+NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
+         "rsa", "linear_regression"]
+INVARIANCES = {"orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation"}
+SYMMETRIC = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "procrustes", "rsa"]
+
+
+def _min_width(name):
+    """RSA's correlation-distance RDM needs >= 3 features per example to be informative
+    (with 1 feature the row correlation is undefined, with 2 it is always +-1)."""
+    return 3 if name == "rsa" else 1
+
+
+def test_registry_contents_and_metadata():
+    assert set(NAMES) <= set(cka_core.MEASURES)
+    for key, info in cka_core.MEASURES.items():
+        assert info.name == key
+        assert isinstance(info.label, str) and info.label
+        assert isinstance(info.description, str) and info.description
+        assert isinstance(info.higher_is_similar, bool)
+        lo, hi = info.value_range
+        assert lo < hi
+        assert isinstance(info.invariances, frozenset) and info.invariances <= INVARIANCES
+    M = cka_core.MEASURES
+    assert M["procrustes"].higher_is_similar is False
+    assert M["procrustes"].value_range == pytest.approx((0.0, math.pi / 2))
+    assert all(M[k].higher_is_similar for k in NAMES if k != "procrustes")
+    # textbook declarations (Kornblith et al. 2019 Table 1; Williams et al. 2021)
+    for k in ("linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes"):
+        assert {"orthogonal", "isotropic_scaling", "translation", "permutation"} <= M[k].invariances
+        assert "invertible_linear" not in M[k].invariances
+    assert INVARIANCES <= M["mean_cca"].invariances
+    assert M["linear_cka"].value_range == (0.0, 1.0)
+
+
+def test_cka_measures_delegate_to_the_cka_functions():
+    X, Y = correlated_pair(np.random.default_rng(0), 40, 6, 4)
+    assert cka_core.similarity(X, Y) == pytest.approx(cka_core.linear_cka(X, Y), abs=1e-12)
+    assert cka_core.similarity(X, Y, "linear_cka") == pytest.approx(ref.linear_cka(X, Y), abs=1e-8)
+    assert cka_core.similarity(X, Y, "linear_cka_debiased") == pytest.approx(
+        ref.linear_cka(X, Y, True), abs=1e-8)
+    assert cka_core.similarity(X, Y, "rbf_cka") == pytest.approx(ref.rbf_cka(X, Y, 1.0), abs=1e-8)
+    assert cka_core.similarity(X, Y, "rbf_cka", sigma=0.4) == pytest.approx(ref.rbf_cka(X, Y, 0.4), abs=1e-8)
+
+
+REFERENCES = {
+    "procrustes": ref.procrustes_angle,
+    "rsa": ref.rsa,
+    "linear_regression": ref.linear_regression_r2,
+    "mean_cca": ref.mean_cca,
+}
+
+
+REF_SHAPES = [(60, 5, 3), (40, 3, 7), (30, 1, 1), (35, 2, 1), (20, 35, 12)]
+
+
+@pytest.mark.parametrize("name,n,dx,dy", [(name, *shape) for name in REFERENCES for shape in REF_SHAPES
+                                          if min(shape[1:]) >= _min_width(name)])
+def test_matches_independent_reference(name, n, dx, dy):
+    X, Y = correlated_pair(np.random.default_rng(n + dx + dy), n, dx, dy)
+    expected = REFERENCES[name](X, Y)
+    assert cka_core.similarity(X, Y, name) == pytest.approx(expected, abs=1e-8)
+
+
+def test_rsa_uses_correlation_distance_rdms():
+    """Contract: RDM = 1 - Pearson correlation between examples (rows). The data make the
+    Euclidean-distance RDM give a visibly different answer, so the convention is pinned down."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 6)) * rng.uniform(0.2, 5, (30, 1)) + rng.uniform(-3, 3, (30, 1))
+    Y = X @ rng.standard_normal((6, 4)) + rng.standard_normal((30, 4))
+    iu = np.triu_indices(30, 1)
+    euclid = lambda Z: np.sqrt(ref.squared_distances(Z))
+    from scipy.stats import spearmanr
+    euclidean_rsa = spearmanr(euclid(X)[iu], euclid(Y)[iu])[0]
+    expected = ref.rsa(X, Y)
+    assert abs(euclidean_rsa - expected) > 0.05
+    assert cka_core.similarity(X, Y, "rsa") == pytest.approx(expected, abs=1e-8)
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.8])
+def test_known_values_on_a_whitened_pair(rho):
+    """X, Y with X^T X = Y^T Y = I, X^T Y = rho I: all canonical correlations are rho."""
+    X, Y = ref.whitened_pair(80, 5, rho, np.random.default_rng(4))
+    expected = {"mean_cca": rho, "svcca": rho, "pwcca": rho, "procrustes": math.acos(rho),
+                "linear_regression": rho**2, "linear_cka": rho**2}
+    for name, value in expected.items():
+        assert cka_core.similarity(X, Y, name) == pytest.approx(value, abs=1e-8), name
+
+
+def test_svcca_keeps_99_percent_of_variance():
+    """Three strong directions plus five of negligible variance: SVCCA = mean CCA of the top-3
+    projections, which differs from mean CCA of the full data."""
+    rng = np.random.default_rng(5)
+    n = 100
+    strong = rng.standard_normal((n, 3)) * [3.0, 2.0, 1.5]
+    X = np.hstack([strong, 1e-3 * rng.standard_normal((n, 5))]) @ ref.random_orthogonal(8, rng)
+    Ystrong = strong @ rng.standard_normal((3, 3)) + 0.5 * rng.standard_normal((n, 3))
+    Y = np.hstack([Ystrong, 1e-3 * rng.standard_normal((n, 4))]) @ ref.random_orthogonal(7, rng)
+
+    def top(Z, k):
+        Zc = Z - Z.mean(0)
+        U, s, _ = np.linalg.svd(Zc, full_matrices=False)
+        return U[:, :k] * s[:k]
+
+    expected = ref.mean_cca(top(X, 3), top(Y, 3))
+    assert abs(expected - ref.mean_cca(X, Y)) > 0.05
+    assert cka_core.similarity(X, Y, "svcca") == pytest.approx(expected, abs=1e-6)
+
+
+# ----------------------------------------------------------------- invariances (hypothesis)
+
+def _transform(kind, Z, rng):
+    d = Z.shape[1]
+    if kind == "orthogonal":
+        return Z @ ref.random_orthogonal(d, rng)
+    if kind == "isotropic_scaling":
+        return Z * float(rng.choice([1e-2, 0.3, 7.0, 250.0]))
+    if kind == "invertible_linear":      # condition number <= 10
+        M = ref.random_orthogonal(d, rng) * rng.uniform(0.3, 3.0, d) @ ref.random_orthogonal(d, rng)
+        return Z @ M
+    if kind == "translation":
+        return Z + rng.uniform(-20, 20, d)
+    if kind == "permutation":
+        return Z[:, rng.permutation(d)]
+    raise AssertionError(kind)
+
+
+# One case per (measure, invariance it declares): the list is read from the registry, so a
+# declaration added later is tested automatically.
+DECLARED = [(name, inv) for name in NAMES if name in cka_core.MEASURES
+            for inv in sorted(cka_core.MEASURES[name].invariances)]
+
+
+
+@pytest.mark.parametrize("name,invariance", DECLARED)
+@PROPERTY_FEW
+@given(seed=seeds, side=st.sampled_from(["X", "Y", "both"]))
+def test_property_declared_invariances_hold(name, invariance, seed, side):
+    """Every invariance a measure declares holds, whichever argument the map is applied to
+    (a map applied to either argument leaves the value unchanged)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(25, 50))
+    w = max(2, _min_width(name))
+    X, Y = correlated_pair(rng, n, int(rng.integers(w, 7)), int(rng.integers(w, 7)))
+    base = cka_core.similarity(X, Y, name)
+    Xt = _transform(invariance, X, rng) if side in ("X", "both") else X
+    Yt = _transform(invariance, Y, rng) if side in ("Y", "both") else Y
+    assert cka_core.similarity(Xt, Yt, name) == pytest.approx(base, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes"])
+def test_invertible_linear_is_visibly_not_an_invariance(name):
+    rng = np.random.default_rng(6)
+    X, Y = correlated_pair(rng, 200, 6, 6)
+    M = ref.random_orthogonal(6, rng) * np.array([10.0, 5, 1, 1, 0.3, 0.1]) @ ref.random_orthogonal(6, rng)
+    assert abs(cka_core.similarity(X @ M, Y, name) - cka_core.similarity(X, Y, name)) > 0.01
+
+
+@pytest.mark.parametrize("name", NAMES)
+@PROPERTY_FEW
+@given(seed=seeds, wide=st.booleans())
+def test_property_range_and_self_similarity(name, seed, wide):
+    info = cka_core.MEASURES[name]
+    lo, hi = info.value_range
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(12, 40))
+    w = _min_width(name)
+    d = int(rng.integers(n + 1, 2 * n)) if wide else int(rng.integers(w, 6))
+    X, Y = correlated_pair(rng, n, d, int(rng.integers(w, 6)), noise=3.0)
+    v = cka_core.similarity(X, Y, name)
+    assert isinstance(v, float) and np.isfinite(v)
+    assert lo - 1e-9 <= v <= hi + 1e-9
+    best = hi if info.higher_is_similar else lo
+    assert cka_core.similarity(Y, Y, name) == pytest.approx(best, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", SYMMETRIC)
+@PROPERTY_FEW
+@given(seed=seeds)
+def test_property_symmetric_measures(name, seed):
+    rng = np.random.default_rng(seed)
+    w = _min_width(name)
+    X, Y = correlated_pair(rng, int(rng.integers(20, 50)), int(rng.integers(w, 6)), int(rng.integers(w, 6)))
+    assert cka_core.similarity(X, Y, name) == pytest.approx(cka_core.similarity(Y, X, name), abs=1e-8)
+
+
+def test_independent_data_are_less_similar_than_related_data():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((150, 5))
+    related = X @ rng.standard_normal((5, 4)) + 0.3 * rng.standard_normal((150, 4))
+    unrelated = rng.standard_normal((150, 4))
+    for name in NAMES:
+        a = cka_core.similarity(X, related, name)
+        b = cka_core.similarity(X, unrelated, name)
+        assert (a > b) if cka_core.MEASURES[name].higher_is_similar else (a < b), name
+
+
+def test_unknown_measure_is_a_clear_error():
+    X, Y = correlated_pair(np.random.default_rng(8), 20, 3, 3)
+    with pytest.raises(ValueError, match="linear_cka"):
+        cka_core.similarity(X, Y, "cosine_of_vibes")

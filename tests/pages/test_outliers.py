@@ -1,0 +1,77 @@
+"""Outliers page: every control moves what the theory says it moves."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sample_models
+from cka_core import capture, linear_cka, translation_cka_limit
+
+from .apptest import metric, open_page, rerun
+
+PAGE = "pages/outliers.py"
+
+
+@pytest.fixture(scope="module")
+def at():
+    return open_page(PAGE)
+
+
+def test_cka_falls_as_c_grows_along_a_random_direction(at):
+    values = []
+    for log_c in (-1.0, 0.5, 1.0, 1.5, 2.5):
+        at.slider(key="out_log_c").set_value(log_c)
+        values.append(metric(rerun(at), "Linear CKA"))
+    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert values[0] > 0.999 and values[-1] < 0.05
+
+
+def test_limit_metric_is_the_theorem_value(at):
+    rerun(at.radio(key="out_what").set_value("Random fraction"))
+    at.slider(key="out_fraction").set_value(0.2)
+    at.slider(key="out_log_c").set_value(4.0)
+    rerun(at)
+    shown_limit = metric(at, "Limit as c")
+    assert abs(metric(at, "Linear CKA") - shown_limit) < 5e-3
+    model = sample_models.load("mlp_seed0")
+    X = capture(model, sample_models.digits().X_test, ["hidden3"])["hidden3"]
+    mask = np.zeros(X.shape[0], bool)
+    mask[np.random.default_rng(0).choice(X.shape[0], size=round(0.2 * X.shape[0]), replace=False)] = True
+    assert abs(translation_cka_limit(X, mask) - shown_limit) < 1e-4
+
+
+def test_null_space_translation_keeps_the_network_exactly(at):
+    at.radio(key="out_what").set_value("Random fraction")
+    at.selectbox(key="out_direction").set_value("Null space of the next layer")
+    accuracies, ckas = [], []
+    for log_c in (0.0, 2.0, 4.0):
+        at.slider(key="out_log_c").set_value(log_c)
+        rerun(at)
+        accuracies.append(metric(at, "Network accuracy"))
+        ckas.append(metric(at, "Linear CKA"))
+    assert len(set(accuracies)) == 1
+    assert ckas[-1] < 0.2 < 0.9 < ckas[0]
+
+
+def test_decision_orthogonal_direction_keeps_the_probe(at):
+    rerun(at.radio(key="out_what").set_value("One class"))
+    at.selectbox(key="out_class").set_value(3)
+    at.selectbox(key="out_direction").set_value("Orthogonal to the decision normals")
+    at.slider(key="out_log_c").set_value(-2.0)
+    base = metric(rerun(at), "Linear probe accuracy")
+    at.slider(key="out_log_c").set_value(4.0)
+    rerun(at)
+    assert metric(at, "Linear probe accuracy") == base
+    assert metric(at, "Linear CKA") < 0.5
+
+
+def test_deep_link_restores_the_controls():
+    at = open_page(PAGE, {"out_what": "Random fraction", "out_fraction": "0.3", "out_log_c": "1.5"})
+    assert at.radio(key="out_what").value == "Random fraction"
+    assert at.slider(key="out_fraction").value == pytest.approx(0.3)
+    assert at.slider(key="out_log_c").value == pytest.approx(1.5)
+
+
+def test_pca_view_has_the_moved_points(at):
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 2

@@ -1,0 +1,199 @@
+"""Cached computations of the function-preserving-edits page.
+
+Everything is keyed on small descriptors (model name, precision, edit parameters) and bounded.
+The networks here are private copies (``sample_models.load`` builds a fresh module; the edits
+deep-copy it again), so no shared module is ever edited or gets hooks attached. Results are
+small (a few 6x6 maps and scalars), so a cache hit costs microseconds.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from torch import nn
+
+import sample_models
+from cka_core import capture, cka_matrix, edits
+from cka_core.directions import moved_random_fraction
+
+from . import figures
+
+#: The zoo's ReLU MLPs, the networks these edits apply to.
+RELU_MODELS = ("mlp_deep", "mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide")
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+EDITS = {
+    "rescale": "Rescale neurons across the ReLU",
+    "translate": "Translate in the next layer's null space",
+    "invertible": "Invertible map, inverse in the next layer",
+}
+#: Relative logit change (to the largest |logit|) above which the edit is no longer exact in
+#: practice: float32 carries about 7 digits, and ill-conditioned edits amplify its roundoff.
+RELATIVE_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The unedited network on the digits test split, in one precision."""
+
+    names: tuple[str, ...]
+    layers: dict[str, np.ndarray]     # read-only (n, d) float arrays
+    logits: np.ndarray
+    accuracy: float
+    map: np.ndarray
+    typical_distance: dict[str, float]  # RMS distance of an example from the mean, per layer
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """What the page shows about one edit (small: cached with st.cache_data)."""
+
+    layer: str
+    names: tuple[str, ...]
+    map_before: np.ndarray
+    map_after: np.ndarray
+    per_layer: np.ndarray            # linear CKA(original layer, edited layer) for every layer
+    cka_layer: float                 # the same for the edited layer
+    max_logit_change: float
+    max_logit: float
+    accuracy_before: float
+    accuracy_after: float
+    predictions_changed: int
+    n: int
+    detail: str                      # one line describing the edit's parameters
+    note: str | None = None          # something the reader should know (e.g. a dead neuron)
+
+    @property
+    def relative_change(self) -> float:
+        return self.max_logit_change / max(self.max_logit, 1e-30)
+
+
+def layer_width(name: str, layer: str) -> int:
+    """Number of units of ``layer`` (the input width of the Linear that reads it)."""
+    net = network(name, "float64")
+    return edits.linear_chain(net, layer).width(net)
+
+
+def hidden_layers(name: str) -> list[str]:
+    return [layer for layer in sample_models.layer_names(name) if layer != "logits"]
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading the network…")
+def network(name: str, precision: str) -> nn.Module:
+    """A private copy of zoo model ``name`` in ``precision``, shared by the sessions of this page
+    and never edited (every edit deep-copies it)."""
+    return sample_models.load(name).to(PRECISIONS[precision])
+
+
+def _inputs(precision: str) -> np.ndarray:
+    return np.asarray(sample_models.digits().X_test, dtype=np.dtype(precision))
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+@st.cache_resource(max_entries=12, show_spinner="Capturing the network's layers…")
+def baseline(name: str, precision: str) -> Baseline:
+    """Every layer of the unedited network on the test digits, its logits, accuracy and CKA map."""
+    net = network(name, precision)
+    names = tuple(sample_models.layer_names(name))
+    # capture works on a private copy: no hooks are ever attached to the shared module.
+    layers = {k: _readonly(v.reshape(v.shape[0], -1)) for k, v in capture(copy.deepcopy(net), _inputs(precision), names).items()}
+    logits = layers["logits"]
+    typical = {k: float(np.sqrt(np.mean(np.sum((v - v.mean(axis=0)) ** 2, axis=1)))) for k, v in layers.items()}
+    return Baseline(names, layers, logits, sample_models.accuracy(logits, sample_models.digits().y_test),
+                    _readonly(cka_matrix(layers)), typical)
+
+
+def _result(base: Baseline, layer: str, edited: dict[str, np.ndarray], detail: str, note: str | None = None) -> EditResult:
+    edited = {k: np.asarray(v).reshape(v.shape[0], -1) for k, v in edited.items()}
+    y = sample_models.digits().y_test
+    before, after = base.logits, edited["logits"]
+    cross = cka_matrix(base.layers, edited)
+    per_layer = np.clip(np.diag(cross), 0.0, 1.0)
+    return EditResult(
+        layer=layer, names=base.names, map_before=np.asarray(base.map), map_after=cka_matrix(edited),
+        per_layer=per_layer, cka_layer=float(per_layer[base.names.index(layer)]),
+        max_logit_change=float(np.max(np.abs(after.astype(np.float64) - before.astype(np.float64)))),
+        max_logit=float(np.max(np.abs(before))), accuracy_before=base.accuracy,
+        accuracy_after=sample_models.accuracy(after, y),
+        predictions_changed=int(np.sum(np.argmax(after, axis=1) != np.argmax(before, axis=1))),
+        n=int(before.shape[0]), detail=detail, note=note,
+    )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def rescale(name: str, precision: str, layer: str, mode: str, spread: float, seed: int, neuron: int,
+            k: float) -> EditResult:
+    """Edit (1): d_i = exp(spread * g_i) (mode "spread") or neuron ``neuron`` times k (mode "one")."""
+    base, net = baseline(name, precision), network(name, precision)
+    width = edits.linear_chain(net, layer).width(net)
+    if mode == "spread":
+        scales = edits.spread_scales(width, spread, seed)
+        detail = f"d = exp({spread:g} · g), g ~ N(0, 1) seed {seed}: scales from {scales.min():.3g} to {scales.max():.3g}"
+        note = None
+    else:
+        scales = edits.one_neuron_scales(width, neuron, k)
+        detail = f"neuron {neuron} of {layer} × {k:.3g}, the other {width - 1} unchanged"
+        column = base.layers[layer][:, neuron]
+        note = None
+        if not np.any(column):
+            note = (f"Neuron {neuron} of {layer} is never active on the test digits (a dead ReLU): scaling it "
+                    "changes nothing. Pick another neuron.")
+        elif np.ptp(column) == 0:
+            note = f"Neuron {neuron} of {layer} is constant on the test digits: centring removes it, so CKA ignores it."
+    edited_net = edits.rescale_neurons(net, layer, scales)
+    return _result(base, layer, capture(edited_net, _inputs(precision), base.names), detail, note)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def invertible(name: str, precision: str, layer: str, condition: float, seed: int) -> EditResult:
+    """Edit (3): H -> H M with cond(M) = ``condition``, next layer W -> W M^{-T}."""
+    base, net = baseline(name, precision), network(name, precision)
+    width = edits.linear_chain(net, layer).width(net)
+    M = edits.random_invertible_map(width, condition, seed)
+    edited_net, _ = edits.invertible_map_edit(net, layer, M)
+    detail = (f"M = U diag(s) Vᵀ, {width}×{width}, condition number κ = {condition:.3g}, seed {seed}"
+              + (" (orthogonal: CKA is invariant to it)" if condition == 1 else ""))
+    return _result(base, layer, capture(edited_net, _inputs(precision), base.names), detail)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def has_null_space(name: str, layer: str) -> bool:
+    """Whether the Linear reading ``layer`` has a null space (some v != 0 with W v = 0)."""
+    return edits.has_null_space(network(name, "float64"), layer)
+
+
+def reader_shape(name: str, layer: str) -> tuple[int, int]:
+    net = network(name, "float64")
+    reader = net.get_submodule(edits.linear_chain(net, layer).reader)
+    return reader.out_features, reader.in_features
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def translate(name: str, precision: str, layer: str, fraction: float, c: float, seed: int) -> EditResult:
+    """Edit (2): a random fraction of the examples moves by c typical distances along v, W_next v = 0."""
+    base, net = baseline(name, precision), network(name, precision)
+    H = base.layers[layer]
+    moved = moved_random_fraction(H.shape[0], fraction, seed)
+    distance = c * base.typical_distance[layer]
+    H_edited, _ = edits.null_space_translation(net, layer, H, moved, distance, seed)
+    layers = edits.capture_edited(net, _inputs(precision), base.names, {layer: H_edited})
+    detail = (f"{int(moved.sum())} of {H.shape[0]} examples move by c = {c:.3g} typical distances "
+              f"({distance:.3g}) along a unit v with W v = 0, seed {seed}")
+    return _result(base, layer, layers, detail)
+
+
+def difference_heatmap(diff: np.ndarray, names: list[str], *, title: str) -> go.Figure:
+    """After − before, on a diverging scale centred at 0 (red: CKA fell, blue: CKA rose)."""
+    reach = max(float(np.max(np.abs(diff))), 1e-3)
+    fig = figures.heatmap(diff, names, names, title=title, z_range=(-reach, reach), colour_title="Δ CKA",
+                          text_format="+.2f")
+    fig.update_traces(colorscale="RdBu", zmid=0.0)
+    return fig

@@ -1,0 +1,158 @@
+"""Cached computations of the Invariances page: every measure between X and T(X).
+
+Keyed on the representation's key and small scalars (the arrays are passed with a leading
+underscore, not hashed). Results are small dicts of floats and short arrays, never T(X) itself.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from cka_core import MEASURES, RepresentationError, similarity
+from cka_core import transforms
+
+from . import data
+
+MAX_ROWS = 500  # the O(n^2) measures (RBF CKA, RSA) stay fast
+MAX_FEATURES = 1024  # the dense d x d maps (orthogonal, invertible) stay fast
+INVARIANCE_TOL = 1e-6  # a declared invariance that moves more than this is a bug
+
+# The fixed, moderate strengths of the measure x transformation table (seed 0 throughout).
+TABLE_STRENGTHS = {
+    "orthogonal": None,
+    "isotropic": 10.0,
+    "anisotropic": 1.0,
+    "one_feature": 10.0,
+    "invertible": 100.0,
+    "permutation": None,
+    "translation": 10.0,
+    "noise": 0.3,
+    "top_k": "d/4",
+}
+TABLE_SEED = 0
+
+
+def table_strength(name: str, d: int) -> float | None:
+    """The table's strength for ``name`` on a representation with d features."""
+    value = TABLE_STRENGTHS[name]
+    if value == "d/4":
+        return float(max(1, d // 4))
+    return value
+
+
+def strength_text(name: str, strength: float | None) -> str:
+    info = transforms.TRANSFORMATIONS[name]
+    if info.strength is None:
+        return "random, seed 0"
+    if name == "top_k":
+        return f"k = {int(strength)}"
+    return f"{info.strength.split()[-1]} = {strength:g}"
+
+
+def _evenly_spaced(n: int, limit: int) -> np.ndarray:
+    """Deterministic subsample: ``limit`` indices spread evenly over 0..n-1 (first and last kept)."""
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+@st.cache_resource(max_entries=16)
+def working_matrix(rep_key: str, _rep: data.Representation) -> tuple[np.ndarray, str | None]:
+    """The representation the page works on: at most MAX_ROWS rows and MAX_FEATURES features, evenly
+    spaced (so wide or long uploads stay fast), read-only; plus a note saying what was kept."""
+    X = _rep.X
+    n, d = X.shape
+    notes = []
+    if n > MAX_ROWS:
+        X = X[_evenly_spaced(n, MAX_ROWS)]
+        notes.append(f"{X.shape[0]} of the {n} examples")
+    if d > MAX_FEATURES:
+        X = X[:, _evenly_spaced(d, MAX_FEATURES)]
+        notes.append(f"{X.shape[1]} of the {d} features")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    X.setflags(write=False)
+    note = None
+    if notes:
+        note = (f"To keep every slider fast, this page uses {' and '.join(notes)} (evenly spaced, the same every "
+                "time); every measure compares this subset with its own transformation.")
+    return X, note
+
+
+def _all_measures(X: np.ndarray, Y: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
+    values, errors = {}, {}
+    for name in MEASURES:
+        try:
+            values[name] = similarity(X, Y, name)
+        except RepresentationError as error:
+            errors[name] = str(error)
+    return values, errors
+
+
+@st.cache_data(max_entries=32)
+def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
+    """m(X, X) for every measure (the reference each movement is measured from), and any errors."""
+    return _all_measures(_X, _X)
+
+
+def movement(name: str, value: float, reference: float) -> float:
+    """|m(X, T(X)) - m(X, X)| as a fraction of the measure's range."""
+    low, high = MEASURES[name].value_range
+    return abs(value - reference) / (high - low)
+
+
+def variance_shares(X: np.ndarray, top: int = 40) -> np.ndarray:
+    """Share of the total variance carried by each of the ``top`` leading principal components."""
+    lambdas, _ = transforms.principal_spectrum(X)
+    total = lambdas.sum()
+    return (lambdas / total)[:top] if total > 0 else np.zeros(min(top, lambdas.size))
+
+
+@st.cache_data(max_entries=256)
+def panel(rep_key: str, _X: np.ndarray, name: str, strength: float | None, seed: int) -> dict:
+    """Every measure between X and T(X) for one transformation, strength and seed, with the
+    variance spectra of both and (for PC deletion) the exact prediction of linear CKA."""
+    Y = transforms.transform(_X, name, strength, seed)
+    values, errors = _all_measures(_X, Y)
+    result = {"values": values, "errors": errors, "shares_x": variance_shares(_X), "shares_y": variance_shares(Y)}
+    if name == "top_k":
+        lambdas, _ = transforms.principal_spectrum(_X)
+        result["prediction"] = transforms.top_k_cka(lambdas, int(strength))
+    return result
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the measure × transformation table…")
+def table(rep_key: str, _X: np.ndarray) -> dict:
+    """The measure x transformation table at the fixed strengths of TABLE_STRENGTHS.
+
+    movement[i, j]: |m_i(X, T_j(X)) - m_i(X, X)| / range of m_i; declared[i, j]: measure i declares an
+    invariance class that contains T_j; violation[i, j]: declared and moved more than INVARIANCE_TOL
+    (raw difference). Cells whose measure failed hold NaN (their message is in ``errors``).
+    """
+    measures, names = list(MEASURES), list(transforms.TRANSFORMATIONS)
+    reference, ref_errors = identity_values(rep_key, _X)
+    shape = (len(measures), len(names))
+    values, moved = np.full(shape, np.nan), np.full(shape, np.nan)
+    declared = np.zeros(shape, dtype=bool)
+    violation = np.zeros(shape, dtype=bool)
+    errors: dict[str, str] = dict(ref_errors)
+    d = _X.shape[1]
+    for j, t in enumerate(names):
+        Y = transforms.transform(_X, t, table_strength(t, d), TABLE_SEED)
+        for i, m in enumerate(measures):
+            declared[i, j] = transforms.declared_invariant(MEASURES[m].invariances, t)
+            if m in errors:
+                continue
+            try:
+                values[i, j] = similarity(_X, Y, m)
+            except RepresentationError as error:
+                errors[m] = str(error)
+                continue
+            moved[i, j] = movement(m, values[i, j], reference[m])
+            violation[i, j] = declared[i, j] and abs(values[i, j] - reference[m]) > INVARIANCE_TOL
+    return {"measures": measures, "transformations": names, "values": values, "movement": moved,
+            "declared": declared, "violation": violation, "reference": reference, "errors": errors,
+            "strengths": {t: strength_text(t, table_strength(t, d)) for t in names}}
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,206 @@
+"""Cached helpers and figures of the Separability page (Davari et al. Cor. 4).
+
+Arrays are passed with a leading underscore (not hashed); the representation's key and small
+parameters identify them, as in :mod:`ui.compute`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+import sample_models
+from cka_core import separability
+from cka_core.translation import translation_cka_limit
+
+from . import compute, data, figures
+
+DIRECTIONS = {
+    "orthogonal": "Orthogonal to every decision normal",
+    "orthant": "Orthogonal and non-negative (stays ≥ 0)",
+    "random": "Random (for contrast)",
+}
+CONTRAST = {"orthogonal": "random", "orthant": "random", "random": "orthogonal"}
+GRID = np.logspace(-2, 4, 241)          # c in units of the RMS distance from the mean
+NETWORK_GRID = np.logspace(-2, 4, 37)   # coarser: one forward pass per value
+
+
+@st.cache_data(max_entries=128)
+def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> np.ndarray:
+    """Unit translation direction: a random one, or one orthogonal to every probe normal."""
+    if kind == "random":
+        return compute.direction(rep_key, _rep, "random", seed)
+    if kind == "orthogonal":
+        return compute.direction(rep_key, _rep, "probe_orthogonal", seed)
+    if kind == "orthant":
+        return separability.orthant_null_direction(normals(rep_key, _rep), seed, what="the linear probe")
+    raise ValueError(f"unknown direction {kind!r}")
+
+
+@st.cache_data(max_entries=64)
+def normals(rep_key: str, _rep: data.Representation) -> np.ndarray:
+    """The probe's class normals in the original feature space, (classes, d)."""
+    return compute.decision_normals(compute.probe(rep_key, _rep))
+
+
+@st.cache_data(max_entries=64)
+def base_scores(rep_key: str, _rep: data.Representation) -> np.ndarray:
+    """The probe's class scores on the original (test) representation, (n, classes)."""
+    return compute.probe(rep_key, _rep).decision_function(_rep.X)
+
+
+@st.cache_data(max_entries=64)
+def rms_scale(rep_key: str, _X: np.ndarray) -> float:
+    """Root-mean-square distance of an example from the mean: the unit of c."""
+    return float(np.sqrt(np.mean(np.sum((_X - _X.mean(axis=0)) ** 2, axis=1))))
+
+
+@st.cache_data(max_entries=128)
+def probe_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, seed: int, scale: float) -> np.ndarray:
+    """Probe accuracy over GRID when class ``cls`` moves along the direction (exact: scores are affine in c)."""
+    fitted = compute.probe(rep_key, _rep)
+    v = direction(rep_key, _rep, kind, seed)
+    shift = normals(rep_key, _rep) @ v
+    return separability.translated_accuracy(base_scores(rep_key, _rep), _rep.y, fitted.classes_,
+                                            _rep.y == cls, shift, GRID * scale)
+
+
+def network_supported(rep: data.Representation) -> bool:
+    """Whether the network can continue from this layer (RNNs only from the final state)."""
+    return rep.has_model and rep.layer in sample_models.run_from_layers(data.model(rep.model_name))
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the network on the moved representation…")
+def network_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, seed: int, scale: float) -> np.ndarray:
+    """The network's own accuracy over NETWORK_GRID when it continues from the moved representation."""
+    v = direction(rep_key, _rep, kind, seed)
+    mask = (_rep.y == cls).astype(np.float64)
+    return np.array([compute.accuracy_from(_rep, _rep.X + np.outer(mask * (c * scale), v)) for c in NETWORK_GRID])
+
+
+@st.cache_data(max_entries=64)
+def view_axes(rep_key: str, _rep: data.Representation, cls: int, kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and an orthonormal 2-D basis (d, 2): the moved class's decision normal, then v
+    (with its component along the normal removed; none is left for an orthogonal v)."""
+    fitted = compute.probe(rep_key, _rep)
+    W = normals(rep_key, _rep)
+    column = int(np.flatnonzero(fitted.classes_ == cls)[0])
+    u = W[column]
+    if not np.linalg.norm(u) > 0:
+        u = np.zeros(W.shape[1])
+        u[0] = 1.0
+    u = u / np.linalg.norm(u)
+    v = direction(rep_key, _rep, kind, seed)
+    second = v - (u @ v) * u
+    if not np.linalg.norm(second) > 1e-12:
+        second = np.roll(u, 1)
+        second -= (u @ second) * u
+    second = second / np.linalg.norm(second)
+    return _rep.X.mean(axis=0), np.stack([u, second], axis=1)
+
+
+def curves_figure(grid: np.ndarray, cka: dict[str, np.ndarray], accuracy: dict[str, tuple[np.ndarray, np.ndarray]],
+                  *, c: float, cka_now: float, limit: float, title: str) -> go.Figure:
+    """CKA (top) and accuracy (bottom) against c on a shared log axis.
+
+    ``cka`` maps a legend name to a curve over ``grid``; ``accuracy`` maps a legend name to its
+    own (x, y) (the network's curve is coarser). The first entry of each is the chosen direction
+    (solid), later ones are for contrast (dashed, then dotted). Built in one constructor call:
+    incremental plotly edits (make_subplots, add_hline) cost several times more per rerun.
+    """
+    styles = [dict(dash="solid", width=2.5), dict(dash="dash", width=1.8), dict(dash="dot", width=2.2)]
+    cka_colours = [figures.COLOURS["linear_cka"], figures.COLOURS["original"]]
+    acc_colours = [figures.COLOURS["probe"], figures.COLOURS["original"], figures.COLOURS["accuracy"]]
+    data = []
+    for i, (name, y) in enumerate(cka.items()):
+        data.append(dict(type="scatter", x=grid, y=y, mode="lines", name=name, xaxis="x", yaxis="y",
+                         line=dict(color=cka_colours[min(i, 1)], **styles[min(i, 2)]),
+                         hovertemplate=f"c=%{{x:.3g}}<br>{name}: %{{y:.4f}}<extra></extra>"))
+    data.append(dict(type="scatter", x=[c], y=[cka_now], mode="markers", name="now", showlegend=False,
+                     xaxis="x", yaxis="y", marker=dict(color=figures.COLOURS["current"], size=12),
+                     hovertemplate="c=%{x:.3g}<br>CKA now: %{y:.4f}<extra></extra>"))
+    for i, (name, (x, y)) in enumerate(accuracy.items()):
+        data.append(dict(type="scatter", x=x, y=y, mode="lines", name=name, xaxis="x2", yaxis="y2",
+                         line=dict(color=acc_colours[min(i, 2)], **styles[min(i, 2)]),
+                         hovertemplate=f"c=%{{x:.3g}}<br>{name}: %{{y:.1%}}<extra></extra>"))
+    current = dict(color=figures.COLOURS["current"], width=1, dash="dot")
+    shapes = [
+        dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=limit, y1=limit,
+             line=dict(color=figures.COLOURS["limit"], dash="dash")),
+        dict(type="line", xref="x", x0=c, x1=c, yref="y domain", y0=0, y1=1, line=current),
+        dict(type="line", xref="x2", x0=c, x1=c, yref="y2 domain", y0=0, y1=1, line=current),
+    ]
+    annotations = [
+        dict(text=f"limit c → ∞ = {limit:.3f}", xref="x domain", x=0.01, yref="y", y=limit, yanchor="bottom",
+             xanchor="left", showarrow=False, font=dict(color=figures.COLOURS["limit"])),
+        dict(text="Linear CKA(X, X moved)", xref="paper", x=0.5, yref="paper", y=1.0, yanchor="bottom",
+             showarrow=False, font=dict(size=13)),
+        dict(text="Accuracy on the moved representation", xref="paper", x=0.5, yref="paper", y=0.42,
+             yanchor="bottom", showarrow=False, font=dict(size=13)),
+    ]
+    layout = dict(
+        figures.LAYOUT,
+        height=580,
+        title=dict(text=title, y=0.98, yanchor="top"),
+        margin=dict(l=60, r=20, t=70, b=60),
+        xaxis=dict(type="log", anchor="y", showticklabels=False, domain=[0, 1]),
+        xaxis2=dict(type="log", anchor="y2", matches="x", domain=[0, 1],
+                    title=dict(text="c (distance, in units of the RMS distance from the mean)")),
+        yaxis=dict(domain=[0.5, 0.99], range=[0, 1.05], title=dict(text="CKA")),
+        yaxis2=dict(domain=[0.0, 0.41], range=[0, 1.05], tickformat=".0%", title=dict(text="accuracy")),
+        shapes=shapes,
+        annotations=annotations,
+        legend=dict(orientation="h", yanchor="top", y=-0.16, xanchor="left", x=0),
+    )
+    return go.Figure(data=data, layout=layout)
+
+
+def view_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray, moved: np.ndarray, *, title: str,
+                axis_titles: tuple[str, str]) -> go.Figure:
+    """Before / after panels of the 2-D view, one trace per class, the moved class outlined; the
+    after panel also shows where the moved class started (faint crosses). One constructor call."""
+    groups = np.unique(labels)
+    data = []
+    for col, points in ((1, before), (2, after)):
+        axes = dict(xaxis="x", yaxis="y") if col == 1 else dict(xaxis="x2", yaxis="y2")
+        if col == 2:
+            data.append(dict(type="scattergl", x=before[moved, 0], y=before[moved, 1], mode="markers",
+                             name="moved class, before", showlegend=True, hoverinfo="skip", **axes,
+                             marker=dict(symbol="x-thin", size=7, color="rgba(0,0,0,0.25)",
+                                         line=dict(width=1, color="rgba(0,0,0,0.25)"))))
+        for g in groups:
+            idx = np.flatnonzero(labels == g)
+            data.append(dict(
+                type="scattergl", x=points[idx, 0], y=points[idx, 1], mode="markers", name=f"class {g}",
+                legendgroup=str(g), showlegend=col == 1, **axes,
+                marker=dict(size=np.where(moved[idx], 8, 5), color=figures.CLASS_COLOURS[int(g) % 10],
+                            line=dict(width=np.where(moved[idx], 1.2, 0), color="black")),
+                customdata=idx, hovertemplate="example %{customdata}<br>(%{x:.3g}, %{y:.3g})<extra></extra>",
+            ))
+    subtitle = dict(xref="paper", yref="paper", y=1.0, yanchor="bottom", showarrow=False, font=dict(size=13))
+    layout = dict(
+        figures.LAYOUT,
+        height=430,
+        title=title,
+        margin=dict(l=60, r=20, t=70, b=50),
+        xaxis=dict(domain=[0, 0.46], anchor="y", title=dict(text=axis_titles[0])),
+        yaxis=dict(anchor="x", title=dict(text=axis_titles[1])),
+        xaxis2=dict(domain=[0.54, 1], anchor="y2", title=dict(text=axis_titles[0])),
+        yaxis2=dict(anchor="x2", title=dict(text=axis_titles[1])),
+        annotations=[dict(text="before", x=0.23, **subtitle), dict(text="after", x=0.77, **subtitle)],
+    )
+    return go.Figure(data=data, layout=layout)
+
+
+@st.cache_data(max_entries=128)
+def limit(rep_key: str, _X: np.ndarray, cls: int, _mask: np.ndarray) -> float:
+    """CKA as c -> infinity when class ``cls`` moves (any direction): rho(1-rho)||mu_k - mu_rest||^2/||Sigma||_F."""
+    return translation_cka_limit(_X, _mask)
+
+
+def delta(change: float, *, digits: int, unit: str = "") -> dict:
+    """st.metric delta arguments: grey and arrow-less when the change rounds to zero."""
+    rounded = round(change, digits) + 0.0          # + 0.0 turns -0.0 into 0.0
+    if rounded == 0:
+        return dict(delta=f"±{0:.{digits}f}{unit} (unchanged)", delta_color="off", delta_arrow="off")
+    return dict(delta=f"{rounded:+.{digits}f}{unit}")
