@@ -27,13 +27,35 @@ ignores, or rescaling neurons can take CKA from 1 to nearly 0 — and that a net
 any target CKA map with its accuracy intact. Each page of this tool lets you do that yourself.
 """
 )
+st.subheader("The map of pitfalls")
+PITFALLS = [
+    ("pages/outliers.py", "Outliers", ":material/scatter_plot:",
+     "Translating one point — or a subset — far enough drives CKA to a limit near 0, whatever the direction, "
+     "even one the network cannot see (Davari et al. Thm 1, Cor. 3)."),
+    ("pages/invariances.py", "Invariances", ":material/sync_alt:",
+     "CKA ignores rotations and isotropic scaling, but not per-feature scaling or invertible linear maps; "
+     "CCA ignores all of them. Which measure moves under which transformation?"),
+    ("pages/separability.py", "Separability", ":material/call_split:",
+     "Move a class along a direction every decision boundary ignores: the classifier is untouched, CKA "
+     "collapses (Davari et al. Cor. 4)."),
+    ("pages/function_preserving.py", "Function-preserving edits", ":material/tune:",
+     "Rescale neurons across a ReLU, or translate in the next layer's null space: the network computes "
+     "exactly the same function, yet its layer-by-layer CKA map changes."),
+]
+for row_start in range(0, len(PITFALLS), 2):
+    for column, (path, title, icon, text) in zip(st.columns(2), PITFALLS[row_start : row_start + 2]):
+        with column.container(border=True):
+            st.page_link(path, label=title, icon=icon)
+            st.caption(text)
+
 st.subheader("Try this in 30 seconds")
 st.markdown(
     """
-1. Open **Outliers** (left). The sidebar already holds a trained MLP's hidden layer on handwritten digits.
-2. Set *What moves* to **one point** and drag *c* to the right: CKA between the original and the
-   edited layer falls towards its limit, while the network's accuracy barely changes.
-3. Switch the direction to **null space of the next layer**: now the network's outputs do not change at
-   all — yet CKA still falls.
+1. Open **Outliers**. The sidebar already holds the last hidden layer of a trained MLP on handwritten
+   digits (360 test images).
+2. Keep *What moves* on **One point** and drag *c* to the right: CKA between the original and the
+   edited layer falls towards its limit of about 0.004, while the network's accuracy barely changes.
+3. Switch the direction to **Null space of the next layer**: now the network's outputs do not change
+   at all — yet CKA falls just the same.
 """
 )
