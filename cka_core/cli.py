@@ -9,29 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RepresentationError
-from .estimators import cka_matrix
+from .heatmap import similarity_matrix
 from .io import load_representations
-from .measures import MEASURES, similarity
-
-CKA_MEASURES = {"linear_cka": False, "linear_cka_debiased": True}
-
-
-def heatmap(layers_a: dict, layers_b: dict, *, measure: str = "linear_cka", debiased: bool = False,
-            batch_size: int | None = None) -> np.ndarray:
-    """(L_a, L_b) values of ``measure`` between every pair of layers.
-
-    Linear CKA goes through ``cka_matrix`` (one pass, per-layer statistics shared); other
-    measures are evaluated pair by pair.
-    """
-    if measure in CKA_MEASURES:
-        return cka_matrix(layers_a, layers_b, debiased=debiased or CKA_MEASURES[measure], batch_size=batch_size)
-    if batch_size is not None:
-        raise RepresentationError(f"--batch-size applies to linear CKA only, not to {measure!r}.")
-    if measure not in MEASURES:
-        raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
-    options = {"debiased": True} if debiased and measure == "rbf_cka" else {}
-    return np.array([[similarity(x, y, measure, **options) for y in layers_b.values()] for x in layers_a.values()])
-
+from .measures import MEASURES
 
 def _read(path: str) -> dict[str, np.ndarray]:
     file = Path(path)
@@ -76,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         layers_a, layers_b = _read(args.a), _read(args.b)
-        values = heatmap(layers_a, layers_b, measure=args.measure, debiased=args.debiased, batch_size=args.batch_size)
+        values = similarity_matrix(layers_a, layers_b, measure=args.measure, debiased=args.debiased,
+                                   batch_size=args.batch_size)
         names_a, names_b = list(layers_a), list(layers_b)
         settings = {"measure": args.measure, "debiased": args.debiased, "batch_size": args.batch_size,
                     "n_examples": int(next(iter(layers_a.values())).shape[0]), "file_a": args.a, "file_b": args.b}
