@@ -64,7 +64,11 @@ def _structure(layers_a, layers_b) -> tuple[_Structure, list[torch.Tensor]]:
     else:
         names_b, tensors_b = as_layers(layers_b, "layers_b")
         unique = tensors_a + tensors_b
-    check_rows(tensors_a[0].shape[0], tensors_b[0].shape[0], debiased=False, what_a="layers_a", what_b="layers_b")
+    if tensors_a[0].shape[0] != tensors_b[0].shape[0]:
+        raise RepresentationError(
+            f"layers_a have {tensors_a[0].shape[0]} examples but layers_b have {tensors_b[0].shape[0]}; CKA "
+            "compares the same examples seen by two representations, so both need one row per example in the same order."
+        )
     device = tensors_a[0].device
     unique = [t.to(device) for t in unique]
     structure = _Structure(tuple(names_a), tuple(names_b), tuple(t.shape[1] for t in unique), layers_b is None)
@@ -276,7 +280,10 @@ class CKAAccumulator:
         g = torch.stack(grams)  # (L_U, b^2)
         if not self._stats:
             self._stats = {"P": torch.zeros(len(structure.widths), len(structure.widths), dtype=torch.float64, device=device)}
-        self._stats["P"] += _pairwise_dots(g, structure)
+        # Each batch contributes its HSIC estimate: the Gram dot product over (m-1)^2 (biased)
+        # or m(m-3) (unbiased), so a shorter trailing batch is not over- or under-weighted.
+        m = chunk[0].shape[0]
+        self._stats["P"] += _pairwise_dots(g, structure) / (m * (m - 3) if self.debiased else (m - 1) ** 2)
         self.n_examples += chunk[0].shape[0]
 
     def _hsic_features(self) -> torch.Tensor:

@@ -59,10 +59,12 @@ def _checked(array, filename: str, name: str) -> np.ndarray:
         raise RepresentationError(
             f"{filename!r}, array {name!r} is a single number; save an array of shape (n_examples, ...)."
         )
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)  # a file of one value per example
     as_matrix(array, f"{filename!r}, array {name!r}")  # finite, non-empty
     if array.dtype.kind != "f" or array.dtype.itemsize < 4:
         array = array.astype(np.float64 if array.dtype.itemsize > 4 else np.float32)
-    return array if array.ndim > 1 else array.reshape(-1, 1)
+    return array
 
 
 def _check_size(shape, filename: str, name: str) -> None:

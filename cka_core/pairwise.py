@@ -22,8 +22,8 @@ def rbf_cka(X, Y, *, sigma: float = 1.0, debiased: bool = False) -> float:
     Kornblith et al.'s convention: bw^2 = sigma^2 * median of all n^2 squared distances,
     computed for X and for Y separately.
     """
-    if not sigma > 0:
-        raise RepresentationError(f"sigma must be a positive number, not {sigma!r}.")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < float("inf"):
+        raise RepresentationError(f"sigma must be a positive, finite number (a multiple of the median distance), not {sigma!r}.")
     x, y = as_matrix(X, "X"), as_matrix(Y, "Y")
     check_rows(x.shape[0], y.shape[0], debiased)
     y = y.to(x.device)

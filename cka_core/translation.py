@@ -45,6 +45,11 @@ def _moved_mask(moved, n: int) -> np.ndarray:
     return mask
 
 
+def _column(direction):
+    """A direction given as a flat vector, as a (d, 1) column for validation."""
+    return direction.reshape(-1, 1) if isinstance(direction, torch.Tensor) else np.asarray(direction).reshape(-1, 1)
+
+
 def _gram_norm(xc: torch.Tensor) -> float:
     """||X_c^T X_c||_F, through the smaller of the d x d and n x n products (equal norms)."""
     product = xc.T @ xc if xc.shape[1] <= xc.shape[0] else xc @ xc.T
@@ -58,7 +63,7 @@ def translation_terms(X, moved, direction) -> TranslationTerms:
     xc = centre_features(x)
     check_not_constant(xc, x, "X")
     mask = _moved_mask(moved, n)
-    v = as_matrix(direction, "direction").to(device=xc.device, dtype=torch.float64).reshape(-1)
+    v = as_matrix(_column(direction), "direction").to(device=xc.device, dtype=torch.float64).reshape(-1)
     if v.shape[0] != xc.shape[1]:
         raise RepresentationError(f"direction has {v.shape[0]} entries but X has {xc.shape[1]} features.")
     v_norm = float(torch.linalg.vector_norm(v))

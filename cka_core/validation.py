@@ -40,16 +40,19 @@ def as_matrix(x, name: str = "X") -> torch.Tensor:
         )
     if t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
         raise RepresentationError(f"{name} has dtype {t.dtype}; pass real floating-point values.")
-    if t.ndim == 0:
+    if t.ndim == 0 or (np.isscalar(x) and not isinstance(x, (list, tuple))):
         raise RepresentationError(f"{name} is a scalar; pass an array of shape (n_examples, n_features).")
     if t.ndim == 1:
-        t = t.reshape(-1, 1)
-    t = t.reshape(t.shape[0], -1)
-    if t.shape[0] == 0 or t.shape[1] == 0:
+        raise RepresentationError(
+            f"{name} is 1-D (shape {tuple(t.shape)}), so it is unclear whether it holds one example or one "
+            f"feature; pass {name}.reshape(-1, 1) for one feature per example."
+        )
+    if t.numel() == 0:
         raise RepresentationError(
             f"{name} is empty (shape {tuple(t.shape)}); it needs at least one feature and "
             f"{MIN_ROWS_BIASED} examples."
         )
+    t = t.reshape(t.shape[0], -1)
     if not t.is_floating_point():
         t = t.to(torch.float64)
     if not bool(torch.isfinite(t).all()):

@@ -202,7 +202,7 @@ def _output_shape(model: nn.Module, layer: str) -> tuple[int, ...]:
     handle = modules[layer].register_forward_hook(lambda m, i, o: shape.append(tuple(o.shape[1:])))
     try:
         with torch.no_grad():
-            model(torch.zeros(1, model.input_dim))
+            model(torch.zeros(1, model.input_dim, dtype=next(model.parameters()).dtype))
     finally:
         handle.remove()
     return shape[-1]

@@ -217,8 +217,9 @@ def procrustes_angle(X, Y) -> float:
 
 
 def rdm(X) -> np.ndarray:
-    """1 - Pearson correlation between rows (examples)."""
-    return 1.0 - np.corrcoef(as_f64(X))
+    """Euclidean distances between rows (examples), by explicit differences."""
+    X = as_f64(X)
+    return np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=-1))
 
 
 def rsa(X, Y) -> float:

@@ -152,6 +152,22 @@ def test_float32_large_offset_and_torch_updates(debiased):
         np.testing.assert_allclose(acc.result(), expected, atol=1e-5)
 
 
+@DEB
+def test_merge_with_large_offsets(debiased):
+    """Shards with different means (each accumulator centres on what it saw first) and a 1e4
+    offset, float32: the merged statistics must still be re-centred exactly."""
+    rng = np.random.default_rng(13)
+    n = 120
+    L = layers(rng, n, [4, 10, 60])
+    L = [x + np.linspace(-30, 30, n)[:, None] for x in L]           # shard means differ a lot
+    L32 = [with_offset_f32(x) for x in L]
+    parts = [_fill(cka_core.CKAAccumulator(debiased=debiased), L32, None, [s])
+             for s in (slice(0, 30), slice(30, 100), slice(100, 120))]
+    merged = parts[2].merge(parts[0]).merge(parts[1])
+    expected = ref.cka_matrix([x.astype(np.float64) for x in L32], debiased=debiased)
+    np.testing.assert_allclose(merged.result(), expected, atol=1e-5)
+
+
 def test_dict_layers():
     rng = np.random.default_rng(8)
     L = layers(rng, 40, [4, 6, 8])

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import cka_core
 import reference as ref
-from cka_testdata import PROPERTY, PROPERTY_FEW, correlated_pair, seeds
+from cka_testdata import PROPERTY_FEW, correlated_pair, seeds
 
 NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
          "rsa", "linear_regression"]
@@ -18,9 +18,7 @@ SYMMETRIC = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca"
 
 
 def _min_width(name):
-    """RSA's correlation-distance RDM needs >= 3 features per example to be informative
-    (with 1 feature the row correlation is undefined, with 2 it is always +-1)."""
-    return 3 if name == "rsa" else 1
+    return 1
 
 
 def test_registry_contents_and_metadata():
@@ -74,18 +72,17 @@ def test_matches_independent_reference(name, n, dx, dy):
     assert cka_core.similarity(X, Y, name) == pytest.approx(expected, abs=1e-8)
 
 
-def test_rsa_uses_correlation_distance_rdms():
-    """Contract: RDM = 1 - Pearson correlation between examples (rows). The data make the
-    Euclidean-distance RDM give a visibly different answer, so the convention is pinned down."""
+def test_rsa_uses_euclidean_rdms():
+    """RDM = Euclidean distance between examples (rows), as rsatoolbox's default. Correlation-
+    distance RDMs give a visibly different answer here, so the convention is pinned down."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((30, 6)) * rng.uniform(0.2, 5, (30, 1)) + rng.uniform(-3, 3, (30, 1))
     Y = X @ rng.standard_normal((6, 4)) + rng.standard_normal((30, 4))
     iu = np.triu_indices(30, 1)
-    euclid = lambda Z: np.sqrt(ref.squared_distances(Z))
     from scipy.stats import spearmanr
-    euclidean_rsa = spearmanr(euclid(X)[iu], euclid(Y)[iu])[0]
+    correlation_rsa = spearmanr((1 - np.corrcoef(X))[iu], (1 - np.corrcoef(Y))[iu])[0]
     expected = ref.rsa(X, Y)
-    assert abs(euclidean_rsa - expected) > 0.05
+    assert abs(correlation_rsa - expected) > 0.05
     assert cka_core.similarity(X, Y, "rsa") == pytest.approx(expected, abs=1e-8)
 
 

@@ -2,7 +2,7 @@
 the c -> infinity limit, and its properties (papers.md §2.1, R6)."""
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import cka_core
