@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: Elementwise activations with f(d z) = d f(z) for every d > 0 (positive homogeneity).
-POSITIVELY_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout)
+POSITIVELY_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Flatten)
 #: Modules that may sit between a layer's output and the next Linear without changing it
 #: (for 2-D activations; Dropout is the identity in eval mode).
 PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
@@ -90,17 +90,39 @@ def _check_layer(model: nn.Module, layer: str) -> nn.Module:
     return modules[layer]
 
 
+def _sequential_path(model: nn.Module, name: str) -> bool:
+    """Whether every container from the root down to module ``name`` is an ``nn.Sequential``
+    (then registration order is execution order, and each module's output feeds the next)."""
+    container = model
+    for part in name.split(".")[:-1]:
+        if not isinstance(container, nn.Sequential):
+            return False
+        container = container._modules[part]
+    return isinstance(container, nn.Sequential)
+
+
+def _not_sequential(model: nn.Module, layer: str):
+    raise RepresentationError(
+        f"{type(model).__name__} is not a sequential network around {layer!r} (its modules are not "
+        "all inside nn.Sequential containers), so the order they run in is unknown; the edits "
+        "support Linear -> activation -> Linear chains built from nn.Sequential (e.g. an MLP)."
+    )
+
+
 def linear_chain(model: nn.Module, layer: str) -> LinearChain:
     """Locate ``Linear -> activations -> [layer output] -> Linear`` around ``layer``.
 
-    Modules are taken in registration order, which is the order they run in for sequential
-    networks. The reader is the first ``nn.Linear`` after ``layer`` with only pass-through
-    modules (Identity, Dropout, Flatten) in between; the producer is the last ``nn.Linear`` at
-    or before the end of ``layer`` with only activations in between (None if something else,
-    e.g. a convolution, computes the layer). Raises RepresentationError if no Linear reads the
-    layer, or if its input width differs from the layer's.
+    The network must be sequential down to these modules (nested ``nn.Sequential`` blocks, like
+    the zoo's MLPs and CNN), so that the order modules are registered in is the order they run
+    in. The reader is the first ``nn.Linear`` after ``layer`` with only pass-through modules
+    (Identity, Dropout, Flatten) in between; the producer is the last ``nn.Linear`` at or before
+    the end of ``layer`` with only activation-like modules in between (None if a convolution or
+    a normalisation computes the layer). Raises RepresentationError if the network is not
+    sequential, no Linear reads the layer, or the widths do not chain.
     """
     _check_layer(model, layer)
+    if not _sequential_path(model, layer):
+        _not_sequential(model, layer)
     leaves = _leaves(model)
     inside = [i for i, (name, _) in enumerate(leaves) if name == layer or name.startswith(layer + ".")]
     if not inside:
@@ -122,15 +144,17 @@ def linear_chain(model: nn.Module, layer: str) -> LinearChain:
             f"no linear layer reads {layer!r}: it is the network's output, and an edit of the output "
             "cannot be compensated; pick a hidden layer."
         )
-    producer, activations = None, []
+    producer, between = None, []
     for name, module in reversed(leaves[: end + 1]):
         if isinstance(module, nn.Linear):
             producer = name
             break
-        if isinstance(module, nn.Module) and not isinstance(module, PASS_THROUGH) and not _is_activation(module):
+        if isinstance(module, MIXING):
             break
-        activations.append(name)
-    chain = LinearChain(layer, producer, tuple(reversed(activations)) if producer else (), reader)
+        between.append(name)
+    if not all(_sequential_path(model, name) for name in (reader, producer) if name):
+        _not_sequential(model, layer)
+    chain = LinearChain(layer, producer, tuple(reversed(between)) if producer else (), reader)
     width = model.get_submodule(reader).in_features
     if producer is not None and model.get_submodule(producer).out_features != width:
         raise RepresentationError(
@@ -140,9 +164,11 @@ def linear_chain(model: nn.Module, layer: str) -> LinearChain:
     return chain
 
 
-def _is_activation(module: nn.Module) -> bool:
-    """Parameter-free elementwise-looking modules (ReLU, Tanh, ...), as opposed to Linear/Conv/Norm."""
-    return module.__class__.__module__.startswith("torch.nn.modules.activation") or isinstance(module, POSITIVELY_HOMOGENEOUS)
+#: Modules that mix or normalise features: a layer computed by one has no Linear producer.
+MIXING = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+          nn.RNNBase, nn.MultiheadAttention, nn.Embedding, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+          nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d,
+          nn.Unflatten)
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,14 +290,15 @@ def _check_map(M, width: int) -> np.ndarray:
 
 
 class LinearMap(nn.Module):
-    """``h -> h @ M`` for row vectors (the module the invertible-map edit appends to a layer)."""
+    """``h -> h @ M`` on each example's flattened output, shape kept (the module the
+    invertible-map edit appends to a layer)."""
 
     def __init__(self, M: torch.Tensor):
         super().__init__()
         self.register_buffer("matrix", M)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h @ self.matrix
+        return (h.reshape(h.shape[0], -1) @ self.matrix).reshape(h.shape)
 
     def extra_repr(self) -> str:
         return f"{self.matrix.shape[0]}x{self.matrix.shape[1]}"

@@ -5,7 +5,10 @@ import streamlit as st
 import sample_models
 from cka_core import RepresentationError
 from ui import edits, figures
-from ui.widgets import fmt, log_slider, page_header, percent, theory
+from ui.shell import inside_app_frame
+from ui.widgets import choose, fmt, log_slider, page_header, percent, theory
+
+inside_app_frame()
 
 page_header(
     "Function-preserving edits: same network, different CKA map",
@@ -24,17 +27,18 @@ with controls:
     hidden = edits.hidden_layers(name)
     layer = st.selectbox("Hidden layer", hidden, index=len(hidden) - 1, key=f"fp_layer_{name}",
                          bind="query-params", help="The layer whose representation the edit changes.")
-    edit = st.radio("Edit", list(edits.EDITS), format_func=edits.EDITS.get, key="fp_edit", bind="query-params")
+    edit = choose(st.radio, "Edit", edits.EDITS, key="fp_edit")
     if edit == "rescale":
-        mode = st.radio("Scales", ["spread", "one"], key="fp_scale_mode", bind="query-params", horizontal=True,
-                        format_func={"spread": "Random spread", "one": "One neuron × k"}.get)
+        mode = choose(st.radio, "Scales", {"spread": "Random spread", "one": "One neuron × k"}, key="fp_scale_mode",
+                      horizontal=True)
         if mode == "spread":
             spread = st.slider("Spread", 0.0, 3.0, 1.0, step=0.05, key="fp_spread", bind="query-params",
                                help="d_i = exp(spread · g_i) with g_i ~ N(0, 1): 0 is no edit, 3 spans e^±9.")
             neuron, k = 0, 1.0
         else:
             width = edits.layer_width(name, layer)
-            neuron = st.slider("Neuron", 0, width - 1, 0, key=f"fp_neuron_w{width}", bind="query-params")
+            neuron = st.slider("Neuron", 0, width - 1, edits.first_live_neuron(name, layer), key=f"fp_neuron_w{width}",
+                               bind="query-params", help="Which unit of the layer is scaled (a dead ReLU changes nothing).")
             k = log_slider("k", key="fp_log_k", low=-3.0, high=3.0, default=1.0,
                            help="The neuron's activations are multiplied by k > 0 and its outgoing weights divided by k.")
             spread = 0.0
@@ -49,10 +53,10 @@ with controls:
                                 "and squeezes others.")
     seed = st.slider("Random seed", 0, 20, 0, key="fp_seed", bind="query-params",
                      help="Seeds the scales, the moved examples and direction, or the matrix M.")
-    precision = st.radio("Arithmetic", list(edits.PRECISIONS), key="fp_precision", bind="query-params",
-                         horizontal=True,
-                         help="float64 shows the edit is exact (changes at roundoff, ~1e-13); float32 is how the "
-                              "network was trained, and its roundoff (~1e-5 on logits up to ~50) grows with κ.")
+    precision = choose(st.radio, "Arithmetic", {p: p for p in edits.PRECISIONS}, key="fp_precision",
+                       horizontal=True,
+                       help="float64 shows the edit is exact (changes at roundoff, ~1e-13); float32 is how the "
+                            "network was trained, and its roundoff (~1e-5 on logits up to ~50) grows with κ.")
 
 base = edits.baseline(name, precision)
 result, info, error = None, None, None
@@ -65,11 +69,12 @@ try:
         result = edits.translate(name, precision, layer, float(fraction), float(c), int(seed))
     else:
         outputs, inputs = edits.reader_shape(name, layer)
+        last_out, last_in = edits.reader_shape(name, hidden[-1])
         info = (f"**No invisible direction after {layer}.** The next layer maps {inputs} units to {outputs}; its "
-                   f"{outputs}×{inputs} weight has full column rank, so W v = 0 only for v = 0 and every translation "
-                   f"of {layer} changes what the next layer computes. Pick the last hidden layer, "
-                   f"**{hidden[-1]}**, read out by 10 logits: its 64 − 10 = 54-dimensional null space is invisible "
-                   "to the network.")
+                f"{outputs}×{inputs} weight has full column rank, so W v = 0 only for v = 0 and every translation "
+                f"of {layer} changes what the next layer computes. Pick the last hidden layer, "
+                f"**{hidden[-1]}**, read out by {last_out} logits: the {last_in} − {last_out} = {last_in - last_out}"
+                "-dimensional null space of that read-out is invisible to the network.")
 except RepresentationError as exc:
     error = str(exc)
 
@@ -80,7 +85,7 @@ with results:
         if info is not None:
             st.info(info)
         row = st.columns(2)
-        row[0].metric("Model accuracy", percent(base.accuracy), help="On the 359 test digits.")
+        row[0].metric("Model accuracy", percent(base.accuracy), help=f"On the {base.logits.shape[0]} test digits.")
         row[1].metric("Layers in the map", str(len(base.names)))
     else:
         st.caption(f"Edit of **{name} · {layer}** ({precision}): {result.detail}.")
@@ -91,10 +96,11 @@ with results:
         row[1].metric("Accuracy (original)", percent(result.accuracy_before), help="On the test digits.")
         row[2].metric("Accuracy (edited)", percent(result.accuracy_after),
                       delta=f"{100 * (result.accuracy_after - result.accuracy_before):+.1f} pts", delta_color="off",
+                      delta_arrow="off",
                       help=f"{result.predictions_changed} of {result.n} predictions changed.")
-        row[3].metric(f"Linear CKA({layer}, edited)", fmt(result.cka_layer),
+        row[3].metric(f"Linear CKA, {layer}", fmt(result.cka_layer),
                       delta=f"{result.cka_layer - 1:+.4f}",
-                      help="Linear CKA between the layer's original and edited representations (1 = unchanged).")
+                      help=f"Linear CKA between {layer}'s original and edited representations (1 = unchanged).")
         if result.predictions_changed:
             st.error(f"{result.predictions_changed} of {result.n} predictions changed: in {precision} the edit is no "
                      f"longer function-preserving (largest logit change {result.max_logit_change:.2e}). Roundoff "
@@ -105,27 +111,27 @@ with results:
                        "condition number. The predictions are still identical.")
         if result.note:
             st.info(result.note)
-        st.plotly_chart(
+        left, right = st.columns([1, 1.2])
+        left.plotly_chart(
             figures.bars(list(result.names), [float(v) for v in result.per_layer],
-                         title="Linear CKA between each original layer and its edited version",
-                         y_title="CKA(original, edited)", y_range=(0, 1.15),
+                         title="CKA(original layer, edited layer)", y_title="linear CKA", y_range=(0, 1.15),
                          colours=[figures.COLOURS["moved"] if n_ == layer else figures.COLOURS["linear_cka"]
                                   for n_ in result.names]),
             key="fp_per_layer", config=figures.CHART_CONFIG,
         )
+        right.plotly_chart(edits.difference_heatmap(result.map_after - result.map_before, list(result.names),
+                                                    title="CKA map: edited − original"),
+                           key="fp_map_diff", config=figures.CHART_CONFIG)
 
 names = list(base.names)
-maps = st.columns(3)
+maps = st.columns(2)
 maps[0].plotly_chart(figures.heatmap(np.asarray(base.map), names, names, title=f"{name}: CKA map, original"),
                      key="fp_map_before", config=figures.CHART_CONFIG)
 if result is not None:
     maps[1].plotly_chart(figures.heatmap(result.map_after, names, names, title=f"{name}: CKA map, edited"),
                          key="fp_map_after", config=figures.CHART_CONFIG)
-    maps[2].plotly_chart(edits.difference_heatmap(result.map_after - result.map_before, names,
-                                                  title="Edited − original"),
-                         key="fp_map_diff", config=figures.CHART_CONFIG)
-    st.caption("All maps: linear CKA between every pair of layers on the 359 test digits. The edited network "
-               "computes the same logits, so the last row and column change only through the edited layer.")
+st.caption(f"Linear CKA between every pair of layers of {name} on the {base.logits.shape[0]} test digits. The "
+           "edited network computes the same logits; only the edited layer's row and column of the map change.")
 
 theory(
     [
@@ -140,8 +146,8 @@ theory(
     "Rows of $H$ are examples, $H_c$ is $H$ centred, and a linear layer computes $hW^\\top + b$. **Rescaling:** ReLU "
     "is positively homogeneous, so scaling neuron $i$'s weights and bias by $d_i>0$ scales its activation by "
     "$d_i$, and dividing column $i$ of the next weight by $d_i$ undoes it: the layer becomes $HD$, every other "
-    "layer is untouched. **Null-space translation:** when the next layer has fewer outputs than inputs (10 "
-    "logits reading 64 units), it ignores a 54-dimensional subspace; moving a fraction $\\rho$ of the examples "
+    "layer is untouched. **Null-space translation:** when the next layer has fewer outputs than inputs (e.g. "
+    "10 logits reading 64 units), it ignores a subspace (here 54-dimensional); moving a fraction $\\rho$ of the examples "
     "along it is invisible to the network, while CKA falls towards Davari et al.'s limit, which does not "
     "depend on the direction. **Invertible map:** any invertible $M$ applied to the representation the next "
     "layer reads ($H$ after the activation) is undone by $W_2M^{-\\top}$. Linear CKA is invariant only to "

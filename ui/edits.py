@@ -77,6 +77,12 @@ def layer_width(name: str, layer: str) -> int:
     return edits.linear_chain(net, layer).width(net)
 
 
+def first_live_neuron(name: str, layer: str) -> int:
+    """The first unit of ``layer`` that varies on the test digits (many ReLUs are dead)."""
+    varies = np.ptp(baseline(name, "float64").layers[layer], axis=0) > 0
+    return int(np.argmax(varies)) if varies.any() else 0
+
+
 def hidden_layers(name: str) -> list[str]:
     return [layer for layer in sample_models.layer_names(name) if layer != "logits"]
 
@@ -192,8 +198,10 @@ def translate(name: str, precision: str, layer: str, fraction: float, c: float, 
 
 def difference_heatmap(diff: np.ndarray, names: list[str], *, title: str) -> go.Figure:
     """After − before, on a diverging scale centred at 0 (red: CKA fell, blue: CKA rose)."""
-    reach = max(float(np.max(np.abs(diff))), 1e-3)
+    diff = np.where(np.abs(diff) < 1e-9, 0.0, diff)      # no "-0.00" from float roundoff
+    reach = max(float(np.max(np.abs(diff))), 1e-2)
     fig = figures.heatmap(diff, names, names, title=title, z_range=(-reach, reach), colour_title="Δ CKA",
-                          text_format="+.2f")
-    fig.update_traces(colorscale="RdBu", zmid=0.0)
+                          text_format=".2f")
+    fig.update_traces(colorscale="RdBu", zmid=0.0, colorbar=dict(title="Δ", thickness=12))
+    fig.update_layout(height=380, margin=dict(l=60, r=10, t=50, b=50))
     return fig
