@@ -7,8 +7,11 @@ from cka_core.separability import class_margins, normal_alignment
 from cka_core.translation import translation_cka_from_terms
 from ui import compute, figures
 from ui import separability as sep
+from ui.shell import inside_app_frame
 from ui.sidebar import current_representation
-from ui.widgets import fmt, log_slider, page_header, percent, theory
+from ui.widgets import choose, fmt, log_slider, page_header, percent, theory
+
+inside_app_frame()
 
 SHORT = {"orthogonal": "orthogonal v", "orthant": "orthogonal, non-negative v", "random": "random v"}
 
@@ -70,12 +73,11 @@ controls, results = st.columns([1, 2.4], gap="large")
 with controls:
     cls = st.selectbox("Class that moves", classes, key="sep_class", bind="query-params",
                        help="Every example of this class is translated by c·v; the others stay put.")
-    kind = st.radio("Direction v", list(sep.DIRECTIONS), format_func=sep.DIRECTIONS.get, key="sep_direction",
-                    bind="query-params",
-                    help="Orthogonal: a random unit vector in the null space of the probe's class normals. "
-                         "Non-negative: exactly orthogonal too, with every coordinate positive, so a post-ReLU "
-                         "representation stays ≥ 0 (as in Davari et al.'s CIFAR-10 experiment). Random: "
-                         "any direction, for contrast.")
+    kind = choose(st.radio, "Direction v", sep.DIRECTIONS, key="sep_direction",
+                  help="Orthogonal: a random unit vector in the null space of the probe's class normals. "
+                       "Non-negative: exactly orthogonal too, with every coordinate positive, so a post-ReLU "
+                       "representation stays ≥ 0 (as in Davari et al.'s CIFAR-10 experiment). Random: "
+                       "any direction, for contrast.")
     seed = st.slider("Random seed", 0, 20, 0, key="sep_seed", bind="query-params",
                      help="Seed of the random direction (and of the choice inside the null space).")
     c = log_slider("c", key="sep_log_c", low=-2.0, high=4.0, default=0.0,
@@ -130,7 +132,7 @@ with results:
 
     row = st.columns(4)
     if sep.network_supported(rep):
-        net_before, net_after = compute.accuracy_from(rep, X), compute.accuracy_from(rep, moved)
+        net_before, net_after = sep.network_base(rep.key, rep), compute.accuracy_from(rep, moved)
         row[0].metric("Network accuracy", percent(net_after), **sep.delta(100 * (net_after - net_before), digits=1, unit=" pts"),
                       help=f"The network continues from the moved representation; {percent(net_before)} before.")
     else:
@@ -138,7 +140,7 @@ with results:
         row[0].metric("Network accuracy", "—",
                       help="Needs a sample model as the source, at a layer the network can continue from "
                            "(for the RNNs: the final hidden state).")
-    row[1].metric("Largest probe-score change", f"{score_change:.1e}",
+    row[1].metric("Score change (max)", f"{score_change:.1e}",
                   help="max over examples and classes of |s_k(x moved) − s_k(x)|. For an orthogonal v only "
                        "rounding is left.")
     if v_contrast is not None:
@@ -148,7 +150,7 @@ with results:
         name = "Random v" if contrast_kind == "random" else "Orthogonal v"
         row[2].metric(f"{name}: CKA", fmt(contrast_cka), delta=f"{contrast_cka - 1:+.4f}",
                       help="For contrast: the same class moved by the same c along the other kind of direction.")
-        row[3].metric(f"{name}: probe accuracy", percent(contrast_acc),
+        row[3].metric(f"{name}: probe", percent(contrast_acc),
                       **sep.delta(100 * (contrast_acc - acc_before), digits=1, unit=" pts"),
                       help="For contrast: the probe on the class moved along the other kind of direction.")
     else:
@@ -158,9 +160,11 @@ with results:
     st.caption(f"Class {cls}: {int(mask.sum())} of {n} examples move (ρ = {mask.mean():.3f}). "
                f"Largest |cos(w_k, v)| over the probe's normals: {alignment:.1e}.")
     if net_before is not None and kind != "random":
-        st.info(f"v is orthogonal to the probe's decision normals, not to the network's next layer, so the network's "
-                f"own accuracy can change: here it goes from {percent(net_before)} to {percent(net_after)}. "
-                "CKA and the probe tell different stories; neither is the network's behaviour.")
+        network = sep.network_curve(rep.key, rep, cls, kind, seed, scale)
+        st.info(f"v is orthogonal to the probe's decision normals, **not** to the network's next layer, so the "
+                f"network's own accuracy can change: {percent(net_before)} before, {percent(net_after)} at this c, "
+                f"{percent(network[-1])} at c = 10⁴ (dotted curve). The probe and CKA tell different stories, and "
+                "neither is the network's behaviour.")
 
     grid = sep.GRID
     cka_curves = {f"CKA, {SHORT[kind]}": translation_cka_from_terms(terms, grid * scale)}
@@ -172,7 +176,8 @@ with results:
         accuracy_curves[f"network, {SHORT[kind]}"] = (sep.NETWORK_GRID, sep.network_curve(rep.key, rep, cls, kind, seed, scale))
     st.plotly_chart(
         sep.curves_figure(grid, cka_curves, accuracy_curves, c=c, cka_now=cka_now, limit=limit,
-                          title=f"Class {cls} moves along v: CKA falls, the probe does not notice"),
+                          title=(f"Class {cls} moves along v: CKA falls, the probe does not notice" if kind != "random"
+                                 else f"Class {cls} moves along a random v: CKA falls, and the probe does notice")),
         key="separability_curves", config=figures.CHART_CONFIG,
     )
 
@@ -180,12 +185,12 @@ mean, axes = sep.view_axes(rep.key, rep, cls, kind, seed)
 st.plotly_chart(
     sep.view_figure((X - mean) @ axes, (moved - mean) @ axes, rep.y, mask,
                     title=(f"Class {cls} slides along v and keeps every probe score" if kind != "random" else
-                           f"Class {cls} slides along a random v: it also moves along w_{cls}, across the boundaries"),
-                    axis_titles=(f"along w_{cls} (class {cls}'s decision normal)",
+                           f"Class {cls} slides along a random v: it also moves along w<sub>{cls}</sub>, across the boundaries"),
+                    axis_titles=(f"along w<sub>{cls}</sub> (class {cls}'s decision normal)",
                                  "along v" if kind != "random" else "along v (part ⟂ w)")),
     key="separability_view", config=figures.CHART_CONFIG,
 )
-st.caption(f"Horizontal axis: class {cls}'s probe score direction w_{cls}; vertical axis: the translation "
+st.caption(f"Horizontal axis: class {cls}'s probe score direction $w_{{{cls}}}$; vertical axis: the translation "
            "direction v. An orthogonal v moves the class straight up, so its scores do not change; a random v "
            "also moves it sideways, across the boundaries.")
 
