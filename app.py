@@ -6,13 +6,16 @@ import torch
 
 from ui.sidebar import source_sidebar
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))  # small hosts: no oversubscription
+torch.set_num_threads(1)  # tiny matrices per rerun: threads only fight over a small host's cores
 
 st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/explore:", layout="wide")
 
 PAGES = {
     "Learn": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Compare": [
+        st.Page("pages/compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
     ],
     "Experiment": [
         st.Page("pages/outliers.py", title="Outliers", icon=":material/scatter_plot:", url_path="outliers"),

@@ -128,17 +128,23 @@ SYNTHETIC_SETS = {
 
 
 def _synthetic(source: Source, key: str) -> Representation:
+    """One draw of the synthetic set, split in two halves (every other example of each class)
+    so that the probe's training and test examples come from the same distribution."""
     name, n_classes, dim, separation = source.params
     if name == "gaussian_clusters":
-        test = sample_models.gaussian_clusters(n_per_class=120, n_classes=n_classes, dim=dim, separation=separation, seed=0)
-        train = sample_models.gaussian_clusters(n_per_class=120, n_classes=n_classes, dim=dim, separation=separation, seed=1)
+        full = sample_models.gaussian_clusters(n_per_class=240, n_classes=n_classes, dim=dim, separation=separation, seed=0)
         label = f"Gaussian clusters · {n_classes} classes · d={dim} · separation {separation:g}"
     else:
-        test = sample_models.two_cubes(n_per_cube=250, dim=dim, offset=separation, seed=0)
-        train = sample_models.two_cubes(n_per_cube=250, dim=dim, offset=separation, seed=1)
+        full = sample_models.two_cubes(n_per_cube=500, dim=dim, offset=separation, seed=0)
         label = f"Two cubes · d={dim} · offset {separation:g}"
-    return Representation(_readonly(_flat64(test.X)), _readonly(np.asarray(test.y)), _readonly(_flat64(train.X)),
-                          _readonly(np.asarray(train.y)), None, None, label, key)
+    X, y = _flat64(np.asarray(full.X)), np.asarray(full.y)
+    rank_in_class = np.empty(len(y), dtype=np.int64)
+    for cls in np.unique(y):
+        members = np.flatnonzero(y == cls)
+        rank_in_class[members] = np.arange(members.size)
+    test, train = rank_in_class % 2 == 0, rank_in_class % 2 == 1
+    return Representation(_readonly(X[test]), _readonly(y[test]), _readonly(X[train]), _readonly(y[train]),
+                          None, None, label, key)
 
 
 LABEL_KEYS = ("labels", "y", "targets")

@@ -80,7 +80,7 @@ def source_sidebar() -> None:
                 chosen = _upload_source()
                 source, upload = chosen if chosen is not None else (DEFAULT_SOURCE, None)
             data.representation(source, upload)  # validate now, so errors show here
-        except RepresentationError as error:
+        except (RepresentationError, ValueError) as error:  # sample_models reports bad settings as ValueError
             st.error(f"{error}")
             source, upload = DEFAULT_SOURCE, None
         st.session_state["source"] = source
