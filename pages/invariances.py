@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from cka_core import MEASURES, RepresentationError
-from cka_core.transforms import TRANSFORMATIONS, declared_invariant
+from cka_core.transforms import TRANSFORMATIONS, declared_invariant, median_scale_ratio
 from ui import figures
 from ui import invariances as inv
 from ui.sidebar import current_representation
@@ -25,9 +25,14 @@ n, d = X.shape
 st.caption(f"Representation: **{rep.label}** — {rep.X.shape[0]} examples × {rep.X.shape[1]} features.")
 if subset_note:
     st.info(subset_note)
+if d >= n - 1:
+    st.caption(f"With {d} features for {n} examples the centred representation spans every direction the examples "
+               "allow, so measures invariant to invertible linear maps (mean CCA) read 1 for *any* pair here.")
 
 NAMES = list(TRANSFORMATIONS)
-DECLARED_COLOUR, OTHER_COLOUR = figures.COLOURS["original"], figures.COLOURS["linear_cka"]
+SHORT = {"orthogonal": "Orthogonal", "isotropic": "Isotropic", "anisotropic": "Anisotropic",
+         "one_feature": "One feature", "invertible": "Invertible", "permutation": "Permutation",
+         "translation": "Translation", "noise": "Noise", "top_k": "Top-k PCs"}
 
 controls, results = st.columns([1, 2.4], gap="large")
 with controls:
@@ -43,11 +48,12 @@ with controls:
         st.caption(f"a = {strength:.3g}")
     elif name == "anisotropic":
         strength = st.slider("Spread s", 0.0, 3.0, 1.0, step=0.05, key="inv_spread", bind="query-params",
-                             help="Log-standard deviation of the per-feature scales e^{s z}; 0 means no change.")
+                             help="Log-standard deviation of the per-feature scales exp(s·z); 0 means no change.")
+        st.caption(f"Two features' scales differ by a factor of {median_scale_ratio(strength):.3g} (median).")
     elif name == "one_feature":
-        strength = log_slider("Factor k", key="inv_log_factor", low=-2.0, high=3.0, default=1.0,
-                              help="The chosen feature is multiplied by k; the others are untouched.")
-        st.caption(f"k = {strength:.3g}")
+        strength = log_slider("Factor a", key="inv_log_factor", low=-2.0, high=3.0, default=1.0,
+                              help="The chosen feature is multiplied by a; the others are untouched.")
+        st.caption(f"a = {strength:.3g}")
     elif name == "invertible":
         strength = log_slider("Condition number κ", key="inv_log_kappa", low=0.0, high=4.0, default=2.0,
                               help="Ratio of the largest to the smallest singular value of M; κ = 1 is a rotation.")
@@ -73,8 +79,13 @@ with controls:
     seed = st.slider("Random seed", 0, 20, 0, key="inv_seed", bind="query-params", disabled=not info.uses_seed,
                      help="Seed of the random map (or of the noise, or of the chosen feature).")
 
+reference, reference_errors = inv.identity_values(rep.key, X)
+if len(reference_errors) == len(MEASURES):
+    results.error("No similarity measure can be computed on this representation, so there is nothing to compare: "
+                  + " ".join(f"**{MEASURES[m].label}**: {msg}" for m, msg in reference_errors.items())
+                  + " Pick another source in the sidebar.")
+    st.stop()
 try:
-    reference, reference_errors = inv.identity_values(rep.key, X)
     result = inv.panel(rep.key, X, name, strength, seed)
 except RepresentationError as error:
     results.error(str(error))
@@ -102,7 +113,7 @@ with results:
             delta = values[m] - reference[m]
             tiny = abs(delta) < 5e-5
             column.metric(
-                measure.label, fmt(values[m]), delta=f"{delta:+.4f}",
+                measure.label, fmt(values[m]), delta="0.0000" if tiny else f"{delta:+.4f}",
                 delta_color="off" if tiny else ("normal" if measure.higher_is_similar else "inverse"),
                 delta_arrow="off" if tiny else "auto",
                 delta_description="✓ declared invariant" if declared[m] else None,
@@ -118,14 +129,10 @@ with results:
 
     left, right = st.columns(2)
     order = [m for m in MEASURES if m in moved]
-    heights = [moved[m] for m in order]
-    fig = figures.bars([MEASURES[m].label for m in order], heights,
-                       title=f"How far each measure moved ({info.label.lower()})", y_title="|m(X, T(X)) − m(X, X)| / range",
-                       colours=[DECLARED_COLOUR if declared[m] else OTHER_COLOUR for m in order],
-                       y_range=(0, max(0.05, 1.2 * max(heights, default=0))))
-    fig.update_layout(margin=dict(l=60, r=20, t=50, b=110))
+    fig = inv.movement_bars([MEASURES[m].label for m in order], [moved[m] for m in order],
+                            [declared[m] for m in order], title=f"How far each measure moved: {SHORT[name]}")
     left.plotly_chart(fig, key="inv_bars", config=figures.CHART_CONFIG)
-    left.caption("Grey bars: measures that declare invariance to this transformation (they must stay at 0). "
+    left.caption("Grey bars (✓): measures that declare invariance to this transformation — they must stay at 0. "
                  "Blue bars: measures that promise nothing here.")
 
     shares_x, shares_y = result["shares_x"], result["shares_y"]
@@ -134,16 +141,17 @@ with results:
                               "T(X)": np.where(shares_y[: pcs.size] > 1e-12, shares_y[: pcs.size], np.nan)},
                         title="Share of variance per principal component", x_title="principal component",
                         y_title="share of the total variance")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1)
     fig.update_traces(line=dict(color=figures.COLOURS["original"], width=4), selector=dict(name="X"))
-    fig.update_traces(line=dict(color=figures.COLOURS["current"], dash="dash"), selector=dict(name="T(X)"))
+    fig.update_traces(line=dict(color=figures.COLOURS["current"], dash="dash"), mode="lines+markers",
+                      marker=dict(size=4), selector=dict(name="T(X)"))
     right.plotly_chart(fig, key="inv_spectrum", config=figures.CHART_CONFIG)
     right.caption("CKA weighs principal directions by their squared variance: maps that keep this curve "
                   "(rotations, isotropic scaling) keep CKA at 1; maps that reshape it move CKA.")
 
 st.subheader("Which measure is invariant to what")
 table = inv.table(rep.key, X)
-t_labels = [f"{TRANSFORMATIONS[t].label}<br>{table['strengths'][t]}" for t in table["transformations"]]
+t_labels = [f"{SHORT[t]}<br>{table['strengths'][t]}" for t in table["transformations"]]
 m_labels = [MEASURES[m].label for m in table["measures"]]
 movement_table = table["movement"]
 text = [[("—" if np.isnan(movement_table[i, j]) else f"{movement_table[i, j]:.3f}")
@@ -154,7 +162,8 @@ fig = figures.heatmap(np.nan_to_num(movement_table, nan=0.0), t_labels, m_labels
                       z_range=(0.0, 1.0), x_title="transformation", y_title="measure", colour_title="|Δ| / range")
 fig.update_traces(text=text, texttemplate="%{text}", customdata=table["values"],
                   hovertemplate="%{y} under %{x}<br>|Δ| / range = %{z:.2e}<br>value = %{customdata:.6f}<extra></extra>")
-fig.update_layout(height=520, margin=dict(l=60, r=20, t=50, b=90))
+fig.update_layout(height=520, margin=dict(l=60, r=20, t=50, b=60))
+fig.update_xaxes(tickangle=0, side="bottom")
 st.plotly_chart(fig, key="inv_table", config=figures.CHART_CONFIG)
 st.caption(
     "✓: the measure declares an invariance class that contains the transformation (a permutation is also an "
@@ -162,6 +171,8 @@ st.caption(
     "0. Noise and top-k PC projection are in no invariance class: those columns only show how much each measure "
     f"moves. Seed {inv.TABLE_SEED} for every random map; movement 0.000 can still hide a change below 5·10⁻⁴."
 )
+if table["failed"]:
+    st.error("Columns left empty: " + " ".join(f"**{TRANSFORMATIONS[t].label}**: {msg}" for t, msg in table["failed"].items()))
 if table["violation"].any():
     cells = [f"{m_labels[i]} under {TRANSFORMATIONS[table['transformations'][j]].label}"
              for i, j in zip(*np.nonzero(table["violation"]))]

@@ -5,15 +5,15 @@ underscore, not hashed). Results are small dicts of floats and short arrays, nev
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from cka_core import MEASURES, RepresentationError, similarity
 from cka_core import transforms
 
-from . import data
+from . import data, figures
 
 MAX_ROWS = 500  # the O(n^2) measures (RBF CKA, RSA) stay fast
 MAX_FEATURES = 1024  # the dense d x d maps (orthogonal, invertible) stay fast
@@ -45,7 +45,7 @@ def table_strength(name: str, d: int) -> float | None:
 def strength_text(name: str, strength: float | None) -> str:
     info = transforms.TRANSFORMATIONS[name]
     if info.strength is None:
-        return "random, seed 0"
+        return f"seed {TABLE_SEED}"
     if name == "top_k":
         return f"k = {int(strength)}"
     return f"{info.strength.split()[-1]} = {strength:g}"
@@ -102,7 +102,7 @@ def movement(name: str, value: float, reference: float) -> float:
 
 def variance_shares(X: np.ndarray, top: int = 40) -> np.ndarray:
     """Share of the total variance carried by each of the ``top`` leading principal components."""
-    lambdas, _ = transforms.principal_spectrum(X)
+    lambdas = transforms.covariance_eigenvalues(X)
     total = lambdas.sum()
     return (lambdas / total)[:top] if total > 0 else np.zeros(min(top, lambdas.size))
 
@@ -115,8 +115,7 @@ def panel(rep_key: str, _X: np.ndarray, name: str, strength: float | None, seed:
     values, errors = _all_measures(_X, Y)
     result = {"values": values, "errors": errors, "shares_x": variance_shares(_X), "shares_y": variance_shares(Y)}
     if name == "top_k":
-        lambdas, _ = transforms.principal_spectrum(_X)
-        result["prediction"] = transforms.top_k_cka(lambdas, int(strength))
+        result["prediction"] = transforms.top_k_cka(transforms.covariance_eigenvalues(_X), int(strength))
     return result
 
 
@@ -126,8 +125,13 @@ def table(rep_key: str, _X: np.ndarray) -> dict:
 
     movement[i, j]: |m_i(X, T_j(X)) - m_i(X, X)| / range of m_i; declared[i, j]: measure i declares an
     invariance class that contains T_j; violation[i, j]: declared and moved more than INVARIANCE_TOL
-    (raw difference). Cells whose measure failed hold NaN (their message is in ``errors``).
+    (raw difference). Cells whose measure failed hold NaN (their message is in ``errors``), and so do the
+    columns of transformations that cannot be applied (their message is in ``failed``).
     """
+    return _table(rep_key, _X)
+
+
+def _table(rep_key: str, _X: np.ndarray) -> dict:
     measures, names = list(MEASURES), list(transforms.TRANSFORMATIONS)
     reference, ref_errors = identity_values(rep_key, _X)
     shape = (len(measures), len(names))
@@ -135,11 +139,17 @@ def table(rep_key: str, _X: np.ndarray) -> dict:
     declared = np.zeros(shape, dtype=bool)
     violation = np.zeros(shape, dtype=bool)
     errors: dict[str, str] = dict(ref_errors)
+    failed: dict[str, str] = {}
     d = _X.shape[1]
     for j, t in enumerate(names):
-        Y = transforms.transform(_X, t, table_strength(t, d), TABLE_SEED)
         for i, m in enumerate(measures):
             declared[i, j] = transforms.declared_invariant(MEASURES[m].invariances, t)
+        try:
+            Y = transforms.transform(_X, t, table_strength(t, d), TABLE_SEED)
+        except RepresentationError as error:
+            failed[t] = str(error)
+            continue
+        for i, m in enumerate(measures):
             if m in errors:
                 continue
             try:
@@ -151,8 +161,24 @@ def table(rep_key: str, _X: np.ndarray) -> dict:
             violation[i, j] = declared[i, j] and abs(values[i, j] - reference[m]) > INVARIANCE_TOL
     return {"measures": measures, "transformations": names, "values": values, "movement": moved,
             "declared": declared, "violation": violation, "reference": reference, "errors": errors,
+            "failed": failed,
             "strengths": {t: strength_text(t, table_strength(t, d)) for t in names}}
 
 
-def finite_or_none(value: float) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+
+DECLARED_COLOUR, OTHER_COLOUR = figures.COLOURS["original"], figures.COLOURS["linear_cka"]
+
+
+def movement_bars(labels: list[str], values: list[float], declared: list[bool], *, title: str) -> go.Figure:
+    """Horizontal bars of |m(X, T(X)) - m(X, X)| / range per measure, grey where the measure declares
+    invariance to T (the bar must be empty), blue elsewhere. (A candidate for ui.figures.)"""
+    top = max(0.05, 1.25 * max(values, default=0.0))
+    fig = go.Figure(go.Bar(
+        x=values, y=labels, orientation="h", marker_color=[DECLARED_COLOUR if d else OTHER_COLOUR for d in declared],
+        text=[f"{v:.3f}" + (" ✓" if d else "") for v, d in zip(values, declared)], textposition="outside",
+        cliponaxis=False, hovertemplate="%{y}: %{x:.3e}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="|m(X, T(X)) − m(X, X)| / range", **figures.LAYOUT)
+    fig.update_xaxes(range=[0, top])
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return fig
