@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import RepresentationError
-from .kernels import centre_features, cka_from_hsic, gram_linear, u_centre_gram
+from .kernels import cka_from_hsic, gram_linear, hsic_from_gram_sums, near_centred
 from .validation import as_layers, check_rows, min_rows
 
 BYTES = 8  # float64 statistics
@@ -272,18 +272,25 @@ class CKAAccumulator:
     def _update_grams(self, chunk: list[torch.Tensor]) -> None:
         structure = self.structure
         device = chunk[0].device
-        grams = []
         dtype = _product_dtype(chunk)
-        for x in chunk:
-            k = gram_linear(centre_features(x).to(dtype)).to(torch.float64)
-            grams.append((u_centre_gram(k) if self.debiased else k).flatten())
-        g = torch.stack(grams)  # (L_U, b^2)
-        if not self._stats:
-            self._stats = {"P": torch.zeros(len(structure.widths), len(structure.widths), dtype=torch.float64, device=device)}
-        # Each batch contributes its HSIC estimate: the Gram dot product over (m-1)^2 (biased)
-        # or m(m-3) (unbiased), so a shorter trailing batch is not over- or under-weighted.
         m = chunk[0].shape[0]
-        self._stats["P"] += _pairwise_dots(g, structure) / (m * (m - 3) if self.debiased else (m - 1) ** 2)
+        # Each layer's Gram goes straight into its row of G (no U-centring pass): HSIC follows
+        # from G G^T, the Gram row sums and their totals (kernels.hsic_from_gram_sums).
+        g = torch.empty(len(chunk), m * m, dtype=torch.float64, device=device)
+        row_sums = torch.empty(len(chunk), m, dtype=torch.float64, device=device)
+        for k, x in enumerate(chunk):
+            gram = g[k].view(m, m)
+            gram.copy_(gram_linear(near_centred(x, dtype)))
+            if self.debiased:
+                gram.fill_diagonal_(0.0)
+            row_sums[k] = gram.sum(dim=1)
+        if not self._stats:
+            size = len(structure.widths)
+            self._stats = {"P": torch.zeros(size, size, dtype=torch.float64, device=device)}
+        # Each batch adds its own HSIC estimate, so a shorter trailing batch is weighted correctly.
+        self._stats["P"] += hsic_from_gram_sums(
+            _pairwise_dots(g, structure), row_sums @ row_sums.T, row_sums.sum(dim=1), m, self.debiased
+        )
         self.n_examples += chunk[0].shape[0]
 
     def _hsic_features(self) -> torch.Tensor:

@@ -14,6 +14,17 @@ def centre_features(x: torch.Tensor) -> torch.Tensor:
     return x64 - x64.mean(dim=0, keepdim=True)
 
 
+def near_centred(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """X minus its float64 column means, in ``dtype``: centred to within one rounding of the mean.
+
+    That removes the offsets that make uncentred float32 Grams cancel catastrophically; the
+    small residual shift is then removed exactly by ``hsic_from_gram_sums``, which is invariant
+    to any shift of the features.
+    """
+    mean = x.to(torch.float64).mean(dim=0, keepdim=True) if x.dtype != torch.float64 else x.mean(dim=0, keepdim=True)
+    return x.to(dtype) - mean.to(dtype)
+
+
 def gram_linear(xc: torch.Tensor) -> torch.Tensor:
     """Linear kernel K = X X^T (of centred features, so K is already double-centred)."""
     return xc @ xc.T
@@ -33,7 +44,7 @@ def gram_rbf(xc: torch.Tensor, sigma: float) -> torch.Tensor:
     This is the bandwidth convention of Kornblith et al.'s reference ``gram_rbf(x, threshold)``.
     """
     d = squared_distances(xc)
-    median = torch.quantile(d.flatten(), 0.5, interpolation="midpoint") if d.numel() <= 16_000_000 else _median(d)
+    median = _median(d)
     if float(median) <= 0.0:
         # More than half of the pairs coincide: fall back to the mean distance so the kernel is defined.
         median = d.mean()
@@ -41,7 +52,7 @@ def gram_rbf(xc: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _median(d: torch.Tensor) -> torch.Tensor:
-    """Median of a large tensor (torch.quantile refuses more than 2^24 elements)."""
+    """Median of all entries by selection (kthvalue), not a full sort."""
     flat = d.flatten()
     k = flat.numel()
     lo = torch.kthvalue(flat, (k + 1) // 2).values
@@ -72,6 +83,21 @@ def u_centre_gram(k: torch.Tensor) -> torch.Tensor:
     k += total / ((n - 1) * (n - 2))
     k.fill_diagonal_(0.0)
     return k
+
+
+def hsic_from_gram_sums(dots: torch.Tensor, row_dots: torch.Tensor, totals: torch.Tensor, n: int,
+                        debiased: bool) -> torch.Tensor:
+    """HSIC for every pair of layers from sums of (uncentred) Gram matrices, never forming H.
+
+    dots = tr(K_l K_m), row_dots = (K_l 1).(K_m 1), totals = 1^T K_l 1.
+    Biased (Gretton et al. 2005): [tr(KL) - 2/n 1^T K L 1 + (1^T K 1)(1^T L 1)/n^2] / (n-1)^2.
+    Unbiased (Song et al. 2012, K and L with zero diagonals):
+    [tr(KL) + (1^T K 1)(1^T L 1)/((n-1)(n-2)) - 2/(n-2) 1^T K L 1] / (n(n-3)).
+    """
+    outer = torch.outer(totals, totals)
+    if debiased:
+        return (dots + outer / ((n - 1) * (n - 2)) - 2.0 * row_dots / (n - 2)) / (n * (n - 3))
+    return (dots - 2.0 * row_dots / n + outer / n**2) / (n - 1) ** 2
 
 
 def cka_from_hsic(hsic_xy: torch.Tensor, hsic_xx: torch.Tensor, hsic_yy: torch.Tensor) -> torch.Tensor:
