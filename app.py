@@ -24,6 +24,8 @@ PAGES = {
         st.Page("pages/separability.py", title="Separability", icon=":material/call_split:", url_path="separability"),
         st.Page("pages/function_preserving.py", title="Function-preserving edits", icon=":material/tune:",
                 url_path="function_preserving"),
+        st.Page("pages/neural_diversity.py", title="Neural diversity", icon=":material/neurology:",
+                url_path="neural_diversity"),
     ],
 }
 

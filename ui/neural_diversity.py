@@ -1,0 +1,528 @@
+"""Cached computations and figures of the Neural diversity page (Geadah et al., notes/papers.md §4).
+
+Everything is keyed on small descriptors (perturbation kind and its settings); the zoo models come
+from :func:`ui.data.model` and are never edited (perturbations run on private copies). The
+amplitude slider moves on the same grid the curves are computed on, so a new amplitude is a cache
+hit: one cold sweep per perturbation setting (under a second), then milliseconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit as st
+from plotly.subplots import make_subplots
+
+import sample_models
+from cka_core import RepresentationError, cka_matrix, linear_cka
+from sample_models import perturbations as pert
+
+from . import data, figures
+
+# The networks compared, in display order: code -> short label.
+NETWORKS = {
+    "mlp_seed0": "MLP ReLU",
+    "mlp_gamma_homogeneous": "MLP γ homog.",
+    "mlp_gamma_heterogeneous": "MLP γ heterog.",
+    "rnn_relu": "RNN ReLU",
+    "rnn_gamma_heterogeneous": "RNN γ heterog.",
+    "rnn_adaptive": "RNN adaptive",
+}
+NETWORK_COLOURS = {
+    "mlp_seed0": "#7f7f7f",
+    "mlp_gamma_homogeneous": "#1f77b4",
+    "mlp_gamma_heterogeneous": "#2ca02c",
+    "rnn_relu": "#8c564b",
+    "rnn_gamma_heterogeneous": "#9467bd",
+    "rnn_adaptive": "#d62728",
+}
+NETWORK_DASH = {name: ("dash" if name.startswith("mlp") else "solid") for name in NETWORKS}
+
+PERTURBATIONS = {
+    "sin_gain": "Gain modulation 1 + A·sin(2πf·t/T)",
+    "noise": "Gaussian noise (std A)",
+    "drive": "Step drive +A on pre-activations",
+}
+# The amplitude slider of each kind: (max, step, default). Its values are the grid of the curves.
+AMPLITUDES = {
+    "sin_gain": (1.0, 0.1, 0.5),   # Geadah et al. test at A = 0.5, f = 1
+    "noise": (0.5, 0.05, 0.2),     # pixels are in [0, 1]
+    "drive": (2.0, 0.2, 1.0),      # Geadah et al. add +1
+}
+
+# gamma presets: code -> (label, n, s)
+PRESETS = {
+    "custom": ("Custom", None, None),
+    "softplus": ("Softplus-like", 1.0, 0.0),
+    "sigmoid": ("Sigmoid-like", 1.0, 1.0),
+    "relu": ("ReLU-like", 20.0, 0.0),
+    "init": ("As initialised", 6.0, 0.5),
+}
+
+
+def grid(kind: str) -> np.ndarray:
+    """Amplitudes of the curves: 0 to the slider's maximum in the slider's steps."""
+    top, step, _ = AMPLITUDES[kind]
+    return np.round(np.arange(0.0, top + step / 2, step), 10)
+
+
+def snap(kind: str, amplitude: float) -> int:
+    """Index of the grid amplitude nearest to ``amplitude``."""
+    return int(np.argmin(np.abs(grid(kind) - amplitude)))
+
+
+def model(name: str):
+    return data.model(name)
+
+
+# --- the sweep: every network x every amplitude ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Accuracy and CKA of every network (axis 0, in NETWORKS order) at every grid amplitude.
+
+    accuracy: (networks, k). cka_self: (networks, k), CKA between a network's hidden states on
+    clean and on perturbed inputs (NaN where undefined: a constant layer). cka_between: (k, networks,
+    networks), CKA between networks' hidden states on the perturbed inputs (index 0 is clean).
+    constant: (networks, k) bool, the hidden layer is constant across examples. predictions:
+    (networks, k, test digits) predicted classes.
+    """
+
+    amplitudes: np.ndarray
+    accuracy: np.ndarray
+    cka_self: np.ndarray
+    cka_between: np.ndarray
+    constant: np.ndarray
+    predictions: np.ndarray
+
+
+def _is_constant(h: np.ndarray) -> bool:
+    centred = h - h.mean(axis=0)
+    return not np.any(np.abs(centred) > 1e-7 * (1.0 + np.abs(h).max()))
+
+
+def _cka_block(a: list[np.ndarray], b: list[np.ndarray] | None) -> np.ndarray:
+    """cka_matrix of non-constant layers; a pairwise fallback (NaN where undefined) if it refuses."""
+    try:
+        return cka_matrix(a, b)
+    except RepresentationError:
+        b = a if b is None else b
+        out = np.full((len(a), len(b)), np.nan)
+        for i, x in enumerate(a):
+            for j, y in enumerate(b):
+                try:
+                    out[i, j] = linear_cka(x, y)
+                except RepresentationError:
+                    pass
+        return out
+
+
+@st.cache_data(max_entries=24, show_spinner="Running every network over the amplitude grid…")
+def sweep(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sweep:
+    """All networks on the 359 test digits at every grid amplitude of one perturbation setting."""
+    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
+    digits = sample_models.digits()
+    amps = grid(kind)
+    names = list(NETWORKS)
+    acc = np.zeros((len(names), amps.size))
+    predictions = np.zeros((len(names), amps.size, digits.y_test.size), dtype=np.int8)
+    hidden = []
+    for i, name in enumerate(names):
+        out = pert.run_perturbed(model(name), digits.X_test, spec, amps)
+        predictions[i] = np.argmax(out.logits, axis=2)
+        acc[i] = np.mean(predictions[i] == digits.y_test[None, :], axis=1)
+        hidden.append(out.hidden.astype(np.float64))
+    constant = np.array([[_is_constant(h[k]) for k in range(amps.size)] for h in hidden])
+    cka_self = np.full((len(names), amps.size), np.nan)
+    cka_between = np.full((amps.size, len(names), len(names)), np.nan)
+    for k in range(amps.size):
+        ok = [i for i in range(len(names)) if not constant[i, k]]
+        if ok:
+            cka_between[k][np.ix_(ok, ok)] = _cka_block([hidden[i][k] for i in ok], None)
+        both = [i for i in ok if not constant[i, 0]]
+        if k == 0:
+            cka_self[both, 0] = 1.0
+        elif both:
+            cka_self[both, k] = np.diag(_cka_block([hidden[i][0] for i in both], [hidden[i][k] for i in both]))
+    return Sweep(amps, acc, cka_self, cka_between, constant, predictions)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether CKA(clean, perturbed) ranked the networks' robustness as accuracy retained does."""
+
+    level: str                     # "success" | "warning" | "info" | "error"
+    text: str
+    agreement: pert.RankAgreement | None
+    top_accuracy: str = "—"
+    top_cka: str = "—"
+
+
+def verdict(s: Sweep, k: int) -> Verdict:
+    """The plain statement of section 4, computed from the numbers at grid amplitude ``k``."""
+    names = list(NETWORKS)
+    amplitude = float(s.amplitudes[k])
+    cka = s.cka_self[:, k]
+    retained = s.accuracy[:, k] / s.accuracy[:, 0]
+    valid = np.flatnonzero(np.isfinite(cka))
+    if k == 0:
+        return Verdict("info", "At A = 0 nothing is perturbed: every CKA is 1 and every network keeps all its "
+                               "accuracy. Raise the amplitude.", None)
+    if valid.size < 2:
+        return Verdict("error", "Fewer than two networks have a defined CKA at this amplitude, so there is nothing "
+                                "to rank; lower the amplitude.", None)
+    agreement = pert.rank_agreement(cka[valid], retained[valid])
+    top_acc = " / ".join(NETWORKS[names[valid[i]]] for i in agreement.top_b)
+    top_cka = " / ".join(NETWORKS[names[valid[i]]] for i in agreement.top_a)
+    if agreement.spearman is None:
+        what = "every network retained the same accuracy" if np.ptp(retained[valid]) == 0 else "every CKA is the same"
+        return Verdict("info", f"There is nothing to rank at A = {amplitude:g}: {what}.", agreement, top_acc, top_cka)
+    rho, tau = agreement.spearman, agreement.kendall
+    exact = tau >= 1.0 - 1e-9
+    if exact:
+        quality = "ranked the networks' robustness **correctly**: the order by CKA is exactly the order by accuracy retained"
+    elif rho >= 0.8:
+        quality = "ranked the networks' robustness **largely but not exactly** correctly"
+    elif rho >= 0.4:
+        quality = "ranked the networks' robustness **only partly** correctly"
+    elif rho > 0:
+        quality = "ranked the networks' robustness **poorly**: its order barely follows accuracy retained"
+    else:
+        quality = "ranked the networks' robustness **wrongly**: its order runs against accuracy retained"
+    if agreement.tops_agree:
+        tops = f"and the network it calls most robust (**{top_cka}**) is the one that kept the most accuracy"
+    else:
+        tops = (f"and the network it calls most robust (**{top_cka}**) is not the one that kept the most accuracy "
+                f"(**{top_acc}**)")
+    text = (f"On these {valid.size} networks at A = {amplitude:g}, CKA {quality} (Spearman ρ = {rho:.2f}, "
+            f"Kendall τ = {tau:.2f}), {tops}.")
+    n_test = s.predictions.shape[2]
+    lost = np.rint((s.accuracy[valid, 0] - s.accuracy[valid, k]) * n_test)
+    if np.ptp(lost) <= 5:
+        text += (f" Caution: the networks' losses differ by at most {int(np.ptp(lost))} of the {n_test} test digits, "
+                 "so the order by accuracy is itself fragile here.")
+    good = exact or (rho >= 0.8 and agreement.tops_agree)
+    return Verdict("success" if good else "warning", text, agreement, top_acc, top_cka)
+
+
+def rank_over_amplitudes(s: Sweep) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman and Kendall of CKA vs accuracy retained at every grid amplitude (NaN where undefined)."""
+    rhos, taus = np.full(s.amplitudes.size, np.nan), np.full(s.amplitudes.size, np.nan)
+    for j in range(1, s.amplitudes.size):
+        ok = np.isfinite(s.cka_self[:, j])
+        if ok.sum() >= 2:
+            r = pert.rank_agreement(s.cka_self[ok, j], s.accuracy[ok, j] / s.accuracy[ok, 0])
+            rhos[j] = np.nan if r.spearman is None else r.spearman
+            taus[j] = np.nan if r.kendall is None else r.kendall
+    return rhos, taus
+
+
+# --- learned (n, s) -------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=2, show_spinner="Reading the learned gains and saturations…")
+def learned_parameters() -> dict[str, dict[str, np.ndarray]]:
+    """Per group (network · layer): n and s of every neuron. The adaptive RNN's (n, s) change at
+    every step: its entries are each neuron's mean over the 8 steps and the test digits."""
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for name in ("mlp_gamma_homogeneous", "mlp_gamma_heterogeneous", "rnn_gamma_heterogeneous"):
+        for layer, (n, s) in sample_models.gamma_parameters(model(name)).items():
+            label = NETWORKS[name] + ("" if layer == "act" else f" · {layer}")
+            groups[label] = {"n": n, "s": s, "network": name}
+    n_t, s_t = clean_adaptive_trace()
+    groups[NETWORKS["rnn_adaptive"] + " · mean over steps"] = {
+        "n": n_t.mean(axis=(0, 1)), "s": s_t.mean(axis=(0, 1)), "network": "rnn_adaptive"}
+    return groups
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def clean_adaptive_trace() -> tuple[np.ndarray, np.ndarray]:
+    """The adaptive RNN's per-step (n, s) on the clean test digits, each (digits, steps, units) float32."""
+    n_t, s_t = model("rnn_adaptive").adaptation_trace(sample_models.digits().X_test)
+    return n_t.astype(np.float32), s_t.astype(np.float32)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def digit_trace(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+                window: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The adaptive RNN's per-step (n, s) on test digit ``index`` under a perturbation, each (steps, units)."""
+    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
+    n_t, s_t = pert.adaptation_trace(model("rnn_adaptive"), sample_models.digits().X_test, spec, amplitude,
+                                     rows=[index])
+    return n_t[0], s_t[0]
+
+
+def trace_summary(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+                  window: tuple[int, int]) -> dict[str, float]:
+    """How much digit ``index``'s adaptive units move: mean |n_{t+1} - n_t| (clean), the fraction of
+    (unit, step) pairs with s clipped to 0 or 1 (clean), mean |n_t(perturbed) - n_t(clean)|."""
+    n0, s0 = digit_trace(index, "sin_gain", 0.0, 1.0, 0, (1, 8))
+    n1, _ = digit_trace(index, kind, amplitude, frequency, seed, window)
+    return {"gain_change": float(np.abs(np.diff(n0, axis=0)).mean()),
+            "clipped": float(np.mean((s0 <= 0) | (s0 >= 1))),
+            "gain_shift": float(np.abs(n1 - n0).mean())}
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def most_adaptive_units(count: int) -> list[int]:
+    """The adaptive RNN's units whose gain moves most from step to step (mean over the test digits)."""
+    n_t, _ = clean_adaptive_trace()
+    movement = np.abs(np.diff(n_t, axis=1)).mean(axis=(0, 1))
+    return sorted(int(u) for u in np.argsort(movement)[::-1][:count])
+
+
+def perturbed_digit(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+                    window: tuple[int, int]) -> np.ndarray:
+    """Test digit ``index`` as the networks see it (8 x 8; the drive leaves the input unchanged)."""
+    X = sample_models.digits().X_test
+    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
+    return pert.perturb_inputs(X, spec, amplitude)[index].reshape(8, 8)
+
+
+# --- figures ---
+# figures.LAYOUT's look, with its template attached as a ready dict: plotly re-validating the template
+# is about half the cost of building a small figure, and these are rebuilt whenever the amplitude moves.
+_LAYOUT = {k: v for k, v in figures.LAYOUT.items() if k != "template"}
+_TEMPLATE = pio.templates[figures.LAYOUT["template"]].to_plotly_json()
+
+
+def _apply_template(fig: go.Figure) -> go.Figure:
+    fig.layout._validate = False
+    try:
+        fig.layout.template = _TEMPLATE
+    finally:
+        fig.layout._validate = True
+    return fig
+
+
+def heatmap_figure(values: np.ndarray, labels: list[str], title: str) -> go.Figure:
+    """Network x network CKA, annotated, NaN cells (undefined CKA) left blank."""
+    text = np.where(np.isfinite(values), np.char.mod("%.2f", np.nan_to_num(values)), "n/a")
+    fig = go.Figure(go.Heatmap(
+        z=values, x=labels, y=labels, zmin=0.0, zmax=1.0, colorscale=figures.HEATMAP_SCALE, colorbar=dict(title="CKA"),
+        text=text, texttemplate="%{text}",
+        hovertemplate="%{y}<br>%{x}<br>CKA = %{z:.4f}<extra></extra>"))
+    fig.update_layout(title=title, **{**_LAYOUT, "height": 420, "margin": dict(l=110, r=20, t=50, b=90)})
+    fig.update_yaxes(autorange="reversed")
+    _apply_template(fig)
+    return fig
+
+
+def gamma_figure(x: np.ndarray, curves: dict[str, np.ndarray], n: float, s: float) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("γ(x; n, s)", "derivatives"), horizontal_spacing=0.1)
+    fig.add_trace(go.Scatter(x=x, y=np.maximum(x, 0), name="ReLU (reference)", line=dict(color="#bbbbbb", dash="dot"),
+                             hovertemplate="x=%{x:.2f}<br>ReLU=%{y:.3f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=curves["gamma"], name="γ", line=dict(color=figures.COLOURS["linear_cka"], width=3),
+                             hovertemplate="x=%{x:.2f}<br>γ=%{y:.4f}<extra></extra>"), row=1, col=1)
+    for key, label, colour in (("dx", "∂γ/∂x", "#ff7f0e"), ("dn", "∂γ/∂n", "#9467bd"), ("ds", "∂γ/∂s", "#2ca02c")):
+        fig.add_trace(go.Scatter(x=x, y=curves[key], name=label, line=dict(color=colour, width=3 if key == "dx" else 1.5),
+                                 visible=True if key == "dx" else "legendonly",
+                                 hovertemplate=f"x=%{{x:.2f}}<br>{label}=%{{y:.4f}}<extra></extra>"), row=1, col=2)
+    fig.update_layout(title=f"γ with gain n = {n:g}, saturation s = {s:g}", **_LAYOUT)
+    _apply_template(fig)
+    fig.update_xaxes(title_text="pre-activation x")
+    return fig
+
+
+def diversity_figure(groups: dict[str, dict[str, np.ndarray]]) -> go.Figure:
+    fig = make_subplots(rows=1, cols=3, column_widths=[0.44, 0.28, 0.28], horizontal_spacing=0.07,
+                        subplot_titles=("n vs s, one point per neuron", "gain n (heterogeneous)", "saturation s (heterogeneous)"))
+    palette = ["#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#17becf", "#9467bd", "#d62728"]
+    fig.add_shape(type="line", x0=0.5, x1=0.5, y0=5.0, y1=7.0, line=dict(color="black", width=4), row=1, col=1)
+    fig.add_annotation(x=0.5, y=7.0, text="start", showarrow=False, yshift=10, row=1, col=1)
+    for i, (label, g) in enumerate(groups.items()):
+        colour = palette[i % len(palette)]
+        homogeneous = np.ptp(g["n"]) == 0 and np.ptp(g["s"]) == 0
+        fig.add_trace(go.Scatter(
+            x=g["s"], y=g["n"], mode="markers", name=label, legendgroup=label,
+            marker=dict(color=colour, size=14 if homogeneous else 7, symbol="diamond" if homogeneous else "circle",
+                        line=dict(width=0.5, color="white")),
+            customdata=np.arange(g["n"].size),
+            hovertemplate=f"{label}<br>neuron %{{customdata}}<br>s=%{{x:.3f}}<br>n=%{{y:.3f}}<extra></extra>",
+        ), row=1, col=1)
+        for col, key in (() if homogeneous else ((2, "n"), (3, "s"))):
+            fig.add_trace(go.Histogram(x=g[key], name=label, legendgroup=label, showlegend=False, opacity=0.6,
+                                       marker_color=colour, nbinsx=20,
+                                       hovertemplate=f"{label}<br>{key} in %{{x}}<br>%{{y}} neurons<extra></extra>"),
+                          row=1, col=col)
+    fig.update_layout(barmode="overlay", title="Learned gain and saturation of every neuron",
+                      **{**_LAYOUT, "height": 430})
+    _apply_template(fig)
+    fig.update_layout(legend=dict(orientation="h", y=-0.22))
+    fig.update_xaxes(title_text="saturation s", range=[-0.05, 1.05], row=1, col=1)
+    fig.update_yaxes(title_text="gain n", row=1, col=1)
+    fig.update_xaxes(title_text="n", row=1, col=2)
+    fig.update_xaxes(title_text="s", row=1, col=3)
+    fig.update_yaxes(title_text="neurons", row=1, col=2)
+    return fig
+
+
+def amplitude_figure(amps: np.ndarray, values: np.ndarray, current: int, *, title: str, y_title: str,
+                     y_range: tuple[float, float] | None = None) -> go.Figure:
+    """One line per network against amplitude, the current amplitude marked."""
+    fig = go.Figure()
+    for i, name in enumerate(NETWORKS):
+        fig.add_trace(go.Scatter(
+            x=amps, y=values[i], mode="lines+markers", name=NETWORKS[name],
+            line=dict(color=NETWORK_COLOURS[name], dash=NETWORK_DASH[name]), marker=dict(size=5),
+            hovertemplate=f"{NETWORKS[name]}<br>A=%{{x:.2f}}<br>{y_title}=%{{y:.4f}}<extra></extra>"))
+    fig.add_vline(x=float(amps[current]), line=dict(color=figures.COLOURS["current"], width=2),
+                  annotation_text=f"A = {amps[current]:g}", annotation_position="top")
+    fig.update_layout(title=title, xaxis_title="amplitude A", yaxis_title=y_title, **_LAYOUT)
+    _apply_template(fig)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    if y_range is not None:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def cka_vs_retained(cka: np.ndarray, retained: np.ndarray) -> go.Figure:
+    fig = go.Figure()
+    for i, name in enumerate(NETWORKS):
+        if not np.isfinite(cka[i]):
+            continue
+        fig.add_trace(go.Scatter(
+            x=[cka[i]], y=[retained[i]], mode="markers+text", name=NETWORKS[name], text=[NETWORKS[name]],
+            textposition="top center", marker=dict(size=13, color=NETWORK_COLOURS[name]), showlegend=False,
+            hovertemplate=f"{NETWORKS[name]}<br>CKA=%{{x:.4f}}<br>accuracy retained=%{{y:.4f}}<extra></extra>"))
+    fig.update_layout(title="Does more similar mean more robust?", xaxis_title="CKA(clean, perturbed)",
+                      yaxis_title="accuracy retained (perturbed / clean)", **_LAYOUT)
+    finite = cka[np.isfinite(cka)]
+    if finite.size:
+        span = max(float(np.ptp(finite)), 0.02)
+        fig.update_xaxes(range=[float(finite.min()) - 0.25 * span, float(finite.max()) + 0.25 * span])
+        span_y = max(float(np.ptp(retained[np.isfinite(cka)])), 0.02)
+        fig.update_yaxes(range=[float(retained[np.isfinite(cka)].min()) - 0.15 * span_y,
+                                float(retained[np.isfinite(cka)].max()) + 0.2 * span_y])
+    _apply_template(fig)
+    return fig
+
+
+def rank_curve(amps: np.ndarray, rho: np.ndarray, tau: np.ndarray, current: int) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=amps, y=rho, mode="lines+markers", name="Spearman ρ", line=dict(color="#1f77b4"),
+                             hovertemplate="A=%{x:.2f}<br>ρ=%{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=amps, y=tau, mode="lines+markers", name="Kendall τ", line=dict(color="#17becf", dash="dash"),
+                             hovertemplate="A=%{x:.2f}<br>τ=%{y:.3f}<extra></extra>"))
+    fig.add_hline(y=0.0, line=dict(color="#999999", width=1))
+    fig.add_vline(x=float(amps[current]), line=dict(color=figures.COLOURS["current"], width=2))
+    fig.update_layout(title="Rank agreement of CKA with accuracy retained, per amplitude", xaxis_title="amplitude A",
+                      yaxis_title="rank correlation", **_LAYOUT)
+    _apply_template(fig)
+    fig.update_yaxes(range=[-1.05, 1.05])
+    return fig
+
+
+def trace_figure(result: dict[str, np.ndarray], neurons: list[int], show_perturbed: bool) -> go.Figure:
+    """``result``: n_clean, s_clean, n_pert, s_pert, each (steps, units) for one digit."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("gain n<sub>t</sub>", "saturation s<sub>t</sub>"), horizontal_spacing=0.08)
+    steps = np.arange(1, result["n_clean"].shape[0] + 1)
+    palette = figures.CLASS_COLOURS
+    for j, unit in enumerate(neurons):
+        colour = palette[j % len(palette)]
+        for col, key in ((1, "n"), (2, "s")):
+            fig.add_trace(go.Scatter(
+                x=steps, y=result[f"{key}_clean"][:, unit], mode="lines+markers", name=f"unit {unit}",
+                legendgroup=str(unit), showlegend=col == 1, line=dict(color=colour),
+                hovertemplate=f"unit {unit}, clean<br>step %{{x}}<br>{key}=%{{y:.3f}}<extra></extra>"), row=1, col=col)
+            if show_perturbed:
+                fig.add_trace(go.Scatter(
+                    x=steps, y=result[f"{key}_pert"][:, unit], mode="lines", name=f"unit {unit} perturbed",
+                    legendgroup=str(unit), showlegend=False, line=dict(color=colour, dash="dot"),
+                    hovertemplate=f"unit {unit}, perturbed<br>step %{{x}}<br>{key}=%{{y:.3f}}<extra></extra>"),
+                    row=1, col=col)
+    fig.update_layout(title="Adaptive units: gain and saturation at each step (dotted: perturbed input)",
+                      **_LAYOUT)
+    _apply_template(fig)
+    fig.update_xaxes(title_text="time step t (image row)", dtick=1)
+    fig.update_yaxes(range=[-0.05, 1.05], row=1, col=2)
+    return fig
+
+
+def digit_figure(image: np.ndarray, image_pert: np.ndarray) -> go.Figure:
+    """The clean and the perturbed digit, one above the other (row t is time step t)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("clean", "perturbed"), horizontal_spacing=0.08)
+    lo, hi = float(min(image.min(), image_pert.min(), 0.0)), float(max(image.max(), image_pert.max(), 1.0))
+    for col, img in ((1, image), (2, image_pert)):
+        fig.add_trace(go.Heatmap(z=img, zmin=lo, zmax=hi, colorscale="Greys", showscale=False,
+                                 y=np.arange(1, 9), x=np.arange(1, 9),
+                                 hovertemplate="row (step) %{y}, column %{x}<br>pixel %{z:.3f}<extra></extra>"),
+                      row=1, col=col)
+        fig.update_yaxes(range=[8.5, 0.5], scaleanchor=f"x{'' if col == 1 else 2}", constrain="domain",
+                         tickvals=[1, 4, 8], showticklabels=col == 1, row=1, col=col)
+        fig.update_xaxes(range=[0.5, 8.5], constrain="domain", showticklabels=False, row=1, col=col)
+    fig.update_layout(title="The input; row t is step t", **{**_LAYOUT, "height": 230,
+                                                              "margin": dict(l=30, r=5, t=60, b=5)})
+    _apply_template(fig)
+    return fig
+
+
+# --- cached charts: the figures are shared, read-only objects (st.plotly_chart only reads them) ---------
+# Building a plotly figure costs tens of milliseconds; every chart is keyed on its small descriptor so a
+# revisited slider value is a cache hit.
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def gamma_chart(n: float, s: float) -> go.Figure:
+    x = np.linspace(-4.0, 4.0, 401)
+    return gamma_figure(x, pert.gamma_curve(x, n, s), n, s)
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def diversity_chart() -> go.Figure:
+    return diversity_figure(learned_parameters())
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def accuracy_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(kind, frequency, seed, window)
+    return amplitude_figure(s.amplitudes, s.accuracy, k, title=f"Test accuracy vs amplitude — {PERTURBATIONS[kind]}",
+                            y_title="test accuracy", y_range=(0.0, 1.02))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cka_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(kind, frequency, seed, window)
+    return amplitude_figure(s.amplitudes, s.cka_self, k, title="CKA(clean, perturbed hidden state) vs amplitude",
+                            y_title="linear CKA", y_range=(0.0, 1.02))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def scatter_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(kind, frequency, seed, window)
+    return cka_vs_retained(s.cka_self[:, k], s.accuracy[:, k] / s.accuracy[:, 0])
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def rank_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(kind, frequency, seed, window)
+    rhos, taus = rank_over_amplitudes(s)
+    return rank_curve(s.amplitudes, rhos, taus, k)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def between_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(kind, frequency, seed, window)
+    labels = list(NETWORKS.values())
+    title = "CKA between the networks' hidden states, " + ("clean digits" if k == 0 else f"A = {s.amplitudes[k]:g}")
+    return heatmap_figure(s.cka_between[k], labels, title)
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def trace_chart(index: int, units: tuple[int, ...], kind: str, amplitude: float, frequency: float, seed: int,
+                window: tuple[int, int]) -> go.Figure:
+    """amplitude 0: the clean trace only."""
+    n0, s0 = digit_trace(index, "sin_gain", 0.0, 1.0, 0, (1, 8))
+    n1, s1 = digit_trace(index, kind, amplitude, frequency, seed, window)
+    result = {"n_clean": n0, "s_clean": s0, "n_pert": n1, "s_pert": s1}
+    return trace_figure(result, list(units), amplitude != 0.0)
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def digit_chart(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+                window: tuple[int, int]) -> go.Figure:
+    clean = sample_models.digits().X_test[index].reshape(8, 8)
+    return digit_figure(clean, perturbed_digit(index, kind, amplitude, frequency, seed, window))
