@@ -71,8 +71,18 @@ def wait_for_run(page, timeout: float = 60_000) -> None:
     page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=timeout)
 
 
-def save_screenshot(page, name: str) -> Path:
+def save_screenshot(page, name: str, max_height: int = 4000) -> Path:
+    """The whole page: Streamlit scrolls inside its main container, so the viewport is made as
+    tall as that container's content (up to ``max_height``) before the shot, then restored."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    viewport = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
+        ".map(e => e.scrollHeight), document.body.scrollHeight)"
+    )
+    page.set_viewport_size({"width": viewport["width"], "height": min(max(height, viewport["height"]), max_height)})
+    page.wait_for_timeout(500)  # let plotly re-layout to the new size
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
     return path
