@@ -18,6 +18,9 @@ PAGES = {
     "Learn": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
+    "Compare": [
+        st.Page("pages/compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
+    ],
     "Experiment": [
         st.Page("pages/outliers.py", title="Outliers", icon=":material/scatter_plot:", url_path="outliers"),
         st.Page("pages/invariances.py", title="Invariances", icon=":material/sync_alt:", url_path="invariances"),

@@ -1,0 +1,235 @@
+"""Compare: two models or representation files -> layer x layer heatmaps with uncertainty,
+sanity checks, a drill-down into one cell, and exports."""
+import numpy as np
+import streamlit as st
+
+from cka_core import RepresentationError
+from ui import compare, figures
+from ui.shell import inside_app_frame
+from ui.widgets import fmt, page_header, theory
+
+inside_app_frame()
+
+page_header(
+    "Compare two models, layer by layer",
+    "Pick two sample models or upload the activations of your own (one row per example, the same examples in "
+    "the same order on both sides) and get a layer × layer heatmap for the measure you choose. Confidence "
+    "intervals and permutation p-values say which cells are beyond chance, the sanity checks catch the bugs "
+    "that have shipped in popular CKA libraries, and the drill-down shows which principal components carry a "
+    "value. The sidebar's source is not used here.",
+)
+
+
+def main() -> None:
+    col_a, col_b = st.columns(2, gap="large")
+    with col_a:
+        a, health_a = compare.side_picker("A", "mlp_seed0")
+    with col_b:
+        b, health_b = compare.side_picker("B", "mlp_seed1")
+    if a is None or b is None:
+        st.info("The heatmap appears once both sides hold usable layers.")
+        return
+    if a.n != b.n:
+        st.error(f"Side A has {a.n} examples but side B has {b.n}. CKA compares the same examples seen by two "
+                 "representations: save both with one row per example, the same examples in the same order.",
+                 icon=":material/error:")
+        return
+
+    st.divider()
+    settings = compare.measure_controls(a.n)
+    try:
+        values, seconds = compare.heatmap_values(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings)
+    except RepresentationError as error:
+        st.error(f"{error}", icon=":material/error:")
+        return
+
+    head = st.container()  # metrics and heatmap: drawn once the uncertainty controls below are read
+    st.subheader("Uncertainty per cell")
+    st.markdown("Bootstrap intervals resample the examples (the same rows on both sides); permutation p-values "
+                "shuffle B's rows against A's, the null of unpaired examples. " + compare.MARKING_TEXT)
+    with st.expander("Settings: bootstrap resamples, permutations, interval level, seed", expanded=False):
+        n_boot, n_perm, confidence, seed = compare.inference_controls(seconds)
+    key = compare.inference_key(a, b, settings, n_boot, n_perm, confidence, seed)
+    result = compare.stored_inference(key)
+
+    with head:
+        higher = settings.info.higher_is_similar
+        i, j = np.unravel_index(int(np.argmax(values if higher else -values)), values.shape)
+        row = st.columns(4)
+        row[0].metric("Examples", f"{a.n}")
+        row[1].metric("Layers (A × B)", f"{len(a.names)} × {len(b.names)}")
+        row[2].metric(f"Best match ({_short_pair(a.names[i], b.names[j])})", fmt(float(values[i, j])),
+                      help=f"{settings.label} between {a.names[i]} (A) and {b.names[j]} (B), the most similar pair.")
+        if result is not None:
+            flagged = int(result.flagged.sum())
+            row[3].metric("Cells beyond chance", f"{values.size - flagged} of {values.size}",
+                          help=compare.MARKING_TEXT.replace("**", ""))
+        else:
+            row[3].metric("Heatmap time", f"{seconds * 1000:.0f} ms", help="Computing every cell once (cached afterwards).")
+        st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result), key="cmp_heatmap",
+                        config=figures.CHART_CONFIG)
+
+    _inference_section(key, result, a, b, settings)
+    _sanity_section(a, b, settings, values, [h for h in (health_a, health_b) if h is not None])
+    _drilldown_section(a, b, values, settings, (int(i), int(j)))
+    _exports(values, a, b, settings, result)
+
+
+def _short_pair(x: str, y: str) -> str:
+    text = f"{x} ↔ {y}"
+    return text if len(text) <= 28 else text[:27] + "…"
+
+
+def _inference_section(key, result, a, b, settings) -> None:
+    compare.stopped_message()
+    # The request goes through a callback (run before the script), not the button's return value: a
+    # button's one-run trigger is lost if the run restarts early (ui.shell.inside_app_frame does that).
+    st.button("Compute intervals and p-values", type="primary", key="cmp_run", icon=":material/play_arrow:",
+              disabled=result is not None, on_click=compare.request_run,
+              help="Done for these settings." if result is not None else None)
+    if compare.run_requested() and result is None:
+        result = compare.run_inference(key, a, b, settings, *key[-4:])
+        if result is not None:
+            st.rerun()  # redraw the heatmap above with the intervals and marks
+    if result is None:
+        st.caption("Not computed for these settings yet.")
+        return
+    boot, perm = result.bootstrap, result.permutation
+    st.caption(f"{boot.n_resamples} bootstrap resamples and {perm.n_permutations} permutations (seed {result.seed}) "
+               f"took {result.seconds:.1f} s. Hover a cell of the heatmap for its interval and p-value.")
+    rows = []
+    for i, name_a in enumerate(a.names):
+        for j, name_b in enumerate(b.names):
+            rows.append({"A": name_a, "B": name_b, "value": boot.values[i, j], "low": boot.low[i, j],
+                         "high": boot.high[i, j], "p": perm.p_values[i, j], "null mean": perm.null_mean[i, j],
+                         "null sd": perm.null_std[i, j], "beyond chance": not bool(result.flagged[i, j])})
+    with st.expander(f"Every cell: value, interval, p-value, null ({len(rows)} rows)", expanded=False):
+        _cells_table(rows, boot)
+
+
+def _cells_table(rows, boot) -> None:
+    st.dataframe(rows, hide_index=True, key="cmp_cells", height=min(400, 38 + 35 * len(rows)),
+                 column_config={"value": st.column_config.NumberColumn(format="%.4f"),
+                                "low": st.column_config.NumberColumn(f"{boot.confidence:.0%} low", format="%.4f"),
+                                "high": st.column_config.NumberColumn(f"{boot.confidence:.0%} high", format="%.4f"),
+                                "p": st.column_config.NumberColumn("p-value", format="%.4f"),
+                                "null mean": st.column_config.NumberColumn(format="%.4f"),
+                                "null sd": st.column_config.NumberColumn(format="%.4f")})
+
+
+def _sanity_section(a, b, settings, values, health) -> None:
+    st.subheader("Sanity checks")
+    checks = compare.sanity_checks(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings, values)
+    for check in health + checks:
+        compare.check_line(check)
+    dn = next((c for c in checks if c.name.startswith("Width")), None)
+    if dn is not None and dn.details.get("rows"):
+        with st.expander("Biased CKA against its shuffled-rows null, beside the debiased value", expanded=dn.status == "warn"):
+            st.dataframe(dn.details["rows"], hide_index=True, key="cmp_dn",
+                         column_config={k: st.column_config.NumberColumn(format="%.3f") for k in
+                                        ("biased_cka", "null_mean_biased", "isotropic_null", "debiased_cka")})
+            st.caption("null_mean_biased: the exact mean of biased CKA over all shufflings of the rows, "
+                       "tr(K) tr(L) / ((n − 1) ‖K‖ ‖L‖); isotropic_null: d/(d + n − 1) for random isotropic features; "
+                       "debiased CKA's shuffled-rows mean is exactly 0.")
+    plan = compare.baseline_plan(a, b)
+    if plan is None:
+        compare.check_line(compare.sanity.Check(
+            "Random-init baseline", compare.sanity.INFO,
+            "available when a side is a trained sample model (it is compared with its untrained twin)."))
+        return
+    replaced, model = plan
+    try:
+        what, baseline = compare.baseline_values(*compare.pair_arguments(a, b), settings.key, replaced, model,
+                                                 a.layers, b.layers, settings)
+    except RepresentationError as error:
+        compare.check_line(compare.sanity.Check("Random-init baseline", compare.sanity.INFO, str(error)))
+        return
+    check = compare.sanity.random_init_baseline(values, baseline, a.names, b.names, measure=settings.measure,
+                                                replaced=replaced, what=what)
+    compare.check_line(check)
+    with st.expander(f"Random-init baseline heatmap ({replaced} = {what})", expanded=False):
+        st.plotly_chart(compare.baseline_figure(baseline, a, b, settings, replaced), key="cmp_baseline",
+                        config=figures.CHART_CONFIG)
+
+
+def _drilldown_section(a, b, values, settings, best) -> None:
+    st.subheader("Drill-down: why one cell has its value")
+    st.markdown("Linear CKA is the cosine between the two centred Gram matrices, and splits exactly into pairs of "
+                "principal components, each weighted by both variances (the eigen form below). Pick a cell; the "
+                "decomposition is of *biased linear* CKA whatever measure the heatmap shows.")
+    cols = st.columns([1, 1, 1])
+    layer_a = cols[0].selectbox("Layer of A", a.names, index=best[0], key=f"cmp_dd_a_{a.key[:12]}")
+    layer_b = cols[1].selectbox("Layer of B", b.names, index=best[1], key=f"cmp_dd_b_{b.key[:12]}")
+    k = cols[2].slider("Components shown (k)", 2, 20, 8, key="cmp_dd_k", bind="query-params")
+    try:
+        result = compare.drill(a.key, layer_a, b.key, layer_b, a.layers[layer_a], b.layers[layer_b])
+    except RepresentationError as error:
+        st.error(f"{error}")
+        return
+    contrib = result.contributions
+    lead = contrib.leading_pairs(1)[0]
+    row = st.columns(4)
+    row[0].metric("Linear CKA (biased)", fmt(contrib.cka))
+    if settings.measure != "linear_cka" or settings.batch_size is not None:
+        row[1].metric(f"Heatmap value ({compare.short_label(settings)})",
+                      fmt(float(values[a.names.index(layer_a), b.names.index(layer_b)])))
+    else:
+        row[1].metric("Participation ratios (A, B)", f"{compare.drilldown.participation_ratio(contrib.eigenvalues_x):.1f}, "
+                      f"{compare.drilldown.participation_ratio(contrib.eigenvalues_y):.1f}",
+                      help="Effective number of dimensions, (Σλ)²/Σλ².")
+    row[2].metric(f"Top {k}×{k} pairs carry", f"{contrib.top_sum(k) / contrib.cka:.1%}" if contrib.cka > 0 else "—",
+                  help="Share of linear CKA in the k leading components of each side.")
+    row[3].metric("Largest pair", f"PC{lead[0] + 1} × PC{lead[1] + 1}",
+                  delta=f"{lead[2]:.3f} of {contrib.cka:.3f}", delta_color="off", delta_arrow="off",
+                  help="The principal-component pair with the largest term of the eigen form.")
+    if result.rows_used < a.n:
+        st.caption(f"Computed on {result.rows_used} evenly spaced examples of the {a.n} (n × n Gram matrices).")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(compare.gram_scatter_figure(result.scatter, layer_a, layer_b), key="cmp_dd_scatter",
+                        config=figures.CHART_CONFIG)
+    with right:
+        st.plotly_chart(compare.spectra_figure(contrib, layer_a, layer_b), key="cmp_dd_spectra",
+                        config=figures.CHART_CONFIG)
+    st.plotly_chart(compare.contributions_figure(contrib, k), key="cmp_dd_contrib", config=figures.CHART_CONFIG)
+
+
+def _exports(values, a, b, settings, result) -> None:
+    st.subheader("Export")
+    doc = compare.export_document(values, a, b, settings, result)
+    cols = st.columns([1, 1, 3])
+    cols[0].download_button("CSV (one row per cell)", compare.export_csv(doc), file_name="cka_compare.csv",
+                            mime="text/csv", key="cmp_csv", on_click="ignore", icon=":material/download:")
+    cols[1].download_button("JSON", compare.export_json(doc), file_name="cka_compare.json", mime="application/json",
+                            key="cmp_json", on_click="ignore", icon=":material/download:")
+    cols[2].caption("Both hold the values" + (", intervals, p-values" if result is not None else "")
+                    + " and every setting needed to reproduce them (sources with SHA-256 digests, measure, estimator, "
+                    "counts, seed). PNG: the camera icon in each chart's toolbar. The same files from the command "
+                    "line: `python -m cka_core compare A.npz B.npz --bootstrap 200 --permutations 200 --out heat.json`.")
+
+
+main()
+
+theory(
+    [
+        r"\mathrm{CKA}(X, Y) = \frac{\lVert Y_c^\top X_c\rVert_F^2}{\lVert X_c^\top X_c\rVert_F\,\lVert Y_c^\top Y_c\rVert_F}"
+        r"= \sum_{i,j} \frac{\lambda_X^i \lambda_Y^j \langle u_X^i, u_Y^j\rangle^2}{\sqrt{\sum_i (\lambda_X^i)^2 \sum_j (\lambda_Y^j)^2}}",
+        r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{biased}}(X, P_\pi Y)\big] = \frac{\operatorname{tr}K\,\operatorname{tr}L}"
+        r"{(n-1)\lVert K\rVert_F \lVert L\rVert_F} = \frac{\sqrt{\mathrm{PR}_X\,\mathrm{PR}_Y}}{n-1}"
+        r"\;\approx\; \frac{d}{d+n-1}\ \text{(isotropic, equal widths)},\qquad"
+        r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{debiased}}\big] = 0",
+        r"\text{interval} = \big[\,v + q_{\alpha/2} - m,\; v + q_{1-\alpha/2} - m\,\big],\qquad"
+        r"p = \frac{1 + \#\{\text{null} \ge v\}}{1 + N}",
+    ],
+    "Linear CKA compares the two centred Gram matrices $K = X_cX_c^\\top$ and $L = Y_cY_c^\\top$ (the cosine between "
+    "them as vectors); its eigen form splits the value into pairs of principal components weighted by both "
+    "eigenvalues, so high-variance components dominate (the drill-down shows the terms). Shuffling the rows of one "
+    "side keeps each Gram's spectrum, so biased CKA of *unrelated* examples averages $\\sqrt{PR_X PR_Y}/(n-1)$ "
+    "(PR: participation ratio) — close to 1 when features outnumber examples — while the debiased estimator "
+    "(unbiased HSIC) averages exactly 0. The bootstrap resamples examples with replacement; duplicated examples "
+    "inflate CKA, so the percentile interval is re-centred on the full-data value $v$ ($m$ is the median of the "
+    "resamples). The permutation p-value is exact under exchangeable rows and never 0.",
+    "Kornblith et al., ICML 2019 (CKA, eigen form, sanity check across seeds); Song et al., JMLR 2012 (unbiased HSIC); "
+    "Nguyen et al., ICLR 2021 (minibatch CKA); Murphy et al. 2024 (biased CKA at small n, large d); the shuffled-rows "
+    "mean is derived in cka_core/sanity.py.",
+)

@@ -1,0 +1,153 @@
+"""`python -m cka_core compare` with --bootstrap, --permutations and --out F.png, run as real
+subprocesses (started together: each pays the interpreter + torch start-up)."""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import reference as ref
+from cka_core.cli import CELL_COLUMNS, cells_csv, heatmap_document, main
+from cka_core.inference import bootstrap, permutation_test
+from cka_testdata import layers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start(*args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen([sys.executable, "-m", "cka_core", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+
+
+class _Done:
+    def __init__(self, popen):
+        self.stdout, self.stderr = popen.communicate(timeout=300)
+        self.returncode = popen.returncode
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_compare")
+    rng = np.random.default_rng(0)
+    L = layers(rng, 60, [5, 12, 7, 4])
+    a = {"conv1": L[0], "fc": L[1]}
+    b = {"block.0": L[2], "head, out": L[3]}
+    np.savez(d / "a.npz", **a)
+    np.savez(d / "b.npz", **b)
+    np.save(d / "nan.npy", np.full((60, 3), np.nan))
+    A, B = d / "a.npz", d / "b.npz"
+    commands = {
+        "full": ("compare", A, B, "--bootstrap", "40", "--permutations", "30", "--seed", "3",
+                 "--out", d / "heat.csv", "--out", d / "heat.json", "--out", d / "heat.png"),
+        "boot_only": ("compare", A, B, "--debiased", "--bootstrap", "20", "--confidence", "0.9", "--out", d / "b.csv"),
+        "nan": ("compare", d / "nan.npy", B, "--permutations", "5"),
+    }
+    started = {k: _start(*v) for k, v in commands.items()}
+    return d, a, b, {k: _Done(p) for k, p in started.items()}
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode != 0, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_intervals_and_p_values_in_every_output(runs):
+    d, a, b, done = runs
+    proc = done["full"]
+    assert proc.returncode == 0, proc.stderr
+    assert "bootstrap intervals" in proc.stdout and "permutation p-values" in proc.stdout
+    expected = ref.cka_matrix(list(a.values()), list(b.values()))
+    boot = bootstrap(a, b, n_resamples=40, seed=3)
+    perm = permutation_test(a, b, n_permutations=30, seed=3)
+
+    doc = json.loads((d / "heat.json").read_text())
+    np.testing.assert_allclose(doc["values"], expected, atol=1e-8)
+    np.testing.assert_allclose(doc["ci_low"], boot.low, atol=1e-12)
+    np.testing.assert_allclose(doc["ci_high"], boot.high, atol=1e-12)
+    np.testing.assert_allclose(doc["p_values"], perm.p_values, atol=1e-12)
+    assert doc["bootstrap"]["n_resamples"] == 40 and doc["permutations"]["n_permutations"] == 30
+    assert doc["seed"] == 3 and doc["measure"] == "linear_cka" and "marking_rule" in doc
+    assert np.array(doc["not_above_null"]).shape == (2, 2)
+
+    matrix = list(csv.reader((d / "heat.csv").open()))                 # the matrix file is unchanged
+    assert matrix[0] == ["layer", "block.0", "head, out"]
+    np.testing.assert_allclose([[float(v) for v in r[1:]] for r in matrix[1:]], expected, atol=1e-8)
+
+    text = (d / "heat.cells.csv").read_text()
+    settings = {line[2:].split(": ", 1)[0]: json.loads(line[2:].split(": ", 1)[1])
+                for line in text.splitlines() if line.startswith("# ")}
+    assert settings["measure"] == "linear_cka" and settings["bootstrap"]["n_resamples"] == 40
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    assert tuple(rows[0]) == CELL_COLUMNS and len(rows) == 4
+    assert [(r["layer_a"], r["layer_b"]) for r in rows] == [(x, y) for x in a for y in b]
+    np.testing.assert_allclose([float(r["value"]) for r in rows], expected.ravel(), atol=1e-8)
+    np.testing.assert_allclose([float(r["ci_low"]) for r in rows], boot.low.ravel(), atol=1e-12)
+    np.testing.assert_allclose([float(r["p_value"]) for r in rows], perm.p_values.ravel(), atol=1e-12)
+    assert {r["not_above_null"] for r in rows} <= {"true", "false"}
+
+    assert (d / "heat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bootstrap_alone_leaves_the_permutation_columns_empty(runs):
+    d, a, b, done = runs
+    assert done["boot_only"].returncode == 0, done["boot_only"].stderr
+    rows = list(csv.DictReader(l for l in (d / "b.cells.csv").read_text().splitlines() if not l.startswith("#")))
+    assert all(r["p_value"] == "" and r["not_above_null"] == "" and r["ci_low"] for r in rows)
+    boot = bootstrap(a, b, n_resamples=20, confidence=0.9, debiased=True)
+    np.testing.assert_allclose([float(r["ci_high"]) for r in rows], boot.high.ravel(), atol=1e-12)
+
+
+def test_nan_file_is_one_line_and_non_zero_in_a_real_process(runs):
+    assert "NaN" in _one_line_error(runs[3]["nan"])
+
+
+def _main(argv, capsys) -> tuple[int, str, str]:
+    """cli.main in this process (the same code path as the subprocess, without a torch start-up)."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("extra,words", [(["--bootstrap", "0"], "--bootstrap"),
+                                         (["--permutations", "many"], "whole number"),
+                                         (["--bootstrap", "5", "--confidence", "95"], "between 0 and 1"),
+                                         (["--out", "heat.txt"], ".txt"), (["--sigma", "0.5"], "rbf_cka")])
+def test_bad_arguments_are_one_line_and_non_zero(runs, capsys, extra, words):
+    d = runs[0]
+    code, out, err = _main(["compare", d / "a.npz", d / "b.npz", *extra], capsys)
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_png_for_another_measure(runs, capsys):
+    d = runs[0]
+    code, _, err = _main(["compare", d / "a.npz", d / "b.npz", "--measure", "procrustes", "--out", d / "proc.png"],
+                         capsys)
+    assert code == 0, err
+    assert (d / "proc.png").read_bytes()[:4] == b"\x89PNG" and (d / "proc.png").stat().st_size > 5000
+
+
+def test_help_documents_the_csv_layout(capsys):
+    code, out, _ = _main(["compare", "--help"], capsys)
+    assert code == 0
+    assert "--bootstrap" in out and "F.cells.csv" in out and "not_above_null" in out
+
+
+def test_export_helpers_round_trip():
+    values = np.array([[0.5, 0.25]])
+    doc = heatmap_document(values, ["x"], ["y,1", 'q"2'], {"measure": "linear_cka", "n_examples": 10})
+    rows = list(csv.DictReader(io.StringIO("\n".join(l for l in cells_csv(doc).splitlines() if not l.startswith("#")))))
+    assert [r["layer_b"] for r in rows] == ["y,1", 'q"2'] and [float(r["value"]) for r in rows] == [0.5, 0.25]
+    assert rows[0]["ci_low"] == ""

@@ -1,0 +1,667 @@
+"""The Compare page's parts: where each side's layers come from, the measure controls, cached
+heatmaps, sanity checks and drill-downs, inference on a button press (progress, stop, bounded
+per-session store), figures and exports.
+
+Arrays never enter a cache key: every cached function takes content digests and layer names as
+its key and the arrays with a leading underscore. Uploads are parsed per session
+(``data.uploaded_arrays``); zoo models and launch files are shared read-only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+import sample_models
+from cka_core import MEASURES, RepresentationError, capture, cka_matrix
+from cka_core import drilldown, inference, sanity
+from cka_core.cli import cells_csv, heatmap_document
+from cka_core.heatmap import similarity_matrix
+from cka_core.io import SUPPORTED, load_representations
+
+from . import data, figures
+from .launch import launch_files
+from .widgets import choose
+
+MIN_EXAMPLES = 4  # the debiased estimators need 4; fewer examples say nothing anyway
+DEFAULT_COUNT = 200
+MAX_COUNT = 2000
+TIME_LIMIT_S = 600.0  # an inference run gives up (with a message) after this long
+STORE_SIZE = 8  # inference results kept per session
+DRILL_MAX_ROWS = 2000  # the drill-down's n x n Grams and SVDs stay fast
+SCATTER_POINTS = 5000
+CHEAP_MEASURES = {"linear_cka", "linear_cka_debiased"}
+ALPHA, NULL_WIDTH = 0.05, 2.0
+
+SOURCE_KINDS = {"zoo": "Sample model", "upload": "Upload files", "launch": "Launch file"}
+ESTIMATORS = {"biased": "Biased", "debiased": "Debiased", "minibatch": "Minibatch"}
+MEASURE_CHOICES = {k: MEASURES[k].label for k in
+                   ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "rsa", "linear_regression")}
+STATUS_ICONS = {sanity.PASS: ":material/check_circle:", sanity.WARN: ":material/warning:",
+                sanity.FAIL: ":material/error:", sanity.INFO: ":material/info:"}
+MARKING_TEXT = (f"**✕** marks a cell whose value is not clearly beyond chance: its permutation p-value is above "
+                f"{ALPHA}, or its bootstrap interval overlaps the shuffled-rows null (the null's mean ± "
+                f"{NULL_WIDTH:g} sd).")
+
+
+# --------------------------------------------------------------------------- sides
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: named (n, d) layers, read-only, plus where they came from."""
+
+    name: str  # "A" or "B"
+    label: str
+    key: str  # a digest of the content (zoo models: "zoo:<name>") and the chosen layers
+    layers: dict = field(repr=False)
+    shapes: dict = field(repr=False)  # per-example shape before flattening
+    model_name: str | None
+    source: dict  # what an export records about the source
+
+    @property
+    def n(self) -> int:
+        return next(iter(self.layers.values())).shape[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.layers)
+
+
+def upload_limit_bytes() -> int:
+    """The per-file limit: the server's ``server.maxUploadSize`` (MB)."""
+    return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+@st.cache_resource(max_entries=16)
+def _zoo_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Per-example output shape of each layer of a zoo model (one forward pass on 2 digits)."""
+    X = sample_models.digits().X_test[:2]
+    return {k: tuple(v.shape[1:]) for k, v in capture(data.model(name), X, sample_models.layer_names(name)).items()}
+
+
+def zoo_side(side: str, name: str) -> Side:
+    layers = data.model_layers(name)["test"]
+    return Side(side, name, f"zoo:{name}", dict(layers), _zoo_shapes(name), name,
+                {"kind": "sample model", "model": name, "split": "digits test split",
+                 "n_examples": int(next(iter(layers.values())).shape[0])})
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the launch file…")
+def _launch_arrays(path: str, mtime: float, size: int) -> tuple[str, dict[str, np.ndarray]]:
+    """A file named at launch (``--reps``), read once per (path, mtime, size); shared read-only."""
+    raw = Path(path).read_bytes()
+    return data.digest(raw), {k: _readonly(v) for k, v in load_representations(raw, Path(path).name).items()}
+
+
+def _combine(side: str, files: list[tuple[str, str, dict[str, np.ndarray]]], source: dict) -> Side:
+    """One side from one or more parsed files (filename, digest, arrays): label arrays dropped,
+    names prefixed with the file stem when files share names, rows checked, layers flattened."""
+    per_file = []
+    for filename, digest, arrays in files:
+        layers = {k: v for k, v in arrays.items() if k not in data.LABEL_KEYS}
+        if not layers:
+            raise RepresentationError(f"{filename!r} only holds labels ({', '.join(arrays)}); add an array of "
+                                      "activations (one row per example).")
+        per_file.append((filename, digest, layers))
+    all_names = [k for _, _, layers in per_file for k in layers]
+    prefix = len(set(all_names)) < len(all_names)
+    layers, shapes, counts = {}, {}, {}
+    for filename, _, arrays in per_file:
+        for name, array in arrays.items():
+            label = f"{Path(filename).stem}/{name}" if prefix else name
+            counts.setdefault(array.shape[0], []).append(f"{filename}:{name}")
+            layers[label] = array
+            shapes[label] = tuple(array.shape[1:])
+    if len(counts) > 1:
+        detail = "; ".join(f"{n} in {', '.join(where[:3])}{'…' if len(where) > 3 else ''}" for n, where in counts.items())
+        raise RepresentationError(f"side {side}: the arrays have different numbers of examples (rows): {detail}. "
+                                  "Every array must hold one row per example, the same examples in the same order.")
+    n = next(iter(counts))
+    if n < MIN_EXAMPLES:
+        what = files[0][0] if len(files) == 1 else f"side {side}"
+        raise RepresentationError(
+            f"{what} holds only {n} example(s) (rows); comparing representations needs at least {MIN_EXAMPLES}, "
+            "and a few hundred for trustworthy values. Save one row per example, shape (n_examples, n_features); "
+            "a single long row is probably a transposed array.")
+    flat = {k: _readonly(v.reshape(v.shape[0], -1)) for k, v in layers.items()}
+    key = hashlib.sha256("|".join(f"{fn}:{dg}" for fn, dg, _ in per_file).encode()).hexdigest()[:24]
+    label = " + ".join(fn for fn, _, _ in per_file)
+    return Side(side, label, key, flat, shapes, None, {**source, "n_examples": n})
+
+
+def _uploaded_side(side: str, files) -> Side:
+    limit = upload_limit_bytes()
+    parsed, described = [], []
+    for file in files:
+        if file.size > limit:
+            raise RepresentationError(
+                f"{file.name!r} is {file.size / 2**20:.1f} MB, over this server's {limit / 2**20:.0f} MB upload "
+                "limit. Save fewer examples or layers, or pass large files at launch: "
+                "`streamlit run app.py -- --reps A.npz B.npz`.")
+        raw = file.getvalue()
+        digest = data.digest(raw)
+        try:
+            arrays = data.uploaded_arrays(digest, file.name, raw)
+        except RepresentationError:
+            raise
+        except Exception as error:  # a parser bug must not take the page down
+            raise RepresentationError(f"{file.name!r} could not be read ({type(error).__name__}: {error}).") from None
+        parsed.append((file.name, digest, arrays))
+        described.append({"file": file.name, "sha256": digest, "bytes": file.size})
+    return _combine(side, parsed, {"kind": "upload", "files": described})
+
+
+def _launch_side(side: str, path: str) -> Side:
+    file = Path(path)
+    if not file.is_file():
+        raise RepresentationError(f"{path}: no such file (given with --reps at launch).")
+    stat = file.stat()
+    digest, arrays = _launch_arrays(str(file.resolve()), stat.st_mtime, stat.st_size)
+    return _combine(side, [(file.name, digest, arrays)],
+                    {"kind": "launch file", "files": [{"file": str(file), "sha256": digest, "bytes": stat.st_size}]})
+
+
+def _describe(side: Side) -> None:
+    widths = [v.shape[1] for v in side.layers.values()]
+    st.caption(f"**{side.label}** — {side.n} examples × {len(widths)} layers, "
+               f"{min(widths)}–{max(widths)} features." if min(widths) != max(widths) else
+               f"**{side.label}** — {side.n} examples × {len(widths)} layers of {widths[0]} features.")
+    flattened = [f"{k} {'×'.join(map(str, s))} → {int(np.prod(s))}" for k, s in side.shapes.items() if len(s) > 1]
+    if flattened:
+        st.caption("Flattened per example (each map becomes one vector): " + "; ".join(flattened) + ".")
+
+
+def side_picker(side: str, default_model: str) -> tuple[Side | None, sanity.Check | None]:
+    """The source chooser of one side: (the side with its chosen, non-constant layers, or None
+    while waiting or after an error shown here; the layer-health check)."""
+    st.subheader(f"Side {side}")
+    launch = [str(p) for p in launch_files()]
+    kinds = {k: v for k, v in SOURCE_KINDS.items() if k != "launch" or launch}
+    key = side.lower()
+    kind = choose(st.radio, "Source", kinds, key=f"cmp_{key}_kind", horizontal=True,
+                  help="A sample model's layers on the 359 digits of the test split, your own saved activations, "
+                       "or a file named when the app was started (`streamlit run app.py -- --reps A.npz B.npz`).")
+    try:
+        if kind == "zoo":
+            names = list(sample_models.available())
+            name = st.selectbox("Model", names, index=names.index(default_model), key=f"cmp_{key}_model",
+                                bind="query-params")
+            st.caption(sample_models.available()[name])
+            loaded = zoo_side(side, name)
+        elif kind == "upload":
+            # No type= filter: a refused extension would raise inside Streamlit before the page runs;
+            # load_representations refuses it with a message that lists the formats instead.
+            files = st.file_uploader(
+                f"Representation files ({', '.join(SUPPORTED)})", accept_multiple_files=True,
+                key=f"cmp_{key}_upload",
+                help="One file holding every layer (.npz, a .pt dict of tensors, .safetensors) or one file per layer "
+                     "(.npy, .csv). One row per example, the same examples in the same order on both sides.")
+            if not files:
+                st.info("Upload one or more files to compare them. Arrays named 'labels' or 'y' are ignored.")
+                return None, None
+            loaded = _uploaded_side(side, files)
+        else:
+            path = st.selectbox("File", launch, key=f"cmp_{key}_launch")
+            loaded = _launch_side(side, path)
+    except RepresentationError as error:
+        st.error(str(error), icon=":material/error:")
+        return None, None
+    _describe(loaded)
+    health = sanity.layer_health(loaded.layers, side=side)
+    usable = [k for k in loaded.names if k not in health.details["constant"] + health.details["empty"]]
+    if not usable:
+        st.error(f"Every layer of side {side} is constant across examples: nothing to compare. "
+                 "Check that the activations were captured.", icon=":material/error:")
+        return None, health
+    if len(usable) < len(loaded.names):
+        st.warning(f"Left out (constant across examples, CKA is 0/0): {', '.join(health.details['constant'])}.")
+    chosen = st.multiselect("Layers", usable, default=usable, key=f"cmp_{key}_layers_{loaded.key[:12]}",
+                            help="The layers to compare, in this order.")
+    if not chosen:
+        st.warning(f"Pick at least one layer of side {side}.")
+        return None, health
+    digest = hashlib.sha256(("|".join(chosen)).encode()).hexdigest()[:8]
+    return Side(side, loaded.label, f"{loaded.key}#{digest}", {k: loaded.layers[k] for k in chosen},
+                {k: loaded.shapes[k] for k in chosen}, loaded.model_name, loaded.source), health
+
+
+# --------------------------------------------------------------------------- measure settings
+@dataclass(frozen=True)
+class Settings:
+    """The measure and its estimator options: everything the values depend on besides the data."""
+
+    measure: str  # a MEASURES key
+    batch_size: int | None = None
+    minibatch_debiased: bool = True
+    sigma: float | None = None
+
+    def options(self) -> dict:
+        """Keyword arguments of ``similarity_matrix`` and the inference functions."""
+        out = {}
+        if self.batch_size is not None:
+            out["batch_size"] = self.batch_size
+            out["debiased"] = self.minibatch_debiased
+        if self.sigma is not None:
+            out["sigma"] = self.sigma
+        return out
+
+    @property
+    def key(self) -> tuple:
+        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.sigma)
+
+    @property
+    def info(self):
+        return MEASURES[self.measure]
+
+    @property
+    def label(self) -> str:
+        if self.batch_size is not None:
+            return f"Minibatch linear CKA (b = {self.batch_size}{', unbiased HSIC' if self.minibatch_debiased else ''})"
+        if self.sigma is not None:
+            return f"RBF CKA (σ = {self.sigma:g} × median distance)"
+        return self.info.label
+
+    def export(self) -> dict:
+        return {"measure": self.measure, "measure_label": self.label,
+                "debiased": self.measure == "linear_cka_debiased" or (self.batch_size is not None and self.minibatch_debiased),
+                "batch_size": self.batch_size, "sigma": self.sigma}
+
+
+def measure_controls(n: int) -> Settings:
+    cols = st.columns([1.2, 1.4, 1.2])
+    with cols[0]:
+        measure = choose(st.selectbox, "Measure", MEASURE_CHOICES, key="cmp_measure",
+                         help="Linear CKA is the usual choice; the others answer different questions (see Theory).")
+    st.session_state.setdefault("cmp_minibatch_debiased", True)
+    if measure == "linear_cka":
+        with cols[1]:
+            estimator = choose(st.radio, "Estimator", ESTIMATORS, key="cmp_estimator", horizontal=True,
+                               help="Biased: Kornblith et al.; debiased: unbiased HSIC (Song et al.), no inflation "
+                                    "when features outnumber examples; minibatch: HSIC summed over batches, ratio "
+                                    "at the end (Nguyen et al.).")
+        if estimator == "debiased":
+            return Settings("linear_cka_debiased")
+        if estimator == "minibatch":
+            with cols[2]:
+                top = max(MIN_EXAMPLES + 4, min(n, 1024))
+                batch = st.slider("Batch size b", MIN_EXAMPLES, top, min(64, top), step=4, key="cmp_batch",
+                                  bind="query-params", help="Consecutive batches of b examples; a last batch with "
+                                  "fewer than 4 examples is dropped.")
+                unbiased = st.checkbox("Unbiased HSIC per batch", key="cmp_minibatch_debiased",
+                                       help="Nguyen et al.'s choice: the value barely depends on b.")
+            return Settings("linear_cka", batch_size=int(batch), minibatch_debiased=bool(unbiased))
+        return Settings("linear_cka")
+    if measure == "rbf_cka":
+        with cols[1]:
+            sigma = st.slider("Bandwidth σ (× median distance)", 0.1, 3.0, 1.0, step=0.1, key="cmp_sigma",
+                              bind="query-params", help="Small σ: local neighbourhoods; large σ: close to linear CKA.")
+        return Settings("rbf_cka", sigma=round(float(sigma), 2))
+    with cols[1]:
+        st.caption(MEASURES[measure].description)
+    return Settings(measure)
+
+
+# --------------------------------------------------------------------------- cached computations
+def pair_arguments(a: Side, b: Side) -> tuple:
+    """Arguments that identify a comparison in a cache key (digests and layer names)."""
+    return a.key, a.names, b.key, b.names
+
+
+def same_data(a: Side, b: Side) -> bool:
+    return a.key == b.key
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the heatmap…")
+def heatmap_values(key_a: str, names_a: tuple, key_b: str, names_b: tuple, settings_key: tuple,
+                   _a: dict, _b: dict, _settings: Settings) -> tuple[np.ndarray, float]:
+    """(values, seconds it took): ``similarity_matrix`` of the chosen measure (a self-comparison
+    when both sides are the same data, so symmetric work is done once)."""
+    start = time.perf_counter()
+    values = similarity_matrix(_a, None if key_a == key_b else _b, measure=_settings.measure, **_settings.options())
+    return values, time.perf_counter() - start
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the linear CKA references…")
+def linear_references(key_a: str, names_a: tuple, key_b: str, names_b: tuple, _a: dict, _b: dict):
+    """Biased and debiased linear CKA matrices (for the d ≫ n check), whatever the chosen measure."""
+    other = None if key_a == key_b else _b
+    return cka_matrix(_a, other), cka_matrix(_a, other, debiased=True)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the sanity checks…")
+def sanity_checks(key_a: str, names_a: tuple, key_b: str, names_b: tuple, settings_key: tuple,
+                  _a: dict, _b: dict, _settings: Settings, _values: np.ndarray) -> list[sanity.Check]:
+    """Self-diagonal, symmetry, sample pairing and d ≫ n checks (layer health is per side)."""
+    options = _settings.options()
+    checks = []
+    for run in (
+        lambda: sanity.self_diagonal(_a, measure=_settings.measure, **options),
+        lambda: sanity.symmetry(_a, _b, _values, measure=_settings.measure, cells=_symmetry_cells(_settings, _values),
+                                **options),
+        lambda: sanity.pairing(_a, _b, same_source=key_a == key_b),
+        lambda: sanity.high_dimension(_a, _b, *linear_references(key_a, names_a, key_b, names_b, _a, _b)),
+    ):
+        try:
+            checks.append(run())
+        except RepresentationError as error:
+            checks.append(sanity.Check("Check could not run", sanity.INFO, str(error)))
+    return checks
+
+
+def _symmetry_cells(settings: Settings, values: np.ndarray):
+    """All cells for the cheap linear-CKA measures; three cells for the others (each costs a full
+    evaluation of the measure)."""
+    if settings.measure in CHEAP_MEASURES and settings.batch_size is None:
+        return None
+    rows, cols = values.shape
+    return [(i, min(i, cols - 1)) for i in range(min(rows, 3))]
+
+
+@st.cache_resource(max_entries=8, show_spinner="Capturing a random-init network…")
+def random_init_layers(name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """(description, test-split layers) of an untrained network with ``name``'s architecture:
+    the zoo's mlp_untrained where the architecture matches, else a fresh initialisation with the
+    model's own seed (torch's global random state is left untouched)."""
+    spec = sample_models.ZOO[name]
+    untrained = sample_models.ZOO["mlp_untrained"]
+    if spec.config == untrained.config:
+        return "mlp_untrained (the same architecture, never trained)", data.model_layers("mlp_untrained")["test"]
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.seed)
+        net = sample_models.build(spec.config).eval()
+    layers = capture(net, sample_models.digits().X_test, sample_models.layer_names(name))
+    flat = {k: _readonly(np.asarray(v, dtype=np.float64).reshape(v.shape[0], -1)) for k, v in layers.items()}
+    return f"a fresh {name} initialised with seed {spec.seed}, never trained", flat
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing with the random-init baseline…")
+def baseline_values(key_a: str, names_a: tuple, key_b: str, names_b: tuple, settings_key: tuple, replaced: str,
+                    model: str, _a: dict, _b: dict, _settings: Settings):
+    """The same heatmap with side ``replaced`` swapped for its random-init twin: (description, values)."""
+    what, twin = random_init_layers(model)
+    side = _a if replaced == "A" else _b
+    twin = {k: twin[k] for k in side}
+    a, b = (twin, _b) if replaced == "A" else (_a, twin)
+    return what, similarity_matrix(a, b, measure=_settings.measure, **_settings.options())
+
+
+def baseline_plan(a: Side, b: Side) -> tuple[str, str] | None:
+    """(side to replace, zoo model) for the random-init baseline, or None when no trained zoo model is involved."""
+    for side in (a, b):
+        if side.model_name is not None and sample_models.ZOO[side.model_name].epochs > 0:
+            return side.name, side.model_name
+    return None
+
+
+@dataclass(frozen=True)
+class Drill:
+    scatter: drilldown.GramScatter
+    contributions: drilldown.PCContributions
+    rows_used: int
+
+
+@st.cache_data(max_entries=16, show_spinner="Decomposing the cell…")
+def drill(key_a: str, layer_a: str, key_b: str, layer_b: str, _x: np.ndarray, _y: np.ndarray) -> Drill:
+    n = _x.shape[0]
+    if n > DRILL_MAX_ROWS:
+        index = np.unique(np.linspace(0, n - 1, DRILL_MAX_ROWS).round().astype(np.int64))
+        _x, _y = _x[index], _y[index]
+    return Drill(drilldown.gram_scatter(_x, _y, max_points=SCATTER_POINTS), drilldown.pc_contributions(_x, _y),
+                 _x.shape[0])
+
+
+# --------------------------------------------------------------------------- inference
+@dataclass(frozen=True)
+class Inference:
+    bootstrap: inference.BootstrapResult
+    permutation: inference.PermutationResult
+    flagged: np.ndarray
+    seconds: float
+    seed: int
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def inference_key(a: Side, b: Side, settings: Settings, n_boot: int, n_perm: int, confidence: float, seed: int) -> tuple:
+    return (*pair_arguments(a, b), settings.key, n_boot, n_perm, confidence, seed)
+
+
+def _store() -> OrderedDict:
+    return st.session_state.setdefault("cmp_results", OrderedDict())
+
+
+def stored_inference(key: tuple) -> Inference | None:
+    store = _store()
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    return None
+
+
+def request_run() -> None:
+    st.session_state["cmp_run_requested"] = True
+
+
+def run_requested() -> bool:
+    """Whether the run button was pressed (consumed on read)."""
+    return bool(st.session_state.pop("cmp_run_requested", False))
+
+
+def _request_stop() -> None:
+    st.session_state["cmp_stopped"] = True
+
+
+def inference_controls(seconds_per_matrix: float) -> tuple[int, int, float, int]:
+    cols = st.columns(4)
+    n_boot = cols[0].number_input("Bootstrap resamples", 10, MAX_COUNT, DEFAULT_COUNT, step=50, key="cmp_n_boot",
+                                  help="Examples resampled with replacement (the same rows on both sides).")
+    n_perm = cols[1].number_input("Permutations", 10, MAX_COUNT, DEFAULT_COUNT, step=50, key="cmp_n_perm",
+                                  help="B's rows shuffled against A's: the null of unpaired examples.")
+    confidence = cols[2].selectbox("Interval level", [0.9, 0.95, 0.99], index=1, key="cmp_confidence",
+                                   format_func=lambda c: f"{c:.0%}")
+    seed = cols[3].number_input("Seed", 0, 10_000, 0, key="cmp_seed")
+    estimate = seconds_per_matrix * (n_boot + n_perm)
+    st.caption(f"About {_duration(estimate)} at {seconds_per_matrix * 1000:.0f} ms per heatmap "
+               f"({n_boot} + {n_perm} heatmaps). Runs only when you press the button; Stop (or any other click) "
+               f"interrupts it, and it gives up by itself after {_duration(TIME_LIMIT_S)}.")
+    return int(n_boot), int(n_perm), float(confidence), int(seed)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def run_inference(key: tuple, a: Side, b: Side, settings: Settings, n_boot: int, n_perm: int, confidence: float,
+                  seed: int) -> Inference | None:
+    """Bootstrap then permutations with a progress bar and a Stop button; the result is stored
+    under ``key`` (bounded, per session). Returns None if it ran out of time."""
+    st.session_state["cmp_stopped"] = False
+    stop = st.empty()
+    stop.button("Stop computing", key="cmp_stop", on_click=_request_stop, icon=":material/stop_circle:")
+    bar = st.progress(0.0, text="Starting…")
+    start = time.perf_counter()
+    total = n_boot + n_perm
+    last = [0.0]
+
+    def reporter(phase: str, offset: int):
+        def progress(done: int, count: int) -> None:
+            now = time.perf_counter()
+            if now - start > TIME_LIMIT_S:
+                raise _TimeUp
+            if now - last[0] >= 0.1 or done == count:  # each update is also where a Stop click lands
+                last[0] = now
+                st.session_state["cmp_progress"] = f"{phase} {done}/{count}"
+                bar.progress((offset + done) / total, text=f"{phase}: {done} of {count} · {now - start:.0f} s")
+        return progress
+
+    other = None if same_data(a, b) else b.layers
+    options = settings.options()
+    try:
+        boot = inference.bootstrap(a.layers, other, measure=settings.measure, n_resamples=n_boot,
+                                   confidence=confidence, seed=seed, progress=reporter("Bootstrap", 0), **options)
+        perm = inference.permutation_test(a.layers, other, measure=settings.measure, n_permutations=n_perm,
+                                          seed=seed, progress=reporter("Permutations", n_boot), **options)
+    except _TimeUp:
+        stop.empty()
+        bar.empty()
+        st.warning(f"Gave up after {_duration(TIME_LIMIT_S)} ({st.session_state.get('cmp_progress', 'before the first step')}); "
+                   "nothing was stored. Lower the counts, or pick fewer layers or a cheaper measure.")
+        return None
+    stop.empty()
+    bar.empty()
+    flagged = sanity.not_above_null(boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std,
+                                    alpha=ALPHA, width=NULL_WIDTH)
+    result = Inference(boot, perm, flagged, time.perf_counter() - start, seed)
+    store = _store()
+    store[key] = result
+    while len(store) > STORE_SIZE:
+        store.popitem(last=False)
+    return result
+
+
+def stopped_message() -> None:
+    if st.session_state.pop("cmp_stopped", False):
+        st.warning(f"Stopped ({st.session_state.get('cmp_progress', 'before the first step')}); nothing was stored. "
+                   "Press the button to start again.", icon=":material/stop_circle:")
+
+
+# --------------------------------------------------------------------------- figures
+def _z_range(settings: Settings, values: np.ndarray) -> tuple[float, float]:
+    low, high = settings.info.value_range
+    if low < 0:  # debiased CKA, RSA: show the data's range, not down to -1
+        low = min(0.0, float(np.floor(values.min() * 10) / 10))
+    return low, high
+
+
+def heatmap_figure(values: np.ndarray, a: Side, b: Side, settings: Settings, result: Inference | None,
+                   *, title: str | None = None) -> go.Figure:
+    """The layer x layer heatmap: values written in the cells, exact values, intervals and
+    p-values on hover, ✕ on cells not above the null."""
+    info = settings.info
+    fig = figures.heatmap(values, list(b.names), list(a.names), title=title or f"{settings.label} · {a.n} examples",
+                          z_range=_z_range(settings, values), x_title=f"B: {b.label}", y_title=f"A: {a.label}",
+                          colour_title=short_label(settings))
+    hover = f"A: %{{y}}<br>B: %{{x}}<br>{short_label(settings)} = %{{z:.4f}}"
+    if result is not None:
+        boot, perm = result.bootstrap, result.permutation
+        custom = np.stack([boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std], axis=-1)
+        hover += (f"<br>{boot.confidence:.0%} interval [%{{customdata[0]:.4f}}, %{{customdata[1]:.4f}}]"
+                  "<br>p = %{customdata[2]:.4f}<br>null %{customdata[3]:.4f} ± %{customdata[4]:.4f}")
+        text = np.array([[f"{v:.2f}" + (" ✕" if f else "") for v, f in zip(row, frow)]
+                         for row, frow in zip(values, result.flagged)])
+        fig.update_traces(customdata=custom, text=text, texttemplate="%{text}" if values.size <= 144 else None)
+        if values.size > 144 and result.flagged.any():
+            ys, xs = np.nonzero(result.flagged)
+            fig.add_trace(go.Scatter(x=[b.names[j] for j in xs], y=[a.names[i] for i in ys], mode="markers",
+                                     marker=dict(symbol="x-thin-open", size=8, color="red"), name="not above null",
+                                     hoverinfo="skip", showlegend=False))
+    fig.update_traces(hovertemplate=hover + "<extra></extra>", selector=dict(type="heatmap"))
+    if not info.higher_is_similar:
+        fig.update_traces(reversescale=True, selector=dict(type="heatmap"))
+    fig.update_xaxes(type="category", tickangle=-30, automargin=True)
+    fig.update_yaxes(type="category", automargin=True, title_standoff=12)
+    height = int(min(900, max(380, 110 + 34 * len(a.names))))
+    fig.update_layout(height=height)
+    return fig
+
+
+def short_label(settings: Settings) -> str:
+    return {"linear_cka": "CKA", "linear_cka_debiased": "CKA (debiased)", "rbf_cka": "RBF CKA",
+            "procrustes": "angle (rad)", "linear_regression": "R²"}.get(settings.measure, settings.info.label)
+
+
+def gram_scatter_figure(scatter: drilldown.GramScatter, a_name: str, b_name: str) -> go.Figure:
+    fig = go.Figure()
+    for mask, name, colour in ((~scatter.diagonal, "off-diagonal (i < j)", figures.COLOURS["linear_cka"]),
+                               (scatter.diagonal, "diagonal (i = i)", figures.COLOURS["current"])):
+        if mask.any():
+            fig.add_trace(go.Scattergl(
+                x=scatter.k[mask].astype(np.float32), y=scatter.l[mask].astype(np.float32), mode="markers", name=name,
+                marker=dict(size=4, color=colour, opacity=0.6),
+                customdata=np.stack([scatter.rows[mask], scatter.cols[mask]], axis=1),
+                hovertemplate="examples %{customdata[0]}, %{customdata[1]}<br>K = %{x:.3g}<br>L = %{y:.3g}<extra></extra>"))
+    shown = f"{scatter.k.size} of {scatter.n_entries}" if scatter.k.size < scatter.n_entries else f"all {scatter.n_entries}"
+    fig.update_layout(title=dict(text=f"Centred Gram entries: cosine = linear CKA = {scatter.cka:.3f}",
+                                 subtitle=dict(text=f"{shown} entries i ≤ j, each Gram ÷ its norm")),
+                      xaxis_title=f"K of A: {a_name} (÷ ‖K‖)", yaxis_title=f"L of B: {b_name} (÷ ‖L‖)",
+                      **{**figures.LAYOUT, "height": 400}, legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def spectra_figure(contrib: drilldown.PCContributions, a_name: str, b_name: str, show: int = 40) -> go.Figure:
+    fig = go.Figure()
+    for lam, name, colour in ((contrib.eigenvalues_x, f"A: {a_name}", figures.COLOURS["linear_cka"]),
+                              (contrib.eigenvalues_y, f"B: {b_name}", figures.COLOURS["rbf_cka"])):
+        share = lam / lam.sum()
+        k = np.arange(1, min(show, lam.size) + 1)
+        pr = drilldown.participation_ratio(lam)
+        fig.add_trace(go.Scatter(x=k, y=share[: k.size], mode="lines+markers", name=f"{name} (PR {pr:.1f})",
+                                 line=dict(color=colour), hovertemplate="PC %{x}: %{y:.2%} of the variance<extra></extra>"))
+    fig.update_layout(title="Eigenspectra (share of variance per principal component)", xaxis_title="principal component",
+                      yaxis_title="share of variance", **{**figures.LAYOUT, "height": 400},
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def contributions_figure(contrib: drilldown.PCContributions, k: int) -> go.Figure:
+    block = contrib.top(k)
+    labels_a = [f"PC{i + 1}" for i in range(block.shape[0])]
+    labels_b = [f"PC{j + 1}" for j in range(block.shape[1])]
+    share = block.sum() / contrib.cka if contrib.cka > 0 else 0.0
+    fig = figures.heatmap(block, labels_b, labels_a, z_range=(0.0, float(max(block.max(), 1e-12))),
+                          title=f"Top {block.shape[0]} × {block.shape[1]} PC pairs: {block.sum():.3f} of CKA "
+                                f"{contrib.cka:.3f} ({share:.1%})",
+                          x_title="principal component of B", y_title="principal component of A",
+                          colour_title="share of CKA", text_format=".3f")
+    fig.update_layout(height=400)
+    return fig
+
+
+def baseline_figure(values: np.ndarray, a: Side, b: Side, settings: Settings, replaced: str) -> go.Figure:
+    title = f"Same comparison with {replaced} replaced by its random-init twin"
+    return heatmap_figure(values, a, b, settings, None, title=title)
+
+
+# --------------------------------------------------------------------------- exports
+def export_document(values: np.ndarray, a: Side, b: Side, settings: Settings, result: Inference | None) -> dict:
+    """The JSON export (same schema as ``python -m cka_core compare --out F.json``)."""
+    meta = {**settings.export(), "n_examples": a.n, "source_a": {**a.source, "layers": list(a.names)},
+            "source_b": {**b.source, "layers": list(b.names)}, "self_comparison": same_data(a, b),
+            "seed": result.seed if result is not None else None,
+            "versions": {"numpy": np.__version__, "torch": torch.__version__.split("+")[0]}}
+    if result is None:
+        return heatmap_document(values, a.names, b.names, meta)
+    return heatmap_document(values, a.names, b.names, meta, bootstrap=result.bootstrap, permutation=result.permutation,
+                            flagged=result.flagged)
+
+
+def export_csv(doc: dict) -> str:
+    return cells_csv(doc)
+
+
+def export_json(doc: dict) -> str:
+    return json.dumps(doc, indent=2)
+
+
+def check_line(check: sanity.Check) -> None:
+    """One sanity check as a line: status icon, name, message."""
+    icon = STATUS_ICONS[check.status]
+    colour = {sanity.PASS: "green", sanity.WARN: "orange", sanity.FAIL: "red", sanity.INFO: "blue"}[check.status]
+    st.markdown(f":{colour}[{icon} **{check.name}**] — {check.message}")
