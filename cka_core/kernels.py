@@ -21,7 +21,7 @@ def near_centred(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     small residual shift is then removed exactly by ``hsic_from_gram_sums``, which is invariant
     to any shift of the features.
     """
-    mean = x.to(torch.float64).mean(dim=0, keepdim=True) if x.dtype != torch.float64 else x.mean(dim=0, keepdim=True)
+    mean = x.mean(dim=0, keepdim=True, dtype=torch.float64)  # accumulated in float64, no float64 copy of x
     return x.to(dtype) - mean.to(dtype)
 
 
