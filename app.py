@@ -17,6 +17,7 @@ st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/expl
 PAGES = {
     "Learn": [
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/estimators.py", title="Estimators", icon=":material/functions:", url_path="estimators"),
     ],
     "Compare": [
         st.Page("pages/compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
@@ -27,6 +28,7 @@ PAGES = {
         st.Page("pages/separability.py", title="Separability", icon=":material/call_split:", url_path="separability"),
         st.Page("pages/function_preserving.py", title="Function-preserving edits", icon=":material/tune:",
                 url_path="function_preserving"),
+        st.Page("pages/manipulate.py", title="Manipulate", icon=":material/model_training:", url_path="manipulate"),
         st.Page("pages/neural_diversity.py", title="Neural diversity", icon=":material/neurology:",
                 url_path="neural_diversity"),
     ],

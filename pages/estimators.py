@@ -1,0 +1,231 @@
+"""Estimators: how the CKA estimator itself can mislead (null bias, minibatches, float32, RBF bandwidth)."""
+import numpy as np
+import streamlit as st
+
+import sample_models
+from cka_core import RepresentationError, linear_cka
+from ui import data, figures
+from ui import estimators as est
+from ui.sidebar import current_representation
+from ui.shell import inside_app_frame
+from ui.widgets import fmt, log_slider, page_header, theory
+
+inside_app_frame()
+
+page_header(
+    "Estimators: when the number comes from the estimator, not the data",
+    "Four ways the estimator, not the representations, decides the value of CKA. Biased CKA of two *independent* "
+    "random representations approaches 1 when there are more features than examples; the minibatch estimator "
+    "depends on the batch size unless it is debiased; float32 Gram matrices of uncentred activations lose every "
+    "digit once activations carry an offset; and RBF CKA tends to 1 for any data as the bandwidth shrinks.",
+)
+
+
+def _pair() -> tuple[np.ndarray, np.ndarray, str, str] | None:
+    """X = the sidebar representation, Y = another layer (of the same model, or two layers of a
+    zoo model when the sidebar source has no layers). Returns X, Y, a label and a cache key."""
+    rep = current_representation()
+    if rep.has_model:
+        layers = sample_models.layer_names(rep.model_name)
+        others = [name for name in layers if name != rep.layer]
+        default = layers[0] if rep.layer != layers[0] else layers[-1]  # far apart: CKA well below 1
+        other = st.selectbox("Y: another layer of the same network", others, index=others.index(default),
+                             key=f"est_other_{rep.model_name}", bind="query-params",
+                             help="X is the sidebar's representation.")
+        X = rep.X
+        Y = data.model_layers(rep.model_name)["test"][other]
+        return X, Y, f"X = {rep.label}, Y = {rep.model_name} · {other}", f"{rep.key}|{other}"
+    st.info("The sidebar's source has no other layers to compare with, so panels 2–4 compare two layers of a "
+            "sample model.", icon=":material/info:")
+    names = list(sample_models.available())
+    name = st.selectbox("Sample model", names, index=names.index("mlp_seed0"), key="est_model", bind="query-params")
+    layers = sample_models.layer_names(name)
+    cols = st.columns(2)
+    a = cols[0].selectbox("X: layer", layers, index=0, key=f"est_x_{name}", bind="query-params")
+    b = cols[1].selectbox("Y: layer", layers, index=len(layers) - 1, key=f"est_y_{name}", bind="query-params")
+    captured = data.model_layers(name)["test"]
+    return captured[a], captured[b], f"X = {name} · {a}, Y = {name} · {b}", f"{name}|{a}|{b}"
+
+
+# ------------------------------------------------------------------------------------ 1
+st.header("1 · Null bias: independent data look similar", divider="gray")
+
+
+@st.fragment
+def null_bias_panel() -> None:
+    left, right = st.columns([1, 2.4], gap="large")
+    with left:
+        n = st.select_slider("Examples n", est.N_CHOICES, value=100, key="est_n", bind="query-params")
+        d = st.select_slider("Features d (both representations)", est.D_CHOICES, value=1000, key="est_d",
+                             bind="query-params")
+        seed = st.slider("Random draw", 0, 9, 0, key="est_seed", bind="query-params")
+    curve = est.null_bias_curve(int(n), int(seed))
+    k = list(est.D_CHOICES).index(d)
+    with left:
+        st.metric("Biased CKA", fmt(curve.biased[k]), help="X, Y independent standard Gaussian, n × d each.")
+        st.metric("Expected d / (d + n − 1)", fmt(curve.expected[k]))
+        st.metric("Debiased CKA", fmt(curve.debiased[k]), help="Unbiased HSIC (Song et al. 2012): near 0.")
+    with right:
+        fig = est.null_bias_figure(curve, d, k)
+        st.plotly_chart(fig, key="est_null_curve", config=figures.CHART_CONFIG)
+    theory(
+        [r"\mathbb{E}\,\mathrm{CKA}_{\text{biased}}(X, Y) \approx \frac{d}{d + n - 1}"
+         r"\quad (X, Y \text{ independent}, \; n \times d \text{ isotropic Gaussian})",
+         r"\mathrm{HSIC}_1(K, L) = \frac{1}{n(n-3)}\Big[\operatorname{tr}(\tilde K \tilde L) + "
+         r"\frac{\mathbf 1^\top \tilde K \mathbf 1\, \mathbf 1^\top \tilde L \mathbf 1}{(n-1)(n-2)} - "
+         r"\frac{2}{n-2}\mathbf 1^\top \tilde K \tilde L \mathbf 1\Big]"],
+        "The biased HSIC of two unrelated Gram matrices is not 0: each centred Gram has a large common part "
+        "(its trace spreads over the diagonal), and with d ≫ n the Grams of any two isotropic data sets are both "
+        "close to a multiple of the centring matrix, so their cosine approaches 1. The unbiased estimator "
+        "($\\tilde K$: Gram with zeroed diagonal) removes that part and stays near 0. Compare any CKA value "
+        "between wide layers on few examples with this baseline.",
+        "Murphy, Zylberberg and Fyshe 2024 (arXiv 2405.01012); unbiased HSIC: Song et al. 2012; "
+        "notes/papers.md reference case R10.",
+    )
+
+
+null_bias_panel()
+
+# ---------------------------------------------------------------------- the pair of 2-4
+st.header("The representations compared below", divider="gray")
+try:
+    X, Y, pair_label, pair_key = _pair()
+except (RepresentationError, ValueError) as error:
+    st.error(f"{error}")
+    st.stop()
+st.caption(f"{pair_label} — {X.shape[0]} examples, {X.shape[1]} and {Y.shape[1]} features.")
+
+
+# ------------------------------------------------------------------------------------ 2
+st.header("2 · Minibatch CKA and the batch size", divider="gray")
+
+
+@st.fragment
+def minibatch_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
+    left, right = st.columns([1, 2.4], gap="large")
+    n = X.shape[0]
+    with left:
+        b = st.slider("Batch size b", 4, int(n), min(64, int(n)), key="est_batch", bind="query-params",
+                      help="Rows are shuffled once (seed 0), then split into consecutive batches.")
+    try:
+        curve = est.minibatch_curve(pair_key, X, Y)
+        Xs, Ys = est.shuffled(X, Y)
+        now_biased = est.minibatch_value(Xs, Ys, b, debiased=False)
+        now_debiased = est.minibatch_value(Xs, Ys, b, debiased=True)
+    except RepresentationError as error:
+        left.error(f"{error}")
+        return
+    with left:
+        st.metric("Minibatch CKA, debiased", fmt(now_debiased), delta=f"{now_debiased - curve.full_debiased:+.4f}",
+                  delta_color="off", help="Difference to the full-data debiased value.")
+        st.metric("Minibatch CKA, biased", fmt(now_biased), delta=f"{now_biased - curve.full_biased:+.4f}",
+                  delta_color="off", help="Difference to the full-data biased value.")
+        st.metric("Full data: debiased / biased", f"{curve.full_debiased:.4f} / {curve.full_biased:.4f}")
+    with right:
+        fig = est.minibatch_figure(curve, b, now_debiased, now_biased)
+        st.plotly_chart(fig, key="est_minibatch_curve", config=figures.CHART_CONFIG)
+    theory(
+        [r"\mathrm{CKA}_{\text{mb}} = \frac{\sum_b \mathrm{HSIC}_1(K_b, L_b)}"
+         r"{\sqrt{\sum_b \mathrm{HSIC}_1(K_b, K_b)\,\sum_b \mathrm{HSIC}_1(L_b, L_b)}}"],
+        "Nguyen et al. sum the unbiased HSIC of each batch separately for the cross and self terms and take the "
+        "ratio at the end (averaging per-batch CKA values is a different, biased estimator). Because each HSIC₁ is "
+        "unbiased, the debiased minibatch value barely depends on the batch size. The biased HSIC of a batch of b "
+        "rows carries the small-sample inflation of panel 1 with n = b, so the biased minibatch value climbs as "
+        "batches shrink.",
+        "Nguyen, Raghu and Kornblith, *Do Wide and Deep Networks Learn the Same Things?*, ICLR 2021; "
+        "cka_core.cka_matrix(..., batch_size=b).",
+    )
+
+
+minibatch_panel(X, Y, pair_key)
+
+# ------------------------------------------------------------------------------------ 3
+st.header("3 · float32 cancellation in uncentred Gram matrices", divider="gray")
+
+
+@st.fragment
+def float32_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
+    left, right = st.columns([1, 2.4], gap="large")
+    with left:
+        offset = log_slider("Activation offset c", key="est_log_offset", low=est.OFFSET_LOG_RANGE[0],
+                            high=est.OFFSET_LOG_RANGE[1], default=2.0,
+                            help="Every activation of X and Y is shifted by c and stored in float32.")
+    try:
+        curve = est.float32_curve(pair_key, X, Y)
+        x32, y32 = est.with_offset(X, offset), est.with_offset(Y, offset)
+        wrong = est.uncentred_float32_cka(x32, y32)
+        right_value = linear_cka(x32, y32)
+    except RepresentationError as error:
+        left.error(f"{error}")
+        return
+    with left:
+        st.metric("Uncentred float32 Gram", fmt(wrong), delta=f"{wrong - curve.reference:+.2e}", delta_color="off",
+                  help="K = X Xᵀ in float32, then H K H in float32 (what several libraries do).")
+        st.metric("cka_core (centred in float64)", fmt(right_value), delta=f"{right_value - curve.reference:+.2e}",
+                  delta_color="off")
+        st.metric("Reference (float64, centred)", fmt(curve.reference))
+        if not np.isfinite(wrong) or abs(wrong - curve.reference) > 0.1:
+            st.error(f"At offset {offset:.3g} the uncentred float32 estimator is off by "
+                     f"{abs(wrong - curve.reference) if np.isfinite(wrong) else float('nan'):.2g}: "
+                     "the number is round-off, not similarity.")
+    with right:
+        fig = est.float32_figure(curve, offset, wrong)
+        st.plotly_chart(fig, key="est_float32_curve", config=figures.CHART_CONFIG)
+        st.caption("The blue curve's slow rise at large offsets comes from storing X + c in float32 at all: "
+                   "neighbouring float32 numbers near c are about c · 1.2·10⁻⁷ apart, so the data themselves lose "
+                   "digits. cka_core then gives the float64 value of the stored numbers.")
+    theory(
+        [r"K_{ij} = (x_i + c\mathbf 1)^\top (x_j + c\mathbf 1) = x_i^\top x_j + c\,\mathbf 1^\top(x_i + x_j) + c^2 d",
+         r"HKH = H X X^\top H \quad\text{exactly, but in float32 } |\delta K_{ij}| \approx 2^{-24}\,c^2 d"],
+        "Centring removes the offset exactly in real arithmetic, but a float32 Gram of uncentred activations "
+        "stores entries of size about $c^2 d$ with 7 significant digits; the centred signal (of the size of the "
+        "activations' variance) is then smaller than the round-off once $c^2 d$ is about $10^7$ times larger. "
+        "Centring the features first (cka_core does it in float64) keeps every digit. Post-ReLU activations, "
+        "which are all positive, carry exactly such an offset.",
+        "notes/peers.md §0 (measured: error 3e-3 at offset 100 and 0.95 at 1000 for a peer's estimator); "
+        "Kornblith et al.'s reference code centres in float64.",
+    )
+
+
+float32_panel(X, Y, pair_key)
+
+# ------------------------------------------------------------------------------------ 4
+st.header("4 · RBF bandwidth: from 1 for anything to linear CKA", divider="gray")
+
+
+@st.fragment
+def rbf_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
+    left, right = st.columns([1, 2.4], gap="large")
+    with left:
+        log_sigma = st.slider("σ / median distance (log₁₀)", est.SIGMA_LOG_RANGE[0], est.SIGMA_LOG_RANGE[1], 0.0,
+                              step=0.1, key="est_log_sigma", bind="query-params", format="%.1f",
+                              help="Bandwidth as a multiple of the median pairwise distance (Kornblith et al.).")
+    try:
+        curve = est.bandwidth_curve(pair_key, X, Y)
+        now_pair, now_noise = est.rbf_point(pair_key, X, Y, round(float(log_sigma), 1))
+    except RepresentationError as error:
+        left.error(f"{error}")
+        return
+    with left:
+        st.metric(f"RBF CKA(X, Y) at σ = {10 ** log_sigma:.3g} × median", fmt(now_pair))
+        st.metric("RBF CKA(X, random noise)", fmt(now_noise), help="Independent Gaussian noise of X's shape.")
+        st.metric("Linear CKA(X, Y): the σ → ∞ limit", fmt(curve.linear))
+    with right:
+        fig = est.bandwidth_figure(curve, log_sigma, now_pair, now_noise)
+        st.plotly_chart(fig, key="est_rbf_curve", config=figures.CHART_CONFIG)
+    theory(
+        [r"k(x_i, x_j) = \exp\!\left(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\right),\quad"
+         r"\sigma = s \cdot \sqrt{\operatorname{median}_{ij} \lVert x_i - x_j\rVert^2}",
+         r"\sigma \to 0:\; K \to I,\; \mathrm{CKA} \to 1 \qquad \sigma \to \infty:\; "
+         r"K \approx \mathbf 1\mathbf 1^\top - \tfrac{1}{2\sigma^2} D,\; \mathrm{CKA} \to \mathrm{CKA}_{\text{linear}}"],
+        "With a tiny bandwidth every example is only similar to itself, so both kernel matrices become the "
+        "identity and CKA is 1 for *any* two representations of distinct points -- even noise. With a huge "
+        "bandwidth the kernel is linear in the squared distances, whose centred Gram is the linear Gram, so RBF "
+        "CKA tends to linear CKA. Only bandwidths near the median distance (Kornblith et al. use 0.2–0.8 × "
+        "median) say something the linear kernel does not.",
+        "Kornblith et al., ICML 2019 (Table 2: RBF CKA at 0.2/0.4/0.8 × median); Alvarez 2021 (arXiv "
+        "2112.09305) for the σ → ∞ limit; notes/papers.md reference case R11.",
+    )
+
+
+rbf_panel(X, Y, pair_key)

@@ -1,0 +1,134 @@
+"""Manipulate page: targets, start / stop / resume of training, the result and the session's networks."""
+from __future__ import annotations
+
+import pytest
+
+import sample_models
+import ui.manipulate as man
+
+from .apptest import metric, open_page, rerun
+
+PAGE = "pages/manipulate.py"
+
+
+@pytest.fixture(scope="module")
+def at():
+    return open_page(PAGE)
+
+
+def test_default_shows_the_map_now_and_the_identity_target(at):
+    assert metric(at, "Test accuracy now") == pytest.approx(0.972, abs=1e-3)
+    assert metric(at, "Mean |M − target| now") > 0.8  # the MLP's layers are all alike
+    assert metric(at, "Layers in the map") == 6
+    assert len(at.get("plotly_chart")) == 1  # the map now and the target, side by side
+    assert not at.button(key="man_train").disabled and at.button(key="man_stop").disabled
+
+
+def test_all_ones_target_is_almost_there_already(at):
+    rerun(at.radio(key="man_target").set_value(man.TARGETS["ones"]))
+    assert metric(at, "Mean |M − target| now") < 0.15
+
+
+def test_bad_targets_show_an_error_and_disable_training(at):
+    rerun(at.radio(key="man_target").set_value(man.TARGETS["pair"]))
+    at.selectbox(key="man_pair_j_mlp_deep").set_value("hidden1")
+    rerun(at)
+    assert any("two different layers" in e.value for e in at.error)
+    assert at.button(key="man_train").disabled
+    rerun(at.radio(key="man_target").set_value(man.TARGETS["match"]))
+    at.selectbox(key="man_match_model").set_value("mlp_wide")
+    rerun(at)
+    assert any("4 layers but 6 are chosen" in e.value for e in at.error)
+    at.selectbox(key="man_match_model").set_value("rnn_relu")  # 9 layers: 6 of them, evenly spaced
+    rerun(at)
+    assert not at.error and not at.button(key="man_train").disabled
+    at.multiselect(key="man_layers_mlp_deep").set_value(["hidden2"])
+    rerun(at)
+    assert any("at least two layers" in e.value for e in at.error)
+    at.multiselect(key="man_layers_mlp_deep").set_value(sample_models.layer_names("mlp_deep"))
+    rerun(at.radio(key="man_target").set_value(man.TARGETS["identity"]))
+
+
+def test_custom_target_starts_from_the_current_map():
+    at = open_page(PAGE, {"man_target": man.TARGETS["custom"]})
+    assert metric(at, "Mean |M − target| now") < 0.005  # only the rounding to 2 decimals
+
+
+def test_train_to_the_end_shows_before_target_after_and_keeps_the_network():
+    at = open_page(PAGE, {"man_target": man.TARGETS["pair"], "man_pair_value": "0.5", "man_epochs": "3"})
+    rerun(at.button(key="man_train").click())
+    assert "man_job" not in at.session_state
+    assert metric(at, "Test accuracy after") > 0.9
+    outcome = at.session_state[man.RESULT_KEY]
+    assert metric(at, "Mean |M − target| after") == pytest.approx(outcome.mean_abs_after, abs=5e-4)
+    assert metric(at, "Test accuracy after") == pytest.approx(outcome.accuracy_after, abs=5e-4)
+    assert outcome.target[0, -1] == 0.5 and outcome.layers[0] == "hidden1" and outcome.layers[-1] == "logits"
+    assert len(at.get("plotly_chart")) == 3  # now | target, before | target | after, history
+    stored = at.session_state[man.MODELS_KEY]
+    (label, entry), = stored.items()
+    assert label.startswith("mlp_deep → ") and entry["base"] == "mlp_deep"
+    model = sample_models.load("mlp_deep")
+    model.load_state_dict(entry["state"])  # a plain state dict of the zoo architecture
+    assert outcome.label == label and outcome.epochs_run == 3 and not outcome.stopped_early
+    assert any(label in s.value for s in at.success)
+
+
+def test_stop_keeps_the_best_so_far_and_a_rerun_resumes(monkeypatch):
+    # One epoch per script run stands in for the browser interrupting the run with a click.
+    monkeypatch.setattr(man, "EPOCHS_PER_RUN", 1)
+    at = open_page(PAGE, {"man_epochs": "20"})
+    rerun(at.button(key="man_train").click())
+    job = at.session_state[man.JOB_KEY]
+    assert job.run.epoch == 1
+    assert at.button(key="man_train").disabled and not at.button(key="man_stop").disabled
+    rerun(at)  # any other interaction: training resumes where it was
+    assert at.session_state[man.JOB_KEY].run.epoch == 2
+    rerun(at.button(key="man_stop").click())
+    assert man.JOB_KEY not in at.session_state
+    outcome = at.session_state[man.RESULT_KEY]
+    assert outcome.stopped_early and outcome.epochs_run == 2 and outcome.best_epoch <= 2
+    assert len(outcome.history) == 3
+    assert metric(at, "Test accuracy after") > 0.9
+    rerun(at)  # nothing restarts by itself
+    assert man.JOB_KEY not in at.session_state and not at.button(key="man_train").disabled
+
+
+def test_session_models_rebuild_the_fine_tuned_networks():
+    def script():
+        import numpy as np
+        import streamlit as st
+        import torch
+
+        import sample_models
+        import ui.manipulate as man
+        from cka_core.manipulation import ManipulationSettings, identity_target, manipulate
+
+        d = sample_models.digits()
+        result = manipulate(sample_models.load("mlp_seed0"), ("hidden1", "logits"), identity_target(2),
+                            d.X_train, d.y_train, ManipulationSettings(epochs=1))
+        spec = man.Spec("mlp_seed0", ("hidden1", "logits"), identity_target(2), "Identity (x)",
+                        ManipulationSettings(epochs=1))
+        label = man.register_model(spec, result)
+        models = man.session_models()
+        model = models[label]
+        same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), result.model.state_dict().values()))
+        layers = man.session_model_layers(label)
+        shapes = (layers["test"]["hidden1"].shape, layers["train"]["logits"].shape)
+        st.write(f"labels={list(models)} same={same} base={man.session_model_base(label)} "
+                 f"grad={any(p.requires_grad for p in model.parameters())} shapes={shapes} "
+                 f"unknown={man.session_model('nope')} labels_ok={man.session_model_labels() == [label]}")
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    text = at.markdown[0].value
+    assert "same=True" in text and "base=mlp_seed0" in text and "grad=False" in text and "mlp_seed0 → identity #" in text
+    assert "shapes=((359, 64), (1438, 10))" in text and "unknown=None" in text and "labels_ok=True" in text
+
+
+def test_deep_link_restores_the_controls():
+    at = open_page(PAGE, {"man_target": man.TARGETS["ones"], "man_epochs": "40", "man_lr": "0.001"})
+    assert at.radio(key="man_target").value == man.TARGETS["ones"]
+    assert at.slider(key="man_epochs").value == 40
+    assert at.select_slider(key="man_lr").value == pytest.approx(1e-3)

@@ -1,0 +1,407 @@
+"""The Manipulate page's state, cached maps and the training driver.
+
+How training runs in the browser
+--------------------------------
+Streamlit runs one script at a time per session, and a click on a widget *outside* a fragment
+interrupts the running script at its next UI update and reruns it (a click inside a fragment
+would only be queued behind the running script, so no fragment is used here). The driver builds
+on that:
+
+* **Train** (``on_click``) only records a start request; the next run builds a
+  :class:`cka_core.manipulation.MapManipulator` from the page's controls and keeps it in
+  ``st.session_state`` (a few hundred kB: student, teacher, optimiser state).
+* At the end of the page the run trains epoch after epoch. Each epoch (pure torch, no UI call,
+  so it is never cut in half) updates the manipulator in place, then the progress bar, the
+  live curves and metrics are redrawn.
+* **Stop** (``on_click``) sets a flag. Its click interrupts the running script at the next
+  redraw; the rerun sees the flag and finishes the job with the best network so far (the lowest
+  validation map loss among epochs within the accuracy tolerance).
+* Any other interaction (a slider, the sidebar) also interrupts the run; the rerun simply
+  resumes training from the manipulator in session state. Leaving the page pauses the job, and
+  coming back resumes it.
+
+When a job ends, its result (maps, history, accuracies: small arrays) and the fine-tuned
+network (its state dict and the zoo name of its architecture) are kept in session state for the
+rest of the browser session; :func:`session_models` rebuilds them as modules for other pages.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from plotly.subplots import make_subplots
+
+import sample_models
+from cka_core import capture
+from cka_core.manipulation import (
+    ManipulationResult,
+    ManipulationSettings,
+    MapManipulator,
+    evaluation_map,
+    identity_target,
+    ones_target,
+    pair_target,
+)
+
+from . import data, figures
+
+TARGETS = {
+    "identity": "Identity (layers unlike each other)",
+    "ones": "All ones (everything alike)",
+    "pair": "Set the CKA of two layers",
+    "custom": "Custom map (edit the grid)",
+    "match": "Match another model's map",
+}
+DEFAULT_MODEL = "mlp_deep"
+#: How many fine-tuned networks a session keeps (oldest dropped first).
+MAX_SESSION_MODELS = 5
+#: Epochs one script run trains before handing control back. ``None`` in the app: a run trains
+#: until the job ends or the browser interrupts it (Stop or any other widget). Tests set it to 1
+#: to stand in for a Stop click that arrives while training.
+EPOCHS_PER_RUN: int | None = None
+
+JOB_KEY = "man_job"
+START_KEY = "man_start_requested"
+STOP_KEY = "man_stop_requested"
+RESULT_KEY = "man_result"
+MODELS_KEY = "manipulated_models"
+
+
+def models() -> list[str]:
+    """Zoo networks that can be fine-tuned (every trained one, the default first)."""
+    names = [n for n in sample_models.available() if n != "mlp_untrained"]
+    return [DEFAULT_MODEL] + [n for n in names if n != DEFAULT_MODEL]
+
+
+# ---------------------------------------------------------------------------- cached maps
+def _private_copy(name: str) -> torch.nn.Module:
+    """A private copy of the shared zoo model (never edit or hook the shared one)."""
+    return copy.deepcopy(data.model(name))
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the CKA map…")
+def test_map(name: str, layers: tuple[str, ...]) -> np.ndarray:
+    """Full-data debiased linear CKA between ``layers`` of zoo model ``name`` on the digits test split."""
+    return evaluation_map(_private_copy(name), sample_models.digits().X_test, layers)
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the other model's CKA map…")
+def train_map(name: str, layers: tuple[str, ...]) -> np.ndarray:
+    """The same on the digits training split (what a 'match this model' target is built from)."""
+    return evaluation_map(_private_copy(name), sample_models.digits().X_train, layers)
+
+
+@st.cache_data(max_entries=32)
+def test_accuracy(name: str) -> float:
+    d = sample_models.digits()
+    return sample_models.accuracy(sample_models.predict(_private_copy(name), d.X_test), d.y_test)
+
+
+def evenly_spaced(layers: list[str], k: int) -> list[str]:
+    """``k`` of ``layers`` spread from the first to the last (all of them when k >= len)."""
+    if k >= len(layers):
+        return list(layers)
+    idx = np.unique(np.round(np.linspace(0, len(layers) - 1, k)).astype(int))
+    return [layers[i] for i in idx]
+
+
+# --------------------------------------------------------------------------- targets
+def custom_target(base: np.ndarray, names: list[str], key: str) -> np.ndarray:
+    """A grid editor initialised with ``base``; an edited cell (i, j) also sets (j, i), and
+    the diagonal stays 1. Returns the target map."""
+    import pandas as pd
+
+    frame = pd.DataFrame(np.round(base, 2), index=names, columns=names)
+    config = {name: st.column_config.NumberColumn(name, min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
+              for name in names}
+    st.data_editor(frame, key=key, column_config=config, num_rows="fixed", width="stretch")
+    target = np.round(np.array(base, dtype=np.float64), 2)
+    edits = st.session_state.get(key, {}).get("edited_rows", {})
+    for row, cells in edits.items():
+        i = int(row)
+        for column, value in cells.items():
+            if column not in names or value is None or i >= len(names):
+                continue
+            j = names.index(column)
+            target[i, j] = target[j, i] = float(value)
+    np.fill_diagonal(target, 1.0)
+    return target
+
+
+def target_for(kind: str, base: np.ndarray, **params) -> np.ndarray:
+    """The target map of a kind (identity, ones, pair) built from the current map ``base``."""
+    if kind == "identity":
+        return identity_target(base.shape[0])
+    if kind == "ones":
+        return ones_target(base.shape[0])
+    if kind == "pair":
+        return pair_target(base, params["i"], params["j"], params["value"])
+    raise ValueError(f"unknown target kind {kind!r}")
+
+
+# ------------------------------------------------------------------------------ the job
+@dataclass
+class Spec:
+    """Everything a job needs, gathered from the page's controls."""
+
+    model: str
+    layers: tuple[str, ...]
+    target: np.ndarray
+    target_label: str
+    settings: ManipulationSettings
+
+
+@dataclass
+class Job:
+    spec: Spec
+    run: MapManipulator
+    started: float
+    seconds: float = 0.0   # training wall time so far (summed over runs)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished job, as shown in the results section (small arrays only)."""
+
+    model: str
+    label: str                       # the name of the fine-tuned network on other pages
+    target_label: str
+    layers: tuple[str, ...]
+    target: np.ndarray
+    map_before: np.ndarray
+    map_after: np.ndarray
+    accuracy_before: float
+    accuracy_after: float
+    history: tuple[dict, ...]
+    best_epoch: int
+    epochs_run: int
+    epochs_planned: int
+    stopped_early: bool
+    seconds: float
+    mean_abs_before: float
+    mean_abs_after: float
+
+
+def current_job() -> Job | None:
+    return st.session_state.get(JOB_KEY)
+
+
+def request_start() -> None:
+    st.session_state[START_KEY] = True
+    st.session_state[STOP_KEY] = False
+
+
+def request_stop() -> None:
+    st.session_state[STOP_KEY] = True
+
+
+def apply_requests(spec: Spec | None) -> Job | None:
+    """Start a job if Train was clicked (and the controls are valid), finish it if Stop was."""
+    if st.session_state.pop(START_KEY, False) and spec is not None and current_job() is None:
+        d = sample_models.digits()
+        run = MapManipulator(_private_copy(spec.model), spec.layers, spec.target, d.X_train, d.y_train,
+                             spec.settings, X_eval=d.X_test, y_eval=d.y_test)
+        st.session_state[JOB_KEY] = Job(spec, run, time.time())
+    job = current_job()
+    if job is not None and st.session_state.get(STOP_KEY):
+        job.run.stop()
+        finish(job)
+        return None
+    return job
+
+
+def finish(job: Job) -> Outcome:
+    """Turn a (finished or stopped) job into an outcome and register its network."""
+    st.session_state.pop(JOB_KEY, None)
+    st.session_state[STOP_KEY] = False
+    result: ManipulationResult = job.run.result()
+    label = register_model(job.spec, result)
+    outcome = Outcome(
+        model=job.spec.model, label=label, target_label=job.spec.target_label, layers=result.layers,
+        target=result.target, map_before=result.map_before, map_after=result.map_after,
+        accuracy_before=float(result.accuracy_before), accuracy_after=float(result.accuracy_after),
+        history=tuple(r.as_dict() for r in result.history), best_epoch=result.best_epoch,
+        epochs_run=job.run.epoch, epochs_planned=job.spec.settings.epochs, stopped_early=result.stopped_early,
+        seconds=job.seconds, mean_abs_before=result.mean_abs_error_before, mean_abs_after=result.mean_abs_error_after,
+    )
+    st.session_state[RESULT_KEY] = outcome
+    return outcome
+
+
+def last_outcome() -> Outcome | None:
+    return st.session_state.get(RESULT_KEY)
+
+
+#: The live curves are redrawn at most this often (seconds); the progress bar after every epoch.
+REDRAW_SECONDS = 0.5
+
+
+def train(job: Job, progress_slot, live_slot) -> bool:
+    """Train the job epoch by epoch, redrawing progress after each; True when it has ended."""
+    budget = EPOCHS_PER_RUN if EPOCHS_PER_RUN is not None else job.spec.settings.epochs
+    draw_progress(job, progress_slot)
+    draw_curves(job, live_slot)
+    last_drawn = time.perf_counter()
+    for _ in range(budget):
+        if job.run.done:
+            break
+        start = time.perf_counter()
+        job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
+        job.seconds += time.perf_counter() - start
+        draw_progress(job, progress_slot)  # also where a click (Stop) interrupts this run
+        if time.perf_counter() - last_drawn >= REDRAW_SECONDS or job.run.done:
+            draw_curves(job, live_slot)
+            last_drawn = time.perf_counter()
+    if job.run.done:
+        finish(job)
+        return True
+    return False
+
+
+def draw_progress(job: Job, progress_slot) -> None:
+    run = job.run
+    planned = job.spec.settings.epochs
+    last = run.history[-1]
+    progress_slot.progress(
+        run.epoch / planned,
+        text=f"{job.spec.model} → {job.spec.target_label.split(' (')[0]}: epoch {run.epoch} of {planned} · "
+             f"mean |M − target| {last.mean_abs_error:.3f} (validation) · "
+             f"validation accuracy {100 * last.val_accuracy:.1f}% · λ {run.lam:.3g} · {job.seconds:.1f} s",
+    )
+
+
+def draw_curves(job: Job, live_slot) -> None:
+    run = job.run
+    with live_slot.container():
+        st.plotly_chart(history_figure([r.as_dict() for r in run.history], job.spec.settings.epochs, run.best_epoch),
+                        key=f"man_live_{id(job)}_{run.epoch}", config=figures.CHART_CONFIG)
+
+
+# --------------------------------------------------------------------- session models
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:6]
+
+
+def register_model(spec: Spec, result: ManipulationResult) -> str:
+    """Keep the fine-tuned network (state dict + base zoo name) for this browser session."""
+    state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
+    label = f"{spec.model} → {spec.target_label.split(' (')[0].lower()} #{_digest(state)}"
+    stored = dict(st.session_state.get(MODELS_KEY, {}))
+    stored.pop(label, None)
+    stored[label] = {"base": spec.model, "state": state, "layers": spec.layers,
+                     "target": spec.target_label, "accuracy": result.accuracy_after}
+    while len(stored) > MAX_SESSION_MODELS:
+        stored.pop(next(iter(stored)))
+    st.session_state[MODELS_KEY] = stored
+    return label
+
+
+def session_models() -> dict[str, torch.nn.Module]:
+    """The networks fine-tuned on the Manipulate page in this browser session, by label.
+
+    Each is a fresh module (the zoo architecture of its base model with the fine-tuned weights,
+    eval mode, gradients off), so callers may hook or edit it freely. Labels are unique: they
+    end with a digest of the weights. :func:`session_model_base` gives the base zoo name
+    (for ``sample_models.layer_names`` and friends).
+    """
+    return {label: session_model(label) for label in st.session_state.get(MODELS_KEY, {})}
+
+
+def session_model_labels() -> list[str]:
+    """Labels of this session's fine-tuned networks, oldest first (cheap: builds nothing)."""
+    return list(st.session_state.get(MODELS_KEY, {}))
+
+
+def session_model(label: str) -> torch.nn.Module | None:
+    """One session model as a fresh module (None if this session has no network of that label)."""
+    entry = st.session_state.get(MODELS_KEY, {}).get(label)
+    if entry is None:
+        return None
+    model = _private_copy(entry["base"])
+    model.load_state_dict(entry["state"])
+    model.eval().requires_grad_(False)
+    model.zoo_name = entry["base"]
+    return model
+
+
+@st.cache_resource(max_entries=MAX_SESSION_MODELS, scope="session", show_spinner="Capturing activations…")
+def session_model_layers(label: str) -> dict[str, dict[str, np.ndarray]]:
+    """Like ``ui.data.model_layers`` for a session model: every comparable layer on the digits test
+    and train splits, flattened, read-only. Session-scoped (never shared with other users); the
+    label contains a digest of the weights, so it is a safe cache key."""
+    model = session_model(label)
+    if model is None:
+        raise ValueError(f"no fine-tuned network called {label!r} in this session; fine-tune one on the Manipulate page.")
+    d = sample_models.digits()
+    names = sample_models.layer_names(model)
+    out = {}
+    for split, X in (("test", d.X_test), ("train", d.X_train)):
+        captured = capture(model, X, names)
+        out[split] = {}
+        for name, values in captured.items():
+            flat = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(values.shape[0], -1))
+            flat.setflags(write=False)
+            out[split][name] = flat
+    return out
+
+
+def session_model_base(label: str) -> str | None:
+    """The zoo model a session model was fine-tuned from (None for unknown labels)."""
+    entry = st.session_state.get(MODELS_KEY, {}).get(label)
+    return None if entry is None else entry["base"]
+
+
+# ------------------------------------------------------------------------------ figures
+def history_figure(history: list[dict], planned: int, best_epoch: int | None = None) -> go.Figure:
+    """Validation map loss (left axis, log) and validation accuracy (right axis) per epoch."""
+    epochs = np.array([h["epoch"] for h in history])
+    loss = np.array([h["map_loss"] for h in history])
+    acc = np.array([100 * h["val_accuracy"] for h in history])
+    mae = np.array([h["mean_abs_error"] for h in history])
+    lam = np.array([h["lam"] for h in history])
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=epochs, y=loss, mode="lines+markers", name="map loss (validation)",
+                             line=dict(color=figures.COLOURS["linear_cka"]), customdata=np.stack([mae, lam], 1),
+                             hovertemplate="epoch %{x}<br>map loss %{y:.4g}<br>mean |M − target| %{customdata[0]:.3f}"
+                                           "<br>λ %{customdata[1]:.3g}<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=epochs, y=acc, mode="lines+markers", name="validation accuracy (%)",
+                             line=dict(color=figures.COLOURS["accuracy"]),
+                             hovertemplate="epoch %{x}<br>accuracy %{y:.2f}%<extra></extra>"), secondary_y=True)
+    if best_epoch is not None and 0 <= best_epoch < len(history):
+        fig.add_trace(go.Scatter(x=[epochs[best_epoch]], y=[loss[best_epoch]], mode="markers", name="best so far",
+                                 marker=dict(color=figures.COLOURS["current"], size=13, symbol="star"),
+                                 hovertemplate="best epoch %{x}<extra></extra>"), secondary_y=False)
+    fig.update_layout(title="Training: validation map loss and accuracy per epoch",
+                      **{**figures.LAYOUT, "height": 340}, legend=dict(orientation="h", y=-0.3))
+    fig.update_xaxes(title_text="epoch", range=[-0.5, planned + 0.5])
+    fig.update_yaxes(title_text="map loss (log scale)", type="log", tickformat=".1g", dtick="D2",
+                     secondary_y=False, color=figures.COLOURS["linear_cka"])
+    fig.update_yaxes(title_text="accuracy (%)", secondary_y=True, showgrid=False, tickmode="auto", nticks=6,
+                     tickformat=".1f", color=figures.COLOURS["accuracy"])
+    return fig
+
+
+def maps_figure(maps: list[tuple[str, np.ndarray]], names: list[str], *, height: int = 400) -> go.Figure:
+    """Several CKA maps side by side on one colour scale (0 to 1), values written in the cells."""
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=[title for title, _ in maps], horizontal_spacing=0.06)
+    text = len(names) <= 12
+    for col, (title, values) in enumerate(maps, start=1):
+        fig.add_trace(go.Heatmap(
+            z=values, x=names, y=names, coloraxis="coloraxis", texttemplate="%{z:.2f}" if text else None,
+            hovertemplate=f"{title}<br>%{{y}} vs %{{x}}<br>CKA = %{{z:.4f}}<extra></extra>",
+        ), row=1, col=col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col, showticklabels=col == 1)
+    fig.update_layout(**{**figures.LAYOUT, "height": height, "margin": dict(l=70, r=20, t=50, b=60)},
+                      coloraxis=dict(colorscale=figures.HEATMAP_SCALE, cmin=0.0, cmax=1.0,
+                                     colorbar=dict(title="CKA", thickness=14)))
+    return fig
