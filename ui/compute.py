@@ -59,7 +59,7 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
             raise directions.RepresentationError(
                 "the null space of the next layer needs a sample model as the source (pick one in the sidebar)."
             )
-        weight = directions.next_layer_weight(data.model(_rep.model_name), _rep.layer)
+        weight = directions.next_layer_weight(data.network(_rep.model_name), _rep.layer)
         return directions.null_space_direction(weight, seed, what=f"the layer after {_rep.layer}")
     if kind == "probe_orthogonal":
         fitted = probe(rep_key, _rep)
@@ -92,7 +92,7 @@ def accuracy_from(rep: data.Representation, X_edited: np.ndarray) -> float | Non
     """The network's own accuracy when it continues from an edited representation."""
     if not rep.has_model:
         return None
-    logits = sample_models.run_from(data.model(rep.model_name), rep.layer, X_edited)
+    logits = sample_models.run_from(data.network(rep.model_name), rep.layer, X_edited)
     return sample_models.accuracy(logits, rep.y)
 
 

@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 import sample_models
-from cka_core import capture
+from cka_core import RepresentationError, capture
 from cka_core.io import load_representations
 
 
@@ -21,8 +21,9 @@ from cka_core.io import load_representations
 class Source:
     """Where the representation comes from: a small, hashable descriptor.
 
-    kind: "model" (params: model name, layer), "synthetic" (params: set name and its settings),
-    or "upload" (params: content digest, file name, array name).
+    kind: "model" (params: model name, layer), "session_model" (a network fine-tuned in this
+    session: label, layer), "synthetic" (params: set name and its settings), or "upload"
+    (params: content digest, file name, array name).
     """
 
     kind: str
@@ -69,6 +70,19 @@ def model(name: str) -> torch.nn.Module:
     return sample_models.load(name)
 
 
+def network(name: str) -> torch.nn.Module:
+    """A zoo model (shared, read-only) or a network fine-tuned on the Manipulate page in this
+    browser session (a fresh module each call)."""
+    if name in sample_models.available():
+        return model(name)
+    from .manipulate import session_model  # the session registry lives with the page that fills it
+
+    net = session_model(name)
+    if net is None:
+        raise RepresentationError(f"{name!r} is neither a sample model nor a network fine-tuned in this session.")
+    return net
+
+
 @st.cache_resource(max_entries=32, show_spinner="Capturing activations…")
 def model_layers(name: str) -> dict[str, dict[str, np.ndarray]]:
     """Every comparable layer of a zoo model on the digits test and train splits, flattened."""
@@ -88,7 +102,20 @@ def representation(source: Source, upload: bytes | None = None) -> Representatio
     their digest; sample models and synthetic sets in a cache shared by all sessions."""
     if source.kind == "upload":
         return _uploaded_representation(source, upload)
+    if source.kind == "session_model":
+        return _session_model_representation(source)
     return _shared_representation(source)
+
+
+def _session_model_representation(source: Source) -> Representation:
+    """A network fine-tuned in this session: its layers come from a session-scoped cache."""
+    from .manipulate import session_model_layers
+
+    label, layer = source.params
+    captured = session_model_layers(label)
+    data = sample_models.digits()
+    return Representation(captured["test"][layer], _readonly(data.y_test), captured["train"][layer],
+                          _readonly(data.y_train), label, layer, f"{label} · {layer}", _source_key(source))
 
 
 def _source_key(source: Source) -> str:

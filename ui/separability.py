@@ -74,7 +74,7 @@ def probe_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, se
 
 def network_supported(rep: data.Representation) -> bool:
     """Whether the network can continue from this layer (RNNs only from the final state)."""
-    return rep.has_model and rep.layer in sample_models.run_from_layers(data.model(rep.model_name))
+    return rep.has_model and rep.layer in sample_models.run_from_layers(data.network(rep.model_name))
 
 
 @st.cache_data(max_entries=64)
@@ -89,7 +89,7 @@ def network_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, 
 
     The moved copies for several c go through the network in one batch (one call per ~4M values):
     a forward pass per c costs ~15 ms of fixed overhead each."""
-    net = data.model(_rep.model_name)
+    net = data.network(_rep.model_name)
     v = direction(rep_key, _rep, kind, seed)
     mask = (_rep.y == cls).astype(np.float64)
     n, d = _rep.X.shape

@@ -18,15 +18,20 @@ DEFAULT_SOURCE = data.Source("model", ("mlp_seed0", "hidden3"))
 
 
 def _model_source() -> data.Source:
-    names = list(sample_models.available())
+    from .manipulate import session_model_base, session_model_labels
+
+    zoo = list(sample_models.available())
+    names = zoo + session_model_labels()
     name = st.selectbox("Model", names, index=names.index(DEFAULT_SOURCE.params[0]), key="src_model",
-                        bind="query-params", help="Networks trained on scikit-learn's digits; see the description below.")
-    st.caption(sample_models.available()[name])
-    layers = sample_models.layer_names(name)
+                        bind="query-params", help="Networks trained on scikit-learn's digits, and any network "
+                                                  "fine-tuned on the Manipulate page in this session.")
+    base = name if name in zoo else session_model_base(name)
+    st.caption(sample_models.available()[name] if name in zoo else f"Fine-tuned in this session from {base}.")
+    layers = sample_models.layer_names(base)
     default_layer = DEFAULT_SOURCE.params[1] if DEFAULT_SOURCE.params[1] in layers else layers[0]
-    layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{name}",
-                         bind="query-params", help="Activations of this layer on the 360 test digits.")
-    return data.Source("model", (name, layer))
+    layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{base}",
+                         bind="query-params", help="Activations of this layer on the 359 test digits.")
+    return data.Source("model" if name in zoo else "session_model", (name, layer))
 
 
 def _synthetic_source() -> data.Source:
