@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .errors import RepresentationError
-from .kernels import cka_from_hsic, gram_linear, hsic_from_gram_sums, near_centred
+from .kernels import block_edges, cka_from_hsic, gram_lower_blocks, hsic_from_gram_sums, lower_blocks_size, near_centred
 from .validation import as_layers, check_rows, min_rows
 
 BYTES = 8  # float64 statistics
@@ -274,16 +274,13 @@ class CKAAccumulator:
         device = chunk[0].device
         dtype = _product_dtype(chunk)
         m = chunk[0].shape[0]
-        # Each layer's Gram goes straight into its row of G (no U-centring pass): HSIC follows
-        # from G G^T, the Gram row sums and their totals (kernels.hsic_from_gram_sums).
-        g = torch.empty(len(chunk), m * m, dtype=torch.float64, device=device)
+        # Each layer's Gram (its lower block triangle) goes straight into its row of G, no
+        # centring pass: HSIC follows from G G^T, the Gram row sums and their totals.
+        edges = block_edges(m)
+        g = torch.empty(len(chunk), lower_blocks_size(edges), dtype=torch.float64, device=device)
         row_sums = torch.empty(len(chunk), m, dtype=torch.float64, device=device)
         for k, x in enumerate(chunk):
-            gram = g[k].view(m, m)
-            gram.copy_(gram_linear(near_centred(x, dtype)))
-            if self.debiased:
-                gram.fill_diagonal_(0.0)
-            row_sums[k] = gram.sum(dim=1)
+            row_sums[k] = gram_lower_blocks(near_centred(x, dtype), edges, g[k], zero_diagonal=self.debiased)
         if not self._stats:
             size = len(structure.widths)
             self._stats = {"P": torch.zeros(size, size, dtype=torch.float64, device=device)}
