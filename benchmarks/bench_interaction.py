@@ -20,7 +20,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["pages/outliers.py", "pages/invariances.py", "pages/separability.py", "pages/function_preserving.py"]
+PAGES = ["pages/estimators.py", "pages/compare.py", "pages/outliers.py", "pages/invariances.py", "pages/separability.py",
+         "pages/function_preserving.py", "pages/manipulate.py", "pages/neural_diversity.py"]
 
 
 def _timed(at: AppTest) -> float:
