@@ -1,31 +1,13 @@
 """`python -m cka_core compare A B ...` run as a real subprocess."""
 import csv
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import reference as ref
 from cka_testdata import layers
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _start(*args):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-m", "cka_core", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-
-
-class _Done:
-    def __init__(self, popen):
-        self.stdout, self.stderr = popen.communicate(timeout=180)
-        self.returncode = popen.returncode
+from cli_runner import Done, start
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +32,8 @@ def runs(tmp_path_factory):
         "garbage": ("compare", d / "garbage.npy", B),
         "mismatch": ("compare", d / "short.npy", B),
     }
-    started = {k: _start(*v) for k, v in commands.items()}
-    return d, a, b, {k: _Done(p) for k, p in started.items()}
+    started = {k: start(*v) for k, v in commands.items()}
+    return d, a, b, {k: Done(p) for k, p in started.items()}
 
 
 def _single_error_line(proc):

@@ -3,10 +3,7 @@ subprocesses (started together: each pays the interpreter + torch start-up)."""
 import csv
 import io
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,22 +12,7 @@ import reference as ref
 from cka_core.cli import CELL_COLUMNS, cells_csv, heatmap_document, main
 from cka_core.inference import bootstrap, permutation_test
 from cka_testdata import layers
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _start(*args):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.Popen([sys.executable, "-m", "cka_core", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-
-
-class _Done:
-    def __init__(self, popen):
-        self.stdout, self.stderr = popen.communicate(timeout=300)
-        self.returncode = popen.returncode
-
+from cli_runner import Done, start
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -49,8 +31,8 @@ def runs(tmp_path_factory):
         "boot_only": ("compare", A, B, "--debiased", "--bootstrap", "20", "--confidence", "0.9", "--out", d / "b.csv"),
         "nan": ("compare", d / "nan.npy", B, "--permutations", "5"),
     }
-    started = {k: _start(*v) for k, v in commands.items()}
-    return d, a, b, {k: _Done(p) for k, p in started.items()}
+    started = {k: start(*v) for k, v in commands.items()}
+    return d, a, b, {k: Done(p) for k, p in started.items()}
 
 
 def _one_line_error(proc) -> str:
