@@ -160,7 +160,7 @@ def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
             warnings.simplefilter("ignore")  # torch warns about odd pickle protocols in garbage bytes
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- untrusted bytes: torch's parser fails in many ways
-        # torch's own message suggests weights_only=False "if you trust the source": never on uploads.
+        # torch's own message suggests loading with full unpickling "if you trust the source": never on uploads.
         reason = (
             "it holds pickled Python objects other than tensors, which are never unpickled here"
             if isinstance(error, pickle.UnpicklingError)
