@@ -28,11 +28,6 @@ def near_centred(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return centred
 
 
-def gram_linear(xc: torch.Tensor) -> torch.Tensor:
-    """Linear kernel K = X X^T (of centred features, so K is already double-centred)."""
-    return xc @ xc.T
-
-
 def squared_distances(xc: torch.Tensor) -> torch.Tensor:
     """D_ij = ||x_i - x_j||^2, clipped at 0 against round-off."""
     sq_norms = (xc * xc).sum(dim=1)

@@ -34,6 +34,15 @@ class TranslationTerms:
     v_a_v: float
     t: float
 
+    @property
+    def limit(self) -> float:
+        """lim_{c -> inf} CKA(c) = ||a||^2 / (T ||A||); 1.0 when no row or every row moves (T = 0)."""
+        return _limit(self.a_sq, self.t, self.norm_a)
+
+
+def _limit(a_sq: float, t: float, norm_a: float) -> float:
+    return a_sq / (t * norm_a) if t > 0 else 1.0
+
 
 def _moved_mask(moved, n: int) -> np.ndarray:
     mask = np.asarray(moved.cpu() if isinstance(moved, torch.Tensor) else moved)
@@ -126,4 +135,4 @@ def translation_cka_limit(X, moved) -> float:
     t = torch.from_numpy(mask.astype(np.float64)).to(xc.device)
     t_c = t - t.mean()
     a = xc.T @ t_c
-    return float((a @ a) / ((t_c @ t_c) * _gram_norm(xc)))
+    return _limit(float(a @ a), float(t_c @ t_c), _gram_norm(xc))

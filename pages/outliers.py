@@ -56,7 +56,6 @@ except RepresentationError as error:
 scale = float(np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1))))
 terms = compute.terms(rep.key, X, mask, v, (what, index, fraction, cls, seed), (kind, seed))
 moved = X + np.outer(mask * (c * scale), v)
-limit = terms.a_sq / (terms.t * terms.norm_a) if terms.t > 0 else 1.0
 cka_now = translation_cka_from_terms(terms, c * scale)
 
 with results:
@@ -65,12 +64,13 @@ with results:
     row[1].metric("Debiased CKA", fmt(linear_cka(X, moved, debiased=True)), help="Unbiased HSIC (Song et al. 2012).")
     row[2].metric("RBF CKA (σ = median)", fmt(rbf_cka(X, moved)), help="Gaussian kernel, bandwidth = median distance.")
     row = st.columns(3)
-    row[0].metric("Limit as c → ∞", fmt(limit), help="ρ(1−ρ)‖μ_moved − μ_rest‖² / ‖Σ‖_F; independent of the direction.")
-    base_model, now_model = compute.accuracy_from(rep, X), compute.accuracy_from(rep, moved)
+    row[0].metric("Limit as c → ∞", fmt(terms.limit), help="ρ(1−ρ)‖μ_moved − μ_rest‖² / ‖Σ‖_F; independent of the direction.")
+    base_model, base_probe = compute.baseline_accuracies(rep.key, rep)
+    now_model = compute.accuracy_from(rep, moved)
     row[1].metric("Network accuracy", percent(now_model),
                   delta=None if now_model is None else f"{100 * (now_model - base_model):+.1f} pts",
                   help="The model continues from the moved representation (needs a sample model source).")
-    base_probe, now_probe = compute.probe_accuracy_on(rep, X), compute.probe_accuracy_on(rep, moved)
+    now_probe = compute.probe_accuracy_on(rep, moved)
     row[2].metric("Linear probe accuracy", percent(now_probe),
                   delta=None if now_probe is None else f"{100 * (now_probe - base_probe):+.1f} pts",
                   help="A ridge read-out fitted on the original representation, applied to the moved one.")
@@ -80,7 +80,7 @@ with results:
     st.plotly_chart(
         figures.curve(grid, {"Linear CKA": curve}, title=f"CKA vs c ({int(mask.sum())} of {n} examples move)",
                       x_title="c", y_title="CKA(X, X moved)", log_x=True, marker=(c, {"Linear CKA": cka_now}),
-                      hlines={"limit": limit}, y_range=(0, 1.05)),
+                      hlines={"limit": terms.limit}, y_range=(0, 1.05)),
         key="outliers_curve", config=figures.CHART_CONFIG,
     )
 

@@ -88,6 +88,12 @@ def terms(rep_key: str, _X: np.ndarray, _mask: np.ndarray, _v: np.ndarray, mask_
     return translation_terms(_X, _mask, _v)
 
 
+@st.cache_data(max_entries=64)
+def baseline_accuracies(rep_key: str, _rep: data.Representation) -> tuple[float | None, float | None]:
+    """Network and probe accuracy on the unedited representation (computed once per source)."""
+    return accuracy_from(_rep, _rep.X), probe_accuracy_on(_rep, _rep.X)
+
+
 def accuracy_from(rep: data.Representation, X_edited: np.ndarray) -> float | None:
     """The network's own accuracy when it continues from an edited representation."""
     if not rep.has_model:
