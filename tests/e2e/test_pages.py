@@ -58,7 +58,9 @@ def test_deep_link_restores_controls(page, app_url):
     page.goto(f"{app_url}/outliers?out_what=Random+fraction&out_fraction=0.3&out_log_c=3")
     wait_for_run(page)
     expect(page.get_by_test_id("stRadio").filter(has_text="What moves").get_by_role("radio", name="Random fraction")).to_be_checked()
-    values = page.get_by_test_id("stSliderThumbValue").all_inner_texts()
-    assert "0.30" in values and "3.00" in values, values
+    thumbs = page.get_by_test_id("stSliderThumbValue")
+    expect(thumbs.filter(has_text="0.30")).to_have_count(1)  # retries: a first visit may rerun once
+    expect(thumbs.filter(has_text="3.00")).to_have_count(1)
+    wait_for_run(page)
     # a 30% subset translated by 10^3 typical distances sits close to its limit
     assert abs(float(_metric(page, "Linear CKA")) - float(_metric(page, "Limit as c"))) < 0.02
