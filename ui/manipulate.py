@@ -29,7 +29,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
@@ -163,6 +164,10 @@ class Job:
     run: MapManipulator
     started: float
     seconds: float = 0.0   # training wall time so far (summed over runs)
+    # A click interrupts a run only at its next UI call, so the interrupted run may still be inside
+    # an epoch while the new run starts: every touch of ``run`` holds this lock.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    finished: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,14 +215,19 @@ def apply_requests(spec: Spec | None) -> Job | None:
         st.session_state[JOB_KEY] = Job(spec, run, time.time())
     job = current_job()
     if job is not None and st.session_state.get(STOP_KEY):
-        job.run.stop()
-        finish(job)
+        with job.lock:
+            job.run.stop()
+            finish(job)
         return None
     return job
 
 
 def finish(job: Job) -> Outcome:
-    """Turn a (finished or stopped) job into an outcome and register its network."""
+    """Turn a (finished or stopped) job into an outcome and register its network (once; the
+    caller holds ``job.lock``)."""
+    if job.finished:
+        return st.session_state[RESULT_KEY]
+    job.finished = True
     st.session_state.pop(JOB_KEY, None)
     st.session_state[STOP_KEY] = False
     result: ManipulationResult = job.run.result()
@@ -249,18 +259,20 @@ def train(job: Job, progress_slot, live_slot) -> bool:
     draw_curves(job, live_slot)
     last_drawn = time.perf_counter()
     for _ in range(budget):
-        if job.run.done:
-            break
-        start = time.perf_counter()
-        job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
-        job.seconds += time.perf_counter() - start
+        with job.lock:
+            if job.run.done:
+                break
+            start = time.perf_counter()
+            job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
+            job.seconds += time.perf_counter() - start
         draw_progress(job, progress_slot)  # also where a click (Stop) interrupts this run
         if time.perf_counter() - last_drawn >= REDRAW_SECONDS or job.run.done:
             draw_curves(job, live_slot)
             last_drawn = time.perf_counter()
-    if job.run.done:
-        finish(job)
-        return True
+    with job.lock:
+        if job.run.done:
+            finish(job)
+            return True
     return False
 
 
