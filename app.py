@@ -5,6 +5,7 @@ import streamlit as st
 import torch
 from threadpoolctl import threadpool_limits
 
+from ui.shell import check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices
 from ui.sidebar import source_sidebar
 
 # Each rerun works on small matrices; on a shared host extra BLAS/torch threads only spin and fight
@@ -34,6 +35,13 @@ PAGES = {
     ],
 }
 
+remember_url_at_load()
 page = st.navigation(PAGES)
-source_sidebar()
-page.run()
+notice_area = st.container()  # above the page; filled once the run has seen what the URL asked for
+with st.sidebar, error_boundary("The sidebar"):
+    source_sidebar()
+with error_boundary(f"The {page.title} page"):
+    page.run()
+check_url_after_first_run()
+with notice_area:
+    show_url_notices()

@@ -64,3 +64,20 @@ def test_deep_link_restores_controls(page, app_url):
     wait_for_run(page)
     # a 30% subset translated by 10^3 typical distances sits close to its limit
     assert abs(float(_metric(page, "Linear CKA")) - float(_metric(page, "Limit as c"))) < 0.02
+    expect(page.get_by_text("The link's settings were only partly applied")).to_have_count(0)
+
+
+def test_bad_deep_link_falls_back_with_a_notice(page, app_url):
+    page.goto(f"{app_url}/outliers?out_what=Random+fraction&out_log_c=abc&src_kind=Telepathy&out_fraction=9")
+    wait_for_run(page)
+    notice = page.get_by_test_id("stAlert").filter(has_text="The link's settings were only partly applied")
+    expect(notice).to_contain_text("out_log_c=abc")
+    expect(notice).to_contain_text("src_kind=Telepathy")
+    expect(notice).to_contain_text("out_fraction=9")
+    expect(page.get_by_test_id("stRadio").filter(has_text="What moves").get_by_role("radio", name="Random fraction")).to_be_checked()
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert "abc" not in page.url and "Telepathy" not in page.url
+    save_screenshot(page, "bad_link_notice", max_height=1400)
+    page.get_by_role("button", name="Dismiss").click()
+    wait_for_run(page)
+    expect(notice).to_have_count(0)
