@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import time
 import threading
 from dataclasses import dataclass, field
@@ -66,6 +67,18 @@ MAX_SESSION_MODELS = 5
 #: until the job ends or the browser interrupts it (Stop or any other widget). Tests set it to 1
 #: to stand in for a Stop click that arrives while training.
 EPOCHS_PER_RUN: int | None = None
+
+
+def _training_slot_count() -> int:
+    configured = os.environ.get("CKA_TRAINING_SLOTS")
+    return max(1, int(configured)) if configured else max(1, (os.cpu_count() or 2) - 1)
+
+
+#: Epochs that run at once on this server, over all sessions (env CKA_TRAINING_SLOTS; default one
+#: less than the cores). Each epoch holds a slot, so when more people train than there are slots
+#: their jobs take turns epoch by epoch, and everyone's slider reruns keep a core.
+TRAINING_SLOTS = threading.BoundedSemaphore(_training_slot_count())
+SLOT_POLL_SECONDS = 0.25
 
 JOB_KEY = "man_job"
 START_KEY = "man_start_requested"
@@ -259,12 +272,16 @@ def train(job: Job, progress_slot, live_slot) -> bool:
     draw_curves(job, live_slot)
     last_drawn = time.perf_counter()
     for _ in range(budget):
-        with job.lock:
-            if job.run.done:
-                break
-            start = time.perf_counter()
-            job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
-            job.seconds += time.perf_counter() - start
+        acquire_training_slot(progress_slot)
+        try:
+            with job.lock:
+                if job.run.done:
+                    break
+                start = time.perf_counter()
+                job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
+                job.seconds += time.perf_counter() - start
+        finally:
+            TRAINING_SLOTS.release()
         draw_progress(job, progress_slot)  # also where a click (Stop) interrupts this run
         if time.perf_counter() - last_drawn >= REDRAW_SECONDS or job.run.done:
             draw_curves(job, live_slot)
@@ -274,6 +291,16 @@ def train(job: Job, progress_slot, live_slot) -> bool:
             finish(job)
             return True
     return False
+
+
+def acquire_training_slot(progress_slot) -> None:
+    """Wait for one of the server's training slots, saying so while waiting. The message is a UI
+    call, so Stop (or any click) interrupts the wait like it interrupts training."""
+    waited = 0.0
+    while not TRAINING_SLOTS.acquire(timeout=SLOT_POLL_SECONDS):
+        waited += SLOT_POLL_SECONDS
+        progress_slot.info(f"Other sessions are training on this server: waiting for a free training slot "
+                           f"({waited:.0f} s so far). Jobs take turns epoch by epoch.", icon=":material/hourglass:")
 
 
 def draw_progress(job: Job, progress_slot) -> None:

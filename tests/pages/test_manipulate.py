@@ -1,6 +1,8 @@
 """Manipulate page: targets, start / stop / resume of training, the result and the session's networks."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import sample_models
@@ -132,3 +134,35 @@ def test_deep_link_restores_the_controls():
     assert at.radio(key="man_target").value == man.TARGETS["ones"]
     assert at.slider(key="man_epochs").value == 40
     assert at.select_slider(key="man_lr").value == pytest.approx(1e-3)
+
+
+def test_training_waits_for_a_free_server_slot_and_says_so(monkeypatch):
+    """Trainings of all sessions share the server's slots: a job whose slot is taken waits (with a
+    message) and trains once another session's epoch releases it."""
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(man, "TRAINING_SLOTS", slots)
+    monkeypatch.setattr(man, "SLOT_POLL_SECONDS", 0.05)
+    monkeypatch.setattr(man, "EPOCHS_PER_RUN", 1)
+    at = open_page(PAGE, {"man_epochs": "20"})
+    slots.acquire()  # another session's epoch is running
+    releaser = threading.Timer(1.0, slots.release)
+    releaser.start()
+    shown = []
+    waiting = man.acquire_training_slot
+    monkeypatch.setattr(man, "acquire_training_slot", lambda slot: waiting(_Recorder(slot, shown)))
+    rerun(at.button(key="man_train").click())
+    releaser.join()
+    assert any("waiting for a free training slot" in text for text in shown)
+    assert at.session_state[man.JOB_KEY].run.epoch == 1
+    assert slots.acquire(blocking=False)  # the job gave its slot back after the epoch
+
+
+class _Recorder:
+    """A stand-in for the progress placeholder that records the waiting messages."""
+
+    def __init__(self, slot, shown: list[str]):
+        self._slot, self._shown = slot, shown
+
+    def info(self, text, **kwargs):
+        self._shown.append(text)
+        return self._slot.info(text, **kwargs)
