@@ -3,13 +3,21 @@
 ``load_representations(data, filename)`` reads .npy, .npz, .pt, .safetensors and .csv bytes
 into a name -> array mapping (per-example shape kept), refusing pickles, oversized headers,
 zip bombs, non-numeric or non-finite data with a ``RepresentationError`` that says how to fix it.
+
+Uploads are hostile input: every size a file claims is checked against the limits below before
+anything of that size is allocated, and every parser failure becomes a ``RepresentationError``.
 """
 from __future__ import annotations
 
+import array
 import csv
 import io
+import math
+import struct
+import tokenize
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +26,32 @@ from .errors import RepresentationError
 from .validation import as_matrix
 
 MAX_ELEMENTS = 2**28  # 268M values (1 GiB of float32): anything larger is refused before allocating
+MAX_BYTES = MAX_ELEMENTS * 8  # 2 GiB: the most one file may unpack to, all arrays together
+MAX_ARRAYS = 1024  # layers per file; more would not fit a heatmap, and each adds a row of CKAs
+MAX_CSV_COLUMNS = 2**17  # csv keeps one Python string per cell of a row: this bounds one row's memory
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
+
+_NPY_HEADER_WINDOW = 16 * 1024  # numpy refuses headers over 10,000 bytes: read no more to find one
+_MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful
+_READ_CHUNK = 1 << 20  # an .npz member is inflated this much at a time
+_ZIP_SPARE_ENTRIES = 16  # torch.save adds a few records (data.pkl, version, byteorder...) to its tensors
+_ZIP_SPARE_BYTES = 64 << 20  # ... and a pickle of the object tree: room for those next to MAX_BYTES
+# What zipfile raises on a corrupt archive or member: bad headers and offsets, bad deflate streams,
+# truncation, unsupported features (encryption, odd versions), malformed extra fields.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
+               RuntimeError, struct.error, OverflowError, KeyError)
+# numpy evaluates an .npy header with ast.literal_eval (after tokenising it when that fails):
+# arbitrary header text fails in all of these ways.
+_NPY_HEADER_ERRORS = (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, tokenize.TokenError,
+                      OverflowError)
 
 
 def load_representations(data: bytes, filename: str) -> dict[str, np.ndarray]:
     """Parse the bytes of a representation file; the extension of ``filename`` picks the format.
 
-    Returns a dict layer name -> float array of shape (n_examples, ...), in file order.
-    A single-array format (.npy, .csv, a bare tensor in .pt) is named after the file stem.
+    Returns a dict layer name -> float32 or float64 array of shape (n_examples, ...) with at least
+    one example and one feature, all finite, in file order. A single-array format (.npy, .csv,
+    a bare tensor in .pt) is named after the file stem.
     """
     suffix = Path(filename).suffix.lower()
     stem = Path(filename).stem or "layer"
@@ -36,6 +62,7 @@ def load_representations(data: bytes, filename: str) -> dict[str, np.ndarray]:
         )
     if not data:
         raise RepresentationError(f"{filename!r} is empty (0 bytes); upload the file again.")
+    data = data if isinstance(data, bytes) else bytes(data)  # bytearray, memoryview
     reader = {
         ".npy": _read_npy,
         ".npz": _read_npz,
@@ -47,110 +74,221 @@ def load_representations(data: bytes, filename: str) -> dict[str, np.ndarray]:
     arrays = reader(data, filename, stem)
     if not arrays:
         raise RepresentationError(f"{filename!r} holds no arrays; save at least one (n_examples, ...) array.")
+    _check_count(len(arrays), filename)
+    # Before _checked copies anything: a .pt tensor may be a broadcast view far larger than its storage.
+    _check_total(sum(array.size * array.itemsize for array in arrays.values()), filename)
     return {name: _checked(array, filename, name) for name, array in arrays.items()}
 
 
+# ----------------------------------------------------------------- validation in one place
+
 def _checked(array, filename: str, name: str) -> np.ndarray:
     array = np.asarray(array)
-    if array.dtype.kind not in "biuf":
-        raise RepresentationError(
-            f"{filename!r}, array {name!r}: dtype {array.dtype} is not numeric; save float activations."
-        )
+    _check_numeric(array.dtype, filename, name)
     if array.ndim == 0:
         raise RepresentationError(
             f"{filename!r}, array {name!r} is a single number; save an array of shape (n_examples, ...)."
         )
     if array.ndim == 1:
         array = array.reshape(-1, 1)  # a file of one value per example
+    # Native float32 or float64 only: torch takes neither big-endian nor long double arrays, and
+    # ints, bools and float16 become floats. A long double too large for float64 becomes inf (refused).
+    target = np.dtype(np.float64 if array.dtype.itemsize > 4 else np.float32)
+    if array.dtype != target:
+        with np.errstate(over="ignore"):
+            array = array.astype(target)
     as_matrix(array, f"{filename!r}, array {name!r}")  # finite, non-empty
-    if array.dtype.kind != "f" or array.dtype.itemsize < 4:
-        array = array.astype(np.float64 if array.dtype.itemsize > 4 else np.float32)
     return array
 
 
-def _check_size(shape, filename: str, name: str) -> None:
-    elements = int(np.prod(shape, dtype=np.float64)) if len(shape) else 1
-    if elements > MAX_ELEMENTS:
+def _check_numeric(dtype: np.dtype, filename: str, name: str) -> None:
+    if dtype.kind not in "biuf":
         raise RepresentationError(
-            f"{filename!r}, array {name!r} claims shape {tuple(shape)} ({elements:.3g} values), over the "
-            f"{MAX_ELEMENTS:.3g} this tool loads; subsample examples or save fewer layers."
+            f"{filename!r}, array {name!r}: dtype {dtype} is not numeric; save float activations."
         )
 
 
-def _npy_header(handle, filename: str, name: str):
-    """Shape and dtype from an .npy header, read before any data is allocated."""
+def _check_size(shape, itemsize: int, filename: str, name: str) -> None:
+    """An array's claimed shape, from a header, before anything of that size is allocated.
+
+    Exact Python integers: a hostile header may claim dimensions that overflow int64 or float64.
+    """
+    elements = math.prod(shape)
+    # Any one dimension too: (10**30, 0) holds no values, but no array can have that shape.
+    if elements > MAX_ELEMENTS or elements * itemsize > MAX_BYTES or any(d > MAX_ELEMENTS for d in shape):
+        raise RepresentationError(
+            f"{filename!r}, array {name!r} claims shape ({', '.join(_approx(d) for d in shape)}) "
+            f"({_approx(elements)} values), over the limit of {MAX_ELEMENTS:.3g} values "
+            f"({MAX_BYTES / 2**30:.0f} GiB) this tool loads; subsample examples or save fewer layers."
+        )
+
+
+def _check_total(nbytes: int, filename: str) -> None:
+    if nbytes > MAX_BYTES:
+        raise RepresentationError(
+            f"{filename!r} unpacks to {_approx(nbytes)} bytes, over the {MAX_BYTES / 2**30:.0f} GiB this tool "
+            "loads from one file; subsample examples or save fewer layers."
+        )
+
+
+def _check_count(count: int, filename: str) -> None:
+    if count > MAX_ARRAYS:
+        raise RepresentationError(
+            f"{filename!r} holds {count} arrays, more than the {MAX_ARRAYS} layers this tool compares; "
+            "save only the layers you want to compare."
+        )
+
+
+def _approx(n: int) -> str:
+    """A count for a message: hostile headers may hold integers too long for str() or float()."""
+    return str(n) if n < 10**15 else f"{n:.3g}" if n < 10**300 else f"~2^{n.bit_length() - 1}"
+
+
+# ----------------------------------------------------------------- .npy and .npz
+
+def _npy_header(handle, filename: str, name: str | None):
+    """Shape, Fortran order and dtype from an .npy header, checked before any data is allocated."""
+    where = f"{filename!r}" if name is None else f"{filename!r}, array {name!r},"
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
-            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
         elif version in ((2, 0), (3, 0)):
-            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except ValueError as error:
+    except _NPY_HEADER_ERRORS as error:
         raise RepresentationError(
-            f"{filename!r}{'' if name is None else f', array {name!r}'} is not a valid .npy array ({error}); "
-            "save it with numpy.save."
+            f"{where} is not a valid .npy array ({str(error)[:160]}); save it with numpy.save."
         ) from None
-    if dtype.hasobject or dtype.fields is not None:
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         raise RepresentationError(
-            f"{filename!r}{'' if name is None else f', array {name!r},'} holds Python objects or records (dtype {dtype}); such files need "
-            "unpickling, which this tool never does. Save a plain float array (np.save(path, x.astype('float32')))."
+            f"{where} holds Python objects or records (dtype {dtype}); such files need unpickling, which "
+            "this tool never does. Save a plain float array: np.save(path, x.astype('float32'), allow_pickle=False)."
         )
-    return shape, dtype
+    _check_numeric(dtype, filename, name or Path(filename).stem)
+    # numpy checks that the dims are ints; True, negative and astronomically large ones get through.
+    if len(shape) > _MAX_NDIM or any(isinstance(d, bool) or d < 0 for d in shape):
+        raise RepresentationError(f"{where} has an invalid shape in its header; save it again with numpy.save.")
+    _check_size(shape, dtype.itemsize, filename, name or Path(filename).stem)
+    return shape, fortran, dtype
+
+
+def _array_from(buffer, shape, fortran: bool, dtype: np.dtype) -> np.ndarray:
+    """The array over ``buffer`` (exactly its bytes), laid out as the .npy header says."""
+    flat = np.frombuffer(buffer, dtype=dtype)
+    return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
 
 
 def _read_npy(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     handle = io.BytesIO(data)
-    shape, dtype = _npy_header(handle, filename, None)
-    _check_size(shape, filename, stem)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) - handle.tell() < expected:
+    shape, fortran, dtype = _npy_header(handle, filename, None)
+    start, expected = handle.tell(), math.prod(shape) * dtype.itemsize
+    if len(data) - start < expected:
         raise RepresentationError(
             f"{filename!r} is truncated: its header promises {expected} bytes of data but only "
-            f"{len(data) - handle.tell()} follow; upload the complete file."
+            f"{len(data) - start} follow; upload the complete file."
         )
-    handle.seek(0)
-    try:
-        return {stem: np.load(handle, allow_pickle=False)}
-    except ValueError as error:
-        raise RepresentationError(f"{filename!r} could not be read as .npy ({error}).") from None
+    return {stem: _array_from(bytearray(memoryview(data)[start: start + expected]), shape, fortran, dtype)}
 
 
 def _read_npz(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
-        raise RepresentationError(f"{filename!r} is not a valid .npz archive ({error}); save it with numpy.savez.") from None
-    total = 0
+    archive = _open_zip(data, filename, "save it with numpy.savez")
+    members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+    _check_count(len(members), filename)  # before reading any of them
     arrays: dict[str, np.ndarray] = {}
+    total = 0
     for info in members:
         name = info.filename[: -len(".npy")]
-        # Zip bombs: trust neither the declared size nor the ratio; read at most what a valid array needs.
-        with archive.open(info) as member:
-            head = member.read(4096)
-            header = io.BytesIO(head)
-            shape, dtype = _npy_header(header, filename, name)
-            _check_size(shape, filename, name)
-            needed = header.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            total += needed
-            if total > MAX_ELEMENTS * 8:
-                raise RepresentationError(f"{filename!r} holds more data than this tool loads; save fewer layers.")
-            body = head + member.read(max(needed - len(head), 0) + 1)
-        if len(body) != needed:
+        # bzip2 and lzma members decompress a whole chunk at once, however large it inflates: a few KB can
+        # become GBs before a single byte is returned. numpy only writes stored and deflated members.
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise RepresentationError(
-                f"{filename!r}, array {name!r}: {len(body)} bytes stored where the header promises {needed}; "
-                "the archive is truncated or corrupt."
+                f"{filename!r}, array {name!r} uses zip compression method {info.compress_type}; "
+                "save the archive with numpy.savez or numpy.savez_compressed."
             )
         try:
-            arrays[name] = np.load(io.BytesIO(body), allow_pickle=False)
-        except ValueError as error:
-            raise RepresentationError(f"{filename!r}, array {name!r} could not be read ({error}).") from None
+            with archive.open(info) as member:
+                array = _read_npz_member(member, filename, name, MAX_BYTES - total)
+        except _ZIP_ERRORS as error:
+            if isinstance(error, RepresentationError):
+                raise
+            raise RepresentationError(
+                f"{filename!r}, array {name!r} is corrupt ({str(error)[:160]}); save it again with numpy.savez."
+            ) from None
+        total += array.nbytes
+        arrays[name] = array
     return arrays
 
 
+def _read_npz_member(member, filename: str, name: str, room: int) -> np.ndarray:
+    """One member's array. Zip bombs: trust neither the zip's sizes nor its ratio; read only what the
+    .npy header (already checked against the limits) says the array needs, plus one byte to see that
+    nothing follows. The buffer grows as data arrive, so a header's claim alone allocates nothing."""
+    head = member.read(_NPY_HEADER_WINDOW)
+    header = io.BytesIO(head)
+    shape, fortran, dtype = _npy_header(header, filename, name)
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > room:
+        raise RepresentationError(
+            f"{filename!r} holds more than the {MAX_BYTES / 2**30:.0f} GiB of arrays this tool loads from one "
+            "file; subsample examples or save fewer layers."
+        )
+    body = bytearray(head[header.tell():])
+    while len(body) <= needed:
+        chunk = member.read(min(_READ_CHUNK, needed + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk  # bytearray grows in place (realloc), not by copying into a new buffer
+    if len(body) != needed:
+        raise RepresentationError(
+            f"{filename!r}, array {name!r}: its header promises {needed} bytes of data but "
+            f"{'fewer' if len(body) < needed else 'more'} are stored; the archive is truncated or corrupt, "
+            "save it again with numpy.savez."
+        )
+    return _array_from(body, shape, fortran, dtype)
+
+
+def _open_zip(data: bytes, filename: str, fix: str) -> zipfile.ZipFile:
+    """The archive's table of contents, refusing more entries than any file of ours holds."""
+    # Each central-directory entry starts with this signature, so counting it bounds the number of
+    # entries before zipfile builds an object for each (a 50 MB upload can list a million).
+    if data.count(b"PK\x01\x02") > MAX_ARRAYS + _ZIP_SPARE_ENTRIES:
+        raise RepresentationError(
+            f"{filename!r} lists more than {MAX_ARRAYS} entries, more than the layers this tool compares; "
+            "save only the layers you want to compare."
+        )
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except _ZIP_ERRORS as error:
+        raise RepresentationError(f"{filename!r} is not a valid zip archive ({str(error)[:160]}); {fix}.") from None
+
+
+# ----------------------------------------------------------------- .pt and .safetensors
+
 def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+    import torch
+
+    if data[:4] == b"PK\x03\x04":  # what torch.load checks to pick its zip reader over the legacy format
+        _check_torch_archive(data, filename)
+    obj = _torch_load(data, filename)
+    if isinstance(obj, torch.Tensor):
+        obj = {stem: obj}
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise RepresentationError(
+            f"{filename!r} holds a {type(obj).__name__}, not a tensor or a dict of tensors; "
+            "save torch.save({'layer1': t1, 'layer2': t2}, path)."
+        )
+    tensors = {_key_name(key, index): tensor for index, (key, tensor) in enumerate(obj.items())}
+    _check_count(len(tensors), filename)
+    for name, tensor in tensors.items():
+        _check_tensor(tensor, filename, name)
+    # Before any conversion copies them: a small file can hold broadcast views of huge shape.
+    _check_total(sum(t.numel() * max(t.element_size(), 4) for t in tensors.values()), filename)
+    return {name: _tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}
+
+
+def _torch_load(data: bytes, filename: str):
     import pickle
 
     import torch
@@ -158,7 +296,7 @@ def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about odd pickle protocols in garbage bytes
-            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- untrusted bytes: torch's parser fails in many ways
         # torch's own message suggests loading with full unpickling "if you trust the source": never on uploads.
         reason = (
@@ -170,63 +308,172 @@ def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
             f"{filename!r} was refused: {reason}. Save a tensor or a dict name -> tensor with torch.save, "
             "or use .safetensors."
         ) from None
-    if isinstance(obj, torch.Tensor):
-        obj = {stem: obj}
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+
+
+def _key_name(key, index: int) -> str:
+    try:
+        return str(key)
+    except (ValueError, RecursionError):  # an int too long to print, a deeply nested tuple
+        return f"layer {index}"
+
+
+def _check_torch_archive(data: bytes, filename: str) -> None:
+    """Bound what torch's zip reader allocates, before it reads anything.
+
+    torch allocates each record at the uncompressed size the central directory declares, then inflates
+    into it: a few MB of deflated zeros can fill GBs. So the declared sizes are summed here first, from
+    the same central directory torch will read: zipfile finds it next to the end record, torch at the
+    offset the end record states; an archive where the two differ (bytes prepended, a second directory)
+    is refused, so the two readers cannot be shown different tables of contents.
+    """
+    fix = "save it with torch.save, or use .safetensors"
+    archive = _open_zip(data, filename, fix)
+    if _central_directory_offset(data) != archive.start_dir:
         raise RepresentationError(
-            f"{filename!r} holds a {type(obj).__name__}, not a tensor or a dict of tensors; "
-            "save torch.save({'layer1': t1, 'layer2': t2}, path)."
+            f"{filename!r} is not a plain torch.save archive (its zip directory is not where its end record "
+            f"points, or it has a trailing comment); {fix}."
         )
-    for name, tensor in obj.items():
-        _check_size(tuple(tensor.shape), filename, str(name))
-    return {str(name): tensor.detach().float().numpy() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor.detach().numpy() for name, tensor in obj.items()}
+    declared = sum(info.file_size for info in archive.infolist())
+    if declared > MAX_BYTES + _ZIP_SPARE_BYTES:
+        raise RepresentationError(
+            f"{filename!r} declares {_approx(declared)} bytes of tensor data, over the "
+            f"{MAX_BYTES / 2**30:.0f} GiB this tool loads from one file; subsample examples or save fewer layers."
+        )
+
+
+def _central_directory_offset(data: bytes) -> int | None:
+    """Where the zip's end record says its central directory starts, as torch's (miniz's) reader reads it.
+
+    Only an end record in the last 22 bytes (no archive comment, as torch.save writes) counts, so that it
+    is the one both zipfile and miniz find; for zip64, only a zip64 record right before its locator,
+    which is where zipfile looks while miniz follows the locator's pointer.
+    """
+    end = len(data) - 22
+    if end < 0 or data[end: end + 4] != b"PK\x05\x06" or data[-2:] != b"\x00\x00":
+        return None
+    locator = end - 20
+    if locator >= 0 and data[locator: locator + 4] == b"PK\x06\x07":
+        record = struct.unpack_from("<Q", data, locator + 8)[0]
+        if record != locator - 56 or data[record: record + 4] != b"PK\x06\x06":
+            return None
+        return struct.unpack_from("<Q", data, record + 48)[0]
+    return struct.unpack_from("<L", data, end + 16)[0]
+
+
+def _check_tensor(tensor, filename: str, name: str) -> None:
+    """A plain dense CPU tensor of real numbers and allowed size (weights_only also rebuilds sparse,
+    quantized, nested and meta tensors, which have no numpy counterpart)."""
+    import torch
+
+    if tensor.is_nested or tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type != "cpu":
+        kind = "nested" if tensor.is_nested else "quantized" if tensor.is_quantized else (
+            "sparse" if tensor.layout != torch.strided else f"{tensor.device.type}-device")
+        raise RepresentationError(
+            f"{filename!r}, array {name!r} is a {kind} tensor; save a dense float tensor "
+            "(t.to_dense().dequantize().float().cpu() as applies)."
+        )
+    if tensor.is_complex():
+        raise RepresentationError(
+            f"{filename!r}, array {name!r}: dtype {tensor.dtype} is not real; save float activations."
+        )
+    _check_size(tuple(tensor.shape), tensor.element_size(), filename, name)
+
+
+def _tensor_to_numpy(tensor, filename: str, name: str) -> np.ndarray:
+    import torch
+
+    tensor = tensor.detach().resolve_conj().resolve_neg()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+        tensor = tensor.float()  # bfloat16 and float8 have no numpy dtype
+    elif tensor.untyped_storage().nbytes() > 2 * tensor.numel() * tensor.element_size():
+        tensor = tensor.clone()  # a small view would keep its whole (possibly huge) storage alive
+    try:
+        return tensor.numpy()
+    except (TypeError, RuntimeError):
+        raise RepresentationError(
+            f"{filename!r}, array {name!r}: dtype {tensor.dtype} has no numpy equivalent; save float32 tensors."
+        ) from None
 
 
 def _read_safetensors(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load
 
     try:
-        tensors = load(data)
-    except (SafetensorError, ValueError, RuntimeError, OverflowError) as error:
+        tensors = load(data)  # checks the header: sizes and offsets must fit the bytes given
+    except (SafetensorError, ValueError, RuntimeError, OverflowError, KeyError, TypeError) as error:
+        # KeyError: a dtype this safetensors parses but cannot map to torch (e.g. F8_E8M0).
         raise RepresentationError(
-            f"{filename!r} is not a valid .safetensors file ({str(error)[:160]}); save it with safetensors.torch.save_file."
+            f"{filename!r} is not a valid .safetensors file ({str(error)[:160]}); save it with "
+            "safetensors.torch.save_file (float32 tensors)."
         ) from None
-    return {
-        name: (t.float() if t.dtype in (torch.bfloat16, torch.float16) else t).numpy() for name, t in tensors.items()
-    }
+    _check_count(len(tensors), filename)
+    for name, tensor in tensors.items():
+        _check_tensor(tensor, filename, name)
+    return {name: _tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}
 
+
+# ----------------------------------------------------------------- .csv
 
 def _read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+    """Rows are parsed one at a time into one flat float64 buffer: 8 bytes per value, where every value
+    takes at least 2 bytes of the file, and no Python object per cell outlives its row."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    reader = csv.reader(_bounded_lines(text, filename))
+    values = array.array("d")
+    width = n_rows = 0
+    header_seen = False
     try:
-        text = data.decode("utf-8-sig")
+        for row in reader:
+            if len(row) != width:  # the first row, a blank line, or a ragged row: the common path skips this
+                if not any(cell.strip() for cell in row):
+                    continue
+                if n_rows:
+                    raise RepresentationError(
+                        f"{filename!r}, line {reader.line_num}: {len(row)} columns where earlier lines have {width}."
+                    )
+                if not header_seen and not _is_numeric_row(row):
+                    header_seen = True  # a header row of feature names
+                    continue
+                width = len(row)
+            try:
+                values.extend(map(float, row))
+            except ValueError:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank cells only: the first one failed, so nothing was appended
+                bad = next(cell for cell in row if not _is_number(cell))
+                raise RepresentationError(
+                    f"{filename!r}, line {reader.line_num}: {bad[:40]!r} is not a number; every cell after the "
+                    "optional header row must be numeric."
+                ) from None
+            n_rows += 1
+            if len(values) > MAX_ELEMENTS:
+                _check_size((n_rows, width), 8, filename, stem)
     except UnicodeDecodeError:
         raise RepresentationError(f"{filename!r} is not UTF-8 text; save the CSV as plain UTF-8.") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
-    if not rows:
-        raise RepresentationError(f"{filename!r} has no rows; write one example per line, one feature per column.")
-    has_header = not _is_numeric_row(rows[0])  # a header row of feature names
-    rows = rows[1:] if has_header else rows
-    width = len(rows[0]) if rows else 0
-    values = []
-    for line_number, row in enumerate(rows, start=2 if has_header else 1):
-        if len(row) != width:
+    except csv.Error as error:  # a field over csv's size limit, a stray quote after a quoted field...
+        raise RepresentationError(
+            f"{filename!r}, line {reader.line_num}: not readable as CSV ({error}); write plain numbers "
+            "separated by commas, one example per line."
+        ) from None
+    if not n_rows:
+        raise RepresentationError(
+            f"{filename!r} has {'a header but ' if header_seen else ''}no data rows; write one example per line, "
+            "one feature per column."
+        )
+    return {stem: np.frombuffer(values, dtype=np.float64).reshape(n_rows, width)}
+
+
+def _bounded_lines(text, filename: str):
+    """The file's lines, refusing one with more than MAX_CSV_COLUMNS cells before csv splits it
+    (quoted commas count too: the bound only errs on the safe side)."""
+    for line in text:
+        if line.count(",") >= MAX_CSV_COLUMNS:
             raise RepresentationError(
-                f"{filename!r}, line {line_number}: {len(row)} columns where earlier lines have {width}."
+                f"{filename!r} has a line of more than {MAX_CSV_COLUMNS} columns; save such wide activations "
+                "as .npy or .safetensors."
             )
-        try:
-            values.append([float(cell) for cell in row])
-        except ValueError:
-            bad = next(cell for cell in row if not _is_number(cell))
-            raise RepresentationError(
-                f"{filename!r}, line {line_number}: {bad[:40]!r} is not a number; every cell after the "
-                "optional header row must be numeric."
-            ) from None
-    if not values:
-        raise RepresentationError(f"{filename!r} has a header but no data rows.")
-    _check_size((len(values), width), filename, stem)
-    return {stem: np.asarray(values, dtype=np.float64)}
+        yield line
 
 
 def _is_number(cell: str) -> bool:
