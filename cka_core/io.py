@@ -18,6 +18,7 @@ import tokenize
 import warnings
 import zipfile
 import zlib
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,7 @@ import numpy as np
 from .errors import RepresentationError
 from .validation import as_matrix
 
-MAX_ELEMENTS = 2**28  # 268M values (1 GiB of float32): anything larger is refused before allocating
-MAX_BYTES = MAX_ELEMENTS * 8  # 2 GiB: the most one file may unpack to, all arrays together
+MAX_ELEMENTS = 2**28  # 268M values: larger arrays are refused before allocating; a file unpacks to 8 B a value at most
 MAX_ARRAYS = 1024  # layers per file; more would not fit a heatmap, and each adds a row of CKAs
 MAX_CSV_COLUMNS = 2**17  # csv keeps one Python string per cell of a row: this bounds one row's memory
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
@@ -35,9 +35,26 @@ _NPY_HEADER_WINDOW = 16 * 1024  # numpy refuses headers over 10,000 bytes: read 
 _MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful
 _READ_CHUNK = 1 << 20  # an .npz member is inflated this much at a time
 _ZIP_SPARE_ENTRIES = 16  # torch.save adds a few records (data.pkl, version, byteorder...) to its tensors
-_ZIP_SPARE_BYTES = 64 << 20  # ... and a pickle of the object tree: room for those next to MAX_BYTES
+_ZIP_SPARE_BYTES = 64 << 20  # ... and a pickle of the object tree: room for those next to the arrays
 # What zipfile raises on a corrupt archive or member: bad headers and offsets, bad deflate streams,
 # truncation, unsupported features (encryption, odd versions), malformed extra fields.
+# The bound of the current load_representations call: a context variable, so concurrent sessions
+# (threads) with different bounds cannot see each other's, without threading it through every reader.
+_MAX_VALUES: ContextVar[int] = ContextVar("max_values", default=MAX_ELEMENTS)
+
+
+def _max_values() -> int:
+    return _MAX_VALUES.get()
+
+
+def _max_bytes() -> int:
+    return 8 * _MAX_VALUES.get()
+
+
+def _bytes_text(n: int) -> str:
+    return f"{n / 2**30:.0f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
                RuntimeError, struct.error, OverflowError, KeyError)
 # numpy evaluates an .npy header with ast.literal_eval (after tokenising it when that fails):
@@ -46,13 +63,25 @@ _NPY_HEADER_ERRORS = (ValueError, SyntaxError, TypeError, RecursionError, Memory
                       OverflowError)
 
 
-def load_representations(data: bytes, filename: str) -> dict[str, np.ndarray]:
+def load_representations(data: bytes, filename: str, *, max_values: int = MAX_ELEMENTS) -> dict[str, np.ndarray]:
     """Parse the bytes of a representation file; the extension of ``filename`` picks the format.
 
     Returns a dict layer name -> float32 or float64 array of shape (n_examples, ...) with at least
     one example and one feature, all finite, in file order. A single-array format (.npy, .csv,
     a bare tensor in .pt) is named after the file stem.
+
+    ``max_values`` (at most MAX_ELEMENTS) bounds the values of any one array and, at 8 bytes each,
+    what the whole file may unpack to; both are checked against headers before allocating. A hosted
+    app passes a lower bound than a local command line.
     """
+    token = _MAX_VALUES.set(min(int(max_values), MAX_ELEMENTS))
+    try:
+        return _load(data, filename)
+    finally:
+        _MAX_VALUES.reset(token)
+
+
+def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
     suffix = Path(filename).suffix.lower()
     stem = Path(filename).stem or "layer"
     if suffix not in SUPPORTED:
@@ -76,7 +105,7 @@ def load_representations(data: bytes, filename: str) -> dict[str, np.ndarray]:
         raise RepresentationError(f"{filename!r} holds no arrays; save at least one (n_examples, ...) array.")
     _check_count(len(arrays), filename)
     # Before _checked copies anything: a .pt tensor may be a broadcast view far larger than its storage.
-    _check_total(sum(array.size * array.itemsize for array in arrays.values()), filename)
+    _check_total(sum(array.size * 8 for array in arrays.values()), filename)
     return {name: _checked(array, filename, name) for name, array in arrays.items()}
 
 
@@ -115,18 +144,20 @@ def _check_size(shape, itemsize: int, filename: str, name: str) -> None:
     """
     elements = math.prod(shape)
     # Any one dimension too: (10**30, 0) holds no values, but no array can have that shape.
-    if elements > MAX_ELEMENTS or elements * itemsize > MAX_BYTES or any(d > MAX_ELEMENTS for d in shape):
+    limit = _max_values()
+    if elements > limit or elements * itemsize > _max_bytes() or any(d > limit for d in shape):
         raise RepresentationError(
             f"{filename!r}, array {name!r} claims shape ({', '.join(_approx(d) for d in shape)}) "
-            f"({_approx(elements)} values), over the limit of {MAX_ELEMENTS:.3g} values "
-            f"({MAX_BYTES / 2**30:.0f} GiB) this tool loads; subsample examples or save fewer layers."
+            f"({_approx(elements)} values), over the limit of {limit:,} values "
+            f"({_bytes_text(_max_bytes())}) this tool loads; subsample examples or save fewer layers."
         )
 
 
 def _check_total(nbytes: int, filename: str) -> None:
-    if nbytes > MAX_BYTES:
+    """All arrays of a file, counted at 8 bytes a value (what they may become as float64)."""
+    if nbytes > _max_bytes():
         raise RepresentationError(
-            f"{filename!r} unpacks to {_approx(nbytes)} bytes, over the {MAX_BYTES / 2**30:.0f} GiB this tool "
+            f"{filename!r} unpacks to {_approx(nbytes)} bytes, over the {_bytes_text(_max_bytes())} this tool "
             "loads from one file; subsample examples or save fewer layers."
         )
 
@@ -209,14 +240,14 @@ def _read_npz(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
             )
         try:
             with archive.open(info) as member:
-                array = _read_npz_member(member, filename, name, MAX_BYTES - total)
+                array = _read_npz_member(member, filename, name, _max_bytes() - total)
         except _ZIP_ERRORS as error:
             if isinstance(error, RepresentationError):
                 raise
             raise RepresentationError(
                 f"{filename!r}, array {name!r} is corrupt ({str(error)[:160]}); save it again with numpy.savez."
             ) from None
-        total += array.nbytes
+        total += array.size * 8
         arrays[name] = array
     return arrays
 
@@ -229,9 +260,9 @@ def _read_npz_member(member, filename: str, name: str, room: int) -> np.ndarray:
     header = io.BytesIO(head)
     shape, fortran, dtype = _npy_header(header, filename, name)
     needed = math.prod(shape) * dtype.itemsize
-    if needed > room:
+    if math.prod(shape) * 8 > room:  # counted as float64, as _check_total does: int8 and bool grow 8x
         raise RepresentationError(
-            f"{filename!r} holds more than the {MAX_BYTES / 2**30:.0f} GiB of arrays this tool loads from one "
+            f"{filename!r} holds more than the {_bytes_text(_max_bytes())} of arrays this tool loads from one "
             "file; subsample examples or save fewer layers."
         )
     body = bytearray(head[header.tell():])
@@ -284,7 +315,7 @@ def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     for name, tensor in tensors.items():
         _check_tensor(tensor, filename, name)
     # Before any conversion copies them: a small file can hold broadcast views of huge shape.
-    _check_total(sum(t.numel() * max(t.element_size(), 4) for t in tensors.values()), filename)
+    _check_total(sum(t.numel() * 8 for t in tensors.values()), filename)
     return {name: _tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}
 
 
@@ -334,10 +365,10 @@ def _check_torch_archive(data: bytes, filename: str) -> None:
             f"points, or it has a trailing comment); {fix}."
         )
     declared = sum(info.file_size for info in archive.infolist())
-    if declared > MAX_BYTES + _ZIP_SPARE_BYTES:
+    if declared > _max_bytes() + _ZIP_SPARE_BYTES:
         raise RepresentationError(
             f"{filename!r} declares {_approx(declared)} bytes of tensor data, over the "
-            f"{MAX_BYTES / 2**30:.0f} GiB this tool loads from one file; subsample examples or save fewer layers."
+            f"{_bytes_text(_max_bytes())} this tool loads from one file; subsample examples or save fewer layers."
         )
 
 
@@ -447,7 +478,7 @@ def _read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
                     "optional header row must be numeric."
                 ) from None
             n_rows += 1
-            if len(values) > MAX_ELEMENTS:
+            if len(values) > _max_values():
                 _check_size((n_rows, width), 8, filename, stem)
     except UnicodeDecodeError:
         raise RepresentationError(f"{filename!r} is not UTF-8 text; save the CSV as plain UTF-8.") from None

@@ -8,7 +8,10 @@ from cka_core.transforms import TRANSFORMATIONS, declared_invariant, median_scal
 from ui import figures
 from ui import invariances as inv
 from ui.sidebar import current_representation
+from ui.shell import inside_app_frame
 from ui.widgets import fmt, log_slider, page_header, theory
+
+inside_app_frame()
 
 page_header(
     "Invariances: which measure ignores which transformation",

@@ -2,9 +2,9 @@
 import numpy as np
 import streamlit as st
 
-from cka_core import RepresentationError, linear_cka, rbf_cka
+from cka_core import RepresentationError, rbf_cka
 from cka_core.translation import translation_cka_from_terms
-from ui import compute, figures
+from ui import compute, figures, limits
 from ui.sidebar import current_representation
 from ui.widgets import choose, fmt, log_slider, page_header, percent, theory
 from ui.shell import inside_app_frame
@@ -23,6 +23,7 @@ rep = current_representation()
 X = rep.X
 n, d = X.shape
 st.caption(f"Representation: **{rep.label}** — {n} examples × {d} features.")
+limits.require(X, rep.y, limits.OUTLIERS)
 
 controls, results = st.columns([1, 2.4], gap="large")
 with controls:
@@ -53,16 +54,18 @@ except RepresentationError as error:
     results.error(str(error))
     st.stop()
 
-scale = float(np.sqrt(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1))))
+scale = compute.rms_scale(rep.key, X)
 terms = compute.terms(rep.key, X, mask, v, (what, index, fraction, cls, seed), (kind, seed))
-moved = X + np.outer(mask * (c * scale), v)
+moved = compute.translated(X, mask, (c * scale) * v)
 cka_now = translation_cka_from_terms(terms, c * scale)
 
 with results:
     row = st.columns(3)
     row[0].metric("Linear CKA", fmt(cka_now), delta=f"{cka_now - 1:+.4f}", help="Closed form, exact.")
-    row[1].metric("Debiased CKA", fmt(linear_cka(X, moved, debiased=True)), help="Unbiased HSIC (Song et al. 2012).")
-    row[2].metric("RBF CKA (σ = median)", fmt(rbf_cka(X, moved)), help="Gaussian kernel, bandwidth = median distance.")
+    row[1].metric("Debiased CKA", fmt(compute.paired_linear_cka(X, moved, debiased=True)), help="Unbiased HSIC (Song et al. 2012).")
+    rbf_skipped = limits.kernel_rows_note(n, "RBF CKA")
+    row[2].metric("RBF CKA (σ = median)", "—" if rbf_skipped else fmt(rbf_cka(X, moved)),
+                  help=rbf_skipped or "Gaussian kernel, bandwidth = median distance.")
     row = st.columns(3)
     row[0].metric("Limit as c → ∞", fmt(terms.limit), help="ρ(1−ρ)‖μ_moved − μ_rest‖² / ‖Σ‖_F; independent of the direction.")
     base_model, base_probe = compute.baseline_accuracies(rep.key, rep)
@@ -84,13 +87,21 @@ with results:
         key="outliers_curve", config=figures.CHART_CONFIG,
     )
 
+    if rbf_skipped:
+        st.caption(rbf_skipped)
+
 mean, axes = compute.pca_basis(rep.key, X)
-labels = rep.y if rep.has_labels else None
-st.plotly_chart(
-    figures.scatter_pair((X - mean) @ axes, (moved - mean) @ axes, labels, mask,
-                         title="The two leading principal components of the original representation"),
-    key="outliers_pca", config=figures.CHART_CONFIG,
-)
+shown = limits.plot_rows(n, keep=mask)  # at most limits.MAX_PLOT_POINTS points go to the browser
+labels = rep.y[shown] if rep.has_labels else None
+figure = figures.scatter_pair((X[shown] - mean) @ axes, (moved[shown] - mean) @ axes, labels, mask[shown],
+                              title="The two leading principal components of the original representation")
+if shown.size < n:
+    for trace in figure.data:  # hover names the example's row in the file, not its place in the subset
+        trace.customdata = np.column_stack([shown[np.asarray(trace.customdata)[:, 0].astype(int)],
+                                            np.asarray(trace.customdata)[:, 1]])
+st.plotly_chart(figure, key="outliers_pca", config=figures.CHART_CONFIG)
+if shown.size < n:
+    st.caption(limits.plot_caption(shown.size, n))
 
 theory(
     [

@@ -5,7 +5,7 @@ import streamlit as st
 from cka_core import RepresentationError
 from cka_core.separability import class_margins, normal_alignment
 from cka_core.translation import translation_cka_from_terms
-from ui import compute, figures
+from ui import compute, figures, limits
 from ui import separability as sep
 from ui.shell import inside_app_frame
 from ui.sidebar import current_representation
@@ -68,6 +68,7 @@ if not rep.has_labels:
     show_theory()
     st.stop()
 
+limits.require(X, rep.y, limits.SEPARABILITY)
 classes = [int(k) for k in np.unique(rep.y)]
 controls, results = st.columns([1, 2.4], gap="large")
 with controls:
@@ -108,11 +109,11 @@ scale = sep.rms_scale(rep.key, X)
 terms = compute.terms(rep.key, X, mask, v, ("class", cls), ("separability", kind, seed))
 cka_now = translation_cka_from_terms(terms, c * scale)
 limit = sep.limit(rep.key, X, cls, mask)
-moved = X + np.outer(mask * (c * scale), v)
+moved = compute.translated(X, mask, (c * scale) * v)
 
 scores_before = sep.base_scores(rep.key, rep)
-scores_after = fitted.decision_function(moved)
-acc_before, acc_after = fitted.score(X, rep.y), fitted.score(moved, rep.y)
+scores_after = compute.probe_scores(fitted, moved)
+acc_before, acc_after = compute.probe_score(fitted, X, rep.y), compute.probe_score(fitted, moved, rep.y)
 margin_before = float(class_margins(scores_before, rep.y, fitted.classes_).min())
 margin_after = float(class_margins(scores_after, rep.y, fitted.classes_).min())
 score_change = float(np.abs(scores_after - scores_before).max())
@@ -146,7 +147,7 @@ with results:
     if v_contrast is not None:
         contrast_terms = compute.terms(rep.key, X, mask, v_contrast, ("class", cls), ("separability", contrast_kind, seed))
         contrast_cka = translation_cka_from_terms(contrast_terms, c * scale)
-        contrast_acc = fitted.score(X + np.outer(mask * (c * scale), v_contrast), rep.y)
+        contrast_acc = compute.probe_score(fitted, compute.translated(X, mask, (c * scale) * v_contrast), rep.y)
         name = "Random v" if contrast_kind == "random" else "Orthogonal v"
         row[2].metric(f"{name}: CKA", fmt(contrast_cka), delta=f"{contrast_cka - 1:+.4f}",
                       help="For contrast: the same class moved by the same c along the other kind of direction.")
@@ -182,8 +183,10 @@ with results:
     )
 
 mean, axes = sep.view_axes(rep.key, rep, cls, kind, seed)
+shown = limits.plot_rows(n, keep=mask)  # at most limits.MAX_PLOT_POINTS points go to the browser
 st.plotly_chart(
-    sep.view_figure((X - mean) @ axes, (moved - mean) @ axes, rep.y, mask,
+    sep.view_figure((X[shown] - mean) @ axes, (moved[shown] - mean) @ axes, rep.y[shown], mask[shown],
+                    rows=shown if shown.size < n else None,
                     title=(f"Class {cls} slides along v and keeps every probe score" if kind != "random" else
                            f"Class {cls} slides along a random v: it also moves along w<sub>{cls}</sub>, across the boundaries"),
                     axis_titles=(f"along w<sub>{cls}</sub> (class {cls}'s decision normal)",
@@ -193,5 +196,7 @@ st.plotly_chart(
 st.caption(f"Horizontal axis: class {cls}'s probe score direction $w_{{{cls}}}$; vertical axis: the translation "
            "direction v. An orthogonal v moves the class straight up, so its scores do not change; a random v "
            "also moves it sideways, across the boundaries.")
+if shown.size < n:
+    st.caption(limits.plot_caption(shown.size, n))
 
 show_theory()

@@ -16,6 +16,8 @@ import sample_models
 from cka_core import RepresentationError, capture
 from cka_core.io import load_representations
 
+from . import limits
+
 
 @dataclass(frozen=True)
 class Source:
@@ -42,6 +44,7 @@ class Representation:
     layer: str | None
     label: str
     key: str  # a digest of the source: the cache key of everything computed from it
+    note: str | None = None  # what the sidebar should tell about this source (e.g. labels left unused)
 
     @property
     def has_labels(self) -> bool:
@@ -136,16 +139,38 @@ def _shared_representation(source: Source) -> Representation:
     raise ValueError(f"unknown source kind {source.kind!r}")
 
 
-@st.cache_resource(max_entries=4, scope="session")
+@st.cache_resource(max_entries=2, scope="session")  # each holds a float64 copy of up to limits.MAX_VALUES values
 def _uploaded_representation(source: Source, _upload: bytes | None) -> Representation:
     digest, filename, array_name = source.params
     arrays = uploaded_arrays(digest, filename, _upload)
-    labels = next((arrays[k] for k in LABEL_KEYS if k in arrays), None)
     X = _flat64(arrays[array_name])
-    y = None
-    if labels is not None and labels.shape[0] == X.shape[0]:
-        y = labels.reshape(-1).astype(np.int64)
-    return Representation(_readonly(X), _readonly(y), None, None, None, None, f"{filename} · {array_name}", _source_key(source))
+    y, note = class_labels(arrays, array_name)
+    return Representation(_readonly(X), _readonly(y), None, None, None, None, f"{filename} · {array_name}",
+                          _source_key(source), note)
+
+
+def class_labels(arrays: dict[str, np.ndarray], array_name: str) -> tuple[np.ndarray | None, str | None]:
+    """The class labels of an upload for ``array_name`` (one whole number per row, at most
+    limits.MAX_CLASSES distinct), or None and the reason they are not used (None if there are none)."""
+    key = next((k for k in LABEL_KEYS if k in arrays), None)
+    if key is None:
+        return None, None
+    labels, n = arrays[key], arrays[array_name].shape[0]
+    unused = "so they are not used (pages that need classes say so)"
+    if labels.shape[0] != n:
+        return None, (f"'{key}' holds {labels.shape[0]:,} labels but '{array_name}' has {n:,} examples (rows), {unused}. "
+                      "Save one label per example, in the same order.")
+    if labels.reshape(n, -1).shape[1] != 1:
+        return None, (f"'{key}' has shape {labels.shape}, {unused}: save one integer class per example "
+                      "(for one-hot labels, labels.argmax(1)).")
+    flat = labels.reshape(-1)
+    if not np.array_equal(flat, np.round(flat)):
+        return None, f"'{key}' holds values that are not whole numbers, {unused}: save integer class labels."
+    classes = np.unique(flat).size
+    if classes > limits.MAX_CLASSES:
+        return None, (f"'{key}' holds {classes:,} distinct values, more than the {limits.MAX_CLASSES} classes the "
+                      f"pages' probes handle, {unused}. Save class labels (regression targets are not classes).")
+    return flat.astype(np.int64), None
 
 
 SYNTHETIC_SETS = {
@@ -179,10 +204,17 @@ LABEL_KEYS = ("labels", "y", "targets")
 
 @st.cache_resource(max_entries=4, scope="session", show_spinner="Reading the file…")
 def uploaded_arrays(digest: str, filename: str, _data: bytes | None) -> dict[str, np.ndarray]:
-    """Arrays of an uploaded file, parsed without unpickling; keyed on the content digest."""
+    """Arrays of an uploaded file, parsed without unpickling; keyed on the content digest.
+
+    Files over limits.MAX_VALUES values (or limits.MAX_ARRAYS arrays) are refused; the loader checks
+    the values against the headers before anything is decompressed or converted."""
     if _data is None:
         raise ValueError("the uploaded file is no longer available; upload it again.")
-    return {k: _readonly(v) for k, v in load_representations(_data, filename).items()}
+    arrays = load_representations(_data, filename, max_values=limits.MAX_VALUES)
+    if len(arrays) > limits.MAX_ARRAYS:
+        raise RepresentationError(f"{filename!r} holds {len(arrays):,} arrays, over the {limits.MAX_ARRAYS:,} this app "
+                                  "offers to choose from; save the layers you want to look at.")
+    return {k: _readonly(v) for k, v in arrays.items()}
 
 
 def digest(data: bytes) -> str:

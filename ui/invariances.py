@@ -13,10 +13,10 @@ import streamlit as st
 from cka_core import MEASURES, RepresentationError, similarity
 from cka_core import transforms
 
-from . import data, figures
+from . import data, figures, limits
 
-MAX_ROWS = 500  # the O(n^2) measures (RBF CKA, RSA) stay fast
-MAX_FEATURES = 1024  # the dense d x d maps (orthogonal, invertible) stay fast
+MAX_ROWS = limits.SUBSET_ROWS  # the O(n^2) measures (RBF CKA, RSA) stay fast
+MAX_FEATURES = limits.SUBSET_FEATURES  # the dense d x d maps (orthogonal, invertible) stay fast
 INVARIANCE_TOL = 1e-6  # a declared invariance that moves more than this is a bug
 
 # The fixed, moderate strengths of the measure x transformation table (seed 0 throughout).

@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import sample_models
-from cka_core import RepresentationError, directions, separability
+from cka_core import RepresentationError, separability
 from cka_core.translation import translation_cka_limit
 
-from . import compute, data, figures
+from . import compute, data, figures, limits
 
 DIRECTIONS = {  # code -> label; the label is what a shared URL holds (?sep_direction=Random)
     "orthogonal": "Orthogonal to every normal",
@@ -22,6 +22,8 @@ DIRECTIONS = {  # code -> label; the label is what a shared URL holds (?sep_dire
 }
 CONTRAST = {"orthogonal": "random", "orthant": "random", "random": "orthogonal"}
 GRID = np.logspace(-2, 4, 241)          # c in units of the RMS distance from the mean
+ORTHANT_MAX_FEATURES = 20_000            # the non-negative direction is a linear programme over every feature
+CURVE_SCORES = 4_000_000                 # probe scores held at once by the accuracy curve (32 MiB)
 NETWORK_GRID = np.logspace(-2, 4, 25)   # coarser: the network runs once per value
 
 
@@ -32,7 +34,7 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
         return compute.direction(rep_key, _rep, "random", seed)
     if kind == "orthogonal":
         W = normals(rep_key, _rep)
-        if directions.null_space_basis(W).shape[1] == 0:
+        if compute.null_space_dim(W) == 0:
             raise RepresentationError(
                 f"the probe's {W.shape[0]} class normals span all {W.shape[1]} features, so no direction is "
                 "orthogonal to every one of them; use a representation with more features than classes, "
@@ -40,6 +42,12 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
             )
         return compute.direction(rep_key, _rep, "probe_orthogonal", seed)
     if kind == "orthant":
+        d = _rep.X.shape[1]
+        if d > ORTHANT_MAX_FEATURES:
+            raise RepresentationError(
+                f"the non-negative direction solves a linear programme with one variable per feature (and a "
+                f"d × d null-space basis): {d:,} features is over its limit of {ORTHANT_MAX_FEATURES:,}. Pick the "
+                "plain orthogonal direction, or upload fewer features.")
         return separability.orthant_null_direction(normals(rep_key, _rep), seed, what="the linear probe")
     raise ValueError(f"unknown direction {kind!r}")
 
@@ -50,16 +58,18 @@ def normals(rep_key: str, _rep: data.Representation) -> np.ndarray:
     return compute.decision_normals(compute.probe(rep_key, _rep))
 
 
-@st.cache_data(max_entries=64)
+@st.cache_resource(max_entries=16)  # not cache_data: 1M examples x 10 classes would be pickled and copied per rerun
 def base_scores(rep_key: str, _rep: data.Representation) -> np.ndarray:
-    """The probe's class scores on the original (test) representation, (n, classes)."""
-    return compute.probe(rep_key, _rep).decision_function(_rep.X)
+    """The probe's class scores on the original (test) representation, (n, classes); read-only."""
+    scores = compute.probe_scores(compute.probe(rep_key, _rep), _rep.X)
+    scores.setflags(write=False)
+    return scores
 
 
 @st.cache_data(max_entries=64)
 def rms_scale(rep_key: str, _X: np.ndarray) -> float:
     """Root-mean-square distance of an example from the mean: the unit of c."""
-    return float(np.sqrt(np.mean(np.sum((_X - _X.mean(axis=0)) ** 2, axis=1))))
+    return compute.rms_scale(rep_key, _X)
 
 
 @st.cache_data(max_entries=128)
@@ -68,8 +78,48 @@ def probe_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, se
     fitted = compute.probe(rep_key, _rep)
     v = direction(rep_key, _rep, kind, seed)
     shift = normals(rep_key, _rep) @ v
-    return separability.translated_accuracy(base_scores(rep_key, _rep), _rep.y, fitted.classes_,
-                                            _rep.y == cls, shift, GRID * scale)
+    scores, moved = base_scores(rep_key, _rep), _rep.y == cls
+    m, n = int(moved.sum()), moved.size
+    if m * scores.shape[1] * GRID.size <= CURVE_SCORES:
+        return separability.translated_accuracy(scores, _rep.y, fitted.classes_, moved, shift, GRID * scale)
+    # translated_accuracy holds (len(c), moved rows, classes) scores: a class of 100,000 rows over the 241
+    # distances would be 1.9 GB (and 7 s). Long representations: each moved row is correct on an interval
+    # of c, found once from its scores; the unmoved rows are counted once.
+    still = int(np.sum((fitted.classes_[np.argmax(scores, axis=1)] == _rep.y) & ~moved))
+    column = np.searchsorted(fitted.classes_, _rep.y[moved])
+    return (still + correct_counts(scores[moved], column, shift, GRID * scale)) / n
+
+
+def correct_counts(scores: np.ndarray, column: np.ndarray, shift: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """How many rows keep argmax_k (scores[i, k] + c * shift[k]) == column[i], for each c, in
+    O(m K + len(c) log m): row i is correct exactly on an interval of c. Every other class k needs
+    c (shift[col] - shift[k]) > scores[i, k] - scores[i, col], a bound from below or above on c, with
+    equality allowed when k comes after the true column (argmax keeps the first of tied maxima); a class
+    with the same shift needs a lower score (or an equal one at a later column)."""
+    m, K = scores.shape
+    rows = np.arange(m)
+    gap = shift[column][:, None] - shift[None, :]                 # (m, K): c * gap > delta is needed
+    delta = scores - scores[rows, column][:, None]
+    other = np.ones((m, K), dtype=bool)
+    other[rows, column] = False
+    later = np.arange(K)[None, :] > column[:, None]               # a tie with these columns still counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = delta / gap
+    below, above = other & (gap > 0), other & (gap < 0)
+    lo = np.max(np.where(below, bound, -np.inf), axis=1)
+    hi = np.min(np.where(above, bound, np.inf), axis=1)
+    lo_open = np.any(below & ~later & (bound == lo[:, None]), axis=1)
+    hi_open = np.any(above & ~later & (bound == hi[:, None]), axis=1)
+    flat = other & (gap == 0)
+    never = np.any(flat & ((delta > 0) | ((delta == 0) & ~later)), axis=1)
+    live = ~never & ((lo < hi) | ((lo == hi) & ~lo_open & ~hi_open))
+
+    def at_most(values: np.ndarray, side: str) -> np.ndarray:  # how many values lie below (or at) each c
+        return np.searchsorted(np.sort(values), c, side=side)
+
+    lower_ok = at_most(lo[live & lo_open], "left") + at_most(lo[live & ~lo_open], "right")
+    upper_fails = at_most(hi[live & hi_open], "right") + at_most(hi[live & ~hi_open], "left")
+    return lower_ok - upper_fails
 
 
 def network_supported(rep: data.Representation) -> bool:
@@ -181,9 +231,10 @@ def curves_figure(grid: np.ndarray, cka: dict[str, np.ndarray], accuracy: dict[s
 
 
 def view_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray, moved: np.ndarray, *, title: str,
-                axis_titles: tuple[str, str]) -> go.Figure:
+                axis_titles: tuple[str, str], rows: np.ndarray | None = None) -> go.Figure:
     """Before / after panels of the 2-D view, one trace per class, the moved class outlined; the
-    after panel also shows where the moved class started (faint crosses). One constructor call."""
+    after panel also shows where the moved class started (faint crosses). One constructor call.
+    ``rows``: the examples' rows in the file when the points are a subset (for the hover)."""
     groups = np.unique(labels)
     data = []
     for col, points in ((1, before), (2, after)):
@@ -200,7 +251,8 @@ def view_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray, moved
                 legendgroup=str(g), showlegend=col == 1, **axes,
                 marker=dict(size=np.where(moved[idx], 8, 5), color=figures.CLASS_COLOURS[int(g) % 10],
                             line=dict(width=np.where(moved[idx], 1.2, 0), color="black")),
-                customdata=idx, hovertemplate="example %{customdata}<br>(%{x:.3g}, %{y:.3g})<extra></extra>",
+                customdata=idx if rows is None else rows[idx],
+                hovertemplate="example %{customdata}<br>(%{x:.3g}, %{y:.3g})<extra></extra>",
             ))
     subtitle = dict(xref="paper", yref="paper", y=1.0, yanchor="bottom", showarrow=False, font=dict(size=13))
     layout = dict(

@@ -58,7 +58,9 @@ def _upload_source() -> tuple[data.Source, bytes] | None:
         st.info("Upload a file to use it; until then the default sample model is used.")
         return None
     raw = file.getvalue()
-    digest = data.digest(raw)
+    known = st.session_state.get("_src_upload_digest")  # hashing 50 MB costs ~0.1 s: once per uploaded file
+    digest = known[1] if known is not None and known[0] == file.file_id else data.digest(raw)
+    st.session_state["_src_upload_digest"] = (file.file_id, digest)
     arrays = data.uploaded_arrays(digest, file.name, raw)
     candidates = [k for k in arrays if k not in data.LABEL_KEYS]
     if not candidates:
@@ -84,7 +86,9 @@ def source_sidebar() -> None:
             else:
                 chosen = _upload_source()
                 source, upload = chosen if chosen is not None else (DEFAULT_SOURCE, None)
-            data.representation(source, upload)  # validate now, so errors show here
+            note = data.representation(source, upload).note  # validate now, so errors show here
+            if note:
+                st.warning(note, icon=":material/label_off:")
         except (RepresentationError, ValueError) as error:  # sample_models reports bad settings as ValueError
             st.error(f"{error}")
             source, upload = DEFAULT_SOURCE, None

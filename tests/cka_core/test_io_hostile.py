@@ -518,7 +518,7 @@ def test_size_claims_are_refused_before_allocating(case):
     assert isinstance(outcome, RepresentationError), outcome
     assert peak < SMALL, f"{peak / 2**20:.1f} MiB allocated while refusing {case}"
     if names_limit:
-        assert f"{MAX_ELEMENTS:.3g}" in str(outcome) and "limit" in str(outcome), str(outcome)
+        assert f"{MAX_ELEMENTS:,}" in str(outcome) and "limit" in str(outcome), str(outcome)
 
 
 def test_csv_too_many_columns_says_why():
