@@ -13,23 +13,12 @@ from safetensors.torch import save as st_save_torch
 
 import cka_core
 from cka_core.io import load_representations
+from tests.files import npy_bytes as _npy, npz_bytes as _npz
 
 RNG = np.random.default_rng(0)
 A2 = RNG.standard_normal((12, 5))
 A3 = RNG.standard_normal((12, 2, 3)).astype(np.float32)
 A1 = RNG.standard_normal(12)
-
-
-def _npy(array, **kwargs):
-    buf = io.BytesIO()
-    np.save(buf, array, **kwargs)
-    return buf.getvalue()
-
-
-def _npz(compressed=False, **arrays):
-    buf = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
-    return buf.getvalue()
 
 
 def _pt(obj):

@@ -35,6 +35,7 @@ from torch._utils import _rebuild_tensor_v2
 import cka_core
 from cka_core import RepresentationError
 from cka_core.io import MAX_ELEMENTS, load_representations
+from tests.files import npy_bytes as _npy, npz_bytes as _npz
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = 32 << 20  # peak Python allocation allowed while refusing a hostile file (its data are at most KBs)
@@ -44,18 +45,6 @@ A = np.arange(1, 13, dtype=np.float32).reshape(4, 3)
 
 
 # ----------------------------------------------------------------- building files
-
-def _npy(array, **kwargs):
-    buf = io.BytesIO()
-    np.save(buf, array, **kwargs)
-    return buf.getvalue()
-
-
-def _npz(compressed=False, **arrays):
-    buf = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
-    return buf.getvalue()
-
 
 def _pt(obj, legacy=False):
     buf = io.BytesIO()

@@ -19,6 +19,8 @@ import sample_models
 from cka_core import cka_matrix
 from cka_core.drilldown import pc_contributions
 
+from tests.files import npy_bytes as _npy, npz_bytes as _npz
+
 from .apptest import metric, open_page, rerun
 
 PAGE = "pages/compare.py"
@@ -44,18 +46,6 @@ def _chart(at, key: str) -> dict:
 def _heatmap(at, key: str = "cmp_heatmap"):
     trace = next(t for t in _chart(at, key)["data"] if t["type"] == "heatmap")
     return _array(trace["z"]).astype(float), list(trace["y"]), list(trace["x"]), trace
-
-
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def _npy(array, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, **kwargs)
-    return buffer.getvalue()
 
 
 def _errors(at) -> list[str]:

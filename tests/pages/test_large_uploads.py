@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.pages.apptest import ROOT, metric
+from tests.files import npy_bytes as _npy, npz_bytes as _npz
 
 from streamlit.testing.v1 import AppTest
 
@@ -32,18 +33,6 @@ PAGES = {  # page -> how to recognise its main output
 USES_SOURCE = ("pages/outliers.py", "pages/invariances.py", "pages/separability.py")
 
 OK = "output"
-
-
-def _npz(compressed: bool = False, **arrays) -> bytes:
-    buffer = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def _labelled(n: int, d: int, classes: int, rng) -> dict[str, np.ndarray]:

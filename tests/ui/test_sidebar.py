@@ -7,15 +7,10 @@ import pickle
 
 import numpy as np
 
+from tests.files import npz_bytes as _npz
 from tests.pages.apptest import metric, open_page, rerun
 
 PAGE = "pages/outliers.py"
-
-
-def _npz(**arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def _caption(at) -> str:
