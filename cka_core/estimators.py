@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from .errors import RepresentationError
-from .kernels import block_edges, cka_from_hsic, gram_lower_blocks, hsic_from_gram_sums, lower_blocks_size, near_centred
+from .kernels import (block_edges, cka_from_hsic, gram_lower_blocks, hsic_from_gram_sums, lower_blocks_size, near_centred,
+                      row_dots)
 from .validation import as_layers, check_rows, min_rows
 
 BYTES = 8  # float64 statistics
@@ -277,7 +278,7 @@ class CKAAccumulator:
         # Each layer's Gram (its lower block triangle) goes straight into its row of G, no
         # centring pass: HSIC follows from G G^T, the Gram row sums and their totals.
         edges = block_edges(m)
-        g = torch.empty(len(chunk), lower_blocks_size(edges), dtype=torch.float64, device=device)
+        g = torch.empty(len(chunk), lower_blocks_size(edges), dtype=dtype, device=device)
         row_sums = torch.empty(len(chunk), m, dtype=torch.float64, device=device)
         for k, x in enumerate(chunk):
             row_sums[k] = gram_lower_blocks(near_centred(x, dtype), edges, g[k], zero_diagonal=self.debiased)
@@ -344,15 +345,15 @@ def _pairwise_dots(g: torch.Tensor, structure: _Structure) -> torch.Tensor:
     """G G^T restricted to what is needed: the full product for a self-comparison,
     the cross block plus the self terms otherwise (symmetric work done once)."""
     if structure.self_compare:
-        return g @ g.T
+        return row_dots(g, g)
     size = g.shape[0]
-    out = torch.zeros(size, size, dtype=g.dtype, device=g.device)
+    out = torch.zeros(size, size, dtype=torch.float64, device=g.device)
     a, b = g[: structure.n_a], g[structure.n_a :]
-    cross = a @ b.T
+    cross = row_dots(a, b)
     out[: structure.n_a, structure.n_a :] = cross
     out[structure.n_a :, : structure.n_a] = cross.T
     idx = torch.arange(size, device=g.device)
-    out[idx, idx] = (g * g).sum(dim=1)
+    out[idx, idx] = torch.stack([row_dots(row[None], row[None])[0, 0] for row in g])
     return out
 
 

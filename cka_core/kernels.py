@@ -17,14 +17,15 @@ def centre_features(x: torch.Tensor) -> torch.Tensor:
 def near_centred(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """X minus its column means, in ``dtype``, centred to within rounding of the centred values.
 
-    The means are accumulated in float64. Subtracting them once in float32 leaves a residual
-    of up to one rounding of the mean (5e-4 for offsets of 1e4); a second, cheap pass removes
-    the mean of what is left. That is what keeps float32 Grams free of cancellation; any tiny
-    remaining shift is then removed exactly by ``hsic_from_gram_sums``, which is shift-invariant.
+    Subtracting the means once in float32 leaves a residual of about one rounding of the mean
+    (1e-3 for offsets of 1e4); a second pass removes the mean of what is left. That is what keeps
+    float32 Grams free of cancellation; any tiny remaining shift is then removed exactly by
+    ``hsic_from_gram_sums``, which is shift-invariant. The means are taken in ``dtype`` (torch
+    sums float32 by cascade summation): a float64 pass would cost more than the Gram itself.
     """
-    centred = x.to(dtype) - x.mean(dim=0, keepdim=True, dtype=torch.float64).to(dtype)
+    centred = x.to(dtype) - x.mean(dim=0, keepdim=True, dtype=dtype)
     if dtype != torch.float64:
-        centred -= centred.mean(dim=0, keepdim=True, dtype=torch.float64).to(dtype)
+        centred -= centred.mean(dim=0, keepdim=True)
     return centred
 
 
@@ -90,25 +91,47 @@ def block_edges(n: int, min_rows: int = 256, max_blocks: int = 4) -> list[int]:
 
 
 def gram_lower_blocks(xc: torch.Tensor, edges: list[int], out: torch.Tensor, zero_diagonal: bool) -> torch.Tensor:
-    """The lower block triangle of K = X X^T, written into ``out`` (float64, flattened), and K 1.
+    """The lower block triangle of K = X X^T, written into ``out`` (flattened, in X's dtype), and K 1
+    (float64).
 
     Block row i holds K[a_i:b_i, :b_i]; off-diagonal blocks are scaled by sqrt(2), so that the
     dot product of two such vectors is the full <K, L> (K is symmetric). With B blocks this is
-    (B + 1) / (2B) of the Gram's multiply-adds.
+    (B + 1) / (2B) of the Gram's multiply-adds. The row sums come from the features, K 1 = X (X^T 1)
+    (minus diag K = row norms when the diagonal is zeroed), in O(n d) instead of a pass over K.
     """
-    n = xc.shape[0]
-    row_sums = torch.zeros(n, dtype=torch.float64, device=xc.device)
     offset = 0
     for a, b in zip(edges[:-1], edges[1:]):
         block = out[offset : offset + (b - a) * b].view(b - a, b)
-        block.copy_(xc[a:b] @ xc[:b].T)
+        torch.matmul(xc[a:b], xc[:b].T, out=block)
         if zero_diagonal:
             block[:, a:b].fill_diagonal_(0.0)
-        row_sums[a:b] += block.sum(dim=1)
-        row_sums[:a] += block[:, :a].sum(dim=0)
         block[:, :a] *= 2.0**0.5
         offset += (b - a) * b
+    row_sums = (xc @ xc.sum(dim=0)).to(torch.float64)
+    if zero_diagonal:
+        row_sums -= (xc * xc).sum(dim=1).to(torch.float64)
     return row_sums
+
+
+DOT_CHUNK = 4096  # float32 partial sums over at most this many terms: ~1e-7 relative error each
+
+
+def row_dots(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A B^T in float64 accuracy, for long rows (vectorised Grams, 10^5..10^7 entries).
+
+    float32 rows are multiplied in chunks of DOT_CHUNK columns, one small batched GEMM, and the
+    chunk results summed in float64: one float32 dot over 10^6 terms would lose about three
+    digits, converting the rows to float64 first costs more than the product.
+    """
+    if a.dtype == torch.float64:
+        return a @ b.T
+    width = a.shape[1]
+    whole = width - width % DOT_CHUNK
+    chunks = whole // DOT_CHUNK
+    a_main = a[:, :whole].reshape(a.shape[0], chunks, DOT_CHUNK).transpose(0, 1)
+    b_main = b[:, :whole].reshape(b.shape[0], chunks, DOT_CHUNK).transpose(0, 1)
+    dots = torch.bmm(a_main, b_main.transpose(1, 2)).to(torch.float64).sum(dim=0)
+    return dots + a[:, whole:].to(torch.float64) @ b[:, whole:].to(torch.float64).T
 
 
 def lower_blocks_size(edges: list[int]) -> int:
