@@ -1,0 +1,36 @@
+"""Ten browser sessions at once, each through every page with random moves, an upload and a
+stopped long job among them (a short run of benchmarks/load_test.py): no exception, no unexpected
+error alert, no lost connection, and the server stays under 1.5 GB. No timing assertions: on two
+shared cores the latencies measure the browsers as much as the app."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.load_test import CHROMIUM, MEMORY_TARGET_BYTES, PAGES, run_load_test
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SESSIONS = 10
+
+
+def test_ten_concurrent_sessions_through_every_page(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium).")
+    # From a cold server (the sessions' first visits fill the shared caches together), every session
+    # visits every page with one random move on each, in its own order, then moves at random until
+    # 30 s have passed; on two shared cores the pass over every page is what takes the time (several
+    # minutes). A move gets 5 minutes to become idle before it counts as stuck. Server and browsers run
+    # at nice 10, so that the tests on the other xdist worker keep their share of the two cores.
+    report = run_load_test(sessions=SESSIONS, seconds=30, seed=1, workdir=tmp_path, moves_per_page=(1, 1),
+                           timeout_s=300, every_page=True, warm_up=False, nice=10,
+                           command="pytest tests/e2e/test_concurrent_sessions.py")
+    print(report.text)
+    results = report.results
+    assert report.errors == 0, report.text
+    assert all(results.pages_visited[i] == set(PAGES) for i in range(SESSIONS)), report.text
+    assert results.jobs["inference stopped"] + results.jobs["inference finished before Stop"] >= 1, report.text
+    assert results.jobs["training stopped"] + results.jobs["training finished before Stop"] >= 1, report.text
+    assert sum(count for job, count in results.jobs.items() if "upload" in job) >= 1, report.text
+    assert report.memory["peak"] < MEMORY_TARGET_BYTES, report.text
