@@ -1264,7 +1264,8 @@ def render(report: LoadTestReport) -> str:
         "",
         "RSS of the streamlit process tree, sampled every 0.5 s.",
         "",
-        "| idle (no session) | start (every page loaded once) | steady (median, last third) | peak |",
+        "| idle (no session) | start (" + ("every page loaded once" if s["warm_up"] else "cold: no warm-up")
+        + ") | steady (median, last third) | peak |",
         "|---|---|---|---|",
         f"| {mem['idle'] / gib:.2f} GB | {mem['start'] / gib:.2f} GB | **{mem['steady'] / gib:.2f} GB** | "
         f"{mem['peak'] / gib:.2f} GB |",
@@ -1319,6 +1320,7 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
         results = _run_in_thread(drive(server.url, sessions, seconds, seed, workdir, sampler, moves_per_page,
                                        timeout_s, every_page, warm_up, nice))
         log_size = server.log_path.stat().st_size
+        exit_code = server.proc.poll()
         sampler.stop()
     finally:
         sampler.stop()
@@ -1337,6 +1339,8 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
                              "command": command or f"run_load_test(sessions={sessions}, seconds={seconds})",
                              "load_before": load_before, "load_after": load_after},
                             _server_log_messages(server.log_path, log_size))
+    if exit_code is not None:
+        report.log_errors.append(f"the server exited during the run (exit code {exit_code})")
     report.text = render(report)
     (workdir / "moves.json").write_text(json.dumps([asdict(m) for m in results.moves]))
     (workdir / "memory.json").write_text(json.dumps({"samples": sampler.samples, "marks": sampler.marks}))
