@@ -132,7 +132,7 @@ with results:
                        f"example is misclassified. {fmt(margin_before)} before.")
 
     row = st.columns(4)
-    if sep.network_supported(rep):
+    if compute.network_supported(rep):
         net_before, net_after = sep.network_base(rep.key, rep), compute.accuracy_from(rep, moved)
         row[0].metric("Network accuracy", percent(net_after), **sep.delta(100 * (net_after - net_before), digits=1, unit=" pts"),
                       help=f"The network continues from the moved representation; {percent(net_before)} before.")

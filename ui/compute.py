@@ -181,9 +181,15 @@ def baseline_accuracies(rep_key: str, _rep: data.Representation) -> tuple[float 
     return accuracy_from(_rep, _rep.X), probe_accuracy_on(_rep, _rep.X)
 
 
+def network_supported(rep: data.Representation) -> bool:
+    """Whether the network can continue from this layer (RNNs only from the final state)."""
+    return rep.has_model and rep.layer in sample_models.run_from_layers(data.network(rep.model_name))
+
+
 def accuracy_from(rep: data.Representation, X_edited: np.ndarray) -> float | None:
-    """The network's own accuracy when it continues from an edited representation."""
-    if not rep.has_model:
+    """The network's own accuracy when it continues from an edited representation (None where it
+    cannot continue from this layer)."""
+    if not network_supported(rep):
         return None
     logits = sample_models.run_from(data.network(rep.model_name), rep.layer, X_edited)
     return sample_models.accuracy(logits, rep.y)

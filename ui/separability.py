@@ -122,11 +122,6 @@ def correct_counts(scores: np.ndarray, column: np.ndarray, shift: np.ndarray, c:
     return lower_ok - upper_fails
 
 
-def network_supported(rep: data.Representation) -> bool:
-    """Whether the network can continue from this layer (RNNs only from the final state)."""
-    return rep.has_model and rep.layer in sample_models.run_from_layers(data.network(rep.model_name))
-
-
 @st.cache_data(max_entries=64)
 def network_base(rep_key: str, _rep: data.Representation) -> float:
     """The network's accuracy continued from the unmoved representation (its own test accuracy)."""

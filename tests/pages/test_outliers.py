@@ -75,3 +75,11 @@ def test_deep_link_restores_the_controls():
 def test_pca_view_has_the_moved_points(at):
     charts = at.get("plotly_chart")
     assert len(charts) >= 2
+
+
+def test_a_recurrent_layer_the_network_cannot_continue_from_shows_no_network_accuracy():
+    # rnn_adaptive continues only from its final state: on step3 the page must draw without it
+    at = open_page("pages/outliers.py", {"src_model": "rnn_adaptive", "src_layer_rnn_adaptive": "step3"})
+    assert not at.error, [e.value for e in at.error]
+    assert 0.0 <= metric(at, "Linear CKA") <= 1.0
+    assert next(m for m in at.metric if m.label.startswith("Network accuracy")).value == "—"
