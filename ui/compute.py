@@ -103,9 +103,13 @@ EXACT_NULL_SPACE_FEATURES = 2_048  # up to this width the full d x d SVD of cka_
 def null_space_dim(W: np.ndarray) -> int:
     """Dimension of {v : W v = 0} for W (out, d), from a thin SVD (never a d x d matrix)."""
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    s = np.linalg.svd(W, compute_uv=False)
-    rank = int((s > 1e-10 * max(W.shape) * (s[0] if s.size else 0.0)).sum())
-    return W.shape[1] - rank
+    return W.shape[1] - _rank(np.linalg.svd(W, compute_uv=False), W.shape)
+
+
+def _rank(singular_values: np.ndarray, shape: tuple[int, int]) -> int:
+    """Numerical rank: singular values above 1e-10 * max(shape) * the largest."""
+    top = singular_values[0] if singular_values.size else 0.0
+    return int((singular_values > 1e-10 * max(shape) * top).sum())
 
 
 def null_direction(W: np.ndarray, seed: int, *, what: str) -> np.ndarray:
@@ -116,7 +120,7 @@ def null_direction(W: np.ndarray, seed: int, *, what: str) -> np.ndarray:
     if W.shape[1] <= EXACT_NULL_SPACE_FEATURES:
         return directions.null_space_direction(W, seed, what=what)
     _, s, vt = np.linalg.svd(W, full_matrices=False)
-    rows = vt[: int((s > 1e-10 * max(W.shape) * (s[0] if s.size else 0.0)).sum())]
+    rows = vt[: _rank(s, W.shape)]
     r = np.random.default_rng(seed).standard_normal(W.shape[1])
     v = r - rows.T @ (rows @ r)
     return v / np.linalg.norm(v)
