@@ -8,11 +8,13 @@ Two exact forms of the same statistics, chosen by cost and memory (notes/peers.m
   both the biased and the debiased (Song et al. 2012) HSIC follow exactly. Because they
   are sums, they can be updated batch by batch and merged across processes.
 * **Gram vectors** (wide layers, D >> n, or the minibatch estimator of Nguyen et al. 2021):
-  each layer's centred (or U-centred) Gram matrix is formed once per batch, flattened and
-  stacked into G, and all HSIC values come from one product G G^T.
+  the lower triangle of each layer's Gram matrix (BLAS syrk, half the multiply-adds) is formed
+  once per batch, flattened and stacked into G; all HSIC values follow from one product G G^T,
+  the Gram diagonals and row sums, with the centring done algebraically.
 
-Features are shifted (feature form) or centred (Gram form) in float64 before any product,
-so float32 activations with large offsets lose nothing to cancellation.
+Features are shifted to (near) zero mean before any product -- in float64 for the feature form,
+by their column means in the input's precision for the Gram form -- so float32 activations with
+large offsets lose nothing to cancellation.
 """
 from __future__ import annotations
 
@@ -24,8 +26,7 @@ import numpy as np
 import torch
 
 from .errors import RepresentationError
-from .kernels import (block_edges, cka_from_hsic, gram_lower_blocks, hsic_from_gram_sums, lower_blocks_size, near_centred,
-                      row_dots)
+from .kernels import cka_from_hsic, gram_lower_triangle, hsic_from_gram_sums, near_centred, row_dots
 from .validation import as_layers, check_rows, min_rows
 
 BYTES = 8  # float64 statistics
@@ -275,19 +276,25 @@ class CKAAccumulator:
         device = chunk[0].device
         dtype = _product_dtype(chunk)
         m = chunk[0].shape[0]
-        # Each layer's Gram (its lower block triangle) goes straight into its row of G, no
-        # centring pass: HSIC follows from G G^T, the Gram row sums and their totals.
-        edges = block_edges(m)
-        g = torch.empty(len(chunk), lower_blocks_size(edges), dtype=dtype, device=device)
+        # Each layer's Gram (its lower triangle) goes straight into its row of G, no centring
+        # pass: HSIC follows from G G^T, the Gram diagonals, row sums and their totals.
+        g = torch.zeros(len(chunk), m * m, dtype=dtype, device=device)
         row_sums = torch.empty(len(chunk), m, dtype=torch.float64, device=device)
+        diagonals = torch.empty(len(chunk), m, dtype=torch.float64, device=device)
+        workspace = torch.empty(m * max(x.shape[1] for x in chunk), dtype=dtype, device=device)
         for k, x in enumerate(chunk):
-            row_sums[k] = gram_lower_blocks(near_centred(x, dtype), edges, g[k], zero_diagonal=self.debiased)
+            centred = near_centred(x, dtype, out=workspace[: x.numel()].view(x.shape))
+            row_sums[k], diagonals[k] = gram_lower_triangle(centred, g[k].view(m, m), zero_diagonal=self.debiased)
+        # <K, L> = 2 <tril K, tril L> - diag K . diag L, and U-centred Grams have a zero diagonal.
+        dots = 2.0 * _pairwise_dots(g, structure)
+        if not self.debiased:
+            dots -= diagonals @ diagonals.T
         if not self._stats:
             size = len(structure.widths)
             self._stats = {"P": torch.zeros(size, size, dtype=torch.float64, device=device)}
         # Each batch adds its own HSIC estimate, so a shorter trailing batch is weighted correctly.
         self._stats["P"] += hsic_from_gram_sums(
-            _pairwise_dots(g, structure), row_sums @ row_sums.T, row_sums.sum(dim=1), m, self.debiased
+            dots, row_sums @ row_sums.T, row_sums.sum(dim=1), m, self.debiased
         )
         self.n_examples += chunk[0].shape[0]
 

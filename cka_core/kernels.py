@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .syrk import syrk_lower
+
 
 def centre_features(x: torch.Tensor) -> torch.Tensor:
     """X_c = H X with H = I - 11^T/n, computed in float64 without forming H."""
@@ -14,19 +16,18 @@ def centre_features(x: torch.Tensor) -> torch.Tensor:
     return x64 - x64.mean(dim=0, keepdim=True)
 
 
-def near_centred(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """X minus its column means, in ``dtype``, centred to within rounding of the centred values.
+def near_centred(x: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+    """X minus its column means, in ``dtype`` (written into ``out`` when given).
 
-    Subtracting the means once in float32 leaves a residual of about one rounding of the mean
-    (1e-3 for offsets of 1e4); a second pass removes the mean of what is left. That is what keeps
-    float32 Grams free of cancellation; any tiny remaining shift is then removed exactly by
-    ``hsic_from_gram_sums``, which is shift-invariant. The means are taken in ``dtype`` (torch
-    sums float32 by cascade summation): a float64 pass would cost more than the Gram itself.
+    The means are taken in ``dtype``: torch sums float32 by cascade summation, so they are off by
+    about one rounding of the mean (1e-3 for offsets of 1e4), far below any spread float32 can
+    still represent at that offset. That is what keeps float32 Grams free of cancellation; the
+    tiny shift left is removed exactly by ``hsic_from_gram_sums``, which is shift-invariant. A
+    float64 pass would cost more than the Gram itself; ``out`` spares a fresh allocation (and its
+    page faults) per layer.
     """
-    centred = x.to(dtype) - x.mean(dim=0, keepdim=True, dtype=dtype)
-    if dtype != torch.float64:
-        centred -= centred.mean(dim=0, keepdim=True)
-    return centred
+    x = x.to(dtype)
+    return torch.sub(x, x.mean(dim=0, keepdim=True), out=out)
 
 
 def squared_distances(xc: torch.Tensor) -> torch.Tensor:
@@ -85,32 +86,34 @@ def u_centre_gram(k: torch.Tensor) -> torch.Tensor:
 
 
 def block_edges(n: int, min_rows: int = 256, max_blocks: int = 4) -> list[int]:
-    """Row boundaries of the blocks used by ``gram_lower_blocks`` (one block for small n)."""
+    """Row boundaries of the GEMM panels of ``gram_lower_triangle`` (one panel for small n)."""
     blocks = max(1, min(max_blocks, n // min_rows))
     return [round(n * i / blocks) for i in range(blocks + 1)]
 
 
-def gram_lower_blocks(xc: torch.Tensor, edges: list[int], out: torch.Tensor, zero_diagonal: bool) -> torch.Tensor:
-    """The lower block triangle of K = X X^T, written into ``out`` (flattened, in X's dtype), and K 1
-    (float64).
+def gram_lower_triangle(xc: torch.Tensor, out: torch.Tensor, zero_diagonal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lower triangle of K = X X^T written into ``out`` (n x n, X's dtype, zero above the
+    diagonal), then K 1 and diag K (both float64).
 
-    Block row i holds K[a_i:b_i, :b_i]; off-diagonal blocks are scaled by sqrt(2), so that the
-    dot product of two such vectors is the full <K, L> (K is symmetric). With B blocks this is
-    (B + 1) / (2B) of the Gram's multiply-adds. The row sums come from the features, K 1 = X (X^T 1)
-    (minus diag K = row norms when the diagonal is zeroed), in O(n d) instead of a pass over K.
+    K is symmetric, so <K, L> = 2 <tril K, tril L> - diag K . diag L; the triangle costs half the
+    Gram's multiply-adds with BLAS syrk, (B + 1) / (2B) with B GEMM panels where syrk is not
+    available. The diagonal is set to 0 in ``out`` when ``zero_diagonal`` (U-centring's K~), and
+    the row sums then exclude it. They are the row plus the column sums of the triangle, read
+    while it is still in cache, instead of two more passes over the (wider) features.
     """
-    offset = 0
-    for a, b in zip(edges[:-1], edges[1:]):
-        block = out[offset : offset + (b - a) * b].view(b - a, b)
-        torch.matmul(xc[a:b], xc[:b].T, out=block)
-        if zero_diagonal:
-            block[:, a:b].fill_diagonal_(0.0)
-        block[:, :a] *= 2.0**0.5
-        offset += (b - a) * b
-    row_sums = (xc @ xc.sum(dim=0)).to(torch.float64)
+    if not syrk_lower(xc, out):
+        edges = block_edges(xc.shape[0])
+        for a, b in zip(edges[:-1], edges[1:]):
+            torch.matmul(xc[a:b], xc[:b].T, out=out[a:b, :b])
+            out[a:b, a:b].tril_()
+    diagonal = out.diagonal()
+    norms = diagonal.to(torch.float64, copy=True)  # a copy even for float64: the diagonal may be zeroed next
     if zero_diagonal:
-        row_sums -= (xc * xc).sum(dim=1).to(torch.float64)
-    return row_sums
+        diagonal.zero_()
+    row_sums = (out.sum(dim=1) + out.sum(dim=0)).to(torch.float64)
+    if not zero_diagonal:
+        row_sums -= norms  # counted by both sums
+    return row_sums, norms
 
 
 DOT_CHUNK = 4096  # float32 partial sums over at most this many terms: ~1e-7 relative error each
@@ -132,10 +135,6 @@ def row_dots(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     b_main = b[:, :whole].reshape(b.shape[0], chunks, DOT_CHUNK).transpose(0, 1)
     dots = torch.bmm(a_main, b_main.transpose(1, 2)).to(torch.float64).sum(dim=0)
     return dots + a[:, whole:].to(torch.float64) @ b[:, whole:].to(torch.float64).T
-
-
-def lower_blocks_size(edges: list[int]) -> int:
-    return sum((b - a) * b for a, b in zip(edges[:-1], edges[1:]))
 
 
 def hsic_from_gram_sums(dots: torch.Tensor, row_dots: torch.Tensor, totals: torch.Tensor, n: int,
