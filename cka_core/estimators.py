@@ -42,6 +42,11 @@ class _Structure:
     self_compare: bool
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the unique layers U, in order."""
+        return self.names_a + (() if self.self_compare else self.names_b)
+
+    @property
     def n_a(self) -> int:
         return len(self.names_a)
 
@@ -59,12 +64,12 @@ class _Structure:
         return sorted(needed)
 
 
-def _structure(layers_a, layers_b) -> tuple[_Structure, list[torch.Tensor]]:
-    names_a, tensors_a = as_layers(layers_a, "layers_a")
+def _structure(layers_a, layers_b, check_finite: bool = True) -> tuple[_Structure, list[torch.Tensor]]:
+    names_a, tensors_a = as_layers(layers_a, "layers_a", check_finite=check_finite)
     if layers_b is None:
         names_b, tensors_b, unique = names_a, tensors_a, tensors_a
     else:
-        names_b, tensors_b = as_layers(layers_b, "layers_b")
+        names_b, tensors_b = as_layers(layers_b, "layers_b", check_finite=check_finite)
         unique = tensors_a + tensors_b
     if tensors_a[0].shape[0] != tensors_b[0].shape[0]:
         raise RepresentationError(
@@ -127,17 +132,8 @@ class CKAAccumulator:
     """
 
     def __init__(self, *, debiased: bool = False, batch_size: int | None = None):
-        if batch_size is not None:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-                raise RepresentationError(f"batch_size must be an integer or None, not {batch_size!r}.")
-            if batch_size < min_rows(debiased):
-                raise RepresentationError(
-                    f"batch_size={batch_size} is too small: the {'debiased' if debiased else 'biased'} "
-                    f"estimator needs at least {min_rows(debiased)} examples per batch."
-                )
-            batch_size = int(batch_size)
         self.debiased = bool(debiased)
-        self.batch_size = batch_size
+        self.batch_size = _checked_batch_size(batch_size, debiased)
         self.structure: _Structure | None = None
         self.n_examples = 0
         self._stats: dict[str, object] = {}
@@ -233,11 +229,14 @@ class CKAAccumulator:
             raise RepresentationError("the accumulator has seen no data; call update() first.")
         if getattr(self, "_count", None) is not None:  # updated in place by an all-reduce
             self.n_examples, self._count = int(round(float(self._count[0]))), None
-        check_rows(self.n_examples, self.n_examples, self.debiased)
-        hsic = self._hsic_features() if self.batch_size is None else self._stats["P"]
-        return _cka_from_hsic_matrix(hsic, self.structure)
+        return _cka_from_hsic_matrix(self._hsic(), self.structure)
 
     # ----------------------------------------------------------------- internals
+    def _hsic(self) -> torch.Tensor:
+        """HSIC (up to a common factor) for every needed pair of layers."""
+        check_rows(self.n_examples, self.n_examples, self.debiased)
+        return self._hsic_features() if self.batch_size is None else self._stats["P"]
+
     def _check_structure(self, structure: _Structure) -> None:
         if self.structure is None:
             self.structure = structure
@@ -262,6 +261,8 @@ class CKAAccumulator:
         device = stats["P"].device
         shifted = [t.to(device=device, dtype=torch.float64) - mu for t, mu in zip(unique, stats["shift"])]
         q = torch.stack([(x * x).sum(dim=1) for x in shifted], dim=1)  # (rows, L) squared row norms
+        for k in range(len(shifted)):
+            _check_precision_range(q[:, k], _product_dtype(unique), structure, k)
         for k, x in enumerate(shifted):
             stats["s"][k] += x.sum(dim=0)
             stats["R"][k] += x.T @ q
@@ -285,6 +286,7 @@ class CKAAccumulator:
         for k, x in enumerate(chunk):
             centred = near_centred(x, dtype, out=workspace[: x.numel()].view(x.shape))
             row_sums[k], diagonals[k] = gram_lower_triangle(centred, g[k].view(m, m), zero_diagonal=self.debiased)
+            _check_precision_range(diagonals[k], dtype, structure, k)
         # <K, L> = 2 <tril K, tril L> - diag K . diag L, and U-centred Grams have a zero diagonal.
         dots = 2.0 * _pairwise_dots(g, structure)
         if not self.debiased:
@@ -317,6 +319,37 @@ class CKAAccumulator:
                 value = (centred * centred).sum()
             hsic[l, m] = hsic[m, l] = value
         return hsic
+
+
+class _PrecisionLost(RepresentationError):
+    """The products of a layer came close to underflow in the precision they are formed in."""
+
+
+def _check_precision_range(squared_norms: torch.Tensor, dtype: torch.dtype, structure: _Structure, k: int) -> None:
+    """Products x_i . x_j of a layer whose largest squared row norm is below sqrt(tiny) of their
+    dtype lose digits to gradual underflow with no sign in the result; ``cka_matrix`` then
+    rescales the layer exactly. (Overflow and complete underflow do show, as Inf / NaN or a zero
+    self term.)"""
+    largest = float(squared_norms.max())
+    if 0.0 < largest < math.sqrt(torch.finfo(dtype).tiny):
+        raise _PrecisionLost(
+            f"layer {structure.names[k]!r} is too small in magnitude (largest squared row norm "
+            f"{largest:.1e}) for {str(dtype).removeprefix('torch.')} products; multiply it by a constant, e.g. "
+            "one over its largest absolute value: CKA does not change."
+        )
+
+
+def _checked_batch_size(batch_size, debiased: bool) -> int | None:
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise RepresentationError(f"batch_size must be an integer or None, not {batch_size!r}.")
+    if batch_size < min_rows(debiased):
+        raise RepresentationError(
+            f"batch_size={batch_size} is too small: the {'debiased' if debiased else 'biased'} "
+            f"estimator needs at least {min_rows(debiased)} examples per batch."
+        )
+    return int(batch_size)
 
 
 def _product_dtype(unique: list[torch.Tensor]) -> torch.dtype:
@@ -366,8 +399,13 @@ def _pairwise_dots(g: torch.Tensor, structure: _Structure) -> torch.Tensor:
 
 def _cka_from_hsic_matrix(hsic: torch.Tensor, structure: _Structure) -> np.ndarray:
     self_terms = torch.diagonal(hsic)
-    names = structure.names_a + (() if structure.self_compare else structure.names_b)
+    names = structure.names
     for k, value in enumerate(self_terms.tolist()):
+        if not math.isfinite(value):
+            raise RepresentationError(
+                f"the products of layer {names[k]!r} overflowed (its values are too large for their "
+                "precision); divide it by a constant, e.g. its largest absolute value: CKA does not change."
+            )
         if not value > 0.0:
             raise RepresentationError(
                 f"layer {names[k]!r} is constant across the examples (zero variance after centring), "
@@ -525,10 +563,42 @@ def cka_matrix(layers_a, layers_b=None, *, debiased: bool = False, batch_size: i
     -------
     np.ndarray of shape (L_a, L_b), float64.
     """
-    structure, unique = _structure(layers_a, layers_b)
+    batch_size = _checked_batch_size(batch_size, debiased)
+    # With every row used (no batches, so no dropped short tail), the finiteness pass over the inputs
+    # is deferred: a NaN or Inf reaches every HSIC of its layer, so sound HSIC values prove finite
+    # inputs, and the inputs are scanned (for the message naming the layer) only when they are not.
+    structure, unique = _structure(layers_a, layers_b, check_finite=batch_size is not None)
     n = check_rows(unique[0].shape[0], unique[0].shape[0], debiased)
-    accumulator = CKAAccumulator(debiased=debiased, batch_size=batch_size)
     if batch_size is None and choose_form(structure, n, unique[0].device) == "grams":
         # One "minibatch" holding every row is exactly the full-data Gram-vector form.
-        accumulator.batch_size = n
-    return accumulator._ingest(structure, unique).result()
+        batch_size = n
+    try:
+        hsic = _hsic_of(structure, unique, debiased, batch_size)
+    except _PrecisionLost:
+        hsic = None
+    if hsic is None or not _sound(hsic):
+        _structure(layers_a, layers_b)  # raises if an input holds NaN or Inf
+        # Finite values whose products overflowed or underflowed: CKA does not change when a layer
+        # is rescaled, and a power of two rescales exactly.
+        hsic = _hsic_of(structure, [_scaled_to_unit(t) for t in unique], debiased, batch_size)
+    return _cka_from_hsic_matrix(hsic, structure)
+
+
+def _hsic_of(structure: _Structure, unique: list[torch.Tensor], debiased: bool, batch_size: int | None) -> torch.Tensor:
+    accumulator = CKAAccumulator(debiased=debiased, batch_size=batch_size)
+    return accumulator._ingest(structure, unique)._hsic()
+
+
+def _sound(hsic: torch.Tensor) -> bool:
+    """All HSIC values finite and every self term positive (what CKA's normalisation needs)."""
+    return bool(torch.isfinite(hsic).all()) and bool((torch.diagonal(hsic) > 0).all())
+
+
+def _scaled_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """x times the power of two that brings its largest magnitude into [1, 2): exact, and CKA-invariant."""
+    largest = float(x.abs().max())
+    if largest == 0.0 or not math.isfinite(largest):
+        return x
+    exponent = -math.floor(math.log2(largest))
+    # In two factors: 2**exponent itself may lie outside float32 (up to 2**149 for subnormal values).
+    return x * 2.0 ** (exponent // 2) * 2.0 ** (exponent - exponent // 2)

@@ -159,4 +159,4 @@ def cka_from_hsic(hsic_xy: torch.Tensor, hsic_xx: torch.Tensor, hsic_yy: torch.T
     negative; the debiased cross term can be, which makes debiased CKA slightly negative
     for unrelated representations. It is reported as it is, never clamped.
     """
-    return hsic_xy / torch.sqrt(hsic_xx * hsic_yy)
+    return hsic_xy / (torch.sqrt(hsic_xx) * torch.sqrt(hsic_yy))  # no under/overflow of the product

@@ -19,10 +19,12 @@ def min_rows(debiased: bool) -> int:
     return MIN_ROWS_DEBIASED if debiased else MIN_ROWS_BIASED
 
 
-def as_matrix(x, name: str = "X") -> torch.Tensor:
+def as_matrix(x, name: str = "X", *, check_finite: bool = True) -> torch.Tensor:
     """Return ``x`` as a finite, real ``(n, d)`` tensor, flattening extra dims per example.
 
     numpy arrays are wrapped without a copy; torch tensors stay on their device.
+    ``check_finite=False`` skips the one pass over the values, for a caller whose result shows any
+    NaN or Inf anyway and that calls again with the check when it does (``cka_matrix``).
     """
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -57,7 +59,7 @@ def as_matrix(x, name: str = "X") -> torch.Tensor:
         t = t.to(torch.float64)
     # One reduction first (cheap); count the bad entries only when it is not finite (an overflowing
     # sum of finite values falls through to the exact check).
-    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+    if check_finite and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise RepresentationError(
             f"{name} contains {bad} NaN or infinite value(s); remove or impute them before comparing "
@@ -77,7 +79,7 @@ def numpy_view(arr: np.ndarray) -> torch.Tensor:
 _INT_DTYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool}
 
 
-def as_layers(layers, name: str) -> tuple[list[str], list[torch.Tensor]]:
+def as_layers(layers, name: str, *, check_finite: bool = True) -> tuple[list[str], list[torch.Tensor]]:
     """Names and ``(n, d)`` tensors of a layer collection.
 
     Accepts a name -> array mapping (names kept for labels), a sequence of arrays,
@@ -97,7 +99,7 @@ def as_layers(layers, name: str) -> tuple[list[str], list[torch.Tensor]]:
         )
     if not items:
         raise RepresentationError(f"{name} holds no layers; pass at least one (n, ...) array.")
-    tensors = [as_matrix(x, f"{name}[{n!r}]") for n, x in zip(names, items)]
+    tensors = [as_matrix(x, f"{name}[{n!r}]", check_finite=check_finite) for n, x in zip(names, items)]
     n_rows = {t.shape[0] for t in tensors}
     if len(n_rows) > 1:
         detail = ", ".join(f"{n}: {t.shape[0]}" for n, t in zip(names, tensors))

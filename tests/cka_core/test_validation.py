@@ -8,6 +8,7 @@ import torch
 
 import cka_core
 from cka_core import RepresentationError
+from cka_testdata import layers
 
 RNG = np.random.default_rng(0)
 GOOD = RNG.standard_normal((10, 4))
@@ -165,3 +166,55 @@ def test_translation_inputs():
         cka_core.translation_cka(_nan(X), moved, [1.0, 0, 0], 1.0)
     with pytest.raises(RepresentationError):
         cka_core.translation_cka_limit(np.ones((20, 3)), moved)          # constant X
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("n,width", [(30, 5), (20, 900)], ids=["feature form", "gram form"])
+def test_a_non_finite_value_is_found_after_the_fact_and_named(n, width, bad, dtype):
+    """cka_matrix skips the up-front scan of the values; the HSIC values give a NaN or Inf away."""
+    rng = np.random.default_rng(5)
+    layers = {"fine": rng.standard_normal((n, width)).astype(dtype),
+              "broken": rng.standard_normal((n, width)).astype(dtype)}
+    layers["broken"][n // 2, width // 3] = bad
+    with pytest.raises(RepresentationError, match=r"broken.*NaN or infinite"):
+        cka_core.cka_matrix(layers)
+
+
+def test_a_non_finite_value_in_a_dropped_minibatch_tail_is_still_refused():
+    """11 rows in batches of 5: the debiased estimator drops the 1-row tail, so its values are
+    checked up front."""
+    X = RNG.standard_normal((11, 3))
+    X[10, 0] = np.nan
+    with pytest.raises(RepresentationError, match="NaN"):
+        cka_core.cka_matrix([X], debiased=True, batch_size=5)
+
+
+@pytest.mark.parametrize("scale,dtype", [(1e19, np.float32), (1e-21, np.float32), (1e-25, np.float32), (1e-40, np.float32),
+                                         (1e200, np.float64), (1e-200, np.float64)])
+@pytest.mark.parametrize("n,widths", [(40, [3, 7]), (20, [300, 700])], ids=["feature form", "gram form"])
+@pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])
+def test_values_whose_products_overflow_or_underflow_give_the_exact_cka(n, widths, scale, dtype, debiased):
+    """Squares of 1e19 overflow float32, of 1e-21 are subnormal (a few digits left) and of 1e-25
+    underflow to 0; CKA is scale-invariant, so the answer is that of the unscaled values (the core
+    rescales by a power of two, exactly)."""
+    unit = [x / np.abs(x).max() for x in layers(np.random.default_rng(6), n, widths)]
+    stored = [(x * scale).astype(dtype) for x in unit]
+    expected = cka_core.cka_matrix([x.astype(np.float64) / scale for x in stored], debiased=debiased)
+    got = cka_core.cka_matrix(stored, debiased=debiased)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tol)
+    assert 0.05 < expected[0, 1] < 0.999
+
+
+def test_accumulator_overflow_says_to_rescale():
+    big = (RNG.standard_normal((10, 4)) * 1e19).astype(np.float32)
+    acc = cka_core.CKAAccumulator(batch_size=5).update([big, GOOD2.astype(np.float32)])
+    with pytest.raises(RepresentationError, match=r"overflowed.*divide"):
+        acc.result()
+
+
+def test_accumulator_refuses_values_too_small_for_their_products():
+    tiny = (RNG.standard_normal((10, 4)) * 1e-21).astype(np.float32)
+    with pytest.raises(RepresentationError, match=r"too small.*multiply"):
+        cka_core.CKAAccumulator().update([tiny, GOOD2.astype(np.float32)])
