@@ -29,48 +29,115 @@ def top_principal_direction(X: np.ndarray) -> np.ndarray:
     return v if v[np.argmax(np.abs(v))] > 0 else -v
 
 
-def null_space_basis(W: np.ndarray, tol: float = 1e-10) -> np.ndarray:
-    """Orthonormal basis (d, k) of {v : W v = 0} for W of shape (out, d)."""
+def _row_space(W: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (rank, d) of W's row space, from a thin SVD (O(out * d) memory, never d x d).
+
+    Numerical rank: singular values above 1e-10 * max(shape) * the largest.
+    """
+    _, s, vt = np.linalg.svd(W, full_matrices=False)
+    top = s[0] if s.size else 0.0
+    return vt[: int((s > 1e-10 * max(W.shape) * top).sum())]
+
+
+def null_space_dim(W: np.ndarray) -> int:
+    """Dimension of {v : W v = 0} for W of shape (out, d)."""
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    _, s, vt = np.linalg.svd(W, full_matrices=True)
-    rank = int((s > tol * max(W.shape) * (s[0] if s.size else 0.0)).sum())
-    return vt[rank:].T
+    return W.shape[1] - _row_space(W).shape[0]
+
+
+def project_to_null_space(W: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """x minus its component in W's row space: the nearest v to x with W v = 0."""
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    rows = _row_space(W)
+    return x - rows.T @ (rows @ x)
 
 
 def null_space_direction(W: np.ndarray, seed: int = 0, *, what: str = "the next layer") -> np.ndarray:
-    """A random unit vector v with W v = 0: moving along it leaves W x unchanged."""
-    basis = null_space_basis(W)
-    if basis.shape[1] == 0:
+    """A random unit vector v with W v = 0: moving along it leaves W x unchanged.
+
+    A seeded Gaussian vector projected off W's row space is Gaussian within the null space, so its
+    direction is uniform there; 60,000 features need no 60,000 x 60,000 basis (29 GB).
+    """
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    if null_space_dim(W) == 0:
         raise RepresentationError(
             f"{what} (weight {W.shape[0]}x{W.shape[1]}) has full column rank, so no direction leaves its "
             "output unchanged; pick a layer whose next layer has fewer outputs than inputs (e.g. the last "
             "hidden layer, read out by 10 logits)."
         )
-    coefficients = np.random.default_rng(seed).standard_normal(basis.shape[1])
-    return _unit(basis @ coefficients)
+    rng = np.random.default_rng(seed)
+    while True:
+        # A draw (almost) inside the row space leaves only round-off; it happens when W itself came
+        # from the same seed, so draw again from the same stream.
+        r = rng.standard_normal(W.shape[1])
+        v = project_to_null_space(W, r)
+        if np.linalg.norm(v) > 1e-6 * np.linalg.norm(r):
+            return _unit(v)
 
 
-def next_linear(model: nn.Module, layer: str) -> nn.Linear:
-    """The first nn.Linear registered after module ``layer`` (its own submodules excluded).
+# Modules that only reshape or pass their input on (Dropout at inference): what they return is
+# what they read, so the module reading their output reads the representation.
+PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Flatten, nn.Unflatten)
 
-    For sequential models (the zoo's MLPs) this is the layer that reads ``layer``'s output.
+
+def readers(model: nn.Module, layer: str, example_input: torch.Tensor) -> list[tuple[str, nn.Module]]:
+    """The modules that read the output of module ``layer`` in a forward pass of ``example_input``.
+
+    Traced, not guessed from registration order: in a recurrent network the hidden state of an
+    early step is read by the recurrent weights, not by the logits registered after it, and a
+    representation followed by a ReLU is read by that ReLU. Reshapes (Flatten, Unflatten,
+    Identity) are followed through to the modules that read their output.
     """
-    names = [name for name, _ in model.named_modules()]
-    if layer not in names:
-        raise RepresentationError(f"{layer!r} is not a module of this model.")
     modules = dict(model.named_modules())
-    for name in names[names.index(layer) + 1 :]:
-        if name.startswith(layer + "."):
-            continue
-        if isinstance(modules[name], nn.Linear):
-            return modules[name]
-    raise RepresentationError(f"no linear layer follows {layer!r}: it is the network's output.")
+    if layer not in modules:
+        raise RepresentationError(f"{layer!r} is not a module of this model.")
+    tracked: list[torch.Tensor] = []  # the layer's output, then the reshaped views of it
+    found: dict[str, nn.Module] = {}
+
+    def after_layer(module, inputs, output):
+        if not tracked and isinstance(output, torch.Tensor):
+            tracked.append(output)
+
+    def before_leaf(name):
+        def hook(module, inputs):
+            if any(x is t for x in inputs for t in tracked) and name != layer:
+                found.setdefault(name, module)
+        return hook
+
+    def after_pass_through(module, inputs, output):
+        if any(x is t for x in inputs for t in tracked):
+            tracked.append(output)
+
+    handles = [modules[layer].register_forward_hook(after_layer)]
+    try:
+        for name, module in modules.items():
+            if next(module.children(), None) is None and not name.startswith(layer + "."):
+                handles.append(module.register_forward_pre_hook(before_leaf(name)))
+                if isinstance(module, PASS_THROUGH):
+                    handles.append(module.register_forward_hook(after_pass_through))
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(name, module) for name, module in found.items() if not isinstance(module, PASS_THROUGH)]
 
 
-def next_layer_weight(model: nn.Module, layer: str) -> np.ndarray:
-    """Weight matrix (out, d) of the linear layer that reads ``layer``'s output."""
+def next_layer_weight(model: nn.Module, layer: str, example_input: torch.Tensor) -> np.ndarray:
+    """Weight (out, d) of the fully connected layer(s) reading ``layer``'s output, stacked when
+    several do: a direction in its null space leaves everything downstream unchanged."""
+    reading = readers(model, layer, example_input)
+    if not reading:
+        raise RepresentationError(f"nothing reads the output of {layer!r}: it is the network's output.")
+    not_linear = [f"{name} ({type(module).__name__})" for name, module in reading if not isinstance(module, nn.Linear)]
+    if not_linear:
+        raise RepresentationError(
+            f"the output of {layer!r} is read by {', '.join(not_linear)}, not only by fully connected layers, "
+            "so no null space leaves the network's function unchanged; pick a layer that a Linear layer reads "
+            "(e.g. the last hidden layer, read by the logits)."
+        )
     with torch.no_grad():
-        return next_linear(model, layer).weight.detach().double().cpu().numpy()
+        return torch.cat([module.weight for _, module in reading]).detach().double().cpu().numpy()
 
 
 def moved_one_point(n: int, index: int) -> np.ndarray:

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .capture import capture
-from .directions import null_space_basis, null_space_direction
+from .directions import PASS_THROUGH, null_space_dim, null_space_direction
 from .errors import RepresentationError
 from .estimators import cka_matrix
 
@@ -54,9 +54,6 @@ __all__ = [
 
 #: Elementwise activations with f(d z) = d f(z) for every d > 0 (positive homogeneity).
 POSITIVELY_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.Flatten)
-#: Modules that may sit between a layer's output and the next Linear without changing it
-#: (for 2-D activations; Dropout is the identity in eval mode).
-PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Flatten)
 #: Largest condition number accepted for an invertible map (beyond it float64 cannot undo it).
 MAX_CONDITION = 1e12
 
@@ -355,7 +352,7 @@ def _reader_weight(model: nn.Module, layer: str) -> np.ndarray:
 
 def has_null_space(model: nn.Module, layer: str) -> bool:
     """Whether some direction v != 0 satisfies ``W_next v = 0`` (the next Linear's weight)."""
-    return null_space_basis(_reader_weight(model, layer)).shape[1] > 0
+    return null_space_dim(_reader_weight(model, layer)) > 0
 
 
 def null_space_translation(model: nn.Module, layer: str, representation, moved, c: float,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 
-from .directions import null_space_basis
+from .directions import null_space_dim, project_to_null_space
 from .errors import RepresentationError
 
 __all__ = [
@@ -141,8 +141,7 @@ def orthant_null_direction(normals, seed: int = 0, *, what: str = "the classifie
     if not np.all(np.isfinite(W)):
         raise RepresentationError(f"the normals of {what} contain NaN or Inf.")
     d = W.shape[1]
-    basis = null_space_basis(W)
-    if basis.shape[1] == 0:
+    if null_space_dim(W) == 0:
         raise RepresentationError(
             f"{what} has {W.shape[0]} normals spanning all {d} dimensions, so no direction is orthogonal "
             "to all of them; use more features than classes."
@@ -162,7 +161,7 @@ def orthant_null_direction(normals, seed: int = 0, *, what: str = "the classifie
                 "orthogonal direction instead."
             )
         x = result.x
-    x = basis @ (basis.T @ x)                                          # exact orthogonality
+    x = project_to_null_space(W, x)                                    # exact orthogonality
     if not np.all(x > 0):
         raise RepresentationError(
             f"the direction orthogonal to {what} lost positivity after rounding; pick the plain orthogonal direction."

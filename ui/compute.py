@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import torch
 import streamlit as st
 
 import sample_models
@@ -97,35 +98,6 @@ def paired_linear_cka(X: np.ndarray, Y: np.ndarray, *, debiased: bool) -> float:
     return float(accumulator.result()[0, 0])
 
 
-EXACT_NULL_SPACE_FEATURES = 2_048  # up to this width the full d x d SVD of cka_core.directions (seeded as there)
-
-
-def null_space_dim(W: np.ndarray) -> int:
-    """Dimension of {v : W v = 0} for W (out, d), from a thin SVD (never a d x d matrix)."""
-    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    return W.shape[1] - _rank(np.linalg.svd(W, compute_uv=False), W.shape)
-
-
-def _rank(singular_values: np.ndarray, shape: tuple[int, int]) -> int:
-    """Numerical rank: singular values above 1e-10 * max(shape) * the largest."""
-    top = singular_values[0] if singular_values.size else 0.0
-    return int((singular_values > 1e-10 * max(shape) * top).sum())
-
-
-def null_direction(W: np.ndarray, seed: int, *, what: str) -> np.ndarray:
-    """A random unit vector v with W v = 0. Narrow layers use cka_core's null-space basis (a d x d
-    SVD); wider ones project a seeded Gaussian vector off W's row space (thin SVD, O(out * d)
-    memory), which draws from the same distribution: 60,000 features would need 29 GB otherwise."""
-    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    if W.shape[1] <= EXACT_NULL_SPACE_FEATURES:
-        return directions.null_space_direction(W, seed, what=what)
-    _, s, vt = np.linalg.svd(W, full_matrices=False)
-    rows = vt[: _rank(s, W.shape)]
-    r = np.random.default_rng(seed).standard_normal(W.shape[1])
-    v = r - rows.T @ (rows @ r)
-    return v / np.linalg.norm(v)
-
-
 DIRECTIONS = {
     "random": "Random",
     "top_pc": "Top principal component",
@@ -150,13 +122,15 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
             raise directions.RepresentationError(
                 "the null space of the next layer needs a sample model as the source (pick one in the sidebar)."
             )
-        weight = directions.next_layer_weight(data.network(_rep.model_name), _rep.layer)
+        network = data.network(_rep.model_name)
+        example = torch.zeros(2, network.input_dim, dtype=next(network.parameters()).dtype)
+        weight = directions.next_layer_weight(network, _rep.layer, example)
         return directions.null_space_direction(weight, seed, what=f"the layer after {_rep.layer}")
     if kind == "probe_orthogonal":
         fitted = probe(rep_key, _rep)
         if fitted is None:
             raise directions.RepresentationError("directions orthogonal to decision normals need class labels.")
-        return null_direction(decision_normals(fitted), seed, what="the linear probe")
+        return directions.null_space_direction(decision_normals(fitted), seed, what="the linear probe")
     raise ValueError(f"unknown direction {kind!r}")
 
 

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import sample_models
-from cka_core import RepresentationError, separability
+from cka_core import RepresentationError, directions, separability
 from cka_core.translation import translation_cka_limit
 
 from . import compute, data, figures, limits
@@ -34,7 +34,7 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
         return compute.direction(rep_key, _rep, "random", seed)
     if kind == "orthogonal":
         W = normals(rep_key, _rep)
-        if compute.null_space_dim(W) == 0:
+        if directions.null_space_dim(W) == 0:
             raise RepresentationError(
                 f"the probe's {W.shape[0]} class normals span all {W.shape[1]} features, so no direction is "
                 "orthogonal to every one of them; use a representation with more features than classes, "
