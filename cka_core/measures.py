@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.spatial.distance import pdist
 
 from .errors import RepresentationError
 from .kernels import centre_features
@@ -106,22 +106,43 @@ def procrustes_angle(X, Y) -> float:
     return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
 
 
-def _distance_matrix(xc: np.ndarray) -> np.ndarray:
-    sq = (xc * xc).sum(axis=1)
-    return np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2 * xc @ xc.T, 0, None))
+TIE_TOLERANCE = 1e-9  # distances this close (relative to the largest) are one value
+
+
+def _ranks_with_ties(values: np.ndarray, rel_tol: float = TIE_TOLERANCE) -> np.ndarray:
+    """Average ranks (Spearman's convention for ties), where neighbours in sorted order that differ
+    by at most ``rel_tol`` times the largest magnitude count as tied.
+
+    Distances that are equal in exact arithmetic (integer or 0/1 data has many) come out a few
+    ulps apart after a rotation; exact ranks would order them by round-off, so RSA would move
+    under a transformation it is invariant to.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    scale = float(np.abs(ordered).max()) if ordered.size else 0.0
+    starts_group = np.diff(ordered) > rel_tol * scale
+    group = np.concatenate([[0], np.cumsum(starts_group)])
+    positions = np.arange(1, values.size + 1, dtype=np.float64)
+    mean_rank = np.bincount(group, weights=positions) / np.bincount(group)
+    ranks = np.empty(values.size)
+    ranks[order] = mean_rank[group]
+    return ranks
 
 
 def rsa(X, Y) -> float:
     """Representational similarity analysis (Kriegeskorte et al. 2008): Spearman correlation of
-    the upper triangles of the two Euclidean representational dissimilarity matrices."""
+    the upper triangles of the two Euclidean representational dissimilarity matrices.
+
+    Distances come from row differences (``pdist``, accurate for near pairs, unlike the Gram
+    identity) and are ranked with round-off-level ties merged (``_ranks_with_ties``).
+    """
     xc, yc = _centred_pair(X, Y)
-    upper = np.triu_indices(xc.shape[0], k=1)
-    if upper[0].size < 2:
+    if xc.shape[0] < 3:
         raise RepresentationError("RSA needs at least 3 examples (2 pairs of examples to rank).")
-    rho = spearmanr(_distance_matrix(xc)[upper], _distance_matrix(yc)[upper]).statistic
-    if not np.isfinite(rho):
+    rank_x, rank_y = _ranks_with_ties(pdist(xc)), _ranks_with_ties(pdist(yc))
+    if np.ptp(rank_x) == 0 or np.ptp(rank_y) == 0:
         raise RepresentationError("RSA is undefined here: all pairwise distances of one side are equal.")
-    return float(rho)
+    return float(np.corrcoef(rank_x, rank_y)[0, 1])
 
 
 def linear_regression_fit(X, Y) -> float:
