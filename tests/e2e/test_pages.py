@@ -30,7 +30,7 @@ def test_page_loads_and_draws(page, app_url, path):
     expect(page.get_by_test_id("stHeading").first).to_be_visible()
     plots = page.locator("[data-testid='stPlotlyChart'] .main-svg")
     if charts:
-        plots.first.wait_for(timeout=30_000)
+        plots.first.wait_for(timeout=60_000)  # plotly draws after the run; slow when CI shares the cores
         assert page.locator("[data-testid='stPlotlyChart']").count() >= charts
     save_screenshot(page, name)
 
