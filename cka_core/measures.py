@@ -80,16 +80,35 @@ def svcca(X, Y, keep_variance: float = 0.99) -> float:
     return float(canonical_correlations(X, Y, keep_variance).mean())
 
 
+TIE_TOLERANCE = 1e-9  # values this close (relative to the largest) are one value
+
+
+def _tie_groups(ordered: np.ndarray, rel_tol: float = TIE_TOLERANCE) -> np.ndarray:
+    """Group index of each entry of a sorted array: neighbours that differ by at most ``rel_tol``
+    times the largest magnitude share a group (values equal in exact arithmetic, apart by round-off)."""
+    scale = float(np.abs(ordered).max()) if ordered.size else 0.0
+    return np.concatenate([[0], np.cumsum(np.abs(np.diff(ordered)) > rel_tol * scale)]).astype(np.intp)
+
+
 def pwcca(X, Y) -> float:
     """Projection-weighted CCA (Morcos et al. 2018): canonical correlations weighted by how much
-    of X's neurons each canonical variate accounts for, alpha_i = sum_j |<h_i, x_j>|."""
+    of X's neurons each canonical variate accounts for, alpha_i = sum_j |<h_i, x_j>|.
+
+    Variates that share one correlation (shared columns, integer data) are unique only as a
+    subspace, and |<h_i, x_j>| depends on the basis chosen in it, so round-off would pick the
+    value. Such a group is weighted by sum_j ||P x_j|| (P the projection onto it), which is
+    Morcos et al.'s weight for a group of one and the same for every basis.
+    """
     xc, yc = _centred_pair(X, Y)
     qx, qy = _orthonormal_basis(xc), _orthonormal_basis(yc)
     u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
-    k = rho.shape[0]
-    variates = qx @ u[:, :k]  # canonical variates of X, unit norm
-    weights = np.abs(variates.T @ xc).sum(axis=1)
-    return float(np.sum(weights * np.clip(rho, 0, 1)) / np.sum(weights))
+    loadings = (qx @ u[:, : rho.shape[0]]).T @ xc  # <h_i, x_j> for the unit-norm canonical variates h_i
+    group = _tie_groups(rho)
+    squared = np.zeros((group[-1] + 1, xc.shape[1]))
+    np.add.at(squared, group, loadings**2)
+    weights = np.sqrt(squared).sum(axis=1)  # sum_j ||P_g x_j|| per group g
+    correlations = np.clip(np.bincount(group, weights=rho) / np.bincount(group), 0, 1)
+    return float(np.sum(weights * correlations) / np.sum(weights))
 
 
 def procrustes_angle(X, Y) -> float:
@@ -106,22 +125,15 @@ def procrustes_angle(X, Y) -> float:
     return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
 
 
-TIE_TOLERANCE = 1e-9  # distances this close (relative to the largest) are one value
-
-
-def _ranks_with_ties(values: np.ndarray, rel_tol: float = TIE_TOLERANCE) -> np.ndarray:
-    """Average ranks (Spearman's convention for ties), where neighbours in sorted order that differ
-    by at most ``rel_tol`` times the largest magnitude count as tied.
+def _ranks_with_ties(values: np.ndarray) -> np.ndarray:
+    """Average ranks (Spearman's convention for ties), with round-off-level ties merged.
 
     Distances that are equal in exact arithmetic (integer or 0/1 data has many) come out a few
     ulps apart after a rotation; exact ranks would order them by round-off, so RSA would move
     under a transformation it is invariant to.
     """
     order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    scale = float(np.abs(ordered).max()) if ordered.size else 0.0
-    starts_group = np.diff(ordered) > rel_tol * scale
-    group = np.concatenate([[0], np.cumsum(starts_group)])
+    group = _tie_groups(values[order])
     positions = np.arange(1, values.size + 1, dtype=np.float64)
     mean_rank = np.bincount(group, weights=positions) / np.bincount(group)
     ranks = np.empty(values.size)

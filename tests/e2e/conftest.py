@@ -64,11 +64,24 @@ def app_url(tmp_path_factory):
     log.close()
 
 
-def wait_for_run(page, timeout: float = 60_000) -> None:
-    """The app is idle: connected, and no script running."""
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def wait_for_run(page, timeout: float = 60_000, settle: float = 500) -> None:
+    """The app is idle: connected, no script running for ``settle`` ms in a row, no skeleton left.
+
+    One look is not enough on a loaded machine: a page's first run can be followed by a second
+    (widgets restored from the URL) more than a few hundred ms later.
+    """
     page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']").wait_for(timeout=timeout)
-    page.wait_for_timeout(300)  # a rerun triggered by the last input starts within this
-    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=timeout)
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        page.wait_for_timeout(settle)
+        page.locator(IDLE).wait_for(timeout=max(1.0, deadline - time.monotonic()) * 1000)
+        page.wait_for_timeout(settle)
+        idle = page.locator(IDLE).count() == 1 and page.get_by_test_id("stSkeleton").count() == 0
+        if idle or time.monotonic() > deadline:
+            return
 
 
 def save_screenshot(page, name: str, max_height: int = 4000) -> Path:
