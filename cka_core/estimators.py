@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .errors import RepresentationError
-from .kernels import cka_from_hsic, gram_lower_triangle, hsic_from_gram_sums, near_centred, row_dots
+from .kernels import cka_from_hsic, gram_lower_triangle, hsic_from_gram_sums, near_centred, row_dots, scaled_to_unit
 from .validation import as_layers, check_rows, min_rows
 
 BYTES = 8  # float64 statistics
@@ -580,7 +580,7 @@ def cka_matrix(layers_a, layers_b=None, *, debiased: bool = False, batch_size: i
         _structure(layers_a, layers_b)  # raises if an input holds NaN or Inf
         # Finite values whose products overflowed or underflowed: CKA does not change when a layer
         # is rescaled, and a power of two rescales exactly.
-        hsic = _hsic_of(structure, [_scaled_to_unit(t) for t in unique], debiased, batch_size)
+        hsic = _hsic_of(structure, [scaled_to_unit(t) for t in unique], debiased, batch_size)
     return _cka_from_hsic_matrix(hsic, structure)
 
 
@@ -592,13 +592,3 @@ def _hsic_of(structure: _Structure, unique: list[torch.Tensor], debiased: bool, 
 def _sound(hsic: torch.Tensor) -> bool:
     """All HSIC values finite and every self term positive (what CKA's normalisation needs)."""
     return bool(torch.isfinite(hsic).all()) and bool((torch.diagonal(hsic) > 0).all())
-
-
-def _scaled_to_unit(x: torch.Tensor) -> torch.Tensor:
-    """x times the power of two that brings its largest magnitude into [1, 2): exact, and CKA-invariant."""
-    largest = float(x.abs().max())
-    if largest == 0.0 or not math.isfinite(largest):
-        return x
-    exponent = -math.floor(math.log2(largest))
-    # In two factors: 2**exponent itself may lie outside float32 (up to 2**149 for subnormal values).
-    return x * 2.0 ** (exponent // 2) * 2.0 ** (exponent - exponent // 2)

@@ -5,6 +5,8 @@ product, which is what keeps float32 inputs with large offsets exact.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .syrk import syrk_lower
@@ -14,6 +16,21 @@ def centre_features(x: torch.Tensor) -> torch.Tensor:
     """X_c = H X with H = I - 11^T/n, computed in float64 without forming H."""
     x64 = x.to(torch.float64)
     return x64 - x64.mean(dim=0, keepdim=True)
+
+
+def scaled_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """x times the power of two that brings its largest magnitude into [1, 2).
+
+    Exact (a power of two only changes exponents), and CKA and every measure beside it are
+    invariant to it; it keeps the products of extreme-scale data (1e-25 in float32, 1e200 in
+    float64) clear of underflow and overflow.
+    """
+    largest = float(x.abs().max()) if x.numel() else 0.0
+    if largest == 0.0 or not math.isfinite(largest):
+        return x
+    exponent = -math.floor(math.log2(largest))
+    # In two factors: 2**exponent itself may lie outside float32 (up to 2**149 for subnormal values).
+    return x * 2.0 ** (exponent // 2) * 2.0 ** (exponent - exponent // 2)
 
 
 def near_centred(x: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:

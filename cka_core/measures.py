@@ -14,7 +14,7 @@ import torch
 from scipy.spatial.distance import pdist
 
 from .errors import RepresentationError
-from .kernels import centre_features
+from .kernels import centre_features, scaled_to_unit
 from .pairwise import linear_cka, rbf_cka
 from .validation import as_matrix, check_not_constant, check_rows
 
@@ -47,7 +47,7 @@ def _centred_pair(X, Y) -> tuple[np.ndarray, np.ndarray]:
     xc, yc = centre_features(x), centre_features(y.to(x.device))
     check_not_constant(xc, x, "X")
     check_not_constant(yc, y, "Y")
-    return xc.cpu().numpy(), yc.cpu().numpy()
+    return scaled_to_unit(xc).cpu().numpy(), scaled_to_unit(yc).cpu().numpy()
 
 
 def _orthonormal_basis(xc: np.ndarray, keep_variance: float | None = None) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .estimators import cka_matrix
 from .errors import RepresentationError
-from .kernels import centre_features, centre_gram, cka_from_hsic, gram_rbf, u_centre_gram
+from .kernels import centre_features, centre_gram, cka_from_hsic, gram_rbf, scaled_to_unit, u_centre_gram
 from .validation import as_matrix, check_not_constant, check_rows
 
 
@@ -31,7 +31,7 @@ def rbf_cka(X, Y, *, sigma: float = 1.0, debiased: bool = False) -> float:
     for t, name in ((x, "X"), (y, "Y")):
         centred = centre_features(t)
         check_not_constant(centred, t, name)
-        k = gram_rbf(centred, float(sigma))
+        k = gram_rbf(scaled_to_unit(centred), float(sigma))
         grams.append(u_centre_gram(k) if debiased else centre_gram(k))
     k, l = grams
     value = cka_from_hsic((k * l).sum(), (k * k).sum(), (l * l).sum())

@@ -131,7 +131,7 @@ def check_not_constant(centred: torch.Tensor, raw: torch.Tensor, name: str) -> N
     """A layer that is constant across examples has no centred Gram: CKA would be 0/0."""
     scale = float(raw.abs().max()) if raw.numel() else 0.0
     spread = float(centred.abs().max()) if centred.numel() else 0.0
-    if spread <= 1e-12 * max(scale, 1.0):
+    if spread <= 1e-12 * scale:  # relative: values of 1e-25 that vary are not constant
         raise RepresentationError(
             f"{name} is constant across examples (zero variance after centring), so CKA is undefined "
             "(0/0). Drop this layer, or check that its hook captured real activations."

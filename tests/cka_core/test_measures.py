@@ -227,3 +227,18 @@ def test_unknown_measure_is_a_clear_error():
     X, Y = correlated_pair(np.random.default_rng(8), 20, 3, 3)
     with pytest.raises(ValueError, match="linear_cka"):
         cka_core.similarity(X, Y, "cosine_of_vibes")
+
+
+@pytest.mark.parametrize("scale,dtype", [(1e19, np.float32), (1e-25, np.float32), (1e-40, np.float32),
+                                         (1e200, np.float64), (1e-200, np.float64)])
+@pytest.mark.parametrize("name", NAMES)
+def test_extreme_scales_give_the_value_of_the_rescaled_data(name, scale, dtype):
+    """Squares of these values overflow or underflow their dtype; every measure is invariant to
+    isotropic scaling, so the answer is that of the same stored values brought back to unit scale
+    (before: NaN, 'constant' errors, or a Procrustes angle of pi/2)."""
+    X, Y = correlated_pair(np.random.default_rng(8), 50, 5, 4)
+    Xs, Ys = (X * scale).astype(dtype), (Y * scale).astype(dtype)
+    expected = cka_core.similarity(Xs.astype(np.float64) / scale, Ys.astype(np.float64) / scale, name)
+    with np.errstate(all="raise"):
+        got = cka_core.similarity(Xs, Ys, name)
+    assert got == pytest.approx(expected, abs=1e-6 if dtype == np.float32 else 1e-12)
