@@ -506,7 +506,8 @@ def _feature_bytes(structure: _Structure) -> int:
 
 
 def _gram_bytes(structure: _Structure, rows: int) -> int:
-    return BYTES * (len(structure.widths) + 2) * rows * rows
+    """One n x n triangle per layer plus two for row sums and products, and the centring workspace."""
+    return BYTES * ((len(structure.widths) + 2) * rows * rows + rows * max(structure.widths))
 
 
 def _check_feature_memory(structure: _Structure, device: torch.device) -> None:
