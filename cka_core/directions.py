@@ -47,8 +47,10 @@ def null_space_dim(W: np.ndarray) -> int:
 
 def project_to_null_space(W: np.ndarray, x: np.ndarray) -> np.ndarray:
     """x minus its component in W's row space: the nearest v to x with W v = 0."""
-    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    rows = _row_space(W)
+    return _off_rows(_row_space(np.atleast_2d(np.asarray(W, dtype=np.float64))), x)
+
+
+def _off_rows(rows: np.ndarray, x: np.ndarray) -> np.ndarray:
     return x - rows.T @ (rows @ x)
 
 
@@ -59,7 +61,8 @@ def null_space_direction(W: np.ndarray, seed: int = 0, *, what: str = "the next 
     direction is uniform there; 60,000 features need no 60,000 x 60,000 basis (29 GB).
     """
     W = np.atleast_2d(np.asarray(W, dtype=np.float64))
-    if null_space_dim(W) == 0:
+    rows = _row_space(W)  # one SVD for the check and every draw
+    if rows.shape[0] == W.shape[1]:
         raise RepresentationError(
             f"{what} (weight {W.shape[0]}x{W.shape[1]}) has full column rank, so no direction leaves its "
             "output unchanged; pick a layer whose next layer has fewer outputs than inputs (e.g. the last "
@@ -70,7 +73,7 @@ def null_space_direction(W: np.ndarray, seed: int = 0, *, what: str = "the next 
         # A draw (almost) inside the row space leaves only round-off; it happens when W itself came
         # from the same seed, so draw again from the same stream.
         r = rng.standard_normal(W.shape[1])
-        v = project_to_null_space(W, r)
+        v = _off_rows(rows, r)
         if np.linalg.norm(v) > 1e-6 * np.linalg.norm(r):
             return _unit(v)
 

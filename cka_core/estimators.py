@@ -261,12 +261,13 @@ class CKAAccumulator:
         device = stats["P"].device
         shifted = [t.to(device=device, dtype=torch.float64) - mu for t, mu in zip(unique, stats["shift"])]
         q = torch.stack([(x * x).sum(dim=1) for x in shifted], dim=1)  # (rows, L) squared row norms
+        product_dtype = _product_dtype(unique)
         for k in range(len(shifted)):
-            _check_precision_range(q[:, k], _product_dtype(unique), structure, k)
+            _check_precision_range(q[:, k], product_dtype, structure, k)
         for k, x in enumerate(shifted):
             stats["s"][k] += x.sum(dim=0)
             stats["R"][k] += x.T @ q
-        for (l, m), block in _cross_products(shifted, structure, _product_dtype(unique)):
+        for (l, m), block in _cross_products(shifted, structure, product_dtype):
             stats["C"][(l, m)] += block
         stats["P"] += q.T @ q
         stats["qsum"] += q.sum(dim=0)
