@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sample_models  # noqa: E402
 from cka_core import capture  # noqa: E402
-from cka_core.heatmap import similarity_matrix  # noqa: E402
+from cka_core.measures import similarity_matrix  # noqa: E402
 from cka_core.inference import bootstrap, permutation_test  # noqa: E402
 
 

@@ -7,7 +7,7 @@ Public API (stable; tests, benchmarks and the app import these names):
 """
 from .capture import capture
 from .errors import RepresentationError
-from .estimators import CKAAccumulator, cka_matrix
+from .accumulator import CKAAccumulator, cka_matrix
 from .measures import MEASURES, MeasureInfo, similarity
 from .pairwise import linear_cka, rbf_cka
 from .translation import translation_cka, translation_cka_limit

@@ -35,7 +35,7 @@ from torch import nn
 from .capture import capture
 from .directions import PASS_THROUGH, null_space_dim, null_space_direction
 from .errors import RepresentationError
-from .estimators import cka_matrix
+from .accumulator import cka_matrix
 
 __all__ = [
     "LinearChain",

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import RepresentationError
-from .heatmap import similarity_matrix
-from .measures import MEASURES
+from .measures import MEASURES, similarity_matrix
 from .validation import as_layers
 
 Progress = Callable[[int, int], None]  # (done, total)

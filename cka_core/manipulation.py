@@ -44,7 +44,7 @@ from torch import nn
 from .capture import capture
 from .differentiable import log_cosh, map_loss, minibatch_cka_map
 from .errors import RepresentationError
-from .estimators import cka_matrix
+from .accumulator import cka_matrix
 
 __all__ = [
     "ManipulationSettings",

@@ -1,4 +1,5 @@
-"""Similarity measures beside CKA behind one entry point, each declaring its properties.
+"""Similarity measures beside CKA behind one entry point, each declaring its properties, and
+:func:`similarity_matrix`, any measure between every pair of layers.
 
 Every measure maps two representations of the same n examples to a number and says what it
 is invariant to (a map applied to either argument leaves it unchanged), its range and
@@ -13,10 +14,11 @@ import numpy as np
 import torch
 from scipy.spatial.distance import pdist
 
+from .accumulator import cka_matrix
 from .errors import RepresentationError
 from .kernels import centre_features, scaled_to_unit
 from .pairwise import linear_cka, rbf_cka
-from .validation import as_matrix, check_not_constant, check_rows
+from .validation import as_layers, as_matrix, check_not_constant, check_rows
 
 ORTHOGONAL = "orthogonal"
 ISOTROPIC = "isotropic_scaling"
@@ -218,3 +220,36 @@ def similarity(X, Y, measure: str = "linear_cka", **options) -> float:
         return float(info.function(X, Y, **options))
     except TypeError as error:
         raise RepresentationError(f"bad option for measure {measure!r}: {error}") from None
+
+
+LINEAR_CKA = {"linear_cka": False, "linear_cka_debiased": True}
+
+
+def similarity_matrix(layers_a, layers_b=None, *, measure: str = "linear_cka", debiased: bool = False,
+                      batch_size: int | None = None, **options) -> np.ndarray:
+    """(L_a, L_b) values of ``measure`` between every pair of layers (``layers_b=None``: self-comparison).
+
+    Linear CKA goes through ``cka_matrix`` (per-layer statistics shared, one pass); the other
+    measures are evaluated pair by pair, each pair once when the matrix is symmetric.
+    """
+    if measure in LINEAR_CKA:
+        return cka_matrix(layers_a, layers_b, debiased=debiased or LINEAR_CKA[measure], batch_size=batch_size)
+    if measure not in MEASURES:
+        raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
+    if batch_size is not None:
+        raise RepresentationError(f"batch_size applies to linear CKA only, not to {measure!r}.")
+    if debiased:
+        if measure != "rbf_cka":
+            raise RepresentationError(f"debiased applies to CKA only, not to {measure!r}.")
+        options = {**options, "debiased": True}
+    _, a = as_layers(layers_a, "layers_a")
+    b = a if layers_b is None else as_layers(layers_b, "layers_b")[1]
+    symmetric = layers_b is None and MEASURES[measure].symmetric
+    values = np.empty((len(a), len(b)))
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            if symmetric and j < i:
+                values[i, j] = values[j, i]
+            else:
+                values[i, j] = similarity(x, y, measure, **options)
+    return values

@@ -1,7 +1,7 @@
 """CKA between two representations (one pair of layers)."""
 from __future__ import annotations
 
-from .estimators import cka_matrix
+from .accumulator import cka_matrix
 from .errors import RepresentationError
 from .kernels import centre_features, centre_gram, cka_from_hsic, gram_rbf, scaled_to_unit, u_centre_gram
 from .validation import as_matrix, check_not_constant, check_rows

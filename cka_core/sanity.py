@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
+from .accumulator import cka_matrix
 from .errors import RepresentationError
-from .estimators import cka_matrix
-from .heatmap import similarity_matrix
-from .measures import MEASURES
+from .measures import MEASURES, similarity_matrix
 
 PASS, WARN, FAIL, INFO = "pass", "warn", "fail", "info"
 

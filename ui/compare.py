@@ -24,8 +24,8 @@ import torch
 import sample_models
 from cka_core import MEASURES, RepresentationError, capture, cka_matrix
 from cka_core import drilldown, inference, sanity
-from cka_core.cli import cells_csv, heatmap_document
-from cka_core.heatmap import similarity_matrix
+from cka_core.export import cells_csv, heatmap_document
+from cka_core.measures import similarity_matrix
 from cka_core.io import SUPPORTED, load_representations
 
 from . import data, figures

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import reference as ref
-from cka_core.cli import CELL_COLUMNS, cells_csv, heatmap_document, main
+from cka_core.cli import main
+from cka_core.export import CELL_COLUMNS, cells_csv, heatmap_document
 from cka_core.inference import bootstrap, permutation_test
 from cka_testdata import layers
 from cli_runner import Done, start

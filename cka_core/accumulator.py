@@ -1,6 +1,7 @@
-"""Linear CKA between every pair of layers: one accumulator, per-layer statistics once.
+"""Linear CKA between every pair of layers: :class:`CKAAccumulator` and :func:`cka_matrix`, which
+runs one accumulator over every row. Per-layer statistics are computed once.
 
-Two exact forms of the same statistics, chosen by cost and memory (notes/peers.md §17):
+Two exact forms of the same statistics, chosen by cost and memory (docs/theory.md §1.3):
 
 * **feature space** (narrow layers, D = sum of widths not much above n): sufficient
   statistics that are sums over examples -- column sums s, cross-products C = A^T A
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -101,6 +102,132 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 1024**3:.1f} GiB"
 
 
+@dataclass
+class FeatureStatistics:
+    """Sums over the examples seen, of rows a_i of each layer k minus ``shift[k]`` (full-data mode).
+
+    With q_ik = ||a_i^k||^2 the squared row norms: ``column_sums[k]`` = sum_i a_i^k,
+    ``cross[(l, m)]`` = sum_i a_i^l (a_i^m)^T for every needed pair l <= m,
+    ``norm_moments[k]`` = sum_i a_i^k q_i^T (d_k x L), ``norm_products`` = sum_i q_i q_i^T (L x L),
+    ``norm_sums`` = sum_i q_i. Biased and debiased HSIC follow from them exactly (docs/theory.md §2.4).
+    """
+
+    shift: list[torch.Tensor]
+    column_sums: list[torch.Tensor]
+    norm_moments: list[torch.Tensor]
+    cross: dict[tuple[int, int], torch.Tensor]
+    norm_products: torch.Tensor
+    norm_sums: torch.Tensor
+
+    @classmethod
+    def empty(cls, unique: list[torch.Tensor], structure: "_Structure") -> "FeatureStatistics":
+        zeros = dict(dtype=torch.float64, device=unique[0].device)
+        size = len(unique)
+        return cls(
+            # Shift by the first batch's mean: later products are of nearly centred numbers.
+            shift=[t.to(torch.float64).mean(dim=0) for t in unique],
+            column_sums=[torch.zeros(t.shape[1], **zeros) for t in unique],
+            norm_moments=[torch.zeros(t.shape[1], size, **zeros) for t in unique],
+            cross={(l, m): torch.zeros(unique[l].shape[1], unique[m].shape[1], **zeros) for (l, m) in structure.pairs()},
+            norm_products=torch.zeros(size, size, **zeros),
+            norm_sums=torch.zeros(size, **zeros),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.norm_products.device
+
+    def summed(self) -> list[torch.Tensor]:
+        """Every statistic that adds up over examples, in a fixed order (the shift is not one)."""
+        return [*self.column_sums, *self.norm_moments, *(self.cross[pair] for pair in sorted(self.cross)),
+                self.norm_products, self.norm_sums]
+
+    def add_(self, other: "FeatureStatistics") -> None:
+        """Add statistics expressed in the same shift, in place."""
+        for mine, theirs in zip(self.summed(), other.summed()):
+            mine += theirs
+
+    def map(self, function) -> "FeatureStatistics":
+        """A copy with ``function`` applied to every tensor (clone, move to a device)."""
+        return FeatureStatistics([function(t) for t in self.shift], [function(t) for t in self.column_sums],
+                                 [function(t) for t in self.norm_moments],
+                                 {pair: function(t) for pair, t in self.cross.items()},
+                                 function(self.norm_products), function(self.norm_sums))
+
+    def shifted(self, new_shift: list[torch.Tensor], structure: "_Structure", n: int) -> "FeatureStatistics":
+        """The same statistics of rows a_i - delta, delta = new - old shift (exact).
+
+        Every statistic is a polynomial sum over rows, so the shifted sums follow from the old
+        ones exactly (expand ||a - delta||^2 = q - 2 a.delta + ||delta||^2 and collect terms).
+        """
+        delta = [new - old for new, old in zip(new_shift, self.shift)]
+        s, c, r, p, qsum = self.column_sums, self.cross, self.norm_moments, self.norm_products, self.norm_sums
+        size = len(delta)
+        u1 = torch.stack([s[k] @ delta[k] for k in range(size)])  # sum_i a_i^k . delta_k
+        e = torch.stack([delta[k] @ delta[k] for k in range(size)])  # ||delta_k||^2
+
+        def c_block(l: int, m: int) -> torch.Tensor:
+            return c[(l, m)] if l <= m else c[(m, l)].T
+
+        new_r = [block.clone() for block in r]
+        new_p = p.clone()
+        for (l, m) in structure.pairs():
+            for (i, j) in {(l, m), (m, l)}:
+                # R_i[:, j] = sum_t a_t^i q_tj
+                a_u = c_block(i, j) @ delta[j]  # sum_t a_t^i u_tj
+                new_r[i][:, j] = (r[i][:, j] - 2.0 * a_u + s[i] * e[j] - delta[i] * qsum[j] + 2.0 * delta[i] * u1[j]
+                                  - n * delta[i] * e[j])
+            w_lm = delta[m] @ r[m][:, l]  # sum_t q_tl u_tm
+            w_ml = delta[l] @ r[l][:, m]  # sum_t q_tm u_tl
+            v_lm = delta[l] @ c[(l, m)] @ delta[m]  # sum_t u_tl u_tm
+            value = (p[l, m] - 2.0 * w_lm - 2.0 * w_ml + 4.0 * v_lm + qsum[l] * e[m] + e[l] * qsum[m]
+                     - 2.0 * (u1[l] * e[m] + e[l] * u1[m]) + n * e[l] * e[m])
+            new_p[l, m] = new_p[m, l] = value
+        new_c = {(l, m): block - torch.outer(delta[l], s[m]) - torch.outer(s[l], delta[m])
+                 + n * torch.outer(delta[l], delta[m]) for (l, m), block in c.items()}
+        return FeatureStatistics(list(new_shift), [s[k] - n * delta[k] for k in range(size)], new_r, new_c, new_p,
+                                 qsum - 2.0 * u1 + n * e)
+
+    def hsic(self, structure: "_Structure", n: int, debiased: bool) -> torch.Tensor:
+        """HSIC (up to a common factor) for every needed pair of layers."""
+        s, c, r, p, qsum = self.column_sums, self.cross, self.norm_moments, self.norm_products, self.norm_sums
+        size = len(structure.widths)
+        hsic = torch.zeros(size, size, dtype=torch.float64, device=p.device)
+        for (l, m) in structure.pairs():
+            block = c[(l, m)]
+            if debiased:
+                trace = (block * block).sum() - p[l, m]
+                ones_k = s[l] @ s[l] - qsum[l]
+                ones_l = s[m] @ s[m] - qsum[m]
+                ones_kl = s[l] @ block @ s[m] - s[l] @ r[l][:, m] - s[m] @ r[m][:, l] + p[l, m]
+                value = trace + ones_k * ones_l / ((n - 1) * (n - 2)) - 2.0 * ones_kl / (n - 2)
+            else:
+                centred = block - torch.outer(s[l], s[m]) / n
+                value = (centred * centred).sum()
+            hsic[l, m] = hsic[m, l] = value
+        return hsic
+
+
+@dataclass
+class GramStatistics:
+    """The minibatch estimator's state: HSIC of every pair of layers, summed over the batches."""
+
+    hsic_sums: torch.Tensor = field(repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.hsic_sums.device
+
+    def summed(self) -> list[torch.Tensor]:
+        return [self.hsic_sums]
+
+    def add_(self, other: "GramStatistics") -> None:
+        self.hsic_sums += other.hsic_sums
+
+    def map(self, function) -> "GramStatistics":
+        return GramStatistics(function(self.hsic_sums))
+
+
 class CKAAccumulator:
     """Streaming linear CKA between the layers of two representations.
 
@@ -136,7 +263,7 @@ class CKAAccumulator:
         self.batch_size = _checked_batch_size(batch_size, debiased)
         self.structure: _Structure | None = None
         self.n_examples = 0
-        self._stats: dict[str, object] = {}
+        self._stats: FeatureStatistics | GramStatistics | None = None
 
     # ------------------------------------------------------------------ public
     def update(self, layers_a, layers_b=None) -> "CKAAccumulator":
@@ -171,38 +298,27 @@ class CKAAccumulator:
             return self
         if self.structure is None:
             self.structure, self.n_examples = other.structure, other.n_examples
-            self._stats = {k: _clone(v) for k, v in other._stats.items()}
+            self._stats = other._stats.map(torch.clone)
             return self
         self._check_structure(other.structure)
-        device = self._stats["P"].device
-        theirs = {k: _to(v, device) for k, v in other._stats.items()}
-        if self.batch_size is None:
-            theirs = _shift_statistics(theirs, self._stats["shift"], self.structure, other.n_examples)
-        for key, value in theirs.items():
-            if key == "shift":
-                continue
-            if isinstance(value, dict):
-                for pair, block in value.items():
-                    self._stats[key][pair] += block
-            elif isinstance(value, list):
-                for mine, block in zip(self._stats[key], value):
-                    mine += block
-            else:
-                self._stats[key] += value
+        device = self._stats.device
+        theirs = other._stats.map(lambda t: t.to(device))
+        if isinstance(theirs, FeatureStatistics):
+            theirs = theirs.shifted(self._stats.shift, self.structure, other.n_examples)
+        self._stats.add_(theirs)
         self.n_examples += other.n_examples
         return self
 
     def shift(self) -> list[torch.Tensor] | None:
         """The per-layer vectors subtracted from every row (full-data mode; None before data)."""
-        return None if self.batch_size is not None or not self._stats else list(self._stats["shift"])
+        return list(self._stats.shift) if isinstance(self._stats, FeatureStatistics) else None
 
     def align_to(self, shift: list[torch.Tensor]) -> "CKAAccumulator":
         """Re-express the statistics as those of rows minus ``shift`` (exact), so that
         accumulators sharing one shift can be summed tensor by tensor (all-reduce)."""
-        if self.batch_size is None and self._stats:
-            device = self._stats["P"].device
-            target = [t.to(device=device, dtype=torch.float64) for t in shift]
-            self._stats = _shift_statistics(self._stats, target, self.structure, self.n_examples)
+        if isinstance(self._stats, FeatureStatistics):
+            target = [t.to(device=self._stats.device, dtype=torch.float64) for t in shift]
+            self._stats = self._stats.shifted(target, self.structure, self.n_examples)
         return self
 
     def state_tensors(self) -> list[torch.Tensor]:
@@ -210,18 +326,9 @@ class CKAAccumulator:
         The first is the example count; the shift is not included (it must be shared)."""
         if self.structure is None:
             raise RepresentationError("the accumulator has seen no data; call update() first.")
-        count = torch.tensor([float(self.n_examples)], dtype=torch.float64, device=self._stats["P"].device)
+        count = torch.tensor([float(self.n_examples)], dtype=torch.float64, device=self._stats.device)
         self._count = count
-        tensors = [count]
-        for key in ("s", "R", "C", "P", "qsum"):
-            value = self._stats.get(key)
-            if isinstance(value, dict):
-                tensors.extend(value[pair] for pair in sorted(value))
-            elif isinstance(value, list):
-                tensors.extend(value)
-            elif value is not None:
-                tensors.append(value)
-        return tensors
+        return [count, *self._stats.summed()]
 
     def result(self) -> np.ndarray:
         """The (L_a, L_b) CKA matrix of everything seen so far."""
@@ -235,7 +342,9 @@ class CKAAccumulator:
     def _hsic(self) -> torch.Tensor:
         """HSIC (up to a common factor) for every needed pair of layers."""
         check_rows(self.n_examples, self.n_examples, self.debiased)
-        return self._hsic_features() if self.batch_size is None else self._stats["P"]
+        if isinstance(self._stats, FeatureStatistics):
+            return self._stats.hsic(self.structure, self.n_examples, self.debiased)
+        return self._stats.hsic_sums
 
     def _check_structure(self, structure: _Structure) -> None:
         if self.structure is None:
@@ -254,23 +363,22 @@ class CKAAccumulator:
 
     def _update_features(self, unique: list[torch.Tensor]) -> None:
         structure = self.structure
-        if not self._stats:
+        if self._stats is None:
             _check_feature_memory(structure, unique[0].device)
-            self._stats = _empty_feature_statistics(unique, structure)
+            self._stats = FeatureStatistics.empty(unique, structure)
         stats = self._stats
-        device = stats["P"].device
-        shifted = [t.to(device=device, dtype=torch.float64) - mu for t, mu in zip(unique, stats["shift"])]
+        shifted = [t.to(device=stats.device, dtype=torch.float64) - mu for t, mu in zip(unique, stats.shift)]
         q = torch.stack([(x * x).sum(dim=1) for x in shifted], dim=1)  # (rows, L) squared row norms
         product_dtype = _product_dtype(unique)
         for k in range(len(shifted)):
             _check_precision_range(q[:, k], product_dtype, structure, k)
         for k, x in enumerate(shifted):
-            stats["s"][k] += x.sum(dim=0)
-            stats["R"][k] += x.T @ q
+            stats.column_sums[k] += x.sum(dim=0)
+            stats.norm_moments[k] += x.T @ q
         for (l, m), block in _cross_products(shifted, structure, product_dtype):
-            stats["C"][(l, m)] += block
-        stats["P"] += q.T @ q
-        stats["qsum"] += q.sum(dim=0)
+            stats.cross[(l, m)] += block
+        stats.norm_products += q.T @ q
+        stats.norm_sums += q.sum(dim=0)
         self.n_examples += unique[0].shape[0]
 
     def _update_grams(self, chunk: list[torch.Tensor]) -> None:
@@ -292,34 +400,14 @@ class CKAAccumulator:
         dots = 2.0 * _pairwise_dots(g, structure)
         if not self.debiased:
             dots -= diagonals @ diagonals.T
-        if not self._stats:
+        if self._stats is None:
             size = len(structure.widths)
-            self._stats = {"P": torch.zeros(size, size, dtype=torch.float64, device=device)}
+            self._stats = GramStatistics(torch.zeros(size, size, dtype=torch.float64, device=device))
         # Each batch adds its own HSIC estimate, so a shorter trailing batch is weighted correctly.
-        self._stats["P"] += hsic_from_gram_sums(
+        self._stats.hsic_sums += hsic_from_gram_sums(
             dots, row_sums @ row_sums.T, row_sums.sum(dim=1), m, self.debiased
         )
         self.n_examples += chunk[0].shape[0]
-
-    def _hsic_features(self) -> torch.Tensor:
-        """HSIC (up to a common factor) for every needed pair, from the feature statistics."""
-        s, c, r, p, qsum = (self._stats[k] for k in ("s", "C", "R", "P", "qsum"))
-        n = self.n_examples
-        size = len(self.structure.widths)
-        hsic = torch.zeros(size, size, dtype=torch.float64, device=p.device)
-        for (l, m) in self.structure.pairs():
-            block = c[(l, m)]
-            if self.debiased:
-                trace = (block * block).sum() - p[l, m]
-                ones_k = s[l] @ s[l] - qsum[l]
-                ones_l = s[m] @ s[m] - qsum[m]
-                ones_kl = s[l] @ block @ s[m] - s[l] @ r[l][:, m] - s[m] @ r[m][:, l] + p[l, m]
-                value = trace + ones_k * ones_l / ((n - 1) * (n - 2)) - 2.0 * ones_kl / (n - 2)
-            else:
-                centred = block - torch.outer(s[l], s[m]) / n
-                value = (centred * centred).sum()
-            hsic[l, m] = hsic[m, l] = value
-        return hsic
 
 
 class _PrecisionLost(RepresentationError):
@@ -418,89 +506,6 @@ def _cka_from_hsic_matrix(hsic: torch.Tensor, structure: _Structure) -> np.ndarr
     return cka.detach().cpu().numpy()
 
 
-def _empty_feature_statistics(unique: list[torch.Tensor], structure: _Structure) -> dict:
-    device = unique[0].device
-    size = len(unique)
-    zeros = dict(dtype=torch.float64, device=device)
-    return {
-        # Shift by the first batch's mean: later products are of nearly centred numbers.
-        "shift": [t.to(torch.float64).mean(dim=0) for t in unique],
-        "s": [torch.zeros(t.shape[1], **zeros) for t in unique],
-        "R": [torch.zeros(t.shape[1], size, **zeros) for t in unique],
-        "C": {(l, m): torch.zeros(unique[l].shape[1], unique[m].shape[1], **zeros) for (l, m) in structure.pairs()},
-        "P": torch.zeros(size, size, **zeros),
-        "qsum": torch.zeros(size, **zeros),
-    }
-
-
-def _shift_statistics(stats: dict, new_shift: list[torch.Tensor], structure: _Structure, n: int) -> dict:
-    """Re-express feature statistics of rows a_i as those of a_i - delta, delta = new - old shift.
-
-    Every statistic is a polynomial sum over rows, so the shifted sums follow from the old
-    ones exactly (expand ||a - delta||^2 = q - 2 a.delta + ||delta||^2 and collect terms).
-    """
-    delta = [new - old for new, old in zip(new_shift, stats["shift"])]
-    s, c, r, p, qsum = stats["s"], stats["C"], stats["R"], stats["P"], stats["qsum"]
-    size = len(delta)
-    u1 = torch.stack([s[k] @ delta[k] for k in range(size)])  # sum_i a_i^k . delta_k
-    e = torch.stack([delta[k] @ delta[k] for k in range(size)])  # ||delta_k||^2
-
-    def c_block(l: int, m: int) -> torch.Tensor:
-        return c[(l, m)] if l <= m else c[(m, l)].T
-
-    new_r = [block.clone() for block in r]
-    new_p = p.clone()
-    for (l, m) in structure.pairs():
-        for (i, j) in {(l, m), (m, l)}:
-            # R_i[:, j] = sum_t a_t^i q_tj
-            a_u = c_block(i, j) @ delta[j]  # sum_t a_t^i u_tj
-            new_r[i][:, j] = (
-                r[i][:, j] - 2.0 * a_u + s[i] * e[j] - delta[i] * qsum[j] + 2.0 * delta[i] * u1[j] - n * delta[i] * e[j]
-            )
-        w_lm = delta[m] @ r[m][:, l]  # sum_t q_tl u_tm
-        w_ml = delta[l] @ r[l][:, m]  # sum_t q_tm u_tl
-        v_lm = delta[l] @ c[(l, m)] @ delta[m]  # sum_t u_tl u_tm
-        value = (
-            p[l, m]
-            - 2.0 * w_lm
-            - 2.0 * w_ml
-            + 4.0 * v_lm
-            + qsum[l] * e[m]
-            + e[l] * qsum[m]
-            - 2.0 * (u1[l] * e[m] + e[l] * u1[m])
-            + n * e[l] * e[m]
-        )
-        new_p[l, m] = new_p[m, l] = value
-    new_c = {
-        (l, m): block - torch.outer(delta[l], s[m]) - torch.outer(s[l], delta[m]) + n * torch.outer(delta[l], delta[m])
-        for (l, m), block in c.items()
-    }
-    return {
-        "shift": list(new_shift),
-        "s": [s[k] - n * delta[k] for k in range(size)],
-        "R": new_r,
-        "C": new_c,
-        "P": new_p,
-        "qsum": qsum - 2.0 * u1 + n * e,
-    }
-
-
-def _clone(value):
-    if isinstance(value, dict):
-        return {k: v.clone() for k, v in value.items()}
-    if isinstance(value, list):
-        return [v.clone() for v in value]
-    return value.clone()
-
-
-def _to(value, device: torch.device):
-    if isinstance(value, dict):
-        return {k: v.to(device) for k, v in value.items()}
-    if isinstance(value, list):
-        return [v.to(device) for v in value]
-    return value.to(device)
-
-
 def _feature_bytes(structure: _Structure) -> int:
     w = structure.widths
     return BYTES * (sum(w[l] * w[m] for (l, m) in structure.pairs()) + sum(w) * (len(w) + 2))
@@ -522,7 +527,7 @@ def _check_feature_memory(structure: _Structure, device: torch.device) -> None:
 
 
 def choose_form(structure: _Structure, n: int, device: torch.device) -> str:
-    """'features' or 'grams': the cheaper exact form that fits in memory (notes/peers.md §17).
+    """'features' or 'grams': the cheaper exact form that fits in memory (docs/theory.md §1.3).
 
     Feature space costs about n * (needed d_l * d_m blocks); Gram vectors cost n^2 * D / 2 to
     build plus n^2 per needed pair, and are memory-bound, hence the 1.5 weight measured on CPU.
