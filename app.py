@@ -5,6 +5,7 @@ import streamlit as st
 import torch
 from threadpoolctl import threadpool_limits
 
+from ui import navigation
 from ui.shell import check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices
 from ui.sidebar import source_sidebar
 
@@ -15,25 +16,10 @@ threadpool_limits(limits=1, user_api="blas")
 
 st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/explore:", layout="wide")
 
-PAGES = {
-    "Learn": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/estimators.py", title="Estimators", icon=":material/functions:", url_path="estimators"),
-    ],
-    "Compare": [
-        st.Page("pages/compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
-    ],
-    "Experiment": [
-        st.Page("pages/outliers.py", title="Outliers", icon=":material/scatter_plot:", url_path="outliers"),
-        st.Page("pages/invariances.py", title="Invariances", icon=":material/sync_alt:", url_path="invariances"),
-        st.Page("pages/separability.py", title="Separability", icon=":material/call_split:", url_path="separability"),
-        st.Page("pages/function_preserving.py", title="Function-preserving edits", icon=":material/tune:",
-                url_path="function_preserving"),
-        st.Page("pages/manipulate.py", title="Manipulate", icon=":material/model_training:", url_path="manipulate"),
-        st.Page("pages/neural_diversity.py", title="Neural diversity", icon=":material/neurology:",
-                url_path="neural_diversity"),
-    ],
-}
+PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=page.url_path or None,
+                         default=not page.url_path)
+                 for page in navigation.PAGES if page.group == group]
+         for group in navigation.GROUPS}
 
 remember_url_at_load()
 page = st.navigation(PAGES)

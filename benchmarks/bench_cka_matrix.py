@@ -17,7 +17,7 @@ over all n examples at once:
 * torch-cka   AntixK ``torch_cka.CKA(...).compare(loader)`` (0.21) on the same replaying model,
   one batch of all n rows (its minibatch-unbiased estimator with one batch is the full-data one).
 
-Timing hygiene (notes/peers.md §17): torch threads fixed (2), warm-up, runs of the methods
+Timing hygiene (benchmarks/README.md): torch threads fixed (2), warm-up, runs of the methods
 alternate in one process (the order rotates every round), medians are reported, the activations
 are precomputed (no forward pass of a real network is timed). Accuracy is the max |error| over
 all L x L cells against an independent float64 numpy implementation of Song et al.'s formula.
@@ -45,17 +45,16 @@ import numpy as np
 import torch
 from torch import nn
 
+import cka as pytorch_cka  # PyPI pytorch-cka 1.1.3 installs the package ``cka``
+import torch_cka  # PyPI torch-cka 0.21, AntixK
+
+import cka_core
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import cka as pytorch_cka  # noqa: E402  (PyPI pytorch-cka 1.1.3 installs the package ``cka``)
-import torch_cka  # noqa: E402  (PyPI torch-cka 0.21, AntixK)
-
-import cka_core  # noqa: E402
 
 THREADS = 2  # default torch.set_num_threads
 GOAL = "≥2× pytorch-cka (geometric mean over the two regimes, no slower in either), ≥20× torch-cka, float64-level accuracy"
-ACCURACY_TOL = 1e-5  # DESIGN.md "Numerics": float32 input with large offsets agrees with float64 to 1e-5
+ACCURACY_TOL = 1e-5  # the project's accuracy goal: float32 input with large offsets agrees with float64 to 1e-5
 SAME_TOL = 1e-6  # peer on float64 copies vs the float64 reference: "the same estimator"
 SELF_CHECK_ROWS = 1000  # rows for the float64-only checks (reference self-check, peers on float64)
 CAP_S = 30.0  # a method whose first timed run takes longer than this is run once only

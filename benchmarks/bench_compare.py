@@ -13,17 +13,14 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import sample_models  # noqa: E402
-from cka_core import capture  # noqa: E402
-from cka_core.measures import similarity_matrix  # noqa: E402
-from cka_core.inference import bootstrap, permutation_test  # noqa: E402
+import sample_models
+from cka_core import capture
+from cka_core.inference import bootstrap, permutation_test
+from cka_core.measures import similarity_matrix
 
 
 def layers_of(name: str) -> dict:

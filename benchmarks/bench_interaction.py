@@ -1,11 +1,11 @@
 """Interaction benchmark: move every slider of every page through AppTest and time the reruns.
 
-    python benchmarks/bench_interaction.py [--repeats 2]
+    python -m benchmarks.bench_interaction [--repeats 2]
 
 Each slider is set to its minimum, its maximum and back to its default, one rerun each, after a
 warm-up run of the page (so model loading and first captures are not counted: they happen once
 per server). Reports per page the median and slowest rerun, and the slowest slider overall. The
-budget (DESIGN.md) is 0.5 s per rerun on sample data, aim 0.2 s. AppTest times include Streamlit's
+budget is 0.5 s per rerun on sample data, aim 0.2 s. AppTest times include Streamlit's
 own script-run overhead but not the browser's rendering.
 """
 from __future__ import annotations
@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
+from ui import navigation
+
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["pages/estimators.py", "pages/compare.py", "pages/outliers.py", "pages/invariances.py", "pages/separability.py",
-         "pages/function_preserving.py", "pages/manipulate.py", "pages/neural_diversity.py"]
+#: Pages with controls that rerun the page (Home and Derivations have none).
+PAGES = [page.path for page in navigation.PAGES if page.url_path not in ("", "theory")]
 
 
 def _timed(at: AppTest) -> float:

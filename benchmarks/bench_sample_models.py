@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sample_models.py
 
-* loading the whole zoo in a fresh process (budget: 10 s from a fresh clone, DESIGN.md);
+* loading the whole zoo in a fresh process (budget: 10 s from a fresh clone);
 * the linear probe on digits-sized representations (budget: 50 ms, so it can follow a slider).
 """
 from __future__ import annotations
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import sample_models as sm
+from cka_core import capture
 
-import sample_models as sm  # noqa: E402
-from cka_core import capture  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def zoo_load_seconds() -> float:

@@ -20,7 +20,6 @@ large offsets lose nothing to cancellation.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np

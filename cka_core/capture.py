@@ -1,6 +1,6 @@
 """Activations of named modules through forward hooks, safely.
 
-What the peers get wrong (notes/peers.md §0, §15) and this avoids: hooks that stay
+What peer libraries get wrong (docs/peers.md §2) and this avoids: hooks that stay
 registered, outputs kept by reference (a later ReLU(inplace=True) corrupts them),
 autograd graphs kept alive, a module called twice per forward keeping only its last
 call, and inputs shuffled against each other.

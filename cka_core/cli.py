@@ -1,4 +1,4 @@
-"""Command line: ``python -m cka_core compare A B [options]``; run with ``--help`` for the options.
+"""Command line: ``cka compare A B [options]`` (or ``python -m cka_core compare ...``); ``--help`` lists the options.
 
 The files it writes come from :mod:`cka_core.export`, shared with the app's Compare page."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import RepresentationError
 from .export import FORMATS, heatmap_document, write
-from .io import load_representations
+from .io import activation_layers, load_representations
 from .measures import MEASURES, similarity_matrix
 
 MAX_RESAMPLES = 100_000
@@ -29,8 +29,8 @@ outputs (--out may be given several times; the suffix picks the format):
   F.png   the heatmap (matplotlib, Agg); cells not above the null are marked with x.
 
 examples:
-  python -m cka_core compare a.npz b.npz --out heat.csv --out heat.png
-  python -m cka_core compare a.npz b.npz --debiased --bootstrap 200 --permutations 200 --out heat.json
+  cka compare a.npz b.npz --out heat.csv --out heat.png
+  cka compare a.npz b.npz --debiased --bootstrap 200 --permutations 200 --out heat.json
 """
 
 
@@ -46,7 +46,7 @@ def _read(path: str) -> dict[str, np.ndarray]:
     file = Path(path)
     if not file.is_file():
         raise RepresentationError(f"{path}: no such file.")
-    return load_representations(file.read_bytes(), file.name)
+    return activation_layers(load_representations(file.read_bytes(), file.name), file.name)
 
 
 def _count(text: str) -> int:
@@ -88,8 +88,13 @@ def _progress(what: str):
     return report
 
 
+def _program() -> str:
+    """How the user started the command line: the ``cka`` console script or ``python -m cka_core``."""
+    return "cka" if Path(sys.argv[0]).name == "cka" else "python -m cka_core"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m cka_core", description="CKA and other measures between the layers of two "
+    parser = _Parser(prog=_program(), description="CKA and other measures between the layers of two "
                      "representation files.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     compare = commands.add_parser("compare", help="layer x layer heatmap between two files", epilog=EPILOG,

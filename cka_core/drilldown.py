@@ -6,7 +6,7 @@ Three views of a pair of representations X (n, d_x) and Y (n, d_y) of the same e
   linear CKA is the cosine between K and L seen as vectors of R^{n^2} (:func:`gram_scatter`);
 * both eigenspectra: the eigenvalues lambda of K (= squared singular values of X_c), i.e. the
   variance along each principal component times n (:func:`eigenspectrum`);
-* the eigen form of CKA (notes/papers.md §1), which splits the value into principal-component pairs
+* the eigen form of CKA (docs/theory.md §1.4), which splits the value into principal-component pairs
   (:func:`pc_contributions`)::
 
       CKA = sum_ij  lambda_X^i lambda_Y^j <u_X^i, u_Y^j>^2 / sqrt(sum_i (lambda_X^i)^2 sum_j (lambda_Y^j)^2)

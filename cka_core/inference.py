@@ -1,6 +1,6 @@
 """Uncertainty for every cell of a layer x layer matrix: bootstrap intervals and permutation tests.
 
-No peer library offers either (notes/peers.md §0, §16). Both resample the examples (rows),
+No peer library offers either (docs/peers.md §3; the method: docs/theory.md §9). Both resample the examples (rows),
 keeping the pairing between the two sides intact for the bootstrap and breaking it on purpose
 for the permutation null.
 """

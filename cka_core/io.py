@@ -30,6 +30,8 @@ MAX_ELEMENTS = 2**28  # 268M values: larger arrays are refused before allocating
 MAX_ARRAYS = 1024  # layers per file; more would not fit a heatmap, and each adds a row of CKAs
 MAX_CSV_COLUMNS = 2**17  # csv keeps one Python string per cell of a row: this bounds one row's memory
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
+#: Names of arrays that hold class labels, not activations: never compared as a layer.
+LABEL_KEYS = ("labels", "y", "targets")
 
 _NPY_HEADER_WINDOW = 16 * 1024  # numpy refuses headers over 10,000 bytes: read no more to find one
 _MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful
@@ -517,3 +519,12 @@ def _is_number(cell: str) -> bool:
 
 def _is_numeric_row(row: list[str]) -> bool:
     return all(_is_number(cell) for cell in row)
+
+
+def activation_layers(arrays: dict[str, np.ndarray], filename: str) -> dict[str, np.ndarray]:
+    """The arrays of a file that are activations: everything but the labels (:data:`LABEL_KEYS`)."""
+    layers = {k: v for k, v in arrays.items() if k not in LABEL_KEYS}
+    if not layers:
+        raise RepresentationError(f"{filename!r} only holds labels ({', '.join(arrays)}); add an array of "
+                                  "activations (one row per example).")
+    return layers

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.spatial.distance import pdist
 
 from .accumulator import cka_matrix

@@ -1,6 +1,6 @@
 """Sanity checks for a layer x layer comparison: pure functions, each returning a :class:`Check`.
 
-Each check would have caught a bug that shipped in a popular CKA library (notes/peers.md §0):
+Each check would have caught a bug that shipped in a popular CKA library (docs/peers.md §2):
 a model compared with itself must give the measure's identity value on the diagonal; a symmetric
 measure must give M(A, B) = M(B, A)^T; both sides must hold the same examples in the same order;
 no layer may be constant; biased CKA is inflated when features outnumber examples; and a value is

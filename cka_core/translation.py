@@ -8,7 +8,7 @@ With X_c = H X, t_c = H t, A = X_c^T X_c, a = X_c^T t_c and T = ||t_c||^2 = n rh
                            + 4c^3 T (a.v) + c^4 T^2))
 
 and CKA -> ||a||^2 / (T ||A||) = rho (1 - rho) ||mu_moved - mu_rest||^2 / ||Sigma||_F as c -> inf,
-whatever v is (notes/papers.md §2.1). One O(n d min(n, d)) pass gives six scalars; every
+whatever v is (docs/theory.md §3). One O(n d min(n, d)) pass gives six scalars; every
 value of c then costs O(1), so a page can draw the whole curve at once.
 """
 from __future__ import annotations

@@ -1,26 +1,30 @@
 """Compare: two models or representation files -> layer x layer heatmaps with uncertainty,
 sanity checks, a drill-down into one cell, and exports."""
-import numpy as np
 import streamlit as st
 
 from cka_core import RepresentationError
 from ui import compare, figures
+from ui.references import cite, derivation
 from ui.shell import inside_app_frame
 from ui.widgets import fmt, page_header, theory
 
 inside_app_frame()
 
-page_header(
-    "Compare two models, layer by layer",
-    "Pick two sample models or upload the activations of your own (one row per example, the same examples in "
-    "the same order on both sides) and get a layer × layer heatmap for the measure you choose. Confidence "
-    "intervals and permutation p-values say which cells are beyond chance, the sanity checks catch the bugs "
-    "that have shipped in popular CKA libraries, and the drill-down shows which principal components carry a "
-    "value. The sidebar's source is not used here.",
-)
-
 
 def main() -> None:
+    page_header(
+        "Compare two models, layer by layer",
+        "Pick two sample models or upload the activations of your own (one row per example, the same examples in "
+        "the same order on both sides) and get a layer × layer heatmap for the measure you choose. Confidence "
+        "intervals and permutation p-values say which cells are beyond chance, the sanity checks catch the bugs "
+        "that have shipped in popular CKA libraries, and the drill-down shows which principal components carry a "
+        "value. The sidebar's source is not used here.",
+    )
+    compare_section()
+    show_theory()
+
+
+def compare_section() -> None:
     col_a, col_b = st.columns(2, gap="large")
     with col_a:
         a, health_a = compare.side_picker("A", "mlp_seed0")
@@ -52,26 +56,25 @@ def main() -> None:
     key = compare.inference_key(a, b, settings, n_boot, n_perm, confidence, seed)
     result = compare.stored_inference(key)
 
+    i, j = compare.best_cell(values, settings)
     with head:
-        higher = settings.info.higher_is_similar
-        i, j = np.unravel_index(int(np.argmax(values if higher else -values)), values.shape)
         row = st.columns(4)
         row[0].metric("Examples", f"{a.n}")
         row[1].metric("Layers (A × B)", f"{len(a.names)} × {len(b.names)}")
         row[2].metric(f"Best match ({_short_pair(a.names[i], b.names[j])})", fmt(float(values[i, j])),
                       help=f"{settings.label} between {a.names[i]} (A) and {b.names[j]} (B), the most similar pair.")
         if result is not None:
-            flagged = int(result.flagged.sum())
-            row[3].metric("Cells beyond chance", f"{values.size - flagged} of {values.size}",
+            row[3].metric("Cells beyond chance", f"{compare.beyond_chance(result)} of {values.size}",
                           help=compare.MARKING_TEXT.replace("**", ""))
         else:
-            row[3].metric("Heatmap time", f"{seconds * 1000:.0f} ms", help="Computing every cell once (cached afterwards).")
+            row[3].metric("Heatmap time", compare.milliseconds(seconds), help="Computing every cell once (cached "
+                                                                               "afterwards).")
         st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result), key="cmp_heatmap",
                         config=figures.CHART_CONFIG)
 
     _inference_section(key, result, a, b, settings)
     _sanity_section(a, b, settings, values, [h for h in (health_a, health_b) if h is not None])
-    _drilldown_section(a, b, values, settings, (int(i), int(j)))
+    _drilldown_section(a, b, values, settings, (i, j))
     _exports(values, a, b, settings, result)
 
 
@@ -97,18 +100,13 @@ def _inference_section(key, result, a, b, settings) -> None:
     boot, perm = result.bootstrap, result.permutation
     st.caption(f"{boot.n_resamples} bootstrap resamples and {perm.n_permutations} permutations (seed {result.seed}) "
                f"took {result.seconds:.1f} s. Hover a cell of the heatmap for its interval and p-value.")
-    rows = []
-    for i, name_a in enumerate(a.names):
-        for j, name_b in enumerate(b.names):
-            rows.append({"A": name_a, "B": name_b, "value": boot.values[i, j], "low": boot.low[i, j],
-                         "high": boot.high[i, j], "p": perm.p_values[i, j], "null mean": perm.null_mean[i, j],
-                         "null sd": perm.null_std[i, j], "beyond chance": not bool(result.flagged[i, j])})
+    rows = compare.cell_rows(a, b, result)
     with st.expander(f"Every cell: value, interval, p-value, null ({len(rows)} rows)", expanded=False):
         _cells_table(rows, boot)
 
 
 def _cells_table(rows, boot) -> None:
-    st.dataframe(rows, hide_index=True, key="cmp_cells", height=min(400, 38 + 35 * len(rows)),
+    st.dataframe(rows, hide_index=True, key="cmp_cells", height=compare.table_height(len(rows)),
                  column_config={"value": st.column_config.NumberColumn(format="%.4f"),
                                 "low": st.column_config.NumberColumn(f"{boot.confidence:.0%} low", format="%.4f"),
                                 "high": st.column_config.NumberColumn(f"{boot.confidence:.0%} high", format="%.4f"),
@@ -120,7 +118,7 @@ def _cells_table(rows, boot) -> None:
 def _sanity_section(a, b, settings, values, health) -> None:
     st.subheader("Sanity checks")
     checks = compare.sanity_checks(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings, values)
-    for check in health + checks:
+    for check in [*health, *checks]:
         compare.check_line(check)
     dn = next((c for c in checks if c.name.startswith("Width")), None)
     if dn is not None and dn.details.get("rows"):
@@ -172,17 +170,16 @@ def _drilldown_section(a, b, values, settings, best) -> None:
     row[0].metric("Linear CKA (biased)", fmt(contrib.cka))
     if settings.measure != "linear_cka" or settings.batch_size is not None:
         row[1].metric(f"Heatmap value ({compare.short_label(settings)})",
-                      fmt(float(values[a.names.index(layer_a), b.names.index(layer_b)])))
+                      fmt(compare.value_at(values, a, b, layer_a, layer_b)))
     else:
-        row[1].metric("Participation ratios (A, B)", f"{compare.drilldown.participation_ratio(contrib.eigenvalues_x):.1f}, "
-                      f"{compare.drilldown.participation_ratio(contrib.eigenvalues_y):.1f}",
+        row[1].metric("Participation ratios (A, B)", compare.participation_ratios(contrib),
                       help="Effective number of dimensions, (Σλ)²/Σλ².")
-    row[2].metric(f"Top {k}×{k} pairs carry", f"{contrib.top_sum(k) / contrib.cka:.1%}" if contrib.cka > 0 else "—",
+    row[2].metric(f"Top {k}×{k} pairs carry", compare.top_pairs_share(contrib, k),
                   help="Share of linear CKA in the k leading components of each side.")
-    row[3].metric("Largest pair", f"PC{lead[0] + 1} × PC{lead[1] + 1}",
+    row[3].metric("Largest pair", compare.pc_pair(lead),
                   delta=f"{lead[2]:.3f} of {contrib.cka:.3f}", delta_color="off", delta_arrow="off",
                   help="The principal-component pair with the largest term of the eigen form.")
-    if result.rows_used < a.n:
+    if result.rows_used < a.n:  # the drill-down's Grams are n x n
         st.caption(f"Computed on {result.rows_used} evenly spaced examples of the {a.n} (n × n Gram matrices).")
     left, right = st.columns(2)
     with left:
@@ -208,28 +205,31 @@ def _exports(values, a, b, settings, result) -> None:
                     "line: `python -m cka_core compare A.npz B.npz --bootstrap 200 --permutations 200 --out heat.json`.")
 
 
-main()
+def show_theory() -> None:
+    theory(
+        [
+            r"\mathrm{CKA}(X, Y) = \frac{\lVert Y_c^\top X_c\rVert_F^2}{\lVert X_c^\top X_c\rVert_F\,\lVert Y_c^\top Y_c\rVert_F}"
+            r"= \sum_{i,j} \frac{\lambda_X^i \lambda_Y^j \langle u_X^i, u_Y^j\rangle^2}{\sqrt{\sum_i (\lambda_X^i)^2 \sum_j (\lambda_Y^j)^2}}",
+            r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{biased}}(X, P_\pi Y)\big] = \frac{\operatorname{tr}K\,\operatorname{tr}L}"
+            r"{(n-1)\lVert K\rVert_F \lVert L\rVert_F} = \frac{\sqrt{\mathrm{PR}_X\,\mathrm{PR}_Y}}{n-1}"
+            r"\;\approx\; \frac{d}{d+n-1}\ \text{(isotropic, equal widths)},\qquad"
+            r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{debiased}}\big] = 0",
+            r"\text{interval} = \big[\,v + q_{\alpha/2} - m,\; v + q_{1-\alpha/2} - m\,\big],\qquad"
+            r"p = \frac{1 + \#\{\text{null} \ge v\}}{1 + N}",
+        ],
+        "Linear CKA compares the two centred Gram matrices $K = X_cX_c^\\top$ and $L = Y_cY_c^\\top$ (the cosine between "
+        "them as vectors); its eigen form splits the value into pairs of principal components weighted by both "
+        "eigenvalues, so high-variance components dominate (the drill-down shows the terms). Shuffling the rows of one "
+        "side keeps each Gram's spectrum, so biased CKA of *unrelated* examples averages $\\sqrt{PR_X PR_Y}/(n-1)$ "
+        "(PR: participation ratio) — close to 1 when features outnumber examples — while the debiased estimator "
+        "(unbiased HSIC) averages exactly 0. The bootstrap resamples examples with replacement; duplicated examples "
+        "inflate CKA, so the percentile interval is re-centred on the full-data value $v$ ($m$ is the median of the "
+        "resamples). The permutation p-value is exact under exchangeable rows and never 0.",
+        [cite("kornblith2019", "CKA, eigen form, sanity check across seeds"), cite("song2012", "unbiased HSIC"),
+         cite("nguyen2021", "minibatch CKA"), cite("murphy2024", "biased CKA at small n, large d"),
+         f"the eigen form in {derivation('1.4')}, the shuffled-rows mean in {derivation('2.3')}, the intervals and "
+         f"p-values in {derivation('9')}"],
+    )
 
-theory(
-    [
-        r"\mathrm{CKA}(X, Y) = \frac{\lVert Y_c^\top X_c\rVert_F^2}{\lVert X_c^\top X_c\rVert_F\,\lVert Y_c^\top Y_c\rVert_F}"
-        r"= \sum_{i,j} \frac{\lambda_X^i \lambda_Y^j \langle u_X^i, u_Y^j\rangle^2}{\sqrt{\sum_i (\lambda_X^i)^2 \sum_j (\lambda_Y^j)^2}}",
-        r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{biased}}(X, P_\pi Y)\big] = \frac{\operatorname{tr}K\,\operatorname{tr}L}"
-        r"{(n-1)\lVert K\rVert_F \lVert L\rVert_F} = \frac{\sqrt{\mathrm{PR}_X\,\mathrm{PR}_Y}}{n-1}"
-        r"\;\approx\; \frac{d}{d+n-1}\ \text{(isotropic, equal widths)},\qquad"
-        r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{debiased}}\big] = 0",
-        r"\text{interval} = \big[\,v + q_{\alpha/2} - m,\; v + q_{1-\alpha/2} - m\,\big],\qquad"
-        r"p = \frac{1 + \#\{\text{null} \ge v\}}{1 + N}",
-    ],
-    "Linear CKA compares the two centred Gram matrices $K = X_cX_c^\\top$ and $L = Y_cY_c^\\top$ (the cosine between "
-    "them as vectors); its eigen form splits the value into pairs of principal components weighted by both "
-    "eigenvalues, so high-variance components dominate (the drill-down shows the terms). Shuffling the rows of one "
-    "side keeps each Gram's spectrum, so biased CKA of *unrelated* examples averages $\\sqrt{PR_X PR_Y}/(n-1)$ "
-    "(PR: participation ratio) — close to 1 when features outnumber examples — while the debiased estimator "
-    "(unbiased HSIC) averages exactly 0. The bootstrap resamples examples with replacement; duplicated examples "
-    "inflate CKA, so the percentile interval is re-centred on the full-data value $v$ ($m$ is the median of the "
-    "resamples). The permutation p-value is exact under exchangeable rows and never 0.",
-    "Kornblith et al., ICML 2019 (CKA, eigen form, sanity check across seeds); Song et al., JMLR 2012 (unbiased HSIC); "
-    "Nguyen et al., ICLR 2021 (minibatch CKA); Murphy et al. 2024 (biased CKA at small n, large d); the shuffled-rows "
-    "mean is derived in cka_core/sanity.py.",
-)
+
+main()

@@ -1,54 +1,63 @@
 """Estimators: how the CKA estimator itself can mislead (null bias, minibatches, float32, RBF bandwidth)."""
-import numpy as np
 import streamlit as st
 
-import sample_models
 from cka_core import RepresentationError, linear_cka
-from ui import data, figures
+from ui import figures, models
 from ui import estimators as est
+from ui.references import cite, derivation
 from ui.sidebar import current_representation
 from ui.shell import inside_app_frame
-from ui.widgets import fmt, log_slider, page_header, theory
+from ui.widgets import change, fmt, log_slider, page_header, theory
 
 inside_app_frame()
 
-page_header(
-    "Estimators: when the number comes from the estimator, not the data",
-    "Four ways the estimator, not the representations, decides the value of CKA. Biased CKA of two *independent* "
-    "random representations approaches 1 when there are more features than examples; the minibatch estimator "
-    "depends on the batch size unless it is debiased; float32 Gram matrices of uncentred activations lose every "
-    "digit once activations carry an offset; and RBF CKA tends to 1 for any data as the bandwidth shrinks.",
-)
+
+def main() -> None:
+    page_header(
+        "Estimators: when the number comes from the estimator, not the data",
+        "Four ways the estimator, not the representations, decides the value of CKA. Biased CKA of two *independent* "
+        "random representations approaches 1 when there are more features than examples; the minibatch estimator "
+        "depends on the batch size unless it is debiased; float32 Gram matrices of uncentred activations lose every "
+        "digit once activations carry an offset; and RBF CKA tends to 1 for any data as the bandwidth shrinks.",
+    )
+    st.header("1 · Null bias: independent data look similar", divider="gray")
+    null_bias_panel()
+    st.header("The representations compared below", divider="gray")
+    try:
+        pair = compared_pair()
+    except RepresentationError as error:
+        st.error(f"{error}")
+        return
+    st.caption(f"{pair.label} — {pair.X.shape[0]} examples, {pair.X.shape[1]} and {pair.Y.shape[1]} features.")
+    st.header("2 · Minibatch CKA and the batch size", divider="gray")
+    minibatch_panel(pair)
+    st.header("3 · float32 cancellation in uncentred Gram matrices", divider="gray")
+    float32_panel(pair)
+    st.header("4 · RBF bandwidth: from 1 for anything to linear CKA", divider="gray")
+    rbf_panel(pair)
 
 
-def _pair() -> tuple[np.ndarray, np.ndarray, str, str] | None:
-    """X = the sidebar representation, Y = another layer (of the same model, or two layers of a
-    zoo model when the sidebar source has no layers). Returns X, Y, a label and a cache key."""
+def compared_pair() -> est.Pair:
+    """X = the sidebar representation, Y = another layer (of the same network, or two layers of a
+    registered network when the sidebar source has no layers)."""
     rep = current_representation()
     if rep.has_model:
-        layers = sample_models.layer_names(rep.model_name)
-        others = [name for name in layers if name != rep.layer]
-        default = layers[0] if rep.layer != layers[0] else layers[-1]  # far apart: CKA well below 1
+        others, default = est.other_layers(rep)
         other = st.selectbox("Y: another layer of the same network", others, index=others.index(default),
-                             key=f"est_other_{rep.model_name}", bind="query-params",
+                             key=f"est_other_{models.get(rep.model_name).architecture}", bind="query-params",
                              help="X is the sidebar's representation.")
-        X = rep.X
-        Y = data.model_layers(rep.model_name)["test"][other]
-        return X, Y, f"X = {rep.label}, Y = {rep.model_name} · {other}", f"{rep.key}|{other}"
+        return est.pair_with_layer(rep, other)
     st.info("The sidebar's source has no other layers to compare with, so panels 2–4 compare two layers of a "
             "sample model.", icon=":material/info:")
-    names = list(sample_models.available())
+    names = models.names()
     name = st.selectbox("Sample model", names, index=names.index("mlp_seed0"), key="est_model", bind="query-params")
-    layers = sample_models.layer_names(name)
+    network = models.get(name)
+    layers = list(network.layers)
     cols = st.columns(2)
-    a = cols[0].selectbox("X: layer", layers, index=0, key=f"est_x_{name}", bind="query-params")
-    b = cols[1].selectbox("Y: layer", layers, index=len(layers) - 1, key=f"est_y_{name}", bind="query-params")
-    captured = data.model_layers(name)["test"]
-    return captured[a], captured[b], f"X = {name} · {a}, Y = {name} · {b}", f"{name}|{a}|{b}"
-
-
-# ------------------------------------------------------------------------------------ 1
-st.header("1 · Null bias: independent data look similar", divider="gray")
+    a = cols[0].selectbox("X: layer", layers, index=0, key=f"est_x_{network.architecture}", bind="query-params")
+    b = cols[1].selectbox("Y: layer", layers, index=len(layers) - 1, key=f"est_y_{network.architecture}",
+                          bind="query-params")
+    return est.pair_of_layers(name, a, b)
 
 
 @st.fragment
@@ -79,29 +88,13 @@ def null_bias_panel() -> None:
         "close to a multiple of the centring matrix, so their cosine approaches 1. The unbiased estimator "
         "($\\tilde K$: Gram with zeroed diagonal) removes that part and stays near 0. Compare any CKA value "
         "between wide layers on few examples with this baseline.",
-        "Murphy, Zylberberg and Fyshe 2024 (arXiv 2405.01012); unbiased HSIC: Song et al. 2012; "
-        "notes/papers.md reference case R10.",
+        [cite("murphy2024"), f"unbiased HSIC: {cite('song2012')}", f"{derivation('2.3')}, reference case R10"],
     )
 
 
-null_bias_panel()
-
-# ---------------------------------------------------------------------- the pair of 2-4
-st.header("The representations compared below", divider="gray")
-try:
-    X, Y, pair_label, pair_key = _pair()
-except (RepresentationError, ValueError) as error:
-    st.error(f"{error}")
-    st.stop()
-st.caption(f"{pair_label} — {X.shape[0]} examples, {X.shape[1]} and {Y.shape[1]} features.")
-
-
-# ------------------------------------------------------------------------------------ 2
-st.header("2 · Minibatch CKA and the batch size", divider="gray")
-
-
 @st.fragment
-def minibatch_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
+def minibatch_panel(pair: est.Pair) -> None:
+    X, Y, pair_key = pair.X, pair.Y, pair.key
     left, right = st.columns([1, 2.4], gap="large")
     n = X.shape[0]
     with left:
@@ -116,9 +109,9 @@ def minibatch_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
         left.error(f"{error}")
         return
     with left:
-        st.metric("Minibatch CKA, debiased", fmt(now_debiased), delta=f"{now_debiased - curve.full_debiased:+.4f}",
+        st.metric("Minibatch CKA, debiased", fmt(now_debiased), delta=change(now_debiased, curve.full_debiased),
                   delta_color="off", help="Difference to the full-data debiased value.")
-        st.metric("Minibatch CKA, biased", fmt(now_biased), delta=f"{now_biased - curve.full_biased:+.4f}",
+        st.metric("Minibatch CKA, biased", fmt(now_biased), delta=change(now_biased, curve.full_biased),
                   delta_color="off", help="Difference to the full-data biased value.")
         st.metric("Full data: debiased / biased", f"{curve.full_debiased:.4f} / {curve.full_biased:.4f}")
     with right:
@@ -132,19 +125,13 @@ def minibatch_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
         "unbiased, the debiased minibatch value barely depends on the batch size. The biased HSIC of a batch of b "
         "rows carries the small-sample inflation of panel 1 with n = b, so the biased minibatch value climbs as "
         "batches shrink.",
-        "Nguyen, Raghu and Kornblith, *Do Wide and Deep Networks Learn the Same Things?*, ICLR 2021; "
-        "cka_core.cka_matrix(..., batch_size=b).",
+        [cite("nguyen2021"), f"{derivation('2.2')}; cka_core.cka_matrix(..., batch_size=b)"],
     )
 
 
-minibatch_panel(X, Y, pair_key)
-
-# ------------------------------------------------------------------------------------ 3
-st.header("3 · float32 cancellation in uncentred Gram matrices", divider="gray")
-
-
 @st.fragment
-def float32_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
+def float32_panel(pair: est.Pair) -> None:
+    X, Y, pair_key = pair.X, pair.Y, pair.key
     left, right = st.columns([1, 2.4], gap="large")
     with left:
         offset = log_slider("Activation offset c", key="est_log_offset", low=est.OFFSET_LOG_RANGE[0],
@@ -159,14 +146,14 @@ def float32_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
         left.error(f"{error}")
         return
     with left:
-        st.metric("Uncentred float32 Gram", fmt(wrong), delta=f"{wrong - curve.reference:+.2e}", delta_color="off",
+        error = est.float32_error(wrong, curve.reference)
+        st.metric("Uncentred float32 Gram", fmt(wrong), delta=change(wrong, curve.reference, 2, "e"), delta_color="off",
                   help="K = X Xᵀ in float32, then H K H in float32 (what several libraries do).")
-        st.metric("cka_core (centred in float64)", fmt(right_value), delta=f"{right_value - curve.reference:+.2e}",
+        st.metric("cka_core (centred in float64)", fmt(right_value), delta=change(right_value, curve.reference, 2, "e"),
                   delta_color="off")
         st.metric("Reference (float64, centred)", fmt(curve.reference))
-        if not np.isfinite(wrong) or abs(wrong - curve.reference) > 0.1:
-            st.error(f"At offset {offset:.3g} the uncentred float32 estimator is off by "
-                     f"{abs(wrong - curve.reference) if np.isfinite(wrong) else float('nan'):.2g}: "
+        if not error <= 0.1:
+            st.error(f"At offset {offset:.3g} the uncentred float32 estimator is off by {error:.2g}: "
                      "the number is round-off, not similarity.")
     with right:
         fig = est.float32_figure(curve, offset, wrong)
@@ -182,19 +169,13 @@ def float32_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
         "activations' variance) is then smaller than the round-off once $c^2 d$ is about $10^7$ times larger. "
         "Centring the features first (cka_core does it in float64) keeps every digit. Post-ReLU activations, "
         "which are all positive, carry exactly such an offset.",
-        "notes/peers.md §0 (measured: error 3e-3 at offset 100 and 0.95 at 1000 for a peer's estimator); "
-        "Kornblith et al.'s reference code centres in float64.",
+        [derivation("6"), "Kornblith et al.'s reference code centres the features in float64"],
     )
 
 
-float32_panel(X, Y, pair_key)
-
-# ------------------------------------------------------------------------------------ 4
-st.header("4 · RBF bandwidth: from 1 for anything to linear CKA", divider="gray")
-
-
 @st.fragment
-def rbf_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
+def rbf_panel(pair: est.Pair) -> None:
+    X, Y, pair_key = pair.X, pair.Y, pair.key
     left, right = st.columns([1, 2.4], gap="large")
     with left:
         log_sigma = st.slider("σ / median distance (log₁₀)", est.SIGMA_LOG_RANGE[0], est.SIGMA_LOG_RANGE[1], 0.0,
@@ -207,7 +188,7 @@ def rbf_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
         left.error(f"{error}")
         return
     with left:
-        st.metric(f"RBF CKA(X, Y) at σ = {10 ** log_sigma:.3g} × median", fmt(now_pair))
+        st.metric(f"RBF CKA(X, Y) at σ = {est.sigma_multiple(log_sigma):.3g} × median", fmt(now_pair))
         st.metric("RBF CKA(X, random noise)", fmt(now_noise), help="Independent Gaussian noise of X's shape.")
         st.metric("Linear CKA(X, Y): the σ → ∞ limit", fmt(curve.linear))
     with right:
@@ -223,9 +204,9 @@ def rbf_panel(X: np.ndarray, Y: np.ndarray, pair_key: str) -> None:
         "bandwidth the kernel is linear in the squared distances, whose centred Gram is the linear Gram, so RBF "
         "CKA tends to linear CKA. Only bandwidths near the median distance (Kornblith et al. use 0.2–0.8 × "
         "median) say something the linear kernel does not.",
-        "Kornblith et al., ICML 2019 (Table 2: RBF CKA at 0.2/0.4/0.8 × median); Alvarez 2021 (arXiv "
-        "2112.09305) for the σ → ∞ limit; notes/papers.md reference case R11.",
+        [cite("kornblith2019", "Table 2: RBF CKA at 0.2/0.4/0.8 × median"),
+         f"{cite('alvarez2021')} for the σ → ∞ limit", f"{derivation('7')}, reference case R11"],
     )
 
 
-rbf_panel(X, Y, pair_key)
+main()

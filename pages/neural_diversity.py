@@ -1,32 +1,33 @@
 """Neural diversity: neurons that learn (and adapt) their own activation curves, and what CKA sees."""
-import numpy as np
 import streamlit as st
 
-import sample_models
-from sample_models.perturbations import gamma_curve
 from ui import figures
 from ui import neural_diversity as nd
+from ui.references import cite, derivation
 from ui.shell import inside_app_frame
-from ui.widgets import choose, fmt, page_header, percent, theory
+from ui.widgets import choose, fmt, in_rows, page_header, percent, points_delta, theory
 
 inside_app_frame()
 
-page_header(
-    "Neural diversity: neurons with their own activation curves",
-    "Geadah et al. give every neuron a learnable f–I curve γ(x; n, s) with its own gain *n* and saturation *s*, "
-    "and let adaptive recurrent units reset them at every time step. Here: the γ family, what the zoo's networks "
-    "learned (how diverse their neurons became, how the adaptive units adapt along a digit), how well each network "
-    "survives shifts in its input statistics — and whether CKA between clean and perturbed hidden states tells "
-    "you which networks are the robust ones.",
-)
 
-# --- 1. the gamma family -----------------------------------------------------------------------------
-st.header("1 · The γ(x; n, s) family")
+def main() -> None:
+    page_header(
+        "Neural diversity: neurons with their own activation curves",
+        "Geadah et al. give every neuron a learnable f–I curve γ(x; n, s) with its own gain *n* and saturation *s*, "
+        "and let adaptive recurrent units reset them at every time step. Here: the γ family, what the zoo's networks "
+        "learned (how diverse their neurons became, how the adaptive units adapt along a digit), how well each network "
+        "survives shifts in its input statistics — and whether CKA between clean and perturbed hidden states tells "
+        "you which networks are the robust ones.",
+    )
+    gamma_family()
+    learned_diversity()
+    kind, amplitude_index, setting = robustness()
+    what_cka_says(kind, amplitude_index, setting)
+    adaptation(kind, amplitude_index, setting)
 
 
 def _apply_preset() -> None:
-    code = next(c for c, (label, _, _) in nd.PRESETS.items() if label == st.session_state["nd_preset"])
-    _, n, s = nd.PRESETS[code]
+    n, s = nd.preset_values(st.session_state["nd_preset"])
     if n is not None:
         st.session_state["nd_gain"] = n
         st.session_state["nd_saturation"] = s
@@ -36,234 +37,225 @@ def _to_custom() -> None:
     st.session_state["nd_preset"] = nd.PRESETS["custom"][0]
 
 
-controls, plot = st.columns([1, 2.6], gap="large")
-with controls:
-    choose(st.selectbox, "Preset", {c: label for c, (label, _, _) in nd.PRESETS.items()}, key="nd_preset",
-           default="init", on_change=_apply_preset,
-           help="Sets the two sliders: softplus-like s = 0, n = 1; sigmoid-like s = 1, n = 1; ReLU-like s = 0, "
-                "n = 20; as initialised n = 6, s = 0.5 (the zoo's start). Moving a slider switches back to Custom.")
-    gain = st.slider("Gain n", 0.1, 20.0, 6.0, step=0.1, key="nd_gain", bind="query-params", on_change=_to_custom,
-                     help="Sharpness: γ tends to ReLU (s = 0) or a step (s = 1) as n → ∞.")
-    saturation = st.slider("Saturation s", 0.0, 1.0, 0.5, step=0.01, key="nd_saturation", bind="query-params",
-                           on_change=_to_custom, help="0: softplus (unbounded), 1: sigmoid (saturates at 1).")
-    curves = gamma_curve(np.linspace(-4.0, 4.0, 401), gain, saturation)
-    row = st.columns(2)
-    row[0].metric("γ(0)", fmt(float(gamma_curve(0.0, gain, saturation)["gamma"]), 3),
-                  help="(1 − s)·ln2/n + s/2: the firing rate at zero drive.")
-    row[1].metric("Slope at 0", fmt(float(gamma_curve(0.0, gain, saturation)["dx"]), 3),
-                  help="∂γ/∂x at x = 0: (1 − s)/2 + s·n/4.")
-    row = st.columns(2)
-    row[0].metric("Max slope", fmt(float(curves["dx"].max()), 3), help="Largest ∂γ/∂x on the plotted range.")
-    row[1].metric("γ(4)", fmt(float(curves["gamma"][-1]), 3), help="(1 − s)·4 + s for large n: bounded only if s = 1.")
-with plot:
-    st.plotly_chart(nd.gamma_chart(float(gain), float(saturation)), key="nd_gamma_chart", config=figures.CHART_CONFIG)
-
-theory(
-    [
-        r"\gamma(x;n,s) = (1-s)\,\frac{1}{n}\log\!\left(1+e^{nx}\right) + s\,\sigma(nx),\qquad \sigma(z)=\frac{1}{1+e^{-z}}",
-        r"\frac{\partial\gamma}{\partial x} = (1-s)\,\sigma(nx) + s\,n\,\sigma(nx)\bigl(1-\sigma(nx)\bigr)",
-        r"\frac{\partial\gamma}{\partial n} = \frac{1-s}{n}\Bigl(x\,\sigma(nx) - \tfrac{1}{n}\log(1+e^{nx})\Bigr)"
-        r" + s\,x\,\sigma(nx)\bigl(1-\sigma(nx)\bigr),\qquad"
-        r"\frac{\partial\gamma}{\partial s} = \sigma(nx) - \tfrac{1}{n}\log(1+e^{nx})",
-    ],
-    "A one-parameter blend of a softplus of sharpness $n$ (a rectifier, $s=0$) and a logistic of gain $n$ "
-    "(a saturating unit, $s=1$), the shapes of real neurons' f–I curves. $\\gamma(0) = (1-s)\\ln 2/n + s/2$; "
-    "as $n\\to\\infty$ it tends to ReLU ($s=0$) or a step ($s=1$). The derivatives in $n$ and $s$ are what "
-    "backpropagation uses to learn each neuron's curve; here $n$ is clamped to $\\ge 10^{-3}$ and $s$ into [0, 1].",
-    "Geadah, Horoi, Kerg, Wolf, Lajoie, *Neural networks with optimized single-neuron adaptation uncover "
-    "biologically plausible regularization*, PLOS Comput. Biol. 2024 (code: github.com/vgeadah/NonlinMod, "
-    "`gamma_function.py`); derivatives checked in notes/papers.md §4.",
-)
-
-# --- 2. what the networks learned ------------------------------------------------------------------
-st.header("2 · How diverse the trained neurons became")
-groups = nd.learned_parameters()
-het_mlp = [g for label, g in groups.items() if g["network"] == "mlp_gamma_heterogeneous"]
-rnn_het = next(g for g in groups.values() if g["network"] == "rnn_gamma_heterogeneous")
-aru = next(g for g in groups.values() if g["network"] == "rnn_adaptive")
-row = st.columns(4)
-row[0].metric("Heterogeneous MLP: spread of s", fmt(float(np.mean([np.std(g["s"]) for g in het_mlp])), 3),
-              help="Standard deviation of s across the neurons of a layer, mean over the 3 layers. Every neuron "
-                   "started at s = 0.5, so all of this spread was learned.")
-row[1].metric("Heterogeneous RNN: spread of s", fmt(float(np.std(rnn_het["s"])), 3),
-              help="Standard deviation of s across the 64 recurrent units (all started at 0.5).")
-row[2].metric("Heterogeneous RNN: spread of n", fmt(float(np.std(rnn_het["n"])), 3),
-              help="Standard deviation of n across units. The start n = 5 + 2·U(0, 1) already has a spread of "
-                   "2/√12 ≈ 0.577: the gains barely moved, the saturations did.")
-row[3].metric("Adaptive RNN: spread of mean s", fmt(float(np.std(aru["s"])), 3),
-              help="Each unit's s averaged over the 8 steps and all test digits, spread across units.")
-st.plotly_chart(nd.diversity_chart(), key="nd_diversity_chart", config=figures.CHART_CONFIG)
-st.caption("The ReLU networks have no (n, s): a ReLU is γ with s = 0 and n → ∞. The homogeneous MLP has one (n, s) "
-           "per layer (diamonds). The black bar marks where every neuron started (n ∈ [5, 7], s = 0.5).")
-
-# --- 3. robustness ----------------------------------------------------------------------------------
-st.header("3 · Robustness to shifts in the input statistics")
-controls, results = st.columns([1, 2.6], gap="large")
-with controls:
-    kind = choose(st.radio, "Perturbation", nd.PERTURBATIONS, key="nd_kind",
-                  help="Gain modulation and step drive as in Geadah et al.; the noise is the same fixed pattern "
-                       "scaled by A.")
-    amp_sliders = {}
-    top, step, default = nd.AMPLITUDES["sin_gain"]
-    amp_sliders["sin_gain"] = st.slider("Gain modulation amplitude A", 0.0, top, default, step=step, key="nd_amp_sin",
-                                        bind="query-params", disabled=kind != "sin_gain",
-                                        help="Row t of the image is multiplied by 1 + A·sin(2πf·t/8).")
-    frequency = st.slider("Frequency f (cycles over the 8 rows)", 0.5, 4.0, 1.0, step=0.5, key="nd_freq",
-                          bind="query-params", disabled=kind != "sin_gain")
-    top, step, default = nd.AMPLITUDES["noise"]
-    amp_sliders["noise"] = st.slider("Noise standard deviation A", 0.0, top, default, step=step, key="nd_amp_noise",
-                                     bind="query-params", disabled=kind != "noise",
-                                     help="Pixels are in [0, 1]; the noise is added to every pixel.")
-    seed = st.slider("Noise seed", 0, 9, 0, key="nd_seed", bind="query-params", disabled=kind != "noise")
-    top, step, default = nd.AMPLITUDES["drive"]
-    amp_sliders["drive"] = st.slider("Step drive amplitude A", 0.0, top, default, step=step, key="nd_amp_drive",
-                                     bind="query-params", disabled=kind != "drive",
-                                     help="Added to every unit's pre-activation (RNNs: in the step window; "
-                                          "MLPs: the first hidden layer).")
-    window = st.slider("Drive window (RNN steps)", 1, 8, (3, 6), key="nd_window", bind="query-params",
-                       disabled=kind != "drive", help="First and last time step (image row) that get the drive.")
-    window = (int(window[0]), int(window[1]))
-
-# only the chosen kind's settings key the cache, so the other sliders don't trigger recomputation
-params = {"frequency": float(frequency) if kind == "sin_gain" else 1.0,
-          "seed": int(seed) if kind == "noise" else 0,
-          "window": window if kind == "drive" else (1, 8)}
-setting = (params["frequency"], params["seed"], params["window"])
-sweep = nd.sweep(kind, *setting)
-k = nd.snap(kind, amp_sliders[kind])
-amplitude = float(sweep.amplitudes[k])
-names = list(nd.NETWORKS)
-clean_acc, acc_now = sweep.accuracy[:, 0], sweep.accuracy[:, k]
-cka_now = sweep.cka_self[:, k]
-
-with results:
-    cols = st.columns(3)
-    for i, name in enumerate(names):
-        with cols[i % 3]:
-            st.metric(f"{nd.NETWORKS[name]} · accuracy", percent(acc_now[i]),
-                      delta=f"{100 * (acc_now[i] - clean_acc[i]):+.1f} pts", help=f"Clean: {percent(clean_acc[i])}.")
-    st.plotly_chart(nd.accuracy_chart(kind, *setting, k), key="nd_accuracy_chart", config=figures.CHART_CONFIG)
-st.caption("Dashed: MLPs (the same change applied along the image rows, the drive on the first hidden layer); "
-           "solid: RNNs reading one row per step. 359 test digits; chance is 10%.")
-
-theory(
-    [
-        r"\text{gain modulation:}\quad \tilde x_t = x_t\,\bigl(1 + A\sin(2\pi f\,t/T)\bigr),\qquad t = 0,\dots,T-1,\ T = 8",
-        r"\text{noise:}\quad \tilde x = x + A\,z,\qquad z \sim \mathcal N(0, I)\ \text{(one fixed draw per seed)}",
-        r"\text{step drive (RNN):}\quad a_t = U x_t + W h_{t-1} + b + A\,\mathbb 1[t_0 \le t \le t_1],\qquad "
-        r"\text{(MLP):}\quad a^{(1)} = W_1 x + b_1 + A",
-    ],
-    "Geadah et al. test networks trained on clean sequences under shifts of the input statistics they never saw: "
-    "the non-zero inputs multiplied by a slow sinusoidal gain ($A = 0.5$, $f = 1$ over the 784 pixels of psMNIST) "
-    "and a constant drive of +1 added to the pre-activations for steps 200–400. Here the sequences are the 8 rows "
-    "of an 8×8 digit; an MLP sees all rows at once, so the same row-wise gain is the same input change for it. "
-    "At $A = 0$ every network gives back its clean logits exactly. In the paper the adaptive networks are the "
-    "robust ones; on these small digits the curves show how much of that carries over.",
-    "Geadah et al., PLOS Comput. Biol. 2024, §Results (robustness to input perturbations), notes/papers.md §4.",
-)
-
-# --- 4. what CKA says ---------------------------------------------------------------------------------
-st.header("4 · What CKA says about robustness")
-st.markdown("For each network, linear CKA between its hidden states on clean and on perturbed digits (the final "
-            "hidden state of the RNNs, the last hidden layer of the MLPs). If CKA measured robustness, the networks "
-            "whose representation moved least would be the ones that kept the most accuracy.")
-undefined = [nd.NETWORKS[n] for i, n in enumerate(names) if not np.isfinite(cka_now[i])]
-if undefined:
-    st.error(f"CKA is undefined for {', '.join(undefined)} at A = {amplitude:g}: the hidden layer is constant across "
-             "the digits (every unit saturated or silent), so 0/0. They are left out of the ranking; lower the "
-             "amplitude to bring them back.")
-cols = st.columns(3)
-for i, name in enumerate(names):
-    with cols[i % 3]:
-        st.metric(f"{nd.NETWORKS[name]} · CKA", fmt(None if not np.isfinite(cka_now[i]) else float(cka_now[i])),
-                  delta=f"{100 * (acc_now[i] - clean_acc[i]):+.1f} pts accuracy", delta_color="off",
-                  help="CKA(hidden on clean digits, hidden on perturbed digits), and next to it the accuracy drop.")
-
-result = nd.verdict(sweep, k)
-if result.agreement is not None:
-    row = st.columns([1, 1, 1.5, 1.5])
-    row[0].metric("Spearman ρ", fmt(result.agreement.spearman, 3),
-                  help="Rank correlation of CKA(clean, perturbed) with accuracy retained (perturbed / clean) across "
-                       "the networks. 1: CKA orders them exactly by robustness.")
-    row[1].metric("Kendall τ", fmt(result.agreement.kendall, 3),
-                  help="Concordant minus discordant pairs of networks, as a fraction (τ-b, ties allowed).")
-    row[2].metric("Most robust by accuracy", result.top_accuracy)
-    row[3].metric("Most robust by CKA", result.top_cka)
-getattr(st, result.level)(result.text)
-
-left, right = st.columns(2)
-with left:
-    st.plotly_chart(nd.scatter_chart(kind, *setting, k), key="nd_scatter_chart", config=figures.CHART_CONFIG)
-with right:
-    st.plotly_chart(nd.cka_chart(kind, *setting, k), key="nd_cka_chart", config=figures.CHART_CONFIG)
-left, right = st.columns(2)
-with left:
-    st.plotly_chart(nd.rank_chart(kind, *setting, k), key="nd_rank_chart", config=figures.CHART_CONFIG)
-with right:
-    which = choose(st.radio, "Hidden states compared", {"clean": "Clean digits", "perturbed": "Perturbed digits"},
-                   key="nd_between", default="perturbed", horizontal=True)
-    st.plotly_chart(nd.between_chart(kind, *setting, 0 if which == "clean" else k), key="nd_between_chart",
-                    config=figures.CHART_CONFIG)
-
-theory(
-    [
-        r"\mathrm{CKA}(H, \tilde H) = \frac{\lVert \tilde H_c^\top H_c\rVert_F^2}{\lVert H_c^\top H_c\rVert_F\,\lVert \tilde H_c^\top \tilde H_c\rVert_F}",
-        r"\rho = \operatorname{corr}\bigl(\operatorname{rank}\mathrm{CKA}_i,\ \operatorname{rank} r_i\bigr),\qquad "
-        r"r_i = \frac{\mathrm{acc}_i(\text{perturbed})}{\mathrm{acc}_i(\text{clean})}",
-    ],
-    "$H$ and $\\tilde H$ are a network's hidden states on the clean and perturbed test digits (rows are the same "
-    "digits, $H_c$ centred). CKA near 1 means the representation barely moved, up to rotation and scale. But the "
-    "read-out cares about the few directions that separate the classes, CKA about all of them weighted by variance, "
-    "so a perturbation can move a representation a lot along directions the read-out ignores (high accuracy, low "
-    "CKA) or a little along the ones it uses (low accuracy, high CKA) — Davari et al.'s pitfalls again. The rank "
-    "statistics above say, from the numbers, how well the one tracked the other across these networks.",
-    "Kornblith et al., ICML 2019 (linear CKA); Davari et al., ICLR 2023 (CKA's sensitivity to directions a "
-    "classifier ignores); Geadah et al., PLOS Comput. Biol. 2024 (the networks and perturbations).",
-)
-
-# --- 5. adaptation along a digit ----------------------------------------------------------------------
-st.header("5 · Adaptive units along one digit")
-default_units = nd.most_adaptive_units(3)
-controls, plot = st.columns([1.2, 2.4], gap="large")
-with controls:
-    index = st.slider("Test digit", 0, len(sample_models.digits().y_test) - 1, 0, key="nd_digit", bind="query-params")
-    units = st.multiselect("Units", list(range(nd.model("rnn_adaptive").hidden_size)), default=default_units, key="nd_units",
-                           bind="query-params", max_selections=8,
-                           help="Default: the three units whose gain moves most from step to step.")
-    st.plotly_chart(nd.digit_chart(index, kind, amplitude, *setting), key="nd_digit_chart", config=figures.CHART_CONFIG)
-summary = nd.trace_summary(index, kind, amplitude, *setting)
-aru = names.index("rnn_adaptive")
-with plot:
-    if not units:
-        st.error("Pick at least one unit to draw its gain and saturation.")
-    else:
-        st.plotly_chart(nd.trace_chart(index, tuple(sorted(units)), kind, amplitude, *setting), key="nd_trace_chart",
+def gamma_family() -> None:
+    st.header("1 · The γ(x; n, s) family")
+    controls, plot = st.columns([1, 2.6], gap="large")
+    with controls:
+        choose(st.selectbox, "Preset", {c: label for c, (label, _, _) in nd.PRESETS.items()}, key="nd_preset",
+               default="init", on_change=_apply_preset,
+               help="Sets the two sliders: softplus-like s = 0, n = 1; sigmoid-like s = 1, n = 1; ReLU-like s = 0, "
+                    "n = 20; as initialised n = 6, s = 0.5 (the zoo's start). Moving a slider switches back to Custom.")
+        gain = st.slider("Gain n", 0.1, 20.0, 6.0, step=0.1, key="nd_gain", bind="query-params", on_change=_to_custom,
+                         help="Sharpness: γ tends to ReLU (s = 0) or a step (s = 1) as n → ∞.")
+        saturation = st.slider("Saturation s", 0.0, 1.0, 0.5, step=0.01, key="nd_saturation", bind="query-params",
+                               on_change=_to_custom, help="0: softplus (unbounded), 1: sigmoid (saturates at 1).")
+        summary = nd.gamma_summary(gain, saturation)
+        row = st.columns(2)
+        row[0].metric("γ(0)", fmt(summary.at_zero, 3), help="(1 − s)·ln2/n + s/2: the firing rate at zero drive.")
+        row[1].metric("Slope at 0", fmt(summary.slope_at_zero, 3), help="∂γ/∂x at x = 0: (1 − s)/2 + s·n/4.")
+        row = st.columns(2)
+        row[0].metric("Max slope", fmt(summary.max_slope, 3), help="Largest ∂γ/∂x on the plotted range.")
+        row[1].metric("γ(4)", fmt(summary.at_four, 3), help="(1 − s)·4 + s for large n: bounded only if s = 1.")
+    with plot:
+        st.plotly_chart(nd.gamma_chart(float(gain), float(saturation)), key="nd_gamma_chart",
                         config=figures.CHART_CONFIG)
-    row = st.columns(3)
-    row[0].metric("Label", str(int(sample_models.digits().y_test[index])))
-    row[1].metric("Prediction, clean", str(int(sweep.predictions[aru, 0, index])),
-                  help="The adaptive RNN's answer on the clean digit.")
-    row[2].metric("Prediction, perturbed", str(int(sweep.predictions[aru, k, index])),
-                  help="The adaptive RNN's answer under section 3's perturbation.")
-    row = st.columns(3)
-    row[0].metric("Mean gain change per step", fmt(summary["gain_change"], 3),
-                  help="Mean |n_{t+1} − n_t| over the units and steps of this digit, clean input.")
-    row[1].metric("Saturation clipped to 0 or 1", percent(summary["clipped"]),
-                  help="Fraction of (unit, step) pairs whose s is exactly 0 (softplus) or 1 (sigmoid), clean input.")
-    row[2].metric("Gain shift, perturbed", fmt(summary["gain_shift"], 3),
-                  help="Mean |n_t(perturbed) − n_t(clean)| over units and steps: how much the units re-adapted.")
+    theory(
+        [
+            r"\gamma(x;n,s) = (1-s)\,\frac{1}{n}\log\!\left(1+e^{nx}\right) + s\,\sigma(nx),\qquad \sigma(z)=\frac{1}{1+e^{-z}}",
+            r"\frac{\partial\gamma}{\partial x} = (1-s)\,\sigma(nx) + s\,n\,\sigma(nx)\bigl(1-\sigma(nx)\bigr)",
+            r"\frac{\partial\gamma}{\partial n} = \frac{1-s}{n}\Bigl(x\,\sigma(nx) - \tfrac{1}{n}\log(1+e^{nx})\Bigr)"
+            r" + s\,x\,\sigma(nx)\bigl(1-\sigma(nx)\bigr),\qquad"
+            r"\frac{\partial\gamma}{\partial s} = \sigma(nx) - \tfrac{1}{n}\log(1+e^{nx})",
+        ],
+        "A one-parameter blend of a softplus of sharpness $n$ (a rectifier, $s=0$) and a logistic of gain $n$ "
+        "(a saturating unit, $s=1$), the shapes of real neurons' f–I curves. $\\gamma(0) = (1-s)\\ln 2/n + s/2$; "
+        "as $n\\to\\infty$ it tends to ReLU ($s=0$) or a step ($s=1$). The derivatives in $n$ and $s$ are what "
+        "backpropagation uses to learn each neuron's curve; here $n$ is clamped to $\\ge 10^{-3}$ and $s$ into [0, 1].",
+        [cite("geadah2024", "code: github.com/vgeadah/NonlinMod, `gamma_function.py`"),
+         f"the derivatives in {derivation('10.1')}"],
+    )
 
-theory(
-    [
-        r"a_t = U_{xh}\,x_t + W_{hh}\,h_{t-1} + b",
-        r"g^i_t = \tanh\!\bigl(u\,a^i_t + W_{gg}\,g^i_{t-1} + b_g\bigr),\qquad "
-        r"n^i_t = w_n^\top g^i_t + b_n,\qquad s^i_t = w_s^\top g^i_t + b_s",
-        r"h^i_t = \gamma\bigl(a^i_t;\ \max(n^i_t, 10^{-3}),\ \operatorname{clip}(s^i_t, 0, 1)\bigr)",
-    ],
-    "The adaptive recurrent unit (ARU): every unit $i$ has its own copy of a small controller RNN (shared weights, "
-    "state $g^i_t$ of size 16 here, 50 in the paper) that reads the unit's own pre-activation and sets its gain and "
-    "saturation for this step. One learned adaptation rule, a state per neuron: the activation function changes "
-    "online along the sequence, like spike-frequency adaptation in real neurons.",
-    "Geadah et al., PLOS Comput. Biol. 2024 (the ARU network, `Networks.py` in github.com/vgeadah/NonlinMod); "
-    "notes/papers.md §4; the zoo's model in sample_models/architectures.py.",
-)
+
+def learned_diversity() -> None:
+    st.header("2 · How diverse the trained neurons became")
+    spread = nd.diversity_summary()
+    row = st.columns(4)
+    row[0].metric("Heterogeneous MLP: spread of s", fmt(spread.mlp_spread_s, 3),
+                  help="Standard deviation of s across the neurons of a layer, mean over the 3 layers. Every neuron "
+                       "started at s = 0.5, so all of this spread was learned.")
+    row[1].metric("Heterogeneous RNN: spread of s", fmt(spread.rnn_spread_s, 3),
+                  help="Standard deviation of s across the 64 recurrent units (all started at 0.5).")
+    row[2].metric("Heterogeneous RNN: spread of n", fmt(spread.rnn_spread_n, 3),
+                  help="Standard deviation of n across units. The start n = 5 + 2·U(0, 1) already has a spread of "
+                       "2/√12 ≈ 0.577: the gains barely moved, the saturations did.")
+    row[3].metric("Adaptive RNN: spread of mean s", fmt(spread.adaptive_spread_mean_s, 3),
+                  help="Each unit's s averaged over the 8 steps and all test digits, spread across units.")
+    st.plotly_chart(nd.diversity_chart(), key="nd_diversity_chart", config=figures.CHART_CONFIG)
+    st.caption("The ReLU networks have no (n, s): a ReLU is γ with s = 0 and n → ∞. The homogeneous MLP has one (n, s) "
+               "per layer (diamonds). The black bar marks where every neuron started (n ∈ [5, 7], s = 0.5).")
+
+
+def robustness() -> tuple[str, int, tuple]:
+    """Section 3; returns the perturbation kind, the index of its amplitude on the grid and its settings."""
+    st.header("3 · Robustness to shifts in the input statistics")
+    controls, results = st.columns([1, 2.6], gap="large")
+    with controls:
+        kind = choose(st.radio, "Perturbation", nd.PERTURBATIONS, key="nd_kind",
+                      help="Gain modulation and step drive as in Geadah et al.; the noise is the same fixed pattern "
+                           "scaled by A.")
+        amplitudes = {}
+        top, step, default = nd.AMPLITUDES["sin_gain"]
+        amplitudes["sin_gain"] = st.slider("Gain modulation amplitude A", 0.0, top, default, step=step,
+                                           key="nd_amp_sin", bind="query-params", disabled=kind != "sin_gain",
+                                           help="Row t of the image is multiplied by 1 + A·sin(2πf·t/8).")
+        frequency = st.slider("Frequency f (cycles over the 8 rows)", 0.5, 4.0, 1.0, step=0.5, key="nd_freq",
+                              bind="query-params", disabled=kind != "sin_gain")
+        top, step, default = nd.AMPLITUDES["noise"]
+        amplitudes["noise"] = st.slider("Noise standard deviation A", 0.0, top, default, step=step, key="nd_amp_noise",
+                                        bind="query-params", disabled=kind != "noise",
+                                        help="Pixels are in [0, 1]; the noise is added to every pixel.")
+        seed = st.slider("Noise seed", 0, 9, 0, key="nd_seed", bind="query-params", disabled=kind != "noise")
+        top, step, default = nd.AMPLITUDES["drive"]
+        amplitudes["drive"] = st.slider("Step drive amplitude A", 0.0, top, default, step=step, key="nd_amp_drive",
+                                        bind="query-params", disabled=kind != "drive",
+                                        help="Added to every unit's pre-activation (RNNs: in the step window; "
+                                             "MLPs: the first hidden layer).")
+        window = st.slider("Drive window (RNN steps)", 1, 8, (3, 6), key="nd_window", bind="query-params",
+                           disabled=kind != "drive", help="First and last time step (image row) that get the drive.")
+    setting = nd.kind_settings(kind, frequency, seed, window)
+    sweep = nd.sweep(kind, *setting)
+    k = nd.snap(kind, amplitudes[kind])
+    with results:
+        for group in in_rows(nd.networks_now(sweep, k), 3):
+            for column, network in zip(st.columns(3), group):
+                column.metric(f"{network.label} · accuracy", percent(network.accuracy),
+                              delta=points_delta(network.accuracy, network.clean), help=f"Clean: {percent(network.clean)}.")
+        st.plotly_chart(nd.accuracy_chart(kind, *setting, k), key="nd_accuracy_chart", config=figures.CHART_CONFIG)
+    st.caption("Dashed: MLPs (the same change applied along the image rows, the drive on the first hidden layer); "
+               f"solid: RNNs reading one row per step. {nd.test_count()} test digits; chance is 10%.")
+    theory(
+        [
+            r"\text{gain modulation:}\quad \tilde x_t = x_t\,\bigl(1 + A\sin(2\pi f\,t/T)\bigr),\qquad t = 0,\dots,T-1,\ T = 8",
+            r"\text{noise:}\quad \tilde x = x + A\,z,\qquad z \sim \mathcal N(0, I)\ \text{(one fixed draw per seed)}",
+            r"\text{step drive (RNN):}\quad a_t = U x_t + W h_{t-1} + b + A\,\mathbb 1[t_0 \le t \le t_1],\qquad "
+            r"\text{(MLP):}\quad a^{(1)} = W_1 x + b_1 + A",
+        ],
+        "Geadah et al. test networks trained on clean sequences under shifts of the input statistics they never saw: "
+        "the non-zero inputs multiplied by a slow sinusoidal gain ($A = 0.5$, $f = 1$ over the 784 pixels of psMNIST) "
+        "and a constant drive of +1 added to the pre-activations for steps 200–400. Here the sequences are the 8 rows "
+        "of an 8×8 digit; an MLP sees all rows at once, so the same row-wise gain is the same input change for it. "
+        "At $A = 0$ every network gives back its clean logits exactly. In the paper the adaptive networks are the "
+        "robust ones; on these small digits the curves show how much of that carries over.",
+        [cite("geadah2024", "§Results (robustness to input perturbations)"), derivation("10.3")],
+    )
+    return kind, k, setting
+
+
+def what_cka_says(kind: str, k: int, setting: tuple) -> None:
+    st.header("4 · What CKA says about robustness")
+    st.markdown("For each network, linear CKA between its hidden states on clean and on perturbed digits (the final "
+                "hidden state of the RNNs, the last hidden layer of the MLPs). If CKA measured robustness, the networks "
+                "whose representation moved least would be the ones that kept the most accuracy.")
+    sweep = nd.sweep(kind, *setting)
+    now = nd.networks_now(sweep, k)
+    undefined = [network.label for network in now if network.cka is None]
+    if undefined:
+        st.error(f"CKA is undefined for {', '.join(undefined)} at A = {sweep.amplitudes[k]:g}: the hidden layer is "
+                 "constant across the digits (every unit saturated or silent), so 0/0. They are left out of the "
+                 "ranking; lower the amplitude to bring them back.")
+    for group in in_rows(now, 3):
+        for column, network in zip(st.columns(3), group):
+            column.metric(f"{network.label} · CKA", fmt(network.cka),
+                          delta=f"{points_delta(network.accuracy, network.clean)} accuracy", delta_color="off",
+                          help="CKA(hidden on clean digits, hidden on perturbed digits), and next to it the accuracy "
+                               "drop.")
+    result = nd.verdict(sweep, k)
+    if result.agreement is not None:
+        row = st.columns([1, 1, 1.5, 1.5])
+        row[0].metric("Spearman ρ", fmt(result.agreement.spearman, 3),
+                      help="Rank correlation of CKA(clean, perturbed) with accuracy retained (perturbed / clean) across "
+                           "the networks. 1: CKA orders them exactly by robustness.")
+        row[1].metric("Kendall τ", fmt(result.agreement.kendall, 3),
+                      help="Concordant minus discordant pairs of networks, as a fraction (τ-b, ties allowed).")
+        row[2].metric("Most robust by accuracy", result.top_accuracy)
+        row[3].metric("Most robust by CKA", result.top_cka)
+    getattr(st, result.level)(result.text)
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(nd.scatter_chart(kind, *setting, k), key="nd_scatter_chart", config=figures.CHART_CONFIG)
+    with right:
+        st.plotly_chart(nd.cka_chart(kind, *setting, k), key="nd_cka_chart", config=figures.CHART_CONFIG)
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(nd.rank_chart(kind, *setting, k), key="nd_rank_chart", config=figures.CHART_CONFIG)
+    with right:
+        which = choose(st.radio, "Hidden states compared", {"clean": "Clean digits", "perturbed": "Perturbed digits"},
+                       key="nd_between", default="perturbed", horizontal=True)
+        st.plotly_chart(nd.between_chart(kind, *setting, 0 if which == "clean" else k), key="nd_between_chart",
+                        config=figures.CHART_CONFIG)
+    theory(
+        [
+            r"\mathrm{CKA}(H, \tilde H) = \frac{\lVert \tilde H_c^\top H_c\rVert_F^2}{\lVert H_c^\top H_c\rVert_F\,\lVert \tilde H_c^\top \tilde H_c\rVert_F}",
+            r"\rho = \operatorname{corr}\bigl(\operatorname{rank}\mathrm{CKA}_i,\ \operatorname{rank} r_i\bigr),\qquad "
+            r"r_i = \frac{\mathrm{acc}_i(\text{perturbed})}{\mathrm{acc}_i(\text{clean})}",
+        ],
+        "$H$ and $\\tilde H$ are a network's hidden states on the clean and perturbed test digits (rows are the same "
+        "digits, $H_c$ centred). CKA near 1 means the representation barely moved, up to rotation and scale. But the "
+        "read-out cares about the few directions that separate the classes, CKA about all of them weighted by variance, "
+        "so a perturbation can move a representation a lot along directions the read-out ignores (high accuracy, low "
+        "CKA) or a little along the ones it uses (low accuracy, high CKA) — Davari et al.'s pitfalls again. The rank "
+        "statistics above say, from the numbers, how well the one tracked the other across these networks.",
+        [cite("kornblith2019", "linear CKA"), cite("davari2023", "CKA's sensitivity to directions a classifier ignores"),
+         cite("geadah2024", "the networks and perturbations")],
+    )
+
+
+def adaptation(kind: str, k: int, setting: tuple) -> None:
+    st.header("5 · Adaptive units along one digit")
+    sweep = nd.sweep(kind, *setting)
+    amplitude = float(sweep.amplitudes[k])
+    controls, plot = st.columns([1.2, 2.4], gap="large")
+    with controls:
+        index = st.slider("Test digit", 0, nd.last_test_index(), 0, key="nd_digit", bind="query-params")
+        units = st.multiselect("Units", nd.adaptive_units(), default=nd.most_adaptive_units(3), key="nd_units",
+                               bind="query-params", max_selections=8,
+                               help="Default: the three units whose gain moves most from step to step.")
+        st.plotly_chart(nd.digit_chart(index, kind, amplitude, *setting), key="nd_digit_chart",
+                        config=figures.CHART_CONFIG)
+    summary = nd.trace_summary(index, kind, amplitude, *setting)
+    clean, perturbed = nd.adaptive_predictions(sweep, k, index)
+    with plot:
+        if not units:
+            st.error("Pick at least one unit to draw its gain and saturation.")
+        else:
+            st.plotly_chart(nd.trace_chart(index, tuple(sorted(units)), kind, amplitude, *setting),
+                            key="nd_trace_chart", config=figures.CHART_CONFIG)
+        row = st.columns(3)
+        row[0].metric("Label", str(nd.test_label(index)))
+        row[1].metric("Prediction, clean", str(clean), help="The adaptive RNN's answer on the clean digit.")
+        row[2].metric("Prediction, perturbed", str(perturbed),
+                      help="The adaptive RNN's answer under section 3's perturbation.")
+        row = st.columns(3)
+        row[0].metric("Mean gain change per step", fmt(summary["gain_change"], 3),
+                      help="Mean |n_{t+1} − n_t| over the units and steps of this digit, clean input.")
+        row[1].metric("Saturation clipped to 0 or 1", percent(summary["clipped"]),
+                      help="Fraction of (unit, step) pairs whose s is exactly 0 (softplus) or 1 (sigmoid), clean input.")
+        row[2].metric("Gain shift, perturbed", fmt(summary["gain_shift"], 3),
+                      help="Mean |n_t(perturbed) − n_t(clean)| over units and steps: how much the units re-adapted.")
+    theory(
+        [
+            r"a_t = U_{xh}\,x_t + W_{hh}\,h_{t-1} + b",
+            r"g^i_t = \tanh\!\bigl(u\,a^i_t + W_{gg}\,g^i_{t-1} + b_g\bigr),\qquad "
+            r"n^i_t = w_n^\top g^i_t + b_n,\qquad s^i_t = w_s^\top g^i_t + b_s",
+            r"h^i_t = \gamma\bigl(a^i_t;\ \max(n^i_t, 10^{-3}),\ \operatorname{clip}(s^i_t, 0, 1)\bigr)",
+        ],
+        "The adaptive recurrent unit (ARU): every unit $i$ has its own copy of a small controller RNN (shared weights, "
+        "state $g^i_t$ of size 16 here, 50 in the paper) that reads the unit's own pre-activation and sets its gain and "
+        "saturation for this step. One learned adaptation rule, a state per neuron: the activation function changes "
+        "online along the sequence, like spike-frequency adaptation in real neurons.",
+        [cite("geadah2024", "the ARU network, `Networks.py` in github.com/vgeadah/NonlinMod"), derivation("10.2"),
+         "the zoo's model in sample_models/architectures.py"],
+    )
+
+
+main()

@@ -1,4 +1,4 @@
-"""Geadah et al.'s learnable f-I curve (notes/papers.md section 4).
+"""Geadah et al.'s learnable f-I curve (docs/theory.md §10.1).
 
     gamma(x; n, s) = (1 - s) * softplus(n x) / n + s * sigmoid(n x)
 
@@ -28,7 +28,7 @@ def gamma(x, n, s) -> torch.Tensor:
     log(1 + e^z) - z < 5e-18, below float64 rounding; e^40 is far from overflow even in float32)
     and ``torch.sigmoid`` saturates without overflow, so gamma(x; n, s) = (1 - s) x + s there. The
     gradients with respect to x, n and s are those of the formula (autograd), see
-    notes/papers.md section 4 for their closed forms. No clamping happens here: that is the
+    docs/theory.md §10.1 for their closed forms. No clamping happens here: that is the
     job of :class:`Gamma`.
     """
     x = torch.as_tensor(x)

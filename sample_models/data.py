@@ -5,7 +5,7 @@
 - :func:`sequential_digits` -- the same split with each image as a sequence of 8 rows of 8 pixels
   (rows are the time steps of the recurrent models).
 - :func:`gaussian_clusters` -- isotropic Gaussian classes with a chosen distance between means.
-- :func:`two_cubes` -- Davari et al.'s two uniform cubes (notes/papers.md section 2.2a), the second
+- :func:`two_cubes` -- Davari et al.'s two uniform cubes (their first experiment; docs/theory.md §5 R4), the second
   one shifted by ``offset * e1``.
 
 Arrays returned by :func:`digits` and :func:`sequential_digits` are cached and read-only: copy

@@ -1,4 +1,4 @@
-"""Shifts in input statistics for the zoo's networks, as in Geadah et al. (notes/papers.md section 4).
+"""Shifts in input statistics for the zoo's networks, as in Geadah et al. (docs/theory.md §10.3).
 
 Three perturbations, each scaled by an amplitude ``A`` (``A = 0`` gives back the clean network
 exactly, bit for bit):
@@ -276,7 +276,7 @@ def accuracy_curve(model: nn.Module, X, y, perturbation: Perturbation, amplitude
 
 
 def gamma_curve(x, n: float, s: float) -> dict[str, np.ndarray]:
-    """gamma(x; n, s) and its derivatives in closed form (notes/papers.md section 4), float64.
+    """gamma(x; n, s) and its derivatives in closed form (docs/theory.md §10.1), float64.
 
     Returns ``{"gamma", "dx", "dn", "ds"}``:
     ``dgamma/dx = (1-s) sigma(nx) + s n sigma(nx)(1 - sigma(nx))``,

@@ -4,13 +4,12 @@ per-session store), figures and exports.
 
 Arrays never enter a cache key: every cached function takes content digests and layer names as
 its key and the arrays with a leading underscore. Uploads are parsed per session
-(``data.uploaded_arrays``); zoo models and launch files are shared read-only.
+(``data.uploaded_arrays``); registered networks (``ui.models``) and launch files are shared read-only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,14 +20,14 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-import sample_models
-from cka_core import MEASURES, RepresentationError, capture, cka_matrix
+from cka_core import MEASURES, RepresentationError, cka_matrix
 from cka_core import drilldown, inference, sanity
 from cka_core.export import cells_csv, heatmap_document
+from cka_core.io import SUPPORTED, activation_layers, load_representations
 from cka_core.measures import similarity_matrix
-from cka_core.io import SUPPORTED, load_representations
 
-from . import data, figures
+from . import data, figures, models
+from .arrays import readonly, readonly_rows
 from .launch import launch_files
 from .widgets import choose
 
@@ -42,7 +41,7 @@ SCATTER_POINTS = 5000
 CHEAP_MEASURES = {"linear_cka", "linear_cka_debiased"}
 ALPHA, NULL_WIDTH = 0.05, 2.0
 
-SOURCE_KINDS = {"zoo": "Sample model", "upload": "Upload files", "launch": "Launch file"}
+SOURCE_KINDS = {"network": "Sample model", "upload": "Upload files", "launch": "Launch file"}
 ESTIMATORS = {"biased": "Biased", "debiased": "Debiased", "minibatch": "Minibatch"}
 MEASURE_CHOICES = {k: MEASURES[k].label for k in
                    ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "rsa", "linear_regression")}
@@ -60,10 +59,10 @@ class Side:
 
     name: str  # "A" or "B"
     label: str
-    key: str  # a digest of the content (zoo models: "zoo:<name>") and the chosen layers
+    key: str  # names the content (a network's registry key, or a digest of the files) and the chosen layers
     layers: dict = field(repr=False)
     shapes: dict = field(repr=False)  # per-example shape before flattening
-    model_name: str | None
+    model_name: str | None  # the registered network it comes from, if any
     source: dict  # what an export records about the source
 
     @property
@@ -80,31 +79,19 @@ def upload_limit_bytes() -> int:
     return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
-
-
-@st.cache_resource(max_entries=16)
-def _zoo_shapes(name: str) -> dict[str, tuple[int, ...]]:
-    """Per-example output shape of each layer of a zoo model (one forward pass on 2 digits)."""
-    X = sample_models.digits().X_test[:2]
-    return {k: tuple(v.shape[1:]) for k, v in capture(data.model(name), X, sample_models.layer_names(name)).items()}
-
-
-def zoo_side(side: str, name: str) -> Side:
-    layers = data.model_layers(name)["test"]
-    return Side(side, name, f"zoo:{name}", dict(layers), _zoo_shapes(name), name,
-                {"kind": "sample model", "model": name, "split": "digits test split",
-                 "n_examples": int(next(iter(layers.values())).shape[0])})
+def network_side(side: str, name: str) -> Side:
+    """A registered network's layers on the digits test split."""
+    layers = models.activations(name)["test"]
+    return Side(side, name, models.get(name).key, dict(layers), models.layer_shapes(name), name,
+                {"kind": "sample model" if models.get(name).kind == models.ZOO else "fine-tuned network",
+                 "model": name, "split": "digits test split", "n_examples": int(next(iter(layers.values())).shape[0])})
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the launch file…")
 def _launch_arrays(path: str, mtime: float, size: int) -> tuple[str, dict[str, np.ndarray]]:
     """A file named at launch (``--reps``), read once per (path, mtime, size); shared read-only."""
     raw = Path(path).read_bytes()
-    return data.digest(raw), {k: _readonly(v) for k, v in load_representations(raw, Path(path).name).items()}
+    return data.digest(raw), {k: readonly(v) for k, v in load_representations(raw, Path(path).name).items()}
 
 
 def _combine(side: str, files: list[tuple[str, str, dict[str, np.ndarray]]], source: dict) -> Side:
@@ -112,11 +99,7 @@ def _combine(side: str, files: list[tuple[str, str, dict[str, np.ndarray]]], sou
     names prefixed with the file stem when files share names, rows checked, layers flattened."""
     per_file = []
     for filename, digest, arrays in files:
-        layers = {k: v for k, v in arrays.items() if k not in data.LABEL_KEYS}
-        if not layers:
-            raise RepresentationError(f"{filename!r} only holds labels ({', '.join(arrays)}); add an array of "
-                                      "activations (one row per example).")
-        per_file.append((filename, digest, layers))
+        per_file.append((filename, digest, activation_layers(arrays, filename)))
     all_names = [k for _, _, layers in per_file for k in layers]
     prefix = len(set(all_names)) < len(all_names)
     layers, shapes, counts = {}, {}, {}
@@ -137,7 +120,7 @@ def _combine(side: str, files: list[tuple[str, str, dict[str, np.ndarray]]], sou
             f"{what} holds only {n} example(s) (rows); comparing representations needs at least {MIN_EXAMPLES}, "
             "and a few hundred for trustworthy values. Save one row per example, shape (n_examples, n_features); "
             "a single long row is probably a transposed array.")
-    flat = {k: _readonly(v.reshape(v.shape[0], -1)) for k, v in layers.items()}
+    flat = {k: readonly_rows(v, dtype=None) for k, v in layers.items()}
     key = hashlib.sha256("|".join(f"{fn}:{dg}" for fn, dg, _ in per_file).encode()).hexdigest()[:24]
     label = " + ".join(fn for fn, _, _ in per_file)
     return Side(side, label, key, flat, shapes, None, {**source, "n_examples": n})
@@ -193,15 +176,16 @@ def side_picker(side: str, default_model: str) -> tuple[Side | None, sanity.Chec
     kinds = {k: v for k, v in SOURCE_KINDS.items() if k != "launch" or launch}
     key = side.lower()
     kind = choose(st.radio, "Source", kinds, key=f"cmp_{key}_kind", horizontal=True,
-                  help="A sample model's layers on the 359 digits of the test split, your own saved activations, "
+                  help=f"A network's layers on the {len(models.digits().y_test)} digits of the test split (the zoo, "
+                       "and networks fine-tuned on the Manipulate page in this session), your own saved activations, "
                        "or a file named when the app was started (`streamlit run app.py -- --reps A.npz B.npz`).")
     try:
-        if kind == "zoo":
-            names = list(sample_models.available())
+        if kind == "network":
+            names = models.names()
             name = st.selectbox("Model", names, index=names.index(default_model), key=f"cmp_{key}_model",
                                 bind="query-params")
-            st.caption(sample_models.available()[name])
-            loaded = zoo_side(side, name)
+            st.caption(models.get(name).description)
+            loaded = network_side(side, name)
         elif kind == "upload":
             # No type= filter: a refused extension would raise inside Streamlit before the page runs;
             # load_representations refuses it with a message that lists the formats instead.
@@ -371,28 +355,11 @@ def _symmetry_cells(settings: Settings, values: np.ndarray):
     return [(i, min(i, cols - 1)) for i in range(min(rows, 3))]
 
 
-@st.cache_resource(max_entries=8, show_spinner="Capturing a random-init network…")
-def random_init_layers(name: str) -> tuple[str, dict[str, np.ndarray]]:
-    """(description, test-split layers) of an untrained network with ``name``'s architecture:
-    the zoo's mlp_untrained where the architecture matches, else a fresh initialisation with the
-    model's own seed (torch's global random state is left untouched)."""
-    spec = sample_models.ZOO[name]
-    untrained = sample_models.ZOO["mlp_untrained"]
-    if spec.config == untrained.config:
-        return "mlp_untrained (the same architecture, never trained)", data.model_layers("mlp_untrained")["test"]
-    with torch.random.fork_rng():
-        torch.manual_seed(spec.seed)
-        net = sample_models.build(spec.config).eval()
-    layers = capture(net, sample_models.digits().X_test, sample_models.layer_names(name))
-    flat = {k: _readonly(np.asarray(v, dtype=np.float64).reshape(v.shape[0], -1)) for k, v in layers.items()}
-    return f"a fresh {name} initialised with seed {spec.seed}, never trained", flat
-
-
 @st.cache_data(max_entries=16, show_spinner="Comparing with the random-init baseline…")
 def baseline_values(key_a: str, names_a: tuple, key_b: str, names_b: tuple, settings_key: tuple, replaced: str,
                     model: str, _a: dict, _b: dict, _settings: Settings):
     """The same heatmap with side ``replaced`` swapped for its random-init twin: (description, values)."""
-    what, twin = random_init_layers(model)
+    what, twin = models.untrained_twin(model)
     side = _a if replaced == "A" else _b
     twin = {k: twin[k] for k in side}
     a, b = (twin, _b) if replaced == "A" else (_a, twin)
@@ -400,9 +367,9 @@ def baseline_values(key_a: str, names_a: tuple, key_b: str, names_b: tuple, sett
 
 
 def baseline_plan(a: Side, b: Side) -> tuple[str, str] | None:
-    """(side to replace, zoo model) for the random-init baseline, or None when no trained zoo model is involved."""
+    """(side to replace, network) for the random-init baseline, or None when no trained network is involved."""
     for side in (a, b):
-        if side.model_name is not None and sample_models.ZOO[side.model_name].epochs > 0:
+        if side.model_name is not None and models.get(side.model_name).trained:
             return side.name, side.model_name
     return None
 
@@ -539,6 +506,56 @@ def stopped_message() -> None:
     if st.session_state.pop("cmp_stopped", False):
         st.warning(f"Stopped ({st.session_state.get('cmp_progress', 'before the first step')}); nothing was stored. "
                    "Press the button to start again.", icon=":material/stop_circle:")
+
+
+# --------------------------------------------------------------------------- what the page shows
+def best_cell(values: np.ndarray, settings: Settings) -> tuple[int, int]:
+    """(row, column) of the most similar pair of layers under the chosen measure."""
+    higher = settings.info.higher_is_similar
+    i, j = np.unravel_index(int(np.argmax(values if higher else -values)), values.shape)
+    return int(i), int(j)
+
+
+def beyond_chance(result: Inference) -> int:
+    """How many cells are clearly beyond chance (not flagged)."""
+    return int(result.flagged.size - result.flagged.sum())
+
+
+def milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def cell_rows(a: Side, b: Side, result: Inference) -> list[dict]:
+    """One row per cell: value, interval, p-value, null, and whether it is beyond chance."""
+    boot, perm = result.bootstrap, result.permutation
+    return [{"A": name_a, "B": name_b, "value": boot.values[i, j], "low": boot.low[i, j], "high": boot.high[i, j],
+             "p": perm.p_values[i, j], "null mean": perm.null_mean[i, j], "null sd": perm.null_std[i, j],
+             "beyond chance": not bool(result.flagged[i, j])}
+            for i, name_a in enumerate(a.names) for j, name_b in enumerate(b.names)]
+
+
+def table_height(rows: int) -> int:
+    """Pixels for a dataframe of ``rows`` rows, at most 400."""
+    return min(400, 38 + 35 * rows)
+
+
+def top_pairs_share(contrib: drilldown.PCContributions, k: int) -> str:
+    """Share of linear CKA carried by the k x k leading principal-component pairs."""
+    return f"{contrib.top_sum(k) / contrib.cka:.1%}" if contrib.cka > 0 else "—"
+
+
+def pc_pair(pair: tuple[int, int, float]) -> str:
+    """'PC1 × PC2' for a (row, column, value) term of the eigen form (0-based indices)."""
+    return f"PC{pair[0] + 1} × PC{pair[1] + 1}"
+
+
+def participation_ratios(contrib: drilldown.PCContributions) -> str:
+    return (f"{drilldown.participation_ratio(contrib.eigenvalues_x):.1f}, "
+            f"{drilldown.participation_ratio(contrib.eigenvalues_y):.1f}")
+
+
+def value_at(values: np.ndarray, a: Side, b: Side, layer_a: str, layer_b: str) -> float:
+    return float(values[a.names.index(layer_a), b.names.index(layer_b)])
 
 
 # --------------------------------------------------------------------------- figures

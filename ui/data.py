@@ -1,7 +1,7 @@
-"""Cached access to models and representations, keyed on small descriptors.
+"""The representation the pitfall pages work on, from the sidebar's source: a registered
+network's layer (:mod:`ui.models`), a synthetic set or an uploaded file.
 
-Every cache is bounded. Shared objects (models, arrays) are read-only: arrays are marked
-non-writeable and models are never edited in place (pages that edit copy first).
+Every cache is bounded and keyed on small descriptors or digests. Shared arrays are read-only.
 """
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
-import torch
 
 import sample_models
-from cka_core import RepresentationError, capture
-from cka_core.io import load_representations
+from cka_core import RepresentationError
+from cka_core.io import LABEL_KEYS, load_representations
 
-from . import limits
+from . import limits, models
+from .arrays import readonly, readonly_rows
 
 
 @dataclass(frozen=True)
 class Source:
     """Where the representation comes from: a small, hashable descriptor.
 
-    kind: "model" (params: model name, layer), "session_model" (a network fine-tuned in this
-    session: label, layer), "synthetic" (params: set name and its settings), or "upload"
-    (params: content digest, file name, array name).
+    kind: "model" (params: the network's key in the registry of :mod:`ui.models`, its name,
+    the layer), "synthetic" (params: set name and its settings), or "upload" (params: content
+    digest, file name, array name).
     """
 
     kind: str
@@ -40,7 +40,7 @@ class Representation:
     y: np.ndarray | None
     X_train: np.ndarray | None
     y_train: np.ndarray | None
-    model_name: str | None
+    model_name: str | None  # the registered network it comes from (ui.models), if any
     layer: str | None
     label: str
     key: str  # a digest of the source: the cache key of everything computed from it
@@ -55,98 +55,42 @@ class Representation:
         return self.model_name is not None
 
 
-def _readonly(array: np.ndarray | None) -> np.ndarray | None:
-    if array is None:
-        return None
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
-
-
-def _flat64(array: np.ndarray) -> np.ndarray:
-    return np.asarray(array, dtype=np.float64).reshape(array.shape[0], -1)
-
-
-@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
-def model(name: str) -> torch.nn.Module:
-    """A zoo model, shared by every session: never edit it in place (copy.deepcopy first)."""
-    return sample_models.load(name)
-
-
-def network(name: str) -> torch.nn.Module:
-    """A zoo model (shared, read-only) or a network fine-tuned on the Manipulate page in this
-    browser session (a fresh module each call)."""
-    if name in sample_models.available():
-        return model(name)
-    from .manipulate import session_model  # the session registry lives with the page that fills it
-
-    net = session_model(name)
-    if net is None:
-        raise RepresentationError(f"{name!r} is neither a sample model nor a network fine-tuned in this session.")
-    return net
-
-
-@st.cache_resource(max_entries=32, show_spinner="Capturing activations…")
-def model_layers(name: str) -> dict[str, dict[str, np.ndarray]]:
-    """Every comparable layer of a zoo model on the digits test and train splits, flattened."""
-    data = sample_models.digits()
-    layers = sample_models.layer_names(name)
-    net = model(name)
-    test = capture(net, data.X_test, layers)
-    train = capture(net, data.X_train, layers)
-    return {
-        "test": {k: _readonly(_flat64(v)) for k, v in test.items()},
-        "train": {k: _readonly(_flat64(v)) for k, v in train.items()},
-    }
+def model_source(name: str, layer: str) -> Source:
+    """The source for ``layer`` of registered network ``name`` (its key names the weights)."""
+    return Source("model", (models.get(name).key, name, layer))
 
 
 def representation(source: Source, upload: bytes | None = None) -> Representation:
-    """The representation a source describes. Uploads live in a per-session cache keyed on
-    their digest; sample models and synthetic sets in a cache shared by all sessions."""
+    """The representation a source describes. Uploads live in a per-session cache keyed on their
+    digest; a network's layers in the registry's caches; synthetic sets in a shared cache."""
     if source.kind == "upload":
         return _uploaded_representation(source, upload)
-    if source.kind == "session_model":
-        return _session_model_representation(source)
-    return _shared_representation(source)
-
-
-def _session_model_representation(source: Source) -> Representation:
-    """A network fine-tuned in this session: its layers come from a session-scoped cache."""
-    from .manipulate import session_model_layers
-
-    label, layer = source.params
-    captured = session_model_layers(label)
-    data = sample_models.digits()
-    return Representation(captured["test"][layer], _readonly(data.y_test), captured["train"][layer],
-                          _readonly(data.y_train), label, layer, f"{label} · {layer}", _source_key(source))
+    if source.kind == "model":
+        return _network_representation(source)
+    if source.kind == "synthetic":
+        return _synthetic(source)
+    raise ValueError(f"unknown source kind {source.kind!r}")
 
 
 def _source_key(source: Source) -> str:
     return hashlib.sha256(repr(source).encode()).hexdigest()[:16]
 
 
-@st.cache_resource(max_entries=32)
-def _shared_representation(source: Source) -> Representation:
-    key = _source_key(source)
-    if source.kind == "model":
-        name, layer = source.params
-        captured = model_layers(name)
-        data = sample_models.digits()
-        return Representation(captured["test"][layer], _readonly(data.y_test), captured["train"][layer],
-                              _readonly(data.y_train), name, layer, f"{name} · {layer}", key)
-    if source.kind == "synthetic":
-        return _synthetic(source, key)
-    raise ValueError(f"unknown source kind {source.kind!r}")
+def _network_representation(source: Source) -> Representation:
+    _, name, layer = source.params
+    captured = models.activations(name)
+    data = models.digits()
+    return Representation(captured["test"][layer], data.y_test, captured["train"][layer], data.y_train, name, layer,
+                          f"{name} · {layer}", _source_key(source))
 
 
 @st.cache_resource(max_entries=2, scope="session")  # each holds a float64 copy of up to limits.MAX_VALUES values
 def _uploaded_representation(source: Source, _upload: bytes | None) -> Representation:
     digest, filename, array_name = source.params
     arrays = uploaded_arrays(digest, filename, _upload)
-    X = _flat64(arrays[array_name])
     y, note = class_labels(arrays, array_name)
-    return Representation(_readonly(X), _readonly(y), None, None, None, None, f"{filename} · {array_name}",
-                          _source_key(source), note)
+    return Representation(readonly_rows(arrays[array_name]), None if y is None else readonly(y), None, None, None,
+                          None, f"{filename} · {array_name}", _source_key(source), note)
 
 
 def class_labels(arrays: dict[str, np.ndarray], array_name: str) -> tuple[np.ndarray | None, str | None]:
@@ -179,7 +123,8 @@ SYNTHETIC_SETS = {
 }
 
 
-def _synthetic(source: Source, key: str) -> Representation:
+@st.cache_resource(max_entries=32)
+def _synthetic(source: Source) -> Representation:
     """One draw of the synthetic set, split in two halves (every other example of each class)
     so that the probe's training and test examples come from the same distribution."""
     name, n_classes, dim, separation = source.params
@@ -189,17 +134,14 @@ def _synthetic(source: Source, key: str) -> Representation:
     else:
         full = sample_models.two_cubes(n_per_cube=500, dim=dim, offset=separation, seed=0)
         label = f"Two cubes · d={dim} · offset {separation:g}"
-    X, y = _flat64(np.asarray(full.X)), np.asarray(full.y)
+    X, y = np.asarray(full.X, dtype=np.float64), np.asarray(full.y)
     rank_in_class = np.empty(len(y), dtype=np.int64)
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
         rank_in_class[members] = np.arange(members.size)
     test, train = rank_in_class % 2 == 0, rank_in_class % 2 == 1
-    return Representation(_readonly(X[test]), _readonly(y[test]), _readonly(X[train]), _readonly(y[train]),
-                          None, None, label, key)
-
-
-LABEL_KEYS = ("labels", "y", "targets")
+    return Representation(readonly(X[test]), readonly(y[test]), readonly(X[train]), readonly(y[train]),
+                          None, None, label, _source_key(source))
 
 
 @st.cache_resource(max_entries=4, scope="session", show_spinner="Reading the file…")
@@ -214,7 +156,7 @@ def uploaded_arrays(digest: str, filename: str, _data: bytes | None) -> dict[str
     if len(arrays) > limits.MAX_ARRAYS:
         raise RepresentationError(f"{filename!r} holds {len(arrays):,} arrays, over the {limits.MAX_ARRAYS:,} this app "
                                   "offers to choose from; save the layers you want to look at.")
-    return {k: _readonly(v) for k, v in arrays.items()}
+    return {k: readonly(v) for k, v in arrays.items()}
 
 
 def digest(data: bytes) -> str:

@@ -1,9 +1,9 @@
-"""Cached computations of the function-preserving-edits page.
+"""What the function-preserving-edits page shows (docs/theory.md §4), cached.
 
-Everything is keyed on small descriptors (model name, precision, edit parameters) and bounded.
-The networks here are private copies (``sample_models.load`` builds a fresh module; the edits
-deep-copy it again), so no shared module is ever edited or gets hooks attached. Results are
-small (a few 6x6 maps and scalars), so a cache hit costs microseconds.
+Everything is keyed on small descriptors (the network's registry key, precision, edit parameters)
+and bounded. The networks here are private copies in the chosen precision (the edits deep-copy
+them again), so no shared module is ever edited or gets hooks attached. Results are small (a few
+6x6 maps and scalars), so a cache hit costs microseconds.
 """
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ import streamlit as st
 import torch
 from torch import nn
 
-import sample_models
 from cka_core import capture, cka_matrix, edits
 from cka_core.directions import moved_random_fraction
 
-from . import figures
+from . import figures, models
+from .arrays import readonly
 
-#: The zoo's ReLU MLPs, the networks these edits apply to.
-RELU_MODELS = ("mlp_deep", "mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide")
+DEFAULT_NETWORK = "mlp_deep"
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 EDITS = {
     "rescale": "Rescale neurons across the ReLU",
@@ -71,10 +70,34 @@ class EditResult:
         return self.max_logit_change / max(self.max_logit, 1e-30)
 
 
+def networks() -> list[str]:
+    """The registered ReLU MLPs (zoo and fine-tuned in this session), the default first."""
+    names = models.names(relu_mlp=True, trained=True)
+    return [DEFAULT_NETWORK] + [n for n in names if n != DEFAULT_NETWORK]
+
+
+def per_layer_figure(result: EditResult) -> go.Figure:
+    """Bars of CKA(original layer, edited layer) for every layer, the edited one highlighted."""
+    return figures.bars(list(result.names), [float(v) for v in result.per_layer],
+                        title="CKA(original layer, edited layer)", y_title="linear CKA", y_range=(0, 1.15),
+                        colours=[figures.COLOURS["moved"] if name == result.layer else figures.COLOURS["linear_cka"]
+                                 for name in result.names])
+
+
+def map_figure(base: Baseline, values: np.ndarray, title: str) -> go.Figure:
+    names = list(base.names)
+    return figures.heatmap(np.asarray(values), names, names, title=title)
+
+
 def layer_width(name: str, layer: str) -> int:
     """Number of units of ``layer`` (the input width of the Linear that reads it)."""
     net = network(name, "float64")
     return edits.linear_chain(net, layer).width(net)
+
+
+def last_neuron(name: str, layer: str) -> int:
+    """Index of the last unit of ``layer``."""
+    return layer_width(name, layer) - 1
 
 
 def first_live_neuron(name: str, layer: str) -> int:
@@ -84,42 +107,42 @@ def first_live_neuron(name: str, layer: str) -> int:
 
 
 def hidden_layers(name: str) -> list[str]:
-    return [layer for layer in sample_models.layer_names(name) if layer != "logits"]
+    return [layer for layer in models.get(name).layers if layer != "logits"]
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the network…")
+def _network(key: str, _net: nn.Module, precision: str) -> nn.Module:
+    return copy.deepcopy(_net).to(PRECISIONS[precision])
+
+
 def network(name: str, precision: str) -> nn.Module:
-    """A private copy of zoo model ``name`` in ``precision``, shared by the sessions of this page
+    """A copy of registered network ``name`` in ``precision``, shared by the sessions of this page
     and never edited (every edit deep-copies it)."""
-    return sample_models.load(name).to(PRECISIONS[precision])
+    return _network(models.get(name).key, models.module(name), precision)
 
 
 def _inputs(precision: str) -> np.ndarray:
-    return np.asarray(sample_models.digits().X_test, dtype=np.dtype(precision))
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
+    return np.asarray(models.digits().X_test, dtype=np.dtype(precision))
 
 
 @st.cache_resource(max_entries=12, show_spinner="Capturing the network's layers…")
-def baseline(name: str, precision: str) -> Baseline:
-    """Every layer of the unedited network on the test digits, its logits, accuracy and CKA map."""
-    net = network(name, precision)
-    names = tuple(sample_models.layer_names(name))
-    # capture works on a private copy: no hooks are ever attached to the shared module.
-    layers = {k: _readonly(v.reshape(v.shape[0], -1)) for k, v in capture(copy.deepcopy(net), _inputs(precision), names).items()}
+def _baseline(key: str, _net: nn.Module, names: tuple[str, ...], precision: str) -> Baseline:
+    layers = models.capture_rows(_net, _inputs(precision), names, dtype=None)
     logits = layers["logits"]
     typical = {k: float(np.sqrt(np.mean(np.sum((v - v.mean(axis=0)) ** 2, axis=1)))) for k, v in layers.items()}
-    return Baseline(names, layers, logits, sample_models.accuracy(logits, sample_models.digits().y_test),
-                    _readonly(cka_matrix(layers)), typical)
+    return Baseline(names, layers, logits, models.accuracy(logits, models.digits().y_test),
+                    readonly(cka_matrix(layers)), typical)
+
+
+def baseline(name: str, precision: str) -> Baseline:
+    """Every layer of the unedited network on the test digits, its logits, accuracy and CKA map."""
+    network_ = models.get(name)
+    return _baseline(network_.key, network(name, precision), network_.layers, precision)
 
 
 def _result(base: Baseline, layer: str, edited: dict[str, np.ndarray], detail: str, note: str | None = None) -> EditResult:
     edited = {k: np.asarray(v).reshape(v.shape[0], -1) for k, v in edited.items()}
-    y = sample_models.digits().y_test
+    y = models.digits().y_test
     before, after = base.logits, edited["logits"]
     cross = cka_matrix(base.layers, edited)
     per_layer = np.clip(np.diag(cross), 0.0, 1.0)
@@ -128,16 +151,21 @@ def _result(base: Baseline, layer: str, edited: dict[str, np.ndarray], detail: s
         per_layer=per_layer, cka_layer=float(per_layer[base.names.index(layer)]),
         max_logit_change=float(np.max(np.abs(after.astype(np.float64) - before.astype(np.float64)))),
         max_logit=float(np.max(np.abs(before))), accuracy_before=base.accuracy,
-        accuracy_after=sample_models.accuracy(after, y),
+        accuracy_after=models.accuracy(after, y),
         predictions_changed=int(np.sum(np.argmax(after, axis=1) != np.argmax(before, axis=1))),
         n=int(before.shape[0]), detail=detail, note=note,
     )
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def rescale(name: str, precision: str, layer: str, mode: str, spread: float, seed: int, neuron: int,
             k: float) -> EditResult:
     """Edit (1): d_i = exp(spread * g_i) (mode "spread") or neuron ``neuron`` times k (mode "one")."""
+    return _rescale(models.get(name).key, name, precision, layer, mode, spread, seed, neuron, k)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _rescale(key: str, name: str, precision: str, layer: str, mode: str, spread: float, seed: int, neuron: int,
+             k: float) -> EditResult:
     base, net = baseline(name, precision), network(name, precision)
     width = edits.linear_chain(net, layer).width(net)
     if mode == "spread":
@@ -158,9 +186,13 @@ def rescale(name: str, precision: str, layer: str, mode: str, spread: float, see
     return _result(base, layer, capture(edited_net, _inputs(precision), base.names), detail, note)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def invertible(name: str, precision: str, layer: str, condition: float, seed: int) -> EditResult:
     """Edit (3): H -> H M with cond(M) = ``condition``, next layer W -> W M^{-T}."""
+    return _invertible(models.get(name).key, name, precision, layer, round(condition, 6), seed)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _invertible(key: str, name: str, precision: str, layer: str, condition: float, seed: int) -> EditResult:
     base, net = baseline(name, precision), network(name, precision)
     width = edits.linear_chain(net, layer).width(net)
     M = edits.random_invertible_map(width, condition, seed)
@@ -170,9 +202,13 @@ def invertible(name: str, precision: str, layer: str, condition: float, seed: in
     return _result(base, layer, capture(edited_net, _inputs(precision), base.names), detail)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
 def has_null_space(name: str, layer: str) -> bool:
     """Whether the Linear reading ``layer`` has a null space (some v != 0 with W v = 0)."""
+    return _has_null_space(models.get(name).key, name, layer)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _has_null_space(key: str, name: str, layer: str) -> bool:
     return edits.has_null_space(network(name, "float64"), layer)
 
 
@@ -182,9 +218,25 @@ def reader_shape(name: str, layer: str) -> tuple[int, int]:
     return reader.out_features, reader.in_features
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+def no_null_space_note(name: str, layer: str) -> str:
+    """Why no translation of ``layer`` is invisible to the network, and which layer to pick instead."""
+    last = hidden_layers(name)[-1]
+    outputs, inputs = reader_shape(name, layer)
+    last_out, last_in = reader_shape(name, last)
+    return (f"**No invisible direction after {layer}.** The next layer maps {inputs} units to {outputs}; its "
+            f"{outputs}×{inputs} weight has full column rank, so W v = 0 only for v = 0 and every translation "
+            f"of {layer} changes what the next layer computes. Pick the last hidden layer, **{last}**, read out by "
+            f"{last_out} logits: the {last_in} − {last_out} = {last_in - last_out}-dimensional null space of that "
+            "read-out is invisible to the network.")
+
+
 def translate(name: str, precision: str, layer: str, fraction: float, c: float, seed: int) -> EditResult:
     """Edit (2): a random fraction of the examples moves by c typical distances along v, W_next v = 0."""
+    return _translate(models.get(name).key, name, precision, layer, fraction, c, seed)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _translate(key: str, name: str, precision: str, layer: str, fraction: float, c: float, seed: int) -> EditResult:
     base, net = baseline(name, precision), network(name, precision)
     H = base.layers[layer]
     moved = moved_random_fraction(H.shape[0], fraction, seed)
@@ -196,8 +248,11 @@ def translate(name: str, precision: str, layer: str, fraction: float, c: float, 
     return _result(base, layer, layers, detail)
 
 
-def difference_heatmap(diff: np.ndarray, names: list[str], *, title: str) -> go.Figure:
-    """After − before, on a diverging scale centred at 0 (red: CKA fell, blue: CKA rose)."""
+def map_change_figure(result: EditResult, *, title: str) -> go.Figure:
+    """The edited network's CKA map minus the original's, on a diverging scale centred at 0 (red:
+    CKA fell, blue: CKA rose)."""
+    names = list(result.names)
+    diff = result.map_after - result.map_before
     diff = np.where(np.abs(diff) < 1e-9, 0.0, diff)      # no "-0.00" from float roundoff
     reach = max(float(np.max(np.abs(diff))), 1e-2)
     fig = figures.heatmap(diff, names, names, title=title, z_range=(-reach, reach), colour_title="Δ CKA",

@@ -1,9 +1,9 @@
 """Cached computations of the Estimators page: how the estimator itself can mislead.
 
 Four demonstrations, each keyed on small descriptors (sizes, seeds, the representation key) and
-bounded: the null bias of biased CKA (Murphy et al. 2024; notes/papers.md R10), the minibatch
-estimator of Nguyen et al. (2021), float32 cancellation in uncentred Gram matrices
-(notes/peers.md §0) and the RBF bandwidth limits (notes/papers.md R11).
+bounded: the null bias of biased CKA (Murphy et al. 2024; docs/theory.md §2.3), the minibatch
+estimator of Nguyen et al. (2021; §2.2), float32 cancellation in uncentred Gram matrices (§6) and
+the RBF bandwidth limits (§7).
 
 :func:`uncentred_float32_cka` is deliberately wrong -- it reproduces what several libraries do
 so that the page can show the damage; never use it for real numbers.
@@ -20,7 +20,7 @@ import torch
 from cka_core import cka_matrix, linear_cka, rbf_cka
 from cka_core.kernels import cka_from_hsic, u_centre_gram
 
-from . import figures
+from . import data, figures, models
 
 #: Sizes offered by the null-bias panel (the curve is computed on exactly these widths, so the
 #: current point is read from the cached curve and a slider move costs nothing).
@@ -117,7 +117,7 @@ def uncentred_float32_cka(X, Y) -> float:
     What several libraries do: form the Gram matrices K = X Xᵀ and L = Y Yᵀ of the *uncentred*
     activations in float32, then double-centre the Grams (H K H) in float32. With an activation
     offset c, every entry of K is about c² d while the centred signal is of the order of the
-    activations' variance, so float32's 7 digits cancel away (notes/peers.md §0).
+    activations' variance, so float32's 7 digits cancel away (docs/theory.md §6).
     The correct order -- centre the features (in float64), then form products -- is what
     ``cka_core`` does.
     """
@@ -249,3 +249,44 @@ def bandwidth_figure(curve: BandwidthCurve, log_sigma: float, now_pair: float, n
     fig.data[0].name, fig.data[1].name = "RBF CKA(X, Y)", "RBF CKA(X, noise)"
     fig.data[1].line.color = figures.COLOURS["original"]
     return fig
+
+
+# ------------------------------------------------------------------------------ the compared pair
+@dataclass(frozen=True)
+class Pair:
+    """X and Y of panels 2-4, and what they are."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    label: str
+    key: str
+
+
+def other_layers(rep: data.Representation) -> tuple[list[str], str]:
+    """Layers of the sidebar network other than its own, and the default: the first layer, or the
+    last when the sidebar holds the first (far apart, so CKA is well below 1)."""
+    layers = list(models.get(rep.model_name).layers)
+    default = layers[0] if rep.layer != layers[0] else layers[-1]
+    return [name for name in layers if name != rep.layer], default
+
+
+def pair_with_layer(rep: data.Representation, other: str) -> Pair:
+    """X = the sidebar's representation, Y = ``other`` layer of the same network."""
+    Y = models.activations(rep.model_name)["test"][other]
+    return Pair(rep.X, Y, f"X = {rep.label}, Y = {rep.model_name} · {other}", f"{rep.key}|{other}")
+
+
+def pair_of_layers(name: str, a: str, b: str) -> Pair:
+    """Two layers of registered network ``name``."""
+    captured = models.activations(name)["test"]
+    return Pair(captured[a], captured[b], f"X = {name} · {a}, Y = {name} · {b}", f"{models.get(name).key}|{a}|{b}")
+
+
+def float32_error(value: float, reference: float) -> float:
+    """|value - reference|, NaN where the estimator gave no finite number."""
+    return abs(value - reference) if np.isfinite(value) else float("nan")
+
+
+def sigma_multiple(log_sigma: float) -> float:
+    """The bandwidth multiple of the median distance for a slider position (log10)."""
+    return float(10.0**log_sigma)

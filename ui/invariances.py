@@ -1,12 +1,15 @@
-"""Cached computations of the Invariances page: every measure between X and T(X).
+"""What the Invariances page shows: every measure between X and T(X), and the measure x
+transformation table (docs/theory.md §1.4, §5, §8).
 
 Keyed on the representation's key and small scalars (the arrays are passed with a leading
 underscore, not hashed). Results are small dicts of floats and short arrays, never T(X) itself.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -15,6 +18,10 @@ from cka_core import transforms
 
 from . import data, figures, limits
 
+SHORT = {"orthogonal": "Orthogonal", "isotropic": "Isotropic", "anisotropic": "Anisotropic",
+         "one_feature": "One feature", "invertible": "Invertible", "permutation": "Permutation",
+         "translation": "Translation", "noise": "Noise", "top_k": "Top-k PCs"}
+TINY_CHANGE = 5e-5  # a metric that moved less than this is shown as unchanged
 MAX_ROWS = limits.SUBSET_ROWS  # the O(n^2) measures (RBF CKA, RSA) stay fast
 MAX_FEATURES = limits.SUBSET_FEATURES  # the dense d x d maps (orthogonal, invertible) stay fast
 INVARIANCE_TOL = 1e-6  # a declared invariance that moves more than this is a bug
@@ -182,3 +189,118 @@ def movement_bars(labels: list[str], values: list[float], declared: list[bool], 
     fig.update_xaxes(range=[0, top])
     fig.update_yaxes(autorange="reversed", automargin=True)
     return fig
+
+
+def default_components(d: int) -> int:
+    """The Top-k slider's default: a quarter of the features."""
+    return max(1, d // 4)
+
+
+def spans_everything(X: np.ndarray) -> bool:
+    """With d >= n - 1 the centred representation spans every direction the examples allow."""
+    n, d = X.shape
+    return d >= n - 1
+
+
+@dataclass(frozen=True)
+class MeasureShown:
+    """One measure's metric on the page."""
+
+    label: str
+    value: float | None
+    delta: str | None
+    tiny: bool              # moved less than TINY_CHANGE: shown as unchanged
+    higher_is_similar: bool
+    declared: bool          # declares invariance to the transformation
+    help: str
+
+
+@dataclass(frozen=True)
+class PanelView:
+    measures: list[MeasureShown]
+    errors: dict[str, str]                  # measure -> why it cannot be computed
+    prediction: float | None                # linear CKA predicted in closed form (top-k only)
+    broken: list[str]                       # measures that declare invariance but moved
+    bars: go.Figure
+    spectrum: go.Figure
+
+
+def panel_view(rep_key: str, X: np.ndarray, name: str, strength: float | None, seed: int) -> PanelView:
+    """Everything the controls drive; raises RepresentationError when T cannot be applied."""
+    reference, reference_errors = identity_values(rep_key, X)
+    result = panel(rep_key, X, name, strength, seed)
+    values, errors = result["values"], {**reference_errors, **result["errors"]}
+    declared = {m: transforms.declared_invariant(MEASURES[m].invariances, name) for m in MEASURES}
+    moved = {m: movement(m, values[m], reference[m]) for m in MEASURES if m in values and m in reference}
+    shown = []
+    for m, measure in MEASURES.items():
+        low, high = measure.value_range
+        tail = (f" Range {low:g} to {high:.3g}, {'higher' if measure.higher_is_similar else 'lower'} = more similar; "
+                f"identical inputs give {'—' if reference.get(m) is None else f'{reference[m]:.4f}'}.")
+        if m not in values or m not in reference:
+            shown.append(MeasureShown(measure.label, None, None, True, measure.higher_is_similar, declared[m],
+                                      errors.get(m, "")))
+            continue
+        change = values[m] - reference[m]
+        tiny = abs(change) < TINY_CHANGE
+        shown.append(MeasureShown(measure.label, values[m], "0.0000" if tiny else f"{change:+.4f}", tiny,
+                                  measure.higher_is_similar, declared[m],
+                                  f"{measure.description}{tail} ({measure.reference})"))
+    broken = [MEASURES[m].label for m in moved if declared[m] and abs(values[m] - reference[m]) > INVARIANCE_TOL]
+    order = [m for m in MEASURES if m in moved]
+    bars = movement_bars([MEASURES[m].label for m in order], [moved[m] for m in order], [declared[m] for m in order],
+                         title=f"How far each measure moved: {SHORT[name]}")
+    return PanelView(shown, errors, result.get("prediction"), broken, bars,
+                     spectrum_figure(result["shares_x"], result["shares_y"]))
+
+
+def spectrum_figure(shares_x: np.ndarray, shares_y: np.ndarray) -> go.Figure:
+    """Share of variance per principal component of X and of T(X), log scale."""
+    pcs = np.arange(1, shares_x.size + 1)
+    fig = figures.curve(pcs, {"X": np.where(shares_x > 1e-12, shares_x, np.nan),
+                              "T(X)": np.where(shares_y[: pcs.size] > 1e-12, shares_y[: pcs.size], np.nan)},
+                        title="Share of variance per principal component", x_title="principal component",
+                        y_title="share of the total variance")
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1)
+    fig.update_traces(line=dict(color=figures.COLOURS["original"], width=4), selector=dict(name="X"))
+    fig.update_traces(line=dict(color=figures.COLOURS["current"], dash="dash"), mode="lines+markers",
+                      marker=dict(size=4), selector=dict(name="T(X)"))
+    return fig
+
+
+def table_labels(table: dict) -> tuple[list[str], list[str]]:
+    """(transformation column labels with their strength, measure row labels)."""
+    return ([f"{SHORT[t]}<br>{table['strengths'][t]}" for t in table["transformations"]],
+            [MEASURES[m].label for m in table["measures"]])
+
+
+def table_figure(table: dict) -> go.Figure:
+    """The measure x transformation table as an annotated heatmap (✓ declared, ⚠ violated)."""
+    t_labels, m_labels = table_labels(table)
+    moved = table["movement"]
+    text = [[("—" if np.isnan(moved[i, j]) else f"{moved[i, j]:.3f}")
+             + (" ✓" if table["declared"][i, j] else "") + (" ⚠" if table["violation"][i, j] else "")
+             for j in range(moved.shape[1])] for i in range(moved.shape[0])]
+    fig = figures.heatmap(np.nan_to_num(moved, nan=0.0), t_labels, m_labels,
+                          title="How far each measure moves from its value for identical inputs (|Δ| / range)",
+                          z_range=(0.0, 1.0), x_title="transformation", y_title="measure", colour_title="|Δ| / range")
+    fig.update_traces(text=text, texttemplate="%{text}", customdata=table["values"],
+                      hovertemplate="%{y} under %{x}<br>|Δ| / range = %{z:.2e}<br>value = %{customdata:.6f}<extra></extra>")
+    fig.update_layout(height=520, margin=dict(l=60, r=20, t=50, b=60))
+    fig.update_xaxes(tickangle=0, side="bottom")
+    return fig
+
+
+def violations(table: dict) -> list[str]:
+    """"<measure> under <transformation>" for every declared invariance that moved."""
+    _, m_labels = table_labels(table)
+    return [f"{m_labels[i]} under {transforms.TRANSFORMATIONS[table['transformations'][j]].label}"
+            for i, j in zip(*np.nonzero(table["violation"]))]
+
+
+def table_frame(table: dict) -> pd.DataFrame:
+    """The values behind the table, with m(X, X) first."""
+    t_labels, m_labels = table_labels(table)
+    frame = pd.DataFrame(table["values"], index=m_labels, columns=[label.replace("<br>", " · ") for label in t_labels])
+    frame.insert(0, "m(X, X)", [table["reference"].get(m, np.nan) for m in table["measures"]])
+    return frame

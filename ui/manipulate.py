@@ -20,14 +20,12 @@ on that:
   resumes training from the manipulator in session state. Leaving the page pauses the job, and
   coming back resumes it.
 
-When a job ends, its result (maps, history, accuracies: small arrays) and the fine-tuned
-network (its state dict and the zoo name of its architecture) are kept in session state for the
-rest of the browser session; :func:`session_models` rebuilds them as modules for other pages.
+When a job ends, its result (maps, history, accuracies: small arrays) is kept in session state
+and the fine-tuned network enters the registry of :mod:`ui.models` for the rest of the browser
+session, so every other page can pick it.
 """
 from __future__ import annotations
 
-import copy
-import hashlib
 import os
 import time
 import threading
@@ -36,22 +34,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 from plotly.subplots import make_subplots
 
-import sample_models
-from cka_core import capture
+from cka_core import RepresentationError
 from cka_core.manipulation import (
     ManipulationResult,
     ManipulationSettings,
     MapManipulator,
-    evaluation_map,
+    check_target,
     identity_target,
+    off_diagonal_mean_abs,
     ones_target,
     pair_target,
 )
 
-from . import data, figures
+from . import figures, models
 
 TARGETS = {
     "identity": "Identity (layers unlike each other)",
@@ -61,8 +58,7 @@ TARGETS = {
     "match": "Match another model's map",
 }
 DEFAULT_MODEL = "mlp_deep"
-#: How many fine-tuned networks a session keeps (oldest dropped first).
-MAX_SESSION_MODELS = 5
+DEFAULT_MATCH = "mlp_wide"
 #: Epochs one script run trains before handing control back. ``None`` in the app: a run trains
 #: until the job ends or the browser interrupts it (Stop or any other widget). Tests set it to 1
 #: to stand in for a Stop click that arrives while training.
@@ -84,37 +80,12 @@ JOB_KEY = "man_job"
 START_KEY = "man_start_requested"
 STOP_KEY = "man_stop_requested"
 RESULT_KEY = "man_result"
-MODELS_KEY = "manipulated_models"
 
 
-def models() -> list[str]:
+def trainable() -> list[str]:
     """Zoo networks that can be fine-tuned (every trained one, the default first)."""
-    names = [n for n in sample_models.available() if n != "mlp_untrained"]
+    names = models.names(trained=True, finetuned=False)
     return [DEFAULT_MODEL] + [n for n in names if n != DEFAULT_MODEL]
-
-
-# ---------------------------------------------------------------------------- cached maps
-def _private_copy(name: str) -> torch.nn.Module:
-    """A private copy of the shared zoo model (never edit or hook the shared one)."""
-    return copy.deepcopy(data.model(name))
-
-
-@st.cache_data(max_entries=64, show_spinner="Computing the CKA map…")
-def test_map(name: str, layers: tuple[str, ...]) -> np.ndarray:
-    """Full-data debiased linear CKA between ``layers`` of zoo model ``name`` on the digits test split."""
-    return evaluation_map(_private_copy(name), sample_models.digits().X_test, layers)
-
-
-@st.cache_data(max_entries=32, show_spinner="Computing the other model's CKA map…")
-def train_map(name: str, layers: tuple[str, ...]) -> np.ndarray:
-    """The same on the digits training split (what a 'match this model' target is built from)."""
-    return evaluation_map(_private_copy(name), sample_models.digits().X_train, layers)
-
-
-@st.cache_data(max_entries=32)
-def test_accuracy(name: str) -> float:
-    d = sample_models.digits()
-    return sample_models.accuracy(sample_models.predict(_private_copy(name), d.X_test), d.y_test)
 
 
 def evenly_spaced(layers: list[str], k: int) -> list[str]:
@@ -157,6 +128,56 @@ def target_for(kind: str, base: np.ndarray, **params) -> np.ndarray:
     if kind == "pair":
         return pair_target(base, params["i"], params["j"], params["value"])
     raise ValueError(f"unknown target kind {kind!r}")
+
+
+def match_candidates(model: str, n_layers: int) -> tuple[list[str], list[str]]:
+    """(networks whose map can be matched with ``n_layers`` layers, networks left out for having
+    fewer layers): a target map needs one layer of the other network per chosen layer."""
+    others = [name for name in trainable() if name != model]
+    fits = [name for name in others if len(models.get(name).layers) >= n_layers]
+    return fits, [name for name in others if name not in fits]
+
+
+def default_match(candidates: list[str]) -> int:
+    """Index of the network a 'match' target starts with."""
+    return candidates.index(DEFAULT_MATCH) if DEFAULT_MATCH in candidates else 0
+
+
+def match_target(other: str, n_layers: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The map of ``n_layers`` evenly spaced layers of ``other`` (digits training split), diagonal 1,
+    and the layers it uses."""
+    picked = tuple(evenly_spaced(list(models.get(other).layers), n_layers))
+    target = np.array(models.cka_map(other, picked, split="train"))
+    np.fill_diagonal(target, 1.0)
+    return target, picked
+
+
+def valid_target(target: np.ndarray, n_layers: int) -> np.ndarray:
+    """A target as training uses it: symmetrised, clipped to [-1, 1], checked (size, diagonal)."""
+    return check_target(np.clip((target + target.T) / 2, -1.0, 1.0), n_layers)
+
+
+def pair_target_for(base: np.ndarray, layers: tuple[str, ...], first: str, second: str,
+                    value: float) -> tuple[np.ndarray, str]:
+    """The current map with CKA(first, second) set to ``value``, and its label."""
+    if first == second:
+        raise RepresentationError("pick two different layers: a layer's CKA with itself is always 1.")
+    target = target_for("pair", base, i=layers.index(first), j=layers.index(second), value=value)
+    return valid_target(target, len(layers)), f"CKA({first}, {second}) = {value:.2f}"
+
+
+def all_layers(model: str) -> list[str]:
+    return list(models.get(model).layers)
+
+
+def in_forward_order(model: str, chosen: list[str]) -> tuple[str, ...]:
+    """The chosen layers of ``model`` in forward order."""
+    return tuple(name for name in all_layers(model) if name in chosen)
+
+
+def map_gap(cka_map: np.ndarray, target: np.ndarray) -> float:
+    """Mean |M - target| over the off-diagonal cells."""
+    return off_diagonal_mean_abs(cka_map, target)
 
 
 # ------------------------------------------------------------------------------ the job
@@ -205,6 +226,11 @@ class Outcome:
     mean_abs_before: float
     mean_abs_after: float
 
+    @property
+    def map_change(self) -> float:
+        """How much closer to the target the map came (negative: closer)."""
+        return self.mean_abs_after - self.mean_abs_before
+
 
 def current_job() -> Job | None:
     return st.session_state.get(JOB_KEY)
@@ -222,8 +248,8 @@ def request_stop() -> None:
 def apply_requests(spec: Spec | None) -> Job | None:
     """Start a job if Train was clicked (and the controls are valid), finish it if Stop was."""
     if st.session_state.pop(START_KEY, False) and spec is not None and current_job() is None:
-        d = sample_models.digits()
-        run = MapManipulator(_private_copy(spec.model), spec.layers, spec.target, d.X_train, d.y_train,
+        d = models.digits()
+        run = MapManipulator(models.private_copy(spec.model), spec.layers, spec.target, d.X_train, d.y_train,
                              spec.settings, X_eval=d.X_test, y_eval=d.y_test)
         st.session_state[JOB_KEY] = Job(spec, run, time.time())
     job = current_job()
@@ -244,7 +270,8 @@ def finish(job: Job) -> Outcome:
     st.session_state.pop(JOB_KEY, None)
     st.session_state[STOP_KEY] = False
     result: ManipulationResult = job.run.result()
-    label = register_model(job.spec, result)
+    label = models.register_finetuned(result.model, job.spec.model, short_target(job.spec.target_label),
+                                      float(result.accuracy_after))
     outcome = Outcome(
         model=job.spec.model, label=label, target_label=job.spec.target_label, layers=result.layers,
         target=result.target, map_before=result.map_before, map_after=result.map_after,
@@ -303,13 +330,18 @@ def acquire_training_slot(progress_slot) -> None:
                            f"({waited:.0f} s so far). Jobs take turns epoch by epoch.", icon=":material/hourglass:")
 
 
+def short_target(label: str) -> str:
+    """'Identity (layers unlike each other)' -> 'Identity'."""
+    return label.split(" (")[0]
+
+
 def draw_progress(job: Job, progress_slot) -> None:
     run = job.run
     planned = job.spec.settings.epochs
     last = run.history[-1]
     progress_slot.progress(
         run.epoch / planned,
-        text=f"{job.spec.model} → {job.spec.target_label.split(' (')[0]}: epoch {run.epoch} of {planned} · "
+        text=f"{job.spec.model} → {short_target(job.spec.target_label)}: epoch {run.epoch} of {planned} · "
              f"mean |M − target| {last.mean_abs_error:.3f} (validation) · "
              f"validation accuracy {100 * last.val_accuracy:.1f}% · λ {run.lam:.3g} · {job.seconds:.1f} s",
     )
@@ -320,84 +352,6 @@ def draw_curves(job: Job, live_slot) -> None:
     with live_slot.container():
         st.plotly_chart(history_figure([r.as_dict() for r in run.history], job.spec.settings.epochs, run.best_epoch),
                         key=f"man_live_{id(job)}_{run.epoch}", config=figures.CHART_CONFIG)
-
-
-# --------------------------------------------------------------------- session models
-def _digest(state: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(state):
-        h.update(name.encode())
-        h.update(state[name].detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:6]
-
-
-def register_model(spec: Spec, result: ManipulationResult) -> str:
-    """Keep the fine-tuned network (state dict + base zoo name) for this browser session."""
-    state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
-    label = f"{spec.model} → {spec.target_label.split(' (')[0].lower()} #{_digest(state)}"
-    stored = dict(st.session_state.get(MODELS_KEY, {}))
-    stored.pop(label, None)
-    stored[label] = {"base": spec.model, "state": state, "layers": spec.layers,
-                     "target": spec.target_label, "accuracy": result.accuracy_after}
-    while len(stored) > MAX_SESSION_MODELS:
-        stored.pop(next(iter(stored)))
-    st.session_state[MODELS_KEY] = stored
-    return label
-
-
-def session_models() -> dict[str, torch.nn.Module]:
-    """The networks fine-tuned on the Manipulate page in this browser session, by label.
-
-    Each is a fresh module (the zoo architecture of its base model with the fine-tuned weights,
-    eval mode, gradients off), so callers may hook or edit it freely. Labels are unique: they
-    end with a digest of the weights. :func:`session_model_base` gives the base zoo name
-    (for ``sample_models.layer_names`` and friends).
-    """
-    return {label: session_model(label) for label in st.session_state.get(MODELS_KEY, {})}
-
-
-def session_model_labels() -> list[str]:
-    """Labels of this session's fine-tuned networks, oldest first (cheap: builds nothing)."""
-    return list(st.session_state.get(MODELS_KEY, {}))
-
-
-def session_model(label: str) -> torch.nn.Module | None:
-    """One session model as a fresh module (None if this session has no network of that label)."""
-    entry = st.session_state.get(MODELS_KEY, {}).get(label)
-    if entry is None:
-        return None
-    model = _private_copy(entry["base"])
-    model.load_state_dict(entry["state"])
-    model.eval().requires_grad_(False)
-    model.zoo_name = entry["base"]
-    return model
-
-
-@st.cache_resource(max_entries=MAX_SESSION_MODELS, scope="session", show_spinner="Capturing activations…")
-def session_model_layers(label: str) -> dict[str, dict[str, np.ndarray]]:
-    """Like ``ui.data.model_layers`` for a session model: every comparable layer on the digits test
-    and train splits, flattened, read-only. Session-scoped (never shared with other users); the
-    label contains a digest of the weights, so it is a safe cache key."""
-    model = session_model(label)
-    if model is None:
-        raise ValueError(f"no fine-tuned network called {label!r} in this session; fine-tune one on the Manipulate page.")
-    d = sample_models.digits()
-    names = sample_models.layer_names(model)
-    out = {}
-    for split, X in (("test", d.X_test), ("train", d.X_train)):
-        captured = capture(model, X, names)
-        out[split] = {}
-        for name, values in captured.items():
-            flat = np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(values.shape[0], -1))
-            flat.setflags(write=False)
-            out[split][name] = flat
-    return out
-
-
-def session_model_base(label: str) -> str | None:
-    """The zoo model a session model was fine-tuned from (None for unknown labels)."""
-    entry = st.session_state.get(MODELS_KEY, {}).get(label)
-    return None if entry is None else entry["base"]
 
 
 # ------------------------------------------------------------------------------ figures

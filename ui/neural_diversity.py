@@ -1,7 +1,7 @@
-"""Cached computations and figures of the Neural diversity page (Geadah et al., notes/papers.md §4).
+"""Cached computations and figures of the Neural diversity page (Geadah et al.; docs/theory.md §10).
 
 Everything is keyed on small descriptors (perturbation kind and its settings); the zoo models come
-from :func:`ui.data.model` and are never edited (perturbations run on private copies). The
+from the registry (:func:`ui.models.module`) and are never edited (perturbations run on private copies). The
 amplitude slider moves on the same grid the curves are computed on, so a new amplitude is a cache
 hit: one cold sweep per perturbation setting (under a second), then milliseconds.
 """
@@ -19,7 +19,7 @@ import sample_models
 from cka_core import RepresentationError, cka_matrix, linear_cka
 from sample_models import perturbations as pert
 
-from . import data, figures
+from . import figures, models
 
 # The networks compared, in display order: code -> short label.
 NETWORKS = {
@@ -74,7 +74,93 @@ def snap(kind: str, amplitude: float) -> int:
 
 
 def model(name: str):
-    return data.model(name)
+    return models.module(name)
+
+
+def test_count() -> int:
+    """How many test digits there are (the digit slider's range)."""
+    return len(models.digits().y_test)
+
+
+def last_test_index() -> int:
+    return test_count() - 1
+
+
+def test_label(index: int) -> int:
+    return int(models.digits().y_test[index])
+
+
+def adaptive_units() -> list[int]:
+    """The adaptive RNN's units, for the unit picker."""
+    return list(range(model("rnn_adaptive").hidden_size))
+
+
+def preset_values(label: str) -> tuple[float | None, float | None]:
+    """(n, s) of the preset shown as ``label`` (None for Custom)."""
+    _, n, s = next(values for values in PRESETS.values() if values[0] == label)
+    return n, s
+
+
+@dataclass(frozen=True)
+class GammaSummary:
+    at_zero: float
+    slope_at_zero: float
+    max_slope: float
+    at_four: float
+
+
+def gamma_summary(n: float, s: float) -> GammaSummary:
+    """γ(0), ∂γ/∂x at 0, the largest slope on [-4, 4] and γ(4) for the chosen (n, s)."""
+    curves = pert.gamma_curve(np.linspace(-4.0, 4.0, 401), n, s)
+    zero = pert.gamma_curve(0.0, n, s)
+    return GammaSummary(float(zero["gamma"]), float(zero["dx"]), float(curves["dx"].max()), float(curves["gamma"][-1]))
+
+
+@dataclass(frozen=True)
+class DiversitySummary:
+    mlp_spread_s: float           # std of s across neurons, mean over the heterogeneous MLP's layers
+    rnn_spread_s: float
+    rnn_spread_n: float
+    adaptive_spread_mean_s: float
+
+
+def diversity_summary() -> DiversitySummary:
+    """How different the trained neurons' (n, s) became (standard deviations across neurons)."""
+    groups = learned_parameters()
+    het_mlp = [g for g in groups.values() if g["network"] == "mlp_gamma_heterogeneous"]
+    rnn_het = next(g for g in groups.values() if g["network"] == "rnn_gamma_heterogeneous")
+    aru = next(g for g in groups.values() if g["network"] == "rnn_adaptive")
+    return DiversitySummary(float(np.mean([np.std(g["s"]) for g in het_mlp])), float(np.std(rnn_het["s"])),
+                            float(np.std(rnn_het["n"])), float(np.std(aru["s"])))
+
+
+@dataclass(frozen=True)
+class NetworkNow:
+    """One network at the chosen amplitude."""
+
+    label: str
+    clean: float
+    accuracy: float
+    cka: float | None              # None where undefined (a constant hidden layer)
+
+
+def networks_now(s: "Sweep", k: int) -> list[NetworkNow]:
+    return [NetworkNow(NETWORKS[name], float(s.accuracy[i, 0]), float(s.accuracy[i, k]),
+                       float(s.cka_self[i, k]) if np.isfinite(s.cka_self[i, k]) else None)
+            for i, name in enumerate(NETWORKS)]
+
+
+def adaptive_predictions(s: "Sweep", k: int, index: int) -> tuple[int, int]:
+    """The adaptive RNN's answer on test digit ``index``, clean and under the perturbation."""
+    aru = list(NETWORKS).index("rnn_adaptive")
+    return int(s.predictions[aru, 0, index]), int(s.predictions[aru, k, index])
+
+
+def kind_settings(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> tuple[float, int, tuple[int, int]]:
+    """(frequency, seed, window) with the settings of the other kinds at their defaults, so that
+    moving a disabled slider does not recompute (only the chosen kind's settings key the cache)."""
+    return (float(frequency) if kind == "sin_gain" else 1.0, int(seed) if kind == "noise" else 0,
+            (int(window[0]), int(window[1])) if kind == "drive" else (1, 8))
 
 
 # --- the sweep: every network x every amplitude ---------------------------------------------------

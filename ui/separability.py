@@ -1,19 +1,24 @@
-"""Cached helpers and figures of the Separability page (Davari et al. Cor. 4).
+"""What the Separability page shows (Davari et al. Cor. 4; docs/theory.md §3.5): cached helpers,
+the page's view of one setting, and its figures.
 
 Arrays are passed with a leading underscore (not hashed); the representation's key and small
-parameters identify them, as in :mod:`ui.compute`.
+parameters identify them, as in :mod:`ui.translation`.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-import sample_models
 from cka_core import RepresentationError, directions, separability
-from cka_core.translation import translation_cka_limit
+from cka_core.separability import class_margins, normal_alignment
+from cka_core.translation import translation_cka_from_terms, translation_cka_limit
 
-from . import compute, data, figures, limits
+from . import data, figures, limits, models
+from . import translation as tr
+from .probe import decision_normals, probe, probe_score, probe_scores
 
 DIRECTIONS = {  # code -> label; the label is what a shared URL holds (?sep_direction=Random)
     "orthogonal": "Orthogonal to every normal",
@@ -21,7 +26,8 @@ DIRECTIONS = {  # code -> label; the label is what a shared URL holds (?sep_dire
     "random": "Random",
 }
 CONTRAST = {"orthogonal": "random", "orthant": "random", "random": "orthogonal"}
-GRID = np.logspace(-2, 4, 241)          # c in units of the RMS distance from the mean
+SHORT = {"orthogonal": "orthogonal v", "orthant": "orthogonal, non-negative v", "random": "random v"}
+GRID = tr.C_GRID                         # c in units of the RMS distance from the mean
 ORTHANT_MAX_FEATURES = 20_000            # the non-negative direction is a linear programme over every feature
 CURVE_SCORES = 4_000_000                 # probe scores held at once by the accuracy curve (32 MiB)
 NETWORK_GRID = np.logspace(-2, 4, 25)   # coarser: the network runs once per value
@@ -31,7 +37,7 @@ NETWORK_GRID = np.logspace(-2, 4, 25)   # coarser: the network runs once per val
 def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> np.ndarray:
     """Unit translation direction: a random one, or one orthogonal to every probe normal."""
     if kind == "random":
-        return compute.direction(rep_key, _rep, "random", seed)
+        return tr.direction(rep_key, _rep, "random", seed)
     if kind == "orthogonal":
         W = normals(rep_key, _rep)
         if directions.null_space_dim(W) == 0:
@@ -40,7 +46,7 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
                 "orthogonal to every one of them; use a representation with more features than classes, "
                 "or pick the random direction."
             )
-        return compute.direction(rep_key, _rep, "probe_orthogonal", seed)
+        return tr.direction(rep_key, _rep, "probe_orthogonal", seed)
     if kind == "orthant":
         d = _rep.X.shape[1]
         if d > ORTHANT_MAX_FEATURES:
@@ -55,27 +61,21 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
 @st.cache_data(max_entries=64)
 def normals(rep_key: str, _rep: data.Representation) -> np.ndarray:
     """The probe's class normals in the original feature space, (classes, d)."""
-    return compute.decision_normals(compute.probe(rep_key, _rep))
+    return decision_normals(probe(rep_key, _rep))
 
 
 @st.cache_resource(max_entries=16)  # not cache_data: 1M examples x 10 classes would be pickled and copied per rerun
 def base_scores(rep_key: str, _rep: data.Representation) -> np.ndarray:
     """The probe's class scores on the original (test) representation, (n, classes); read-only."""
-    scores = compute.probe_scores(compute.probe(rep_key, _rep), _rep.X)
+    scores = probe_scores(probe(rep_key, _rep), _rep.X)
     scores.setflags(write=False)
     return scores
-
-
-@st.cache_data(max_entries=64)
-def rms_scale(rep_key: str, _X: np.ndarray) -> float:
-    """Root-mean-square distance of an example from the mean: the unit of c."""
-    return compute.rms_scale(rep_key, _X)
 
 
 @st.cache_data(max_entries=128)
 def probe_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, seed: int, scale: float) -> np.ndarray:
     """Probe accuracy over GRID when class ``cls`` moves along the direction (exact: scores are affine in c)."""
-    fitted = compute.probe(rep_key, _rep)
+    fitted = probe(rep_key, _rep)
     v = direction(rep_key, _rep, kind, seed)
     shift = normals(rep_key, _rep) @ v
     scores, moved = base_scores(rep_key, _rep), _rep.y == cls
@@ -125,7 +125,7 @@ def correct_counts(scores: np.ndarray, column: np.ndarray, shift: np.ndarray, c:
 @st.cache_data(max_entries=64)
 def network_base(rep_key: str, _rep: data.Representation) -> float:
     """The network's accuracy continued from the unmoved representation (its own test accuracy)."""
-    return compute.accuracy_from(_rep, _rep.X)
+    return tr.accuracy_from(_rep, _rep.X)
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the network on the moved representation…")
@@ -134,7 +134,6 @@ def network_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, 
 
     The moved copies for several c go through the network in one batch (one call per ~4M values):
     a forward pass per c costs ~15 ms of fixed overhead each."""
-    net = data.network(_rep.model_name)
     v = direction(rep_key, _rep, kind, seed)
     mask = (_rep.y == cls).astype(np.float64)
     n, d = _rep.X.shape
@@ -143,8 +142,8 @@ def network_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, 
     for start in range(0, NETWORK_GRID.size, per_chunk):
         cs = NETWORK_GRID[start:start + per_chunk]
         moved = _rep.X[None, :, :] + (cs[:, None, None] * scale) * np.outer(mask, v)[None, :, :]
-        logits = sample_models.run_from(net, _rep.layer, moved.reshape(-1, d)).reshape(cs.size, n, -1)
-        result.extend(sample_models.accuracy(logits[i], _rep.y) for i in range(cs.size))
+        logits = models.run_from(_rep.model_name, _rep.layer, moved.reshape(-1, d)).reshape(cs.size, n, -1)
+        result.extend(models.accuracy(logits[i], _rep.y) for i in range(cs.size))
     return np.asarray(result)
 
 
@@ -152,7 +151,7 @@ def network_curve(rep_key: str, _rep: data.Representation, cls: int, kind: str, 
 def view_axes(rep_key: str, _rep: data.Representation, cls: int, kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and an orthonormal 2-D basis (d, 2): the moved class's decision normal, then v
     (with its component along the normal removed; none is left for an orthogonal v)."""
-    fitted = compute.probe(rep_key, _rep)
+    fitted = probe(rep_key, _rep)
     W = normals(rep_key, _rep)
     column = int(np.flatnonzero(fitted.classes_ == cls)[0])
     u = W[column]
@@ -271,9 +270,99 @@ def limit(rep_key: str, _X: np.ndarray, cls: int, _mask: np.ndarray) -> float:
     return translation_cka_limit(_X, _mask)
 
 
-def delta(change: float, *, digits: int, unit: str = "") -> dict:
-    """st.metric delta arguments: grey and arrow-less when the change rounds to zero."""
-    rounded = round(change, digits) + 0.0          # + 0.0 turns -0.0 into 0.0
-    if rounded == 0:
-        return dict(delta=f"±{0:.{digits}f}{unit} (unchanged)", delta_color="off", delta_arrow="off")
-    return dict(delta=f"{rounded:+.{digits}f}{unit}")
+def classes(rep: data.Representation) -> list[int]:
+    return [int(k) for k in np.unique(rep.y)]
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """The same class moved by the same c along the other kind of direction."""
+
+    name: str            # "Random v" or "Orthogonal v"
+    cka: float
+    probe_accuracy: float
+
+
+@dataclass(frozen=True)
+class SeparabilityView:
+    cls: int
+    kind: str
+    n: int
+    moved_count: int
+    moved_fraction: float
+    cka: float
+    limit: float
+    probe_before: float
+    probe_after: float
+    margin_before: float
+    margin_after: float
+    score_change: float
+    alignment: float                 # largest |cos(w_k, v)|
+    network_before: float | None
+    network_after: float | None
+    network_at_largest_c: float | None
+    contrast: Contrast | None
+    curves: go.Figure
+    view: go.Figure
+    plot_note: str | None
+
+
+def view(rep: data.Representation, cls: int, kind: str, seed: int, c: float) -> SeparabilityView:
+    """Every number and figure of the page for one setting; raises RepresentationError when the
+    chosen direction does not exist for this representation."""
+    X, n = rep.X, rep.X.shape[0]
+    v = direction(rep.key, rep, kind, seed)
+    contrast_kind = CONTRAST[kind]
+    try:
+        v_contrast = direction(rep.key, rep, contrast_kind, seed)
+    except RepresentationError:
+        v_contrast = None
+    fitted = probe(rep.key, rep)
+    mask = tr.moved_mask(rep.key, rep, "class", 0, 0.0, cls, 0)
+    scale = tr.rms_scale(rep.key, X)
+    terms = tr.terms(rep.key, X, mask, v, ("class", cls), ("separability", kind, seed))
+    cka_now = translation_cka_from_terms(terms, c * scale)
+    moved = tr.moved_by(X, mask, v, c, scale)
+    scores_before, scores_after = base_scores(rep.key, rep), probe_scores(fitted, moved)
+    network_before = network_after = network = None
+    if tr.network_supported(rep):
+        network_before, network_after = network_base(rep.key, rep), tr.accuracy_from(rep, moved)
+        network = network_curve(rep.key, rep, cls, kind, seed, scale)
+    cka_curves = {f"CKA, {SHORT[kind]}": translation_cka_from_terms(terms, GRID * scale)}
+    accuracy_curves = {f"probe, {SHORT[kind]}": (GRID, probe_curve(rep.key, rep, cls, kind, seed, scale))}
+    contrast = None
+    if v_contrast is not None:
+        contrast_terms = tr.terms(rep.key, X, mask, v_contrast, ("class", cls), ("separability", contrast_kind, seed))
+        contrast = Contrast("Random v" if contrast_kind == "random" else "Orthogonal v",
+                            translation_cka_from_terms(contrast_terms, c * scale),
+                            probe_score(fitted, tr.moved_by(X, mask, v_contrast, c, scale), rep.y))
+        cka_curves[f"CKA, {SHORT[contrast_kind]}"] = translation_cka_from_terms(contrast_terms, GRID * scale)
+        accuracy_curves[f"probe, {SHORT[contrast_kind]}"] = (
+            GRID, probe_curve(rep.key, rep, cls, contrast_kind, seed, scale))
+    if network is not None:
+        accuracy_curves[f"network, {SHORT[kind]}"] = (NETWORK_GRID, network)
+    limit_value = limit(rep.key, X, cls, mask)
+    shown = limits.plot_rows(n, keep=mask)  # at most limits.MAX_PLOT_POINTS points go to the browser
+    mean, axes = view_axes(rep.key, rep, cls, kind, seed)
+    orthogonal = kind != "random"
+    return SeparabilityView(
+        cls=cls, kind=kind, n=n, moved_count=int(mask.sum()), moved_fraction=float(mask.mean()), cka=cka_now,
+        limit=limit_value, probe_before=probe_score(fitted, X, rep.y), probe_after=probe_score(fitted, moved, rep.y),
+        margin_before=float(class_margins(scores_before, rep.y, fitted.classes_).min()),
+        margin_after=float(class_margins(scores_after, rep.y, fitted.classes_).min()),
+        score_change=float(np.abs(scores_after - scores_before).max()),
+        alignment=normal_alignment(normals(rep.key, rep), v), network_before=network_before,
+        network_after=network_after, network_at_largest_c=None if network is None else float(network[-1]),
+        contrast=contrast,
+        curves=curves_figure(GRID, cka_curves, accuracy_curves, c=c, cka_now=cka_now, limit=limit_value,
+                             title=(f"Class {cls} moves along v: CKA falls, the probe does not notice" if orthogonal
+                                    else f"Class {cls} moves along a random v: CKA falls, and the probe does notice")),
+        view=view_figure(tr.projected(X[shown], mean, axes), tr.projected(moved[shown], mean, axes), rep.y[shown],
+                         mask[shown], rows=shown if shown.size < n else None,
+                         title=(f"Class {cls} slides along v and keeps every probe score" if orthogonal else
+                                f"Class {cls} slides along a random v: it also moves along w<sub>{cls}</sub>, "
+                                "across the boundaries"),
+                         axis_titles=(f"along w<sub>{cls}</sub> (class {cls}'s decision normal)",
+                                      "along v" if orthogonal else "along v (part ⟂ w)")),
+        plot_note=limits.plot_caption(shown.size, n),
+    )

@@ -7,31 +7,33 @@ from __future__ import annotations
 
 import streamlit as st
 
-import sample_models
 from cka_core import RepresentationError
+from cka_core.io import activation_layers
 
-from . import data
+from . import data, models
 from .widgets import choose
 
 KINDS = {"model": "Sample model", "synthetic": "Synthetic set", "upload": "Uploaded file"}
-DEFAULT_SOURCE = data.Source("model", ("mlp_seed0", "hidden3"))
+DEFAULT_NETWORK, DEFAULT_LAYER = "mlp_seed0", "hidden3"
+
+
+def default_source() -> data.Source:
+    return data.model_source(DEFAULT_NETWORK, DEFAULT_LAYER)
 
 
 def _model_source() -> data.Source:
-    from .manipulate import session_model_base, session_model_labels
-
-    zoo = list(sample_models.available())
-    names = zoo + session_model_labels()
-    name = st.selectbox("Model", names, index=names.index(DEFAULT_SOURCE.params[0]), key="src_model",
+    names = models.names()
+    name = st.selectbox("Model", names, index=names.index(DEFAULT_NETWORK), key="src_model",
                         bind="query-params", help="Networks trained on scikit-learn's digits, and any network "
                                                   "fine-tuned on the Manipulate page in this session.")
-    base = name if name in zoo else session_model_base(name)
-    st.caption(sample_models.available()[name] if name in zoo else f"Fine-tuned in this session from {base}.")
-    layers = sample_models.layer_names(base)
-    default_layer = DEFAULT_SOURCE.params[1] if DEFAULT_SOURCE.params[1] in layers else layers[0]
-    layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{base}",
-                         bind="query-params", help="Activations of this layer on the 359 test digits.")
-    return data.Source("model" if name in zoo else "session_model", (name, layer))
+    network = models.get(name)
+    st.caption(network.description)
+    layers = list(network.layers)
+    default_layer = DEFAULT_LAYER if DEFAULT_LAYER in layers else layers[0]
+    layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{network.architecture}",
+                         bind="query-params",
+                         help=f"Activations of this layer on the {len(models.digits().y_test)} test digits.")
+    return data.model_source(name, layer)
 
 
 def _synthetic_source() -> data.Source:
@@ -62,9 +64,7 @@ def _upload_source() -> tuple[data.Source, bytes] | None:
     digest = known[1] if known is not None and known[0] == file.file_id else data.digest(raw)
     st.session_state["_src_upload_digest"] = (file.file_id, digest)
     arrays = data.uploaded_arrays(digest, file.name, raw)
-    candidates = [k for k in arrays if k not in data.LABEL_KEYS]
-    if not candidates:
-        raise RepresentationError(f"{file.name!r} only holds labels; add an array of activations.")
+    candidates = list(activation_layers(arrays, file.name))
     array = st.selectbox("Array", candidates, key="src_array")
     if arrays[array].ndim > 2:
         st.caption(f"{array} has shape {arrays[array].shape}: flattened to one vector per example.")
@@ -85,18 +85,18 @@ def source_sidebar() -> None:
                 source = _synthetic_source()
             else:
                 chosen = _upload_source()
-                source, upload = chosen if chosen is not None else (DEFAULT_SOURCE, None)
+                source, upload = chosen if chosen is not None else (default_source(), None)
             note = data.representation(source, upload).note  # validate now, so errors show here
             if note:
                 st.warning(note, icon=":material/label_off:")
         except (RepresentationError, ValueError) as error:  # sample_models reports bad settings as ValueError
             st.error(f"{error}")
-            source, upload = DEFAULT_SOURCE, None
+            source, upload = default_source(), None
         st.session_state["source"] = source
 
 
 def current_representation() -> data.Representation:
     """The representation chosen in the sidebar (the default sample model if none yet)."""
-    source = st.session_state.get("source", DEFAULT_SOURCE)
+    source = st.session_state.get("source") or default_source()
     file = st.session_state.get("src_upload") if source.kind == "upload" else None
     return data.representation(source, file.getvalue() if file is not None else None)

@@ -10,13 +10,14 @@ def page_header(title: str, what_it_shows: str) -> None:
     st.markdown(what_it_shows)
 
 
-def theory(latex_blocks: list[str], text: str, source: str) -> None:
-    """The Theory expander: the result in LaTeX, a short explanation and where it comes from."""
+def theory(latex_blocks: list[str], text: str, sources: list[str]) -> None:
+    """The Theory expander: the result in LaTeX, a short explanation and where it comes from
+    (markdown: papers and sections of docs/theory.md as links, see :mod:`ui.references`)."""
     with st.expander("Theory", expanded=False):
         st.markdown(text)
         for block in latex_blocks:
             st.latex(block)
-        st.caption(f"Source: {source}")
+        st.caption("Sources: " + "; ".join(sources) + ".")
 
 
 def log_slider(label: str, *, key: str, low: float, high: float, default: float, help: str) -> float:
@@ -45,3 +46,32 @@ def choose(widget, label: str, options: dict[str, str], *, key: str, default: st
     index = labels.index(options[default]) if default is not None else 0
     chosen = widget(label, labels, index=index, key=key, bind="query-params", **kwargs)
     return next(code for code, text in options.items() if text == chosen)
+
+
+def points_delta(now: float | None, before: float | None) -> str | None:
+    """An accuracy change in percentage points for st.metric's delta ('+1.2 pts'), None if unknown."""
+    return None if now is None or before is None else f"{100 * (now - before):+.1f} pts"
+
+
+def change(value: float, reference: float, digits: int = 4, style: str = "f") -> str:
+    """``value - reference`` with its sign, for st.metric's delta (``style`` "e" for powers of ten)."""
+    return f"{value - reference:+.{digits}{style}}"
+
+
+def steady_delta(now: float, before: float, *, digits: int, unit: str = "", scale: float = 1.0) -> dict:
+    """st.metric delta arguments for ``scale * (now - before)``: grey and arrow-less when the change
+    rounds to zero."""
+    rounded = round(scale * (now - before), digits) + 0.0          # + 0.0 turns -0.0 into 0.0
+    if rounded == 0:
+        return dict(delta=f"±{0:.{digits}f}{unit} (unchanged)", delta_color="off", delta_arrow="off")
+    return dict(delta=f"{rounded:+.{digits}f}{unit}")
+
+
+def points_steady_delta(now: float, before: float) -> dict:
+    """:func:`steady_delta` of an accuracy change, in percentage points."""
+    return steady_delta(now, before, digits=1, unit=" pts", scale=100.0)
+
+
+def in_rows(items: list, per_row: int) -> list[list]:
+    """``items`` cut into rows of ``per_row`` (for grids of metrics or cards)."""
+    return [items[start:start + per_row] for start in range(0, len(items), per_row)]

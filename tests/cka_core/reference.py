@@ -1,6 +1,6 @@
 """Independent float64 reference for the cka_core tests.
 
-Written straight from the formulas in notes/papers.md (§1, §2.1), deliberately slow and literal:
+Written straight from the formulas in docs/theory.md (§1, §2), deliberately slow and literal:
 explicit centring matrix H, traces of matrix products, Song et al.'s unbiased HSIC written term by
 term, Kornblith et al.'s RBF bandwidth convention, Nguyen et al.'s minibatch estimator (HSIC summed
 over batches, ratio at the end). Nothing here imports cka_core; no test functions live here.

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cka_core
-import reference as ref
-from cka_mp_worker import fill_accumulator
-from cka_testdata import PROPERTY_FEW, layers, seeds, with_offset_f32
+
+from . import reference as ref
+from .cka_mp_worker import fill_accumulator
+from .cka_testdata import PROPERTY_FEW, layers, seeds, with_offset_f32
 
 DEB = pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])
 

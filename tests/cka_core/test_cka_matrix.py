@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import cka_core
-import reference as ref
-from cka_testdata import layers, with_offset_f32
+
+from . import reference as ref
+from .cka_testdata import layers, with_offset_f32
 
 DEB = pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])
 

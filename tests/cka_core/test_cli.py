@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-import reference as ref
-from cka_testdata import layers
-from cli_runner import Done, start
+from . import reference as ref
+from .cka_testdata import layers
+from .cli_runner import Done, start
 
 
 @pytest.fixture(scope="module")

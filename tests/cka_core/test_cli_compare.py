@@ -3,17 +3,18 @@ subprocesses (started together: each pays the interpreter + torch start-up)."""
 import csv
 import io
 import json
-import sys
 
 import numpy as np
 import pytest
 
-import reference as ref
 from cka_core.cli import main
 from cka_core.export import CELL_COLUMNS, cells_csv, heatmap_document
 from cka_core.inference import bootstrap, permutation_test
-from cka_testdata import layers
-from cli_runner import Done, start
+
+from . import reference as ref
+from .cka_testdata import layers
+from .cli_runner import Done, start
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -134,3 +135,19 @@ def test_export_helpers_round_trip():
     rows = list(csv.DictReader(io.StringIO("\n".join(l for l in cells_csv(doc).splitlines() if not l.startswith("#")))))
     assert [r["layer_b"] for r in rows] == ["y,1", 'q"2'] and [float(r["value"]) for r in rows] == [0.5, 0.25]
     assert rows[0]["ci_low"] == ""
+
+
+def test_a_labels_array_is_not_compared_as_a_layer(tmp_path, capsys):
+    """Regression: the CLI compared an npz's `labels` with the other file's labels (CKA 1.0) while the
+    app ignored them; every array named as labels (labels, y, targets) is left out, as in the app."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 6))
+    y = rng.integers(0, 3, 40)
+    np.savez(tmp_path / "a.npz", hidden=x, labels=y)
+    np.savez(tmp_path / "b.npz", hidden=np.tanh(x), y=y, targets=y)
+    assert main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--out", str(tmp_path / "h.json")]) == 0
+    doc = json.loads((tmp_path / "h.json").read_text())
+    assert doc["layers_a"] == ["hidden"] and doc["layers_b"] == ["hidden"]
+    np.savez(tmp_path / "only.npz", labels=y)
+    assert main(["compare", str(tmp_path / "only.npz"), str(tmp_path / "b.npz")]) == 2
+    assert "only holds labels" in capsys.readouterr().err

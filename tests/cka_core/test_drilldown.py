@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-import reference as ref
 from cka_core import RepresentationError, linear_cka
 from cka_core import drilldown
-from cka_testdata import PROPERTY_FEW, correlated_pair, pairs, with_offset_f32
+
+from . import reference as ref
+from .cka_testdata import PROPERTY_FEW, correlated_pair, pairs, with_offset_f32
 
 SHAPES = [(40, 5, 7), (12, 30, 20), (60, 1, 4), (25, 25, 3)]
 

@@ -13,7 +13,8 @@ from torch import nn
 
 import sample_models
 from cka_core import RepresentationError, capture, cka_matrix, edits, linear_cka
-from cka_testdata import PROPERTY_FEW
+
+from .cka_testdata import PROPERTY_FEW
 
 RELU_MLPS = ["mlp_deep", "mlp_seed0", "mlp_wide"]
 # float32 carries ~7 digits; logits reach ~57 on these networks, so the float32 network's own roundoff

@@ -6,9 +6,10 @@ import torch
 
 import cka_core
 import cka_core.kernels as kernels
-import reference as ref
 from cka_core.syrk import syrk_lower
-from cka_testdata import layers, with_offset_f32
+
+from . import reference as ref
+from .cka_testdata import layers, with_offset_f32
 
 SHAPES = [(1, 3), (5, 1), (37, 53), (300, 20), (600, 700), (1030, 64)]  # 1030 rows: 4 uneven panels
 

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-import reference as ref
 from cka_core import RepresentationError, cka_matrix
 from cka_core.inference import bootstrap, permutation_test
-from cka_testdata import correlated_pair, layers
+
+from . import reference as ref
+from .cka_testdata import correlated_pair, layers
 
 
 def _pair_layers(rng, n):

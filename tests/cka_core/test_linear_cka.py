@@ -6,8 +6,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cka_core
-import reference as ref
-from cka_testdata import PROPERTY, correlated_pair, pairs, scales, seeds, with_offset_f32
+
+from . import reference as ref
+from .cka_testdata import PROPERTY, correlated_pair, pairs, scales, seeds, with_offset_f32
 
 SHAPES = [
     (10, 3, 4),     # small, n > d
@@ -152,7 +153,7 @@ def test_property_anisotropic_scaling_matches_reference(xy, seed):
     rng = np.random.default_rng(seed)
     D = rng.uniform(0.1, 10.0, X.shape[1])
     assert cka_core.linear_cka(X, X * D) == pytest.approx(ref.linear_cka(X, X * D), abs=1e-8)
-    # a single boosted column dominates (papers.md §3): with equalised columns CKA drops clearly
+    # a single boosted column dominates (docs/theory.md §5, R9): with equalised columns CKA drops clearly
     Xs = (X - X.mean(0)) / X.std(0)
     D1 = np.ones(X.shape[1])
     D1[0] = 30.0

@@ -8,8 +8,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cka_core
-import reference as ref
-from cka_testdata import PROPERTY_FEW, correlated_pair, seeds
+
+from . import reference as ref
+from .cka_testdata import PROPERTY_FEW, correlated_pair, seeds
 
 NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
          "rsa", "linear_regression"]

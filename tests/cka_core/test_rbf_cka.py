@@ -6,8 +6,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cka_core
-import reference as ref
-from cka_testdata import PROPERTY_FEW, correlated_pair, pairs, scales, seeds, with_offset_f32
+
+from . import reference as ref
+from .cka_testdata import PROPERTY_FEW, correlated_pair, pairs, scales, seeds, with_offset_f32
 
 
 @pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])

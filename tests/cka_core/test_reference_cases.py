@@ -1,11 +1,12 @@
-"""The published / derived reference cases R1-R11 of notes/papers.md §5, within their stated
+"""The published / derived reference cases R1-R11 of docs/theory.md §5, within their stated
 tolerances (sampled cases: +-0.01 unless the table gives fewer digits). R12 (Kornblith's CIFAR
 sanity check) needs trained networks and lives with the sample models, not here."""
 import numpy as np
 import pytest
 
 import cka_core
-import reference as ref
+
+from . import reference as ref
 
 
 def _exactly_isotropic(n, d, rng):

@@ -5,10 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
-import reference as ref
 from cka_core import RepresentationError, cka_matrix, linear_cka
 from cka_core import sanity
-from cka_testdata import layers
+
+from . import reference as ref
+from .cka_testdata import layers
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,14 @@
 """Davari et al.'s subset translation: the closed form against brute-force CKA (the reference),
-the c -> infinity limit, and its properties (papers.md §2.1, R6)."""
+the c -> infinity limit, and its properties (docs/theory.md §3, §5 R6)."""
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import cka_core
-import reference as ref
-from cka_testdata import PROPERTY, seeds
+
+from . import reference as ref
+from .cka_testdata import PROPERTY, seeds
 
 C_VALUES = np.array([0.0, 1e-3, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4,
                      -1e-3, -0.7, -3.0, -50.0, -1e4])

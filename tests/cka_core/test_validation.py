@@ -8,7 +8,8 @@ import torch
 
 import cka_core
 from cka_core import RepresentationError
-from cka_testdata import layers
+
+from .cka_testdata import layers
 
 RNG = np.random.default_rng(0)
 GOOD = RNG.standard_normal((10, 4))

@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from ui import navigation
+
 from .conftest import save_screenshot, wait_for_run
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +20,14 @@ PAGES = {
     "invariances": ("invariances", 1),
     "separability": ("separability", 2),
     "function_preserving": ("function_preserving", 2),
+    "theory": ("theory", 0),
 }
+#: Pages with browser tests of their own (test_compare.py, test_manipulate_estimators.py, test_neural_diversity.py).
+OWN_TESTS = {"compare", "estimators", "manipulate", "neural_diversity"}
+
+
+def test_every_page_of_the_app_has_a_browser_test():
+    assert set(PAGES) | OWN_TESTS == {page.url_path for page in navigation.PAGES}
 
 
 @pytest.mark.parametrize("path", list(PAGES))
@@ -81,3 +90,18 @@ def test_bad_deep_link_falls_back_with_a_notice(page, app_url):
     page.get_by_role("button", name="Dismiss").click()
     wait_for_run(page)
     expect(notice).to_have_count(0)
+
+
+def test_the_derivations_render_and_a_theory_box_links_to_its_section(page, app_url):
+    page.goto(f"{app_url}/theory")
+    wait_for_run(page)
+    expect(page.get_by_test_id("stHeading").filter(has_text="§3.3 The limit")).to_have_count(1)
+    assert page.locator(".katex").count() > 100            # the maths is typeset
+    expect(page.locator(".katex-error")).to_have_count(0)   # and none of it failed
+    page.goto(f"{app_url}/outliers")
+    wait_for_run(page)
+    page.get_by_test_id("stExpander").filter(has_text="Theory").click()
+    link = page.get_by_role("link", name="docs/theory.md §3")
+    expect(link).to_have_attribute("href", re.compile(r"theory#s3$"))
+    expect(page.get_by_role("link", name="Davari et al., ICLR 2023")).to_have_attribute(
+        "href", "https://arxiv.org/abs/2210.16156")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+import sample_models
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,3 +34,14 @@ def rerun(at) -> AppTest:
     at = at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
+
+
+def finetuned(at: AppTest, architecture: str, target: str = "identity") -> str:
+    """Register ``architecture``'s zoo weights in the session of ``at`` as if fine-tuned on the
+    Manipulate page (as ui.models keeps them); returns the network's name. Run the app after it."""
+    from ui import models
+
+    name, entry = models.finetuned_entry(sample_models.load(architecture), architecture, target, 0.97)
+    at.session_state[models.FINETUNED_STATE] = {**at.session_state[models.FINETUNED_STATE], name: entry} \
+        if models.FINETUNED_STATE in at.session_state else {name: entry}
+    return name

@@ -309,3 +309,21 @@ def test_a_link_restores_models_and_estimator(downloads):
     assert at.radio(key="cmp_estimator").value == "Debiased"
     values, _, cols, _ = _heatmap(at)
     np.testing.assert_allclose(values, cka_matrix(_zoo("mlp_seed0"), _zoo("mlp_wide"), debiased=True), atol=1e-6)
+
+
+def test_a_network_fine_tuned_in_this_session_is_offered_on_both_sides():
+    """Regression: the Manipulate page said a fine-tuned network "can be picked on the other pages",
+    but Compare offered only the zoo."""
+    from .apptest import finetuned
+
+    at = open_page(PAGE)
+    name = finetuned(at, "mlp_seed1")  # the zoo's weights: its heatmap must be mlp_seed1's
+    rerun(at)
+    assert name in at.selectbox(key="cmp_b_model").options and name in at.selectbox(key="cmp_a_model").options
+    before, _, _, _ = _heatmap(at)
+    rerun(at.selectbox(key="cmp_b_model").set_value(name))
+    assert not _errors(at)
+    after, rows, cols, trace = _heatmap(at)
+    np.testing.assert_allclose(after, before, atol=1e-12)
+    assert name in trace["colorbar"]["title"]["text"] or any(name in c.value for c in at.caption)
+    assert "mlp_untrained" in "\n".join(_lines(at, "Random-init baseline"))  # its architecture's twin

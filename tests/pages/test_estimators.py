@@ -7,7 +7,7 @@ import pytest
 from cka_core import linear_cka
 from ui import estimators as est
 
-from .apptest import metric, open_page, rerun
+from .apptest import finetuned, metric, open_page, rerun
 
 PAGE = "pages/estimators.py"
 
@@ -95,3 +95,20 @@ def test_uncentred_float32_estimator_is_wrong_only_with_an_offset():
     exact = linear_cka(x32.astype(np.float64), y32.astype(np.float64))  # the same float32 values in float64
     assert linear_cka(x32, y32) == pytest.approx(exact, abs=1e-5)  # DESIGN: 1e-5 for float32 input
     assert abs(est.uncentred_float32_cka(x32, y32) - exact) > 0.05
+
+
+def test_a_network_fine_tuned_in_this_session_gets_every_section():
+    """Regression: with a fine-tuned network in the sidebar the page said "Unknown sample model" and
+    drew no section after the first (it asked sample_models about a network it did not know)."""
+    at = open_page("pages/estimators.py")
+    name = finetuned(at, "mlp_deep")
+    rerun(at)
+    rerun(at.selectbox(key="src_model").set_value(name))
+    assert not at.error, [e.value for e in at.error]
+    headers = [h.value for h in at.header]
+    assert all(h in headers for h in ["2 · Minibatch CKA and the batch size",
+                                      "3 · float32 cancellation in uncentred Gram matrices",
+                                      "4 · RBF bandwidth: from 1 for anything to linear CKA"]), headers
+    other = at.selectbox(key="est_other_mlp_deep")
+    assert "hidden3" not in other.options and "hidden1" in other.options  # the sidebar holds hidden3
+    assert any(name in c.value for c in at.caption)

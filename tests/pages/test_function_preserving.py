@@ -184,3 +184,19 @@ def test_maps_on_the_page_are_the_networks_maps(at):
     assert changed[index].any()
     changed[index, :] = changed[:, index] = False
     assert not changed.any()
+
+
+def test_a_network_fine_tuned_in_this_session_can_be_edited():
+    """Regression: the Manipulate page said a fine-tuned network "can be picked on the other pages",
+    but this page offered only the zoo's ReLU MLPs."""
+    from .apptest import finetuned
+
+    at = open_page(PAGE)
+    zoo = _state(at)
+    name = finetuned(at, "mlp_deep")
+    rerun(at)
+    assert name in at.selectbox(key="fp_model").options
+    assert "mlp_untrained" not in at.selectbox(key="fp_model").options  # trained networks only
+    rerun(at.selectbox(key="fp_model").set_value(name))
+    assert not at.error, [e.value for e in at.error]
+    assert _state(at) == zoo  # the zoo's weights under another name: the same edit, the same numbers

@@ -280,27 +280,27 @@ def test_plot_rows_keep_moved_examples_and_stay_bounded():
 
 @pytest.mark.parametrize("shape", [(300, 40), (30, 400)])
 def test_top_axes_are_the_leading_principal_axes(shape):
-    from ui import compute
+    from ui import translation
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal(shape) * np.linspace(3, 1, shape[1]) + 5
-    mean, axes = compute.top_axes(X, 2)
+    mean, axes = translation.top_axes(X, 2)
     _, _, vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
     np.testing.assert_allclose(mean, X.mean(axis=0))
     np.testing.assert_allclose(np.abs(np.sum(axes * vt[:2].T, axis=0)), [1.0, 1.0], atol=1e-8)
-    one = compute.top_axes(X[:, :1], 2)[1]
+    one = translation.top_axes(X[:, :1], 2)[1]
     assert one.shape == (1, 2) and one[0, 1] == 0.0
 
 
 def test_linear_cka_in_row_blocks_is_the_full_data_value():
     from cka_core import linear_cka
-    from ui import compute
+    from ui import translation
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((400_000, 4)) + 100.0
     Y = X @ rng.standard_normal((4, 3)) + rng.standard_normal((400_000, 3))
     for debiased in (False, True):
-        assert compute.paired_linear_cka(X, Y, debiased=debiased) == pytest.approx(
+        assert translation.paired_linear_cka(X, Y, debiased=debiased) == pytest.approx(
             linear_cka(X, Y, debiased=debiased), abs=1e-12)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 import sample_models
 import ui.manipulate as man
+from ui import models
 
 from .apptest import metric, open_page, rerun
 
@@ -38,9 +39,6 @@ def test_bad_targets_show_an_error_and_disable_training(at):
     assert any("two different layers" in e.value for e in at.error)
     assert at.button(key="man_train").disabled
     rerun(at.radio(key="man_target").set_value(man.TARGETS["match"]))
-    at.selectbox(key="man_match_model").set_value("mlp_wide")
-    rerun(at)
-    assert any("4 layers but 6 are chosen" in e.value for e in at.error)
     at.selectbox(key="man_match_model").set_value("rnn_relu")  # 9 layers: 6 of them, evenly spaced
     rerun(at)
     assert not at.error and not at.button(key="man_train").disabled
@@ -66,9 +64,9 @@ def test_train_to_the_end_shows_before_target_after_and_keeps_the_network():
     assert metric(at, "Test accuracy after") == pytest.approx(outcome.accuracy_after, abs=5e-4)
     assert outcome.target[0, -1] == 0.5 and outcome.layers[0] == "hidden1" and outcome.layers[-1] == "logits"
     assert len(at.get("plotly_chart")) == 3  # now | target, before | target | after, history
-    stored = at.session_state[man.MODELS_KEY]
+    stored = at.session_state[models.FINETUNED_STATE]
     (label, entry), = stored.items()
-    assert label.startswith("mlp_deep → ") and entry["base"] == "mlp_deep"
+    assert label.startswith("mlp_deep → ") and entry["network"].architecture == "mlp_deep"
     model = sample_models.load("mlp_deep")
     model.load_state_dict(entry["state"])  # a plain state dict of the zoo architecture
     assert outcome.label == label and outcome.epochs_run == 3 and not outcome.stopped_early
@@ -95,38 +93,21 @@ def test_stop_keeps_the_best_so_far_and_a_rerun_resumes(monkeypatch):
     assert man.JOB_KEY not in at.session_state and not at.button(key="man_train").disabled
 
 
-def test_session_models_rebuild_the_fine_tuned_networks():
-    def script():
-        import numpy as np
-        import streamlit as st
-        import torch
-
-        import sample_models
-        import ui.manipulate as man
-        from cka_core.manipulation import ManipulationSettings, identity_target, manipulate
-
-        d = sample_models.digits()
-        result = manipulate(sample_models.load("mlp_seed0"), ("hidden1", "logits"), identity_target(2),
-                            d.X_train, d.y_train, ManipulationSettings(epochs=1))
-        spec = man.Spec("mlp_seed0", ("hidden1", "logits"), identity_target(2), "Identity (x)",
-                        ManipulationSettings(epochs=1))
-        label = man.register_model(spec, result)
-        models = man.session_models()
-        model = models[label]
-        same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), result.model.state_dict().values()))
-        layers = man.session_model_layers(label)
-        shapes = (layers["test"]["hidden1"].shape, layers["train"]["logits"].shape)
-        st.write(f"labels={list(models)} same={same} base={man.session_model_base(label)} "
-                 f"grad={any(p.requires_grad for p in model.parameters())} shapes={shapes} "
-                 f"unknown={man.session_model('nope')} labels_ok={man.session_model_labels() == [label]}")
-
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_function(script, default_timeout=60).run()
-    assert not at.exception, [e.message for e in at.exception]
-    text = at.markdown[0].value
-    assert "same=True" in text and "base=mlp_seed0" in text and "grad=False" in text and "mlp_seed0 → identity #" in text
-    assert "shapes=((359, 64), (1438, 10))" in text and "unknown=None" in text and "labels_ok=True" in text
+def test_match_target_offers_only_networks_with_enough_layers_and_its_default_works():
+    """Regression: the default 'match' network (mlp_wide, 4 layers) against mlp_deep's 6 chosen layers
+    showed an error and disabled Train."""
+    at = open_page(PAGE, {"man_target": man.TARGETS["match"]})
+    assert not at.error, [e.value for e in at.error]
+    assert not at.button(key="man_train").disabled
+    options = at.selectbox(key="man_match_model").options
+    assert options and "mlp_wide" not in options and "cnn" not in options  # 4 layers each
+    assert all(len(sample_models.layer_names(name)) >= 6 for name in options)
+    assert any("mlp_wide" in c.value and "fewer" in c.value for c in at.caption)
+    at.multiselect(key="man_layers_mlp_deep").set_value(["hidden1", "hidden3", "hidden5", "logits"])
+    rerun(at)
+    assert "mlp_wide" in at.selectbox(key="man_match_model").options  # 4 layers are enough now
+    rerun(at.selectbox(key="man_match_model").set_value("mlp_wide"))
+    assert not at.error and not at.button(key="man_train").disabled
 
 
 def test_deep_link_restores_the_controls():

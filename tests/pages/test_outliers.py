@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import sample_models
-from cka_core import capture, linear_cka, translation_cka_limit
+from cka_core import capture, translation_cka_limit
 
 from .apptest import metric, open_page, rerun
 
@@ -83,3 +83,23 @@ def test_a_recurrent_layer_the_network_cannot_continue_from_shows_no_network_acc
     assert not at.error, [e.value for e in at.error]
     assert 0.0 <= metric(at, "Linear CKA") <= 1.0
     assert next(m for m in at.metric if m.label.startswith("Network accuracy")).value == "—"
+
+
+def test_a_null_space_direction_is_offered_only_where_the_next_layer_has_one():
+    """Regression: on hidden1 (read by a full-rank 64 x 64 layer) picking "Null space of the next layer"
+    replaced every metric and plot with an error; now the option is left out and the page says why."""
+    at = open_page(PAGE, {"src_layer_mlp_seed0": "hidden1"})
+    assert "Null space of the next layer" not in at.selectbox(key="out_direction").options
+    assert any("Null space of the next layer" in c.value and "hidden2.linear" in c.value for c in at.caption)
+    assert not at.error and metric(at, "Linear CKA") > 0.99
+    at.selectbox(key="src_layer_mlp_seed0").set_value("hidden3")
+    rerun(at)
+    assert "Null space of the next layer" in at.selectbox(key="out_direction").options
+    assert not any("is not offered" in c.value for c in at.caption)
+
+
+def test_a_link_to_a_direction_that_does_not_apply_falls_back_with_a_notice():
+    at = open_page(PAGE, {"src_layer_mlp_seed0": "hidden1", "out_direction": "Null space of the next layer"})
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="out_direction").value == "Random"
+    assert any("out_direction" in w.value for w in at.warning)

@@ -61,7 +61,7 @@ def test_gamma_gradcheck():
 
 
 def test_gamma_gradients_match_closed_forms():
-    # notes/papers.md section 4
+    # docs/theory.md §10.1
     rng = np.random.default_rng(1)
     x = torch.tensor(rng.normal(0, 1, 50), requires_grad=True)
     n = torch.tensor(rng.uniform(0.5, 8, 50), requires_grad=True)

@@ -1,9 +1,6 @@
 """The shipped zoo: names, loading, determinism, accuracy floors, run_from, gamma parameters."""
 import hashlib
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ import pytest
 
 from cka_core import RepresentationError
 from tests.pages.apptest import metric, open_page, rerun
-from ui import compute
+from ui import translation
 
 PAGE = "pages/outliers.py"
 
@@ -16,7 +16,7 @@ def _fail(*args, **kwargs):
 
 
 def test_an_exception_in_a_page_becomes_a_short_message_and_the_app_stays_usable(monkeypatch):
-    monkeypatch.setattr(compute, "terms", _fail)
+    monkeypatch.setattr(translation, "terms", _fail)
     at = open_page(PAGE)
     assert not at.exception
     [error] = at.error
@@ -39,7 +39,7 @@ def test_a_representation_error_in_a_page_shows_its_own_message(monkeypatch):
     def refuse(*args, **kwargs):
         raise RepresentationError("X has 3 rows; upload at least 4 examples.")
 
-    monkeypatch.setattr(compute, "terms", refuse)
+    monkeypatch.setattr(translation, "terms", refuse)
     at = open_page(PAGE)
     assert [e.value for e in at.error] == ["X has 3 rows; upload at least 4 examples."]
 

@@ -3,12 +3,11 @@ clear message while the app keeps working."""
 from __future__ import annotations
 
 import io
-import pickle
 
 import numpy as np
 
 from tests.files import npz_bytes as _npz
-from tests.pages.apptest import metric, open_page, rerun
+from tests.pages.apptest import finetuned, metric, open_page, rerun
 
 PAGE = "pages/outliers.py"
 
@@ -65,19 +64,13 @@ def _npy_with_pickle() -> bytes:
 
 
 def test_a_network_fine_tuned_in_this_session_can_be_picked_on_other_pages():
-    import sample_models
-    from ui.manipulate import MODELS_KEY
-
-    state = {k: v.clone() for k, v in sample_models.load("mlp_seed0").state_dict().items()}
-    label = "mlp_seed0 → identity #test01"
     at = open_page(PAGE)
-    at.session_state[MODELS_KEY] = {label: {"base": "mlp_seed0", "state": state, "layers": ("hidden1", "hidden3"),
-                                            "target": "identity", "accuracy": 0.97}}
+    name = finetuned(at, "mlp_seed0")
     rerun(at)
-    assert label in at.selectbox(key="src_model").options
+    assert name in at.selectbox(key="src_model").options
     base_accuracy = metric(at, "Network accuracy")
-    rerun(at.selectbox(key="src_model").set_value(label))
-    assert label in _caption(at)
+    rerun(at.selectbox(key="src_model").set_value(name))
+    assert name in _caption(at)
     # same weights as mlp_seed0: the network continued from its own layer gives the same accuracy
     assert metric(at, "Network accuracy") == base_accuracy
     rerun(at.selectbox(key="out_direction").set_value("Null space of the next layer"))

@@ -1,34 +1,24 @@
-"""Cached computations the pages share, keyed on the representation's key and small parameters.
+"""Translating examples of a representation, cached for the Outliers and Separability pages:
+directions, which rows move, the closed-form CKA terms, and accuracies on the moved representation.
 
-Arrays are passed with a leading underscore (not hashed); ``rep_key`` identifies them.
+Keyed on the representation's key and small parameters; arrays are passed with a leading
+underscore (not hashed).
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-import torch
 import streamlit as st
 
-import sample_models
 from cka_core import CKAAccumulator, directions, linear_cka
 from cka_core.translation import TranslationTerms, translation_terms
 
-from . import data
+from . import data, models
+from .arrays import is_long, row_blocks
+from .probe import decision_normals, probe, probe_accuracy_on
 
-
-@st.cache_resource(max_entries=32)
-def probe(rep_key: str, _rep: data.Representation) -> sample_models.LinearProbe | None:
-    """A linear read-out fitted once on the original representation (train split if there is one)."""
-    if not _rep.has_labels:
-        return None
-    if _rep.X_train is not None:
-        return sample_models.LinearProbe().fit(_rep.X_train, _rep.y_train)
-    return sample_models.LinearProbe().fit(_rep.X, _rep.y)
-
-
-def decision_normals(fitted: sample_models.LinearProbe) -> np.ndarray:
-    """The probe's class normals in the original feature space, shape (classes, d)."""
-    return (fitted.coef_ * fitted.scale_[:, None]).T
+#: c, in units of the RMS distance of an example from the mean, over which the curves are drawn.
+C_GRID = np.logspace(-2, 4, 241)
 
 
 @st.cache_data(max_entries=64)
@@ -61,19 +51,16 @@ def top_axes(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, axes
 
 
-CHUNK_VALUES = 2**20  # row blocks of ~1M values (8 MiB): long representations are streamed, never copied whole
-
-
-def _row_chunks(X: np.ndarray):
-    step = max(4, CHUNK_VALUES // max(X.shape[1], 1))
-    return (slice(i, i + step) for i in range(0, X.shape[0], step))
+def projected(X: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Coordinates of the rows of X along ``axes`` (d, k), about ``mean``."""
+    return (X - mean) @ axes
 
 
 @st.cache_data(max_entries=64)
 def rms_scale(rep_key: str, _X: np.ndarray) -> float:
     """Root-mean-square distance of an example from the mean: the unit of c (cached; in row blocks)."""
     mean = _X.mean(axis=0)
-    total = sum(float(np.sum((_X[rows] - mean) ** 2)) for rows in _row_chunks(_X))
+    total = sum(float(np.sum((_X[rows] - mean) ** 2)) for rows in row_blocks(_X))
     return float(np.sqrt(total / _X.shape[0]))
 
 
@@ -85,15 +72,20 @@ def translated(X: np.ndarray, mask: np.ndarray, shift: np.ndarray) -> np.ndarray
     return moved
 
 
+def moved_by(X: np.ndarray, mask: np.ndarray, v: np.ndarray, c: float, scale: float) -> np.ndarray:
+    """X with the rows of ``mask`` moved by c RMS distances (``scale``) along the unit vector v."""
+    return translated(X, mask, (c * scale) * v)
+
+
 def paired_linear_cka(X: np.ndarray, Y: np.ndarray, *, debiased: bool) -> float:
-    """linear_cka(X, Y). Long representations (n * d over CHUNK_VALUES, d <= n: cka_core picks the
-    feature-space form there anyway) go through CKAAccumulator in row blocks, which gives the same
-    exact full-data value while holding one block at a time instead of ~4 centred copies of X and Y."""
+    """linear_cka(X, Y). Long representations (d <= n: cka_core picks the feature-space form there
+    anyway) go through CKAAccumulator in row blocks, which gives the same exact full-data value
+    while holding one block at a time instead of ~4 centred copies of X and Y."""
     n, d = X.shape
-    if d > n or n * d <= CHUNK_VALUES:
+    if d > n or not is_long(X):
         return linear_cka(X, Y, debiased=debiased)
     accumulator = CKAAccumulator(debiased=debiased)
-    for rows in _row_chunks(X):
+    for rows in row_blocks(X):
         accumulator.update([X[rows]], [Y[rows]])
     return float(accumulator.result()[0, 0])
 
@@ -104,6 +96,21 @@ DIRECTIONS = {
     "null_next": "Null space of the next layer",
     "probe_orthogonal": "Orthogonal to the decision normals",
 }
+
+
+def unavailable_directions(rep: data.Representation) -> dict[str, str]:
+    """Directions of :data:`DIRECTIONS` that do not apply to this representation, with the reason
+    (the pages leave them out and say why, instead of failing once picked)."""
+    reasons = {}
+    if not rep.has_model:
+        reasons["null_next"] = "needs a network as the sidebar's source (its next layer defines the null space)"
+    else:
+        _, why_not = models.next_layer_null_space(rep.model_name, rep.layer)
+        if why_not is not None:
+            reasons["null_next"] = why_not
+    if not rep.has_labels:
+        reasons["probe_orthogonal"] = "needs class labels (a linear probe's decision normals)"
+    return reasons
 
 
 @st.cache_data(max_entries=128)
@@ -118,13 +125,10 @@ def direction(rep_key: str, _rep: data.Representation, kind: str, seed: int) -> 
             raise directions.RepresentationError("the representation has no direction of variance (it is constant).")
         return v if v[np.argmax(np.abs(v))] > 0 else -v
     if kind == "null_next":
-        if not _rep.has_model:
-            raise directions.RepresentationError(
-                "the null space of the next layer needs a sample model as the source (pick one in the sidebar)."
-            )
-        network = data.network(_rep.model_name)
-        example = torch.zeros(2, network.input_dim, dtype=next(network.parameters()).dtype)
-        weight = directions.next_layer_weight(network, _rep.layer, example)
+        reason = unavailable_directions(_rep).get("null_next")
+        if reason is not None:
+            raise directions.RepresentationError(f"no direction in the null space of the next layer: {reason}")
+        weight, _ = models.next_layer_null_space(_rep.model_name, _rep.layer)
         return directions.null_space_direction(weight, seed, what=f"the layer after {_rep.layer}")
     if kind == "probe_orthogonal":
         fitted = probe(rep_key, _rep)
@@ -161,7 +165,7 @@ def baseline_accuracies(rep_key: str, _rep: data.Representation) -> tuple[float 
 
 def network_supported(rep: data.Representation) -> bool:
     """Whether the network can continue from this layer (RNNs only from the final state)."""
-    return rep.has_model and rep.layer in sample_models.run_from_layers(data.network(rep.model_name))
+    return rep.has_model and models.get(rep.model_name).can_run_from(rep.layer)
 
 
 def accuracy_from(rep: data.Representation, X_edited: np.ndarray) -> float | None:
@@ -169,24 +173,4 @@ def accuracy_from(rep: data.Representation, X_edited: np.ndarray) -> float | Non
     cannot continue from this layer)."""
     if not network_supported(rep):
         return None
-    logits = sample_models.run_from(data.network(rep.model_name), rep.layer, X_edited)
-    return sample_models.accuracy(logits, rep.y)
-
-
-def probe_accuracy_on(rep: data.Representation, X_edited: np.ndarray) -> float | None:
-    fitted = probe(rep.key, rep)
-    return None if fitted is None else probe_score(fitted, X_edited, rep.y)
-
-
-def probe_scores(fitted: sample_models.LinearProbe, X: np.ndarray) -> np.ndarray:
-    """fitted.decision_function(X), in row blocks for long X (it standardises a full copy of X first)."""
-    if X.shape[0] * X.shape[1] <= CHUNK_VALUES:
-        return fitted.decision_function(X)
-    return np.concatenate([fitted.decision_function(X[rows]) for rows in _row_chunks(X)])
-
-
-def probe_score(fitted: sample_models.LinearProbe, X: np.ndarray, y: np.ndarray) -> float:
-    """fitted.score(X, y) (the same number), in row blocks for long X."""
-    if X.shape[0] * X.shape[1] <= CHUNK_VALUES:
-        return fitted.score(X, y)
-    return sum(int(np.sum(fitted.predict(X[rows]) == y[rows])) for rows in _row_chunks(X)) / X.shape[0]
+    return models.accuracy(models.run_from(rep.model_name, rep.layer, X_edited), rep.y)

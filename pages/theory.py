@@ -1,0 +1,32 @@
+"""Derivations: docs/theory.md in the app, one anchor per numbered section, so that every Theory box
+can link to the derivation it relies on."""
+import streamlit as st
+
+from ui import references
+from ui.shell import inside_app_frame
+from ui.widgets import page_header
+
+inside_app_frame()
+
+
+def main() -> None:
+    page_header(
+        "Derivations",
+        "The formulas behind every page, derived step by step, and the papers they come from. The same text is "
+        "`docs/theory.md` in the repository; the Theory box of each page links to the section it relies on.",
+    )
+    st.markdown(references.introduction())
+    contents()
+    for level, number, title, body in references.sections():
+        heading = st.header if level == 2 else st.subheader
+        heading(f"§{number} {title}", anchor=references.section_anchor(number))
+        st.markdown(body)
+
+
+def contents() -> None:
+    with st.expander("Contents", expanded=True):
+        st.markdown("\n".join(f"- [§{number} {title}](#{references.section_anchor(number)})"
+                              for level, number, title, _ in references.sections() if level == 2))
+
+
+main()

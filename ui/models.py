@@ -1,0 +1,278 @@
+"""The one registry of networks: every page and the sidebar ask it, never ``sample_models``.
+
+Two kinds of entry have the same interface (:class:`Network`):
+
+* **zoo** networks ship with the app (trained on scikit-learn's digits); their modules and
+  activations live in caches shared by every session and are read-only;
+* **fine-tuned** networks were made on the Manipulate page in this browser session; their weights
+  live in the session and their activations in session-scoped caches.
+
+Each entry is identified for caching by ``Network.key``: ``zoo:<name>`` or ``finetuned:<SHA-256 of
+the weights>``, so a key names its content and never two different networks. Every network here
+reads the digits; what a network supports is in its flags (``run_from_layers``, ``relu_mlp``,
+``trained``), so pages offer only what works and say why the rest is not offered.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+from torch import nn
+
+import sample_models
+from cka_core import RepresentationError, capture, directions
+from cka_core.manipulation import evaluation_map
+
+from .arrays import readonly, readonly_rows
+
+ZOO, FINETUNED = "zoo", "finetuned"
+#: How many fine-tuned networks a session keeps (oldest dropped first).
+MAX_FINETUNED = 5
+FINETUNED_STATE = "finetuned_networks"  # session state: name -> what rebuilds the network
+
+
+@dataclass(frozen=True)
+class Network:
+    """What the pages need to know about a network, without running it."""
+
+    name: str                         # what the user picks and a link holds
+    key: str                          # names the content: the cache key of everything computed from it
+    kind: str                         # ZOO or FINETUNED
+    description: str
+    architecture: str                 # the zoo network whose architecture (and initialisation) it has
+    layers: tuple[str, ...]           # layers worth comparing, forward order
+    run_from_layers: tuple[str, ...]  # layers the network can continue from (an edited representation)
+    trained: bool                     # False for the zoo's controls (untrained, shuffled labels)
+    relu_mlp: bool                    # a ReLU MLP: the function-preserving edits apply
+
+    def can_run_from(self, layer: str | None) -> bool:
+        return layer in self.run_from_layers
+
+
+# ------------------------------------------------------------------------------ the registry
+def digits() -> sample_models.Digits:
+    """The inputs every registered network reads: scikit-learn's digits, fixed train/test split."""
+    return sample_models.digits()
+
+
+def zoo_names() -> list[str]:
+    return list(sample_models.available())
+
+
+def finetuned_names() -> list[str]:
+    """Networks fine-tuned in this browser session, oldest first."""
+    return list(st.session_state.get(FINETUNED_STATE, {}))
+
+
+def names(*, trained: bool = False, relu_mlp: bool = False, finetuned: bool = True) -> list[str]:
+    """Registered networks with the asked-for flags: the zoo's first, then this session's fine-tunes."""
+    candidates = zoo_names() + (finetuned_names() if finetuned else [])
+    return [name for name in candidates
+            if (not trained or get(name).trained) and (not relu_mlp or get(name).relu_mlp)]
+
+
+def get(name: str) -> Network:
+    """The registry entry called ``name``; a RepresentationError names the networks there are."""
+    if name in sample_models.ZOO:
+        return _zoo_entry(name)
+    entry = st.session_state.get(FINETUNED_STATE, {}).get(name)
+    if entry is None:
+        raise RepresentationError(f"no network called {name!r}: pick one of {', '.join(names())}, or fine-tune one "
+                                  "on the Manipulate page (fine-tuned networks last for this browser session).")
+    return entry["network"]
+
+
+@st.cache_resource(max_entries=32)
+def _zoo_entry(name: str) -> Network:
+    spec, net = sample_models.ZOO[name], _zoo_module(name)
+    return Network(name, f"{ZOO}:{name}", ZOO, spec.description, name, tuple(sample_models.layer_names(net)),
+                   tuple(sample_models.run_from_layers(net)), spec.role == "trained", _is_relu_mlp(spec.config))
+
+
+def _is_relu_mlp(config: dict) -> bool:
+    return config.get("kind") == "mlp" and config.get("activation") == "relu"
+
+
+# ------------------------------------------------------------------------------ modules
+@st.cache_resource(max_entries=16, show_spinner="Loading the network…")
+def _zoo_module(name: str) -> nn.Module:
+    return sample_models.load(name)
+
+
+@st.cache_resource(max_entries=MAX_FINETUNED, scope="session")
+def _finetuned_module(key: str, _state: dict[str, torch.Tensor], architecture: str) -> nn.Module:
+    net = copy.deepcopy(_zoo_module(architecture))
+    net.load_state_dict(_state)
+    return net.eval().requires_grad_(False)
+
+
+def module(name: str) -> nn.Module:
+    """The network as a module, shared: never edit it or attach hooks (use :func:`private_copy`)."""
+    network = get(name)
+    if network.kind == ZOO:
+        return _zoo_module(name)
+    state = st.session_state[FINETUNED_STATE][name]["state"]
+    return _finetuned_module(network.key, state, network.architecture)
+
+
+def private_copy(name: str) -> nn.Module:
+    """A copy of the network that the caller may edit, hook or train."""
+    return copy.deepcopy(module(name))
+
+
+# ------------------------------------------------------------------------------ activations
+def capture_rows(net: nn.Module, inputs: np.ndarray, layers, dtype=np.float64) -> dict[str, np.ndarray]:
+    """Activations of ``layers`` on ``inputs`` (forward hooks on a private copy), one read-only row
+    per example (``dtype=None`` keeps the network's precision)."""
+    return {name: readonly_rows(values, dtype) for name, values in capture(copy.deepcopy(net), inputs, layers).items()}
+
+
+def _splits(net: nn.Module, layers) -> dict[str, dict[str, np.ndarray]]:
+    data = digits()
+    return {"test": capture_rows(net, data.X_test, layers), "train": capture_rows(net, data.X_train, layers)}
+
+
+@st.cache_resource(max_entries=32, show_spinner="Capturing activations…")
+def _zoo_activations(name: str) -> dict[str, dict[str, np.ndarray]]:
+    return _splits(_zoo_module(name), _zoo_entry(name).layers)
+
+
+@st.cache_resource(max_entries=MAX_FINETUNED, scope="session", show_spinner="Capturing activations…")
+def _finetuned_activations(key: str, name: str) -> dict[str, dict[str, np.ndarray]]:
+    return _splits(module(name), get(name).layers)
+
+
+def activations(name: str) -> dict[str, dict[str, np.ndarray]]:
+    """Every layer of the network on the digits ``"test"`` and ``"train"`` splits: read-only
+    (examples, features) float64 arrays, computed once and shared."""
+    network = get(name)
+    if network.kind == ZOO:
+        return _zoo_activations(name)
+    return _finetuned_activations(network.key, name)
+
+
+@st.cache_resource(max_entries=32)
+def _layer_shapes(key: str, _net: nn.Module, layers: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape[1:]) for k, v in capture(copy.deepcopy(_net), digits().X_test[:2], layers).items()}
+
+
+def layer_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    """Per-example output shape of each layer, before flattening (e.g. (16, 8, 8) for a conv map)."""
+    network = get(name)
+    return _layer_shapes(network.key, module(name), network.layers)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Capturing an untrained twin…")
+def _untrained_twin(architecture: str) -> tuple[str, dict[str, np.ndarray]]:
+    spec, untrained = sample_models.ZOO[architecture], sample_models.ZOO["mlp_untrained"]
+    if spec.config == untrained.config:
+        return "mlp_untrained (the same architecture, never trained)", _zoo_activations("mlp_untrained")["test"]
+    with torch.random.fork_rng():  # torch's global random state is left untouched
+        torch.manual_seed(spec.seed)
+        net = sample_models.build(spec.config).eval()
+    layers = capture_rows(net, digits().X_test, sample_models.layer_names(architecture))
+    return f"a fresh {architecture} initialised with seed {spec.seed}, never trained", layers
+
+
+def untrained_twin(name: str) -> tuple[str, dict[str, np.ndarray]]:
+    """(what it is, test-split layers) of an untrained network with ``name``'s architecture: the
+    zoo's mlp_untrained where the architecture matches, else a fresh initialisation with the
+    architecture's own seed."""
+    return _untrained_twin(get(name).architecture)
+
+
+# ------------------------------------------------------------------------------ running on
+def run_from(name: str, layer: str, representation: np.ndarray) -> np.ndarray:
+    """Logits of the network continued from an (edited) representation of ``layer``."""
+    return sample_models.run_from(module(name), layer, representation)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return sample_models.accuracy(logits, labels)
+
+
+@st.cache_data(max_entries=64)
+def _test_accuracy(key: str, name: str) -> float:
+    return accuracy(sample_models.predict(module(name), digits().X_test), digits().y_test)
+
+
+def test_accuracy(name: str) -> float:
+    """The network's accuracy on the digits test split."""
+    return _test_accuracy(get(name).key, name)
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the CKA map…")
+def _cka_map(key: str, name: str, layers: tuple[str, ...], split: str) -> np.ndarray:
+    inputs = digits().X_test if split == "test" else digits().X_train
+    return evaluation_map(private_copy(name), inputs, layers)
+
+
+def cka_map(name: str, layers: tuple[str, ...], split: str = "test") -> np.ndarray:
+    """Full-data debiased linear CKA between ``layers`` of the network on one digits split."""
+    return readonly(_cka_map(get(name).key, name, tuple(layers), split))
+
+
+def _example_input(net: nn.Module) -> torch.Tensor:
+    return torch.zeros(2, net.input_dim, dtype=next(net.parameters()).dtype)
+
+
+@st.cache_data(max_entries=128)
+def _next_layer(key: str, name: str, layer: str) -> tuple[np.ndarray | None, str | None]:
+    net = module(name)
+    try:
+        weight = directions.next_layer_weight(copy.deepcopy(net), layer, _example_input(net))
+    except RepresentationError as error:
+        return None, str(error)
+    if directions.null_space_dim(weight) == 0:
+        reading = ", ".join(name for name, _ in directions.readers(copy.deepcopy(net), layer, _example_input(net)))
+        return None, (f"{layer} has {weight.shape[1]} units and {reading} reads them through a {weight.shape[0]} × "
+                      f"{weight.shape[1]} weight of full column rank, so every direction changes what it computes: "
+                      "no translation of this layer is invisible to the network.")
+    return readonly(weight), None
+
+
+def next_layer_null_space(name: str, layer: str) -> tuple[np.ndarray | None, str | None]:
+    """(the weight of the layer(s) reading ``layer``, None) when that weight has a null space, a
+    direction the rest of the network cannot see; (None, why not) otherwise."""
+    return _next_layer(get(name).key, name, layer)
+
+
+# ------------------------------------------------------------------------------ fine-tuned networks
+def weights_digest(net: nn.Module) -> str:
+    """SHA-256 of a module's weights (names and values), the identity of a fine-tuned network."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def finetuned_entry(net: nn.Module, architecture: str, target: str, accuracy_after: float) -> tuple[str, dict]:
+    """(name, what the session keeps) for a network fine-tuned from zoo network ``architecture``
+    toward ``target``: its registry entry and a copy of its weights. The name,
+    ``<architecture> → <target> #<digest>``, is unique."""
+    digest = weights_digest(net)
+    name = f"{architecture} → {target.lower()} #{digest[:6]}"
+    base = _zoo_entry(architecture)
+    network = Network(name, f"{FINETUNED}:{digest}", FINETUNED,
+                      f"{architecture} fine-tuned in this session toward “{target}” (test accuracy "
+                      f"{100 * accuracy_after:.1f}%).", architecture, base.layers, base.run_from_layers, True,
+                      base.relu_mlp)
+    return name, {"network": network, "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+
+
+def register_finetuned(net: nn.Module, architecture: str, target: str, accuracy_after: float) -> str:
+    """Keep a fine-tuned network for this browser session (the oldest beyond MAX_FINETUNED is
+    dropped); returns its name."""
+    name, entry = finetuned_entry(net, architecture, target, accuracy_after)
+    stored = dict(st.session_state.get(FINETUNED_STATE, {}))
+    stored.pop(name, None)
+    stored[name] = entry
+    while len(stored) > MAX_FINETUNED:
+        stored.pop(next(iter(stored)))
+    st.session_state[FINETUNED_STATE] = stored
+    return name

@@ -1,0 +1,57 @@
+"""The one list of the app's pages: app.py builds its navigation from it, the Home page its map of
+pitfalls, and the tests and the load test their list of pages to visit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    path: str        # the page's file, relative to the app's root
+    title: str
+    icon: str
+    url_path: str    # "" for the default page
+    group: str       # the navigation section
+    lesson: str      # the page's point, in one line (the Home page's map)
+
+
+PAGES = (
+    PageInfo("pages/home.py", "Home", ":material/home:", "", "Learn",
+             "What CKA is, and the map of where it misleads."),
+    PageInfo("pages/estimators.py", "Estimators", ":material/functions:", "estimators", "Learn",
+             "The estimator can decide the number: biased CKA of unrelated data nears 1 when features outnumber "
+             "examples, minibatches, float32 Grams and tiny RBF bandwidths mislead too."),
+    PageInfo("pages/theory.py", "Derivations", ":material/menu_book:", "theory", "Learn",
+             "Every formula the pages use, derived step by step, with the papers it comes from."),
+    PageInfo("pages/compare.py", "Compare models", ":material/compare:", "compare", "Compare",
+             "Two networks or your own activations, layer by layer, with intervals, p-values and the sanity "
+             "checks that catch the bugs peer libraries shipped."),
+    PageInfo("pages/outliers.py", "Outliers", ":material/scatter_plot:", "outliers", "Experiment",
+             "Translating one point, or a subset, far enough drives CKA to a limit near 0, whatever the "
+             "direction, even one the network cannot see (Davari et al. Thm 1, Cor. 3)."),
+    PageInfo("pages/invariances.py", "Invariances", ":material/sync_alt:", "invariances", "Experiment",
+             "CKA ignores rotations and isotropic scaling, but not per-feature scaling or invertible linear maps; "
+             "CCA ignores all of them. Which measure moves under which transformation?"),
+    PageInfo("pages/separability.py", "Separability", ":material/call_split:", "separability", "Experiment",
+             "Move a class along a direction every decision boundary ignores: the classifier's decisions are "
+             "untouched, CKA collapses (Davari et al. Cor. 4)."),
+    PageInfo("pages/function_preserving.py", "Function-preserving edits", ":material/tune:", "function_preserving",
+             "Experiment", "Rescale neurons across a ReLU, or translate in the next layer's null space: the network "
+                           "computes exactly the same function, yet its layer-by-layer CKA map changes."),
+    PageInfo("pages/manipulate.py", "Manipulate", ":material/model_training:", "manipulate", "Experiment",
+             "Fine-tune a network toward any CKA map you choose while its accuracy barely moves (Davari et al. §4.3)."),
+    PageInfo("pages/neural_diversity.py", "Neural diversity", ":material/neurology:", "neural_diversity", "Experiment",
+             "Neurons that learn their own activation curves, their robustness to input shifts, and whether CKA "
+             "ranks that robustness (Geadah et al.)."),
+)
+
+GROUPS = tuple(dict.fromkeys(page.group for page in PAGES))
+
+
+def by_path(path: str) -> PageInfo:
+    return next(page for page in PAGES if page.path == path)
+
+
+def pitfall_map() -> dict[str, list[PageInfo]]:
+    """Every page but Home, by navigation group (the Home page's map of pitfalls)."""
+    return {group: [p for p in PAGES if p.group == group and p.url_path] for group in GROUPS}
