@@ -11,9 +11,7 @@ import bz2
 import collections
 import io
 import json
-import os
 import pickle
-import re
 import struct
 import subprocess
 import sys
@@ -22,7 +20,6 @@ import tracemalloc
 import warnings
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +29,6 @@ from hypothesis import strategies as st
 from safetensors.numpy import save as st_save_numpy
 from torch._utils import _rebuild_tensor_v2
 
-import cka_core
 from cka_core import RepresentationError
 from cka_core.io import MAX_ELEMENTS, load_representations
 from tests.files import npy_bytes as _npy, npz_bytes as _npz
@@ -591,10 +587,8 @@ def test_pt_size_claims_are_refused_with_bounded_memory(tmp_path):
         path = tmp_path / f"{case}.pt"
         path.write_bytes(make())
         paths.append(str(path))
-    here = str(Path(cka_core.__file__).parents[1])  # the child loads the cka_core under test
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-c", _RSS_CHILD, *paths], capture_output=True, text=True,
-                            env=env, cwd=here, timeout=300)
+                            cwd=tmp_path, timeout=300)  # the child loads the installed cka_core
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     for case, path in zip(PT_CLAIMS, paths):
