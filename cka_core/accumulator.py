@@ -598,3 +598,28 @@ def _hsic_of(structure: _Structure, unique: list[torch.Tensor], debiased: bool, 
 def _sound(hsic: torch.Tensor) -> bool:
     """All HSIC values finite and every self term positive (what CKA's normalisation needs)."""
     return bool(torch.isfinite(hsic).all()) and bool((torch.diagonal(hsic) > 0).all())
+
+
+def cka_matrix_or_nan(layers_a, layers_b=None, *, debiased: bool = False) -> np.ndarray:
+    """:func:`cka_matrix`, with NaN in the cells of layers where CKA is undefined (a constant layer:
+    0/0) instead of an error, for displays that show every other cell."""
+    try:
+        return cka_matrix(layers_a, layers_b, debiased=debiased)
+    except RepresentationError:
+        names_a, a = as_layers(layers_a, "layers_a")
+        b = a if layers_b is None else as_layers(layers_b, "layers_b")[1]
+        usable_a = [i for i, x in enumerate(a) if _varies(x)]
+        usable_b = [j for j, y in enumerate(b) if _varies(y)]
+        out = np.full((len(a), len(b)), np.nan)
+        if usable_a and usable_b:
+            out[np.ix_(usable_a, usable_b)] = cka_matrix([a[i] for i in usable_a], [b[j] for j in usable_b],
+                                                         debiased=debiased)
+        return out
+
+
+def _varies(x: torch.Tensor) -> bool:
+    try:
+        cka_matrix([x], [x])
+    except RepresentationError:
+        return False
+    return True

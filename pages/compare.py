@@ -4,6 +4,7 @@ import streamlit as st
 
 from cka_core import RepresentationError
 from ui import compare, figures
+from ui import own_models as own
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
 from ui.widgets import fmt, page_header, theory
@@ -30,6 +31,9 @@ def compare_section() -> None:
         a, health_a = compare.side_picker("A", "mlp_seed0")
     with col_b:
         b, health_b = compare.side_picker("B", "mlp_seed1")
+    effects = None
+    if isinstance(a, own.ModelChoice) or isinstance(b, own.ModelChoice):
+        a, b, effects = your_models_section(a, b)
     if a is None or b is None:
         st.info("The heatmap appears once both sides hold usable layers.")
         return
@@ -72,10 +76,57 @@ def compare_section() -> None:
         st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result), key="cmp_heatmap",
                         config=figures.CHART_CONFIG)
 
+    if effects is not None:
+        reduction_section(effects, a, b)
     _inference_section(key, result, a, b, settings)
     _sanity_section(a, b, settings, values, [h for h in (health_a, health_b) if h is not None])
     _drilldown_section(a, b, values, settings, (i, j))
     _exports(values, a, b, settings, result)
+
+
+def your_models_section(a, b):
+    """Inputs and reduction for the user's own models, and their forward passes: (side A, side B,
+    the reduction's effect or None), sides None while waiting."""
+    choices = [side for side in (a, b) if isinstance(side, own.ModelChoice)]
+    st.subheader("Inputs both models read")
+    kinds = {choice.model.input_kind for choice in choices}
+    examples = own.inputs_panel(kinds)
+    if examples is None:
+        return None, None, None
+    how, options = own.reduction_choice(choices)
+    st.caption(f"{len(examples)} examples ({examples.source}), SHA-256 {examples.digest[:12]}…: every model reads these, "
+               "in this order.")
+    if how in own.reduction.ROW_EXPANDING:
+        st.warning("Rows are tokens or positions, not independent examples: the bootstrap intervals and permutation "
+                   "p-values below treat them as independent, so they come out too narrow and too small "
+                   "(docs/theory.md §1.6). Use one row per example for them.", icon=":material/warning:")
+    runs = {}
+    for choice in choices:
+        result = own.run(choice, examples, own.all_reductions(options, how, len(examples)))
+        if result is None:
+            return None, None, None
+        runs[choice.side] = result
+        own.register(choice, result[how], examples)
+    sides = [compare.model_side(side, runs[side.side][how], examples) if isinstance(side, own.ModelChoice) else side
+             for side in (a, b)]
+    effects = None
+    if len(runs) == 2 and options:
+        effects = compare.reduction_effects(runs["A"], runs["B"], how, options, debiased=False)
+    return sides[0], sides[1], effects
+
+
+def reduction_section(effects, a, b) -> None:
+    st.subheader("How the layers were reduced changes the map")
+    st.markdown("A layer of a language model gives one vector per token, a convolution one per position; CKA needs "
+                "one matrix, and the choice is itself a pitfall. Linear CKA between the same layers under every "
+                "reduction (largest change from the chosen one in each title):")
+    st.plotly_chart(compare.reduction_figure(effects, list(a.names), list(b.names)), key="cmp_reductions",
+                    config=figures.CHART_CONFIG)
+    rows = [{"reduction": e.label, "max |Δ| vs chosen": e.max_change, "mean |Δ|": e.mean_change, "note": e.note or ""}
+            for e in effects]
+    st.dataframe(rows, hide_index=True, key="cmp_reduction_table",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("max |Δ| vs chosen",
+                                                                                         "mean |Δ|")})
 
 
 def _short_pair(x: str, y: str) -> str:
@@ -118,7 +169,8 @@ def _cells_table(rows, boot) -> None:
 def _sanity_section(a, b, settings, values, health) -> None:
     st.subheader("Sanity checks")
     checks = compare.sanity_checks(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings, values)
-    for check in [*health, *checks]:
+    inputs = compare.inputs_check(a, b)
+    for check in [*health, *([inputs] if inputs else []), *checks]:
         compare.check_line(check)
     dn = next((c for c in checks if c.name.startswith("Width")), None)
     if dn is not None and dn.details.get("rows"):

@@ -36,8 +36,8 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_the_wheel_holds_both_packages_the_weights_and_the_console_script(wheel):
     names = set(wheel.namelist())
     for package in ("cka_core", "sample_models"):
-        for source in (ROOT / package).glob("*.py"):
-            assert f"{package}/{source.name}" in names, source
+        for source in (ROOT / package).rglob("*.py"):
+            assert str(source.relative_to(ROOT)) in names, source
     manifest = json.loads((ROOT / "sample_models" / "weights" / "manifest.json").read_text())
     assert "sample_models/weights/manifest.json" in names
     for model in sample_models.available():

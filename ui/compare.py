@@ -17,16 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 import streamlit as st
 import torch
 
 from cka_core import MEASURES, RepresentationError, cka_matrix
+from cka_core.accumulator import cka_matrix_or_nan
 from cka_core import drilldown, inference, sanity
 from cka_core.export import cells_csv, heatmap_document
 from cka_core.io import SUPPORTED, activation_layers, load_representations
 from cka_core.measures import similarity_matrix
 
 from . import data, figures, models
+from . import own_models as own
 from .arrays import readonly, readonly_rows
 from .launch import launch_files
 from .widgets import choose
@@ -41,7 +44,7 @@ SCATTER_POINTS = 5000
 CHEAP_MEASURES = {"linear_cka", "linear_cka_debiased"}
 ALPHA, NULL_WIDTH = 0.05, 2.0
 
-SOURCE_KINDS = {"network": "Sample model", "upload": "Upload files", "launch": "Launch file"}
+SOURCE_KINDS = {"network": "Sample model", "own": "Your model", "upload": "Upload files", "launch": "Launch file"}
 ESTIMATORS = {"biased": "Biased", "debiased": "Debiased", "minibatch": "Minibatch"}
 MEASURE_CHOICES = {k: MEASURES[k].label for k in
                    ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "rsa", "linear_regression")}
@@ -158,6 +161,31 @@ def _launch_side(side: str, path: str) -> Side:
                     {"kind": "launch file", "files": [{"file": str(file), "sha256": digest, "bytes": stat.st_size}]})
 
 
+def model_side(choice: own.ModelChoice, representations, examples) -> Side:
+    """One side from a loaded model's reduced layers on ``examples``."""
+    layers = {k: readonly_rows(v) for k, v in representations.layers.items()}
+    return Side(choice.side, f"{choice.model.name} ({choice.model.format})",
+                f"{choice.key}#{examples.digest[:16]}:{representations.reduction}", layers,
+                {k: (v.shape[1],) for k, v in layers.items()}, None,
+                {"kind": "your model", **choice.model.describe(),
+                 "inputs": {"source": examples.source, "kind": examples.kind, "n_examples": len(examples),
+                            "sha256": examples.digest},
+                 "reduction": representations.reduction})
+
+
+def inputs_check(a: Side, b: Side) -> sanity.Check | None:
+    """Both sides are the user's models: did they read the same examples? (None otherwise.)"""
+    inputs = [side.source.get("inputs") for side in (a, b)]
+    if not all(inputs):
+        return None
+    if inputs[0]["sha256"] == inputs[1]["sha256"] and a.source["reduction"] == b.source["reduction"]:
+        return sanity.Check("Same inputs", sanity.PASS,
+                            f"both models read the same {inputs[0]['n_examples']} examples in the same order "
+                            f"({inputs[0]['source']}, SHA-256 {inputs[0]['sha256'][:12]}…), reduced with "
+                            f"'{a.source['reduction']}'.")
+    return sanity.Check("Same inputs", sanity.FAIL, "the two models read different inputs; rows are not paired.")
+
+
 def _describe(side: Side) -> None:
     widths = [v.shape[1] for v in side.layers.values()]
     st.caption(f"**{side.label}** — {side.n} examples × {len(widths)} layers, "
@@ -168,17 +196,19 @@ def _describe(side: Side) -> None:
         st.caption("Flattened per example (each map becomes one vector): " + "; ".join(flattened) + ".")
 
 
-def side_picker(side: str, default_model: str) -> tuple[Side | None, sanity.Check | None]:
+def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice | None, sanity.Check | None]:
     """The source chooser of one side: (the side with its chosen, non-constant layers, or None
-    while waiting or after an error shown here; the layer-health check)."""
+    while waiting or after an error shown here; the layer-health check). A side that is one of the
+    user's own models is a :class:`ui.own_models.ModelChoice` until its forward pass has run."""
     st.subheader(f"Side {side}")
     launch = [str(p) for p in launch_files()]
     kinds = {k: v for k, v in SOURCE_KINDS.items() if k != "launch" or launch}
     key = side.lower()
     kind = choose(st.radio, "Source", kinds, key=f"cmp_{key}_kind", horizontal=True,
                   help=f"A network's layers on the {len(models.digits().y_test)} digits of the test split (the zoo, "
-                       "and networks fine-tuned on the Manipulate page in this session), your own saved activations, "
-                       "or a file named when the app was started (`streamlit run app.py -- --reps A.npz B.npz`).")
+                       "and networks fine-tuned on the Manipulate page in this session), your own model (Hugging "
+                       "Face, ONNX, torch.export) run on your inputs, your own saved activations, or a file named "
+                       "when the app was started (`streamlit run app.py -- --reps A.npz B.npz`).")
     try:
         if kind == "network":
             names = models.names()
@@ -186,6 +216,8 @@ def side_picker(side: str, default_model: str) -> tuple[Side | None, sanity.Chec
                                 bind="query-params")
             st.caption(models.get(name).description)
             loaded = network_side(side, name)
+        elif kind == "own":
+            return own.model_picker(side), None
         elif kind == "upload":
             # No type= filter: a refused extension would raise inside Streamlit before the page runs;
             # load_representations refuses it with a message that lists the formats instead.
@@ -506,6 +538,65 @@ def stopped_message() -> None:
     if st.session_state.pop("cmp_stopped", False):
         st.warning(f"Stopped ({st.session_state.get('cmp_progress', 'before the first step')}); nothing was stored. "
                    "Press the button to start again.", icon=":material/stop_circle:")
+
+
+# --------------------------------------------------------------------------- the reduction's effect
+@dataclass(frozen=True)
+class ReductionEffect:
+    """The same two models and layers under another reduction: its linear CKA map and how far it is
+    from the chosen one's."""
+
+    how: str
+    label: str
+    values: np.ndarray | None
+    max_change: float | None
+    mean_change: float | None
+    note: str | None = None
+
+
+def reduction_effects(runs_a: dict, runs_b: dict, chosen: str, options: dict[str, str],
+                      debiased: bool) -> list[ReductionEffect]:
+    """Linear CKA between the two models' layers under every reduction that was run, against the chosen
+    one (rows must pair up: under 'tokens' two tokenizers that split texts differently do not)."""
+    maps = {}
+    for how in runs_a:
+        if how in runs_b and own.same_rows([runs_a[how], runs_b[how]]):
+            maps[how] = cka_matrix_or_nan(runs_a[how].layers, runs_b[how].layers, debiased=debiased)
+    reference = maps.get(chosen)
+    effects = []
+    for how in runs_a:
+        values = maps.get(how)
+        if values is None:
+            effects.append(ReductionEffect(how, options.get(how, how), None, None, None,
+                                           "the two models' rows do not pair up (different tokens)"))
+            continue
+        change = np.abs(values - reference) if reference is not None else None
+        defined = change is not None and bool(np.isfinite(change).any())
+        effects.append(ReductionEffect(how, options.get(how, how), values,
+                                       float(np.nanmax(change)) if defined else None,
+                                       float(np.nanmean(change)) if defined else None,
+                                       "a layer is constant under it (CKA 0/0), e.g. the first token is the same "
+                                       "[CLS] vector for every text at the embeddings" if np.isnan(values).any() else None))
+    return effects
+
+
+def reduction_figure(effects: list[ReductionEffect], names_a: list[str], names_b: list[str]) -> go.Figure:
+    """Small multiples: the linear CKA map under each reduction, on one colour scale."""
+    shown = [e for e in effects if e.values is not None]
+    titles = [e.label if e.max_change is None or e.max_change == 0 else f"{e.label}<br>max |Δ| {e.max_change:.2f}"
+              for e in shown]
+    fig = make_subplots(rows=1, cols=max(1, len(shown)), subplot_titles=titles, horizontal_spacing=0.05)
+    for col, effect in enumerate(shown, start=1):
+        fig.add_trace(go.Heatmap(z=effect.values, x=names_b, y=names_a, coloraxis="coloraxis",
+                                 hovertemplate=f"{effect.label}<br>A: %{{y}}<br>B: %{{x}}<br>CKA = %{{z:.4f}}"
+                                               "<extra></extra>"), row=1, col=col)
+        fig.update_yaxes(autorange="reversed", showticklabels=col == 1, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+    fig.update_annotations(font=dict(size=12))
+    fig.update_layout(**{**figures.LAYOUT, "height": 340, "margin": dict(l=110, r=20, t=80, b=20)},
+                      coloraxis=dict(colorscale=figures.HEATMAP_SCALE, cmin=0.0, cmax=1.0,
+                                     colorbar=dict(title="CKA", thickness=12)))
+    return fig
 
 
 # --------------------------------------------------------------------------- what the page shows

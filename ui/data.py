@@ -79,8 +79,9 @@ def _source_key(source: Source) -> str:
 def _network_representation(source: Source) -> Representation:
     _, name, layer = source.params
     captured = models.activations(name)
-    data = models.digits()
-    return Representation(captured["test"][layer], data.y_test, captured["train"][layer], data.y_train, name, layer,
+    y_test, y_train = models.labels(name)
+    train = captured.get("train", {}).get(layer)
+    return Representation(captured["test"][layer], y_test, train, y_train if train is not None else None, name, layer,
                           f"{name} · {layer}", _source_key(source))
 
 

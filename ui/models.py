@@ -1,16 +1,18 @@
 """The one registry of networks: every page and the sidebar ask it, never ``sample_models``.
 
-Two kinds of entry have the same interface (:class:`Network`):
+Three kinds of entry have the same interface (:class:`Network`):
 
 * **zoo** networks ship with the app (trained on scikit-learn's digits); their modules and
   activations live in caches shared by every session and are read-only;
 * **fine-tuned** networks were made on the Manipulate page in this browser session; their weights
-  live in the session and their activations in session-scoped caches.
+  live in the session and their activations in session-scoped caches;
+* **loaded** networks are the user's own (Hugging Face, ONNX, torch.export), loaded on the Compare
+  page; their layers are the ones run there, on the inputs and with the reduction chosen there.
 
-Each entry is identified for caching by ``Network.key``: ``zoo:<name>`` or ``finetuned:<SHA-256 of
-the weights>``, so a key names its content and never two different networks. Every network here
-reads the digits; what a network supports is in its flags (``run_from_layers``, ``relu_mlp``,
-``trained``), so pages offer only what works and say why the rest is not offered.
+Each entry is identified for caching by ``Network.key``: ``zoo:<name>``, ``finetuned:<SHA-256 of
+the weights>`` or ``loaded:<SHA-256 of the file>:<inputs>:<reduction>``, so a key names its content
+and never two different networks. What a network supports is in its flags (``run_from_layers``,
+``relu_mlp``, ``trained``, ``kind``), so pages offer only what works and say why the rest is not.
 """
 from __future__ import annotations
 
@@ -29,10 +31,12 @@ from cka_core.manipulation import evaluation_map
 
 from .arrays import readonly, readonly_rows
 
-ZOO, FINETUNED = "zoo", "finetuned"
+ZOO, FINETUNED, LOADED = "zoo", "finetuned", "loaded"
 #: How many fine-tuned networks a session keeps (oldest dropped first).
 MAX_FINETUNED = 5
 FINETUNED_STATE = "finetuned_networks"  # session state: name -> what rebuilds the network
+LOADED_STATE = "loaded_networks"        # session state: name -> the network's entry and its layers
+MAX_LOADED = 4
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Network:
     key: str                          # names the content: the cache key of everything computed from it
     kind: str                         # ZOO or FINETUNED
     description: str
-    architecture: str                 # the zoo network whose architecture (and initialisation) it has
+    architecture: str                 # the zoo network whose architecture it has (loaded: an id of the file)
     layers: tuple[str, ...]           # layers worth comparing, forward order
     run_from_layers: tuple[str, ...]  # layers the network can continue from (an edited representation)
     trained: bool                     # False for the zoo's controls (untrained, shuffled labels)
@@ -68,9 +72,15 @@ def finetuned_names() -> list[str]:
     return list(st.session_state.get(FINETUNED_STATE, {}))
 
 
-def names(*, trained: bool = False, relu_mlp: bool = False, finetuned: bool = True) -> list[str]:
-    """Registered networks with the asked-for flags: the zoo's first, then this session's fine-tunes."""
-    candidates = zoo_names() + (finetuned_names() if finetuned else [])
+def loaded_names() -> list[str]:
+    """The user's own networks loaded on the Compare page in this browser session."""
+    return list(st.session_state.get(LOADED_STATE, {}))
+
+
+def names(*, trained: bool = False, relu_mlp: bool = False, finetuned: bool = True, loaded: bool = False) -> list[str]:
+    """Registered networks with the asked-for flags: the zoo's first, then this session's fine-tunes
+    (and, when asked, the user's own loaded networks)."""
+    candidates = zoo_names() + (finetuned_names() if finetuned else []) + (loaded_names() if loaded else [])
     return [name for name in candidates
             if (not trained or get(name).trained) and (not relu_mlp or get(name).relu_mlp)]
 
@@ -79,7 +89,7 @@ def get(name: str) -> Network:
     """The registry entry called ``name``; a RepresentationError names the networks there are."""
     if name in sample_models.ZOO:
         return _zoo_entry(name)
-    entry = st.session_state.get(FINETUNED_STATE, {}).get(name)
+    entry = st.session_state.get(FINETUNED_STATE, {}).get(name) or st.session_state.get(LOADED_STATE, {}).get(name)
     if entry is None:
         raise RepresentationError(f"no network called {name!r}: pick one of {', '.join(names())}, or fine-tune one "
                                   "on the Manipulate page (fine-tuned networks last for this browser session).")
@@ -115,6 +125,10 @@ def module(name: str) -> nn.Module:
     network = get(name)
     if network.kind == ZOO:
         return _zoo_module(name)
+    if network.kind == LOADED:
+        raise RepresentationError(f"{name} is a loaded {network.description.split(' ')[0]} model: its layers come "
+                                  "from the Compare page; weights-level tools (null spaces, edits, training) need a "
+                                  "network of the zoo.")
     state = st.session_state[FINETUNED_STATE][name]["state"]
     return _finetuned_module(network.key, state, network.architecture)
 
@@ -148,11 +162,29 @@ def _finetuned_activations(key: str, name: str) -> dict[str, dict[str, np.ndarra
 
 def activations(name: str) -> dict[str, dict[str, np.ndarray]]:
     """Every layer of the network on the digits ``"test"`` and ``"train"`` splits: read-only
-    (examples, features) float64 arrays, computed once and shared."""
+    (examples, features) float64 arrays, computed once and shared. A loaded network has only
+    ``"test"``: its layers on the inputs run on the Compare page."""
     network = get(name)
     if network.kind == ZOO:
         return _zoo_activations(name)
+    if network.kind == LOADED:
+        return {"test": st.session_state[LOADED_STATE][name]["layers"]}
     return _finetuned_activations(network.key, name)
+
+
+def labels(name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(labels of the "test" rows, of the "train" rows): the digits' classes, or for a loaded network
+    the labels given with its inputs (None without)."""
+    if get(name).kind == LOADED:
+        return st.session_state[LOADED_STATE][name]["labels"], None
+    return digits().y_test, digits().y_train
+
+
+def inputs_description(name: str) -> str:
+    """What the network's rows are, for captions."""
+    if get(name).kind == LOADED:
+        return st.session_state[LOADED_STATE][name]["inputs"]
+    return f"the {len(digits().y_test)} test digits"
 
 
 @st.cache_resource(max_entries=32)
@@ -222,6 +254,8 @@ def _example_input(net: nn.Module) -> torch.Tensor:
 
 @st.cache_data(max_entries=128)
 def _next_layer(key: str, name: str, layer: str) -> tuple[np.ndarray | None, str | None]:
+    if get(name).kind == LOADED:
+        return None, "it needs the network's weights as a torch module, which a loaded network does not expose here"
     net = module(name)
     try:
         weight = directions.next_layer_weight(copy.deepcopy(net), layer, _example_input(net))
@@ -275,4 +309,24 @@ def register_finetuned(net: nn.Module, architecture: str, target: str, accuracy_
     while len(stored) > MAX_FINETUNED:
         stored.pop(next(iter(stored)))
     st.session_state[FINETUNED_STATE] = stored
+    return name
+
+
+def register_loaded(model, representations, examples) -> str:
+    """Make a loaded model's layers (reduced as on the Compare page) available to every page for this
+    session; returns its name. Registering it again (other inputs or reduction) replaces its layers."""
+    name = f"{model.name} ({model.format})"
+    key = f"{LOADED}:{model.digest}:{representations.examples_digest[:16]}:{representations.reduction}"
+    rows = representations.example_of_row
+    network = Network(name, key, LOADED, f"{model.format} model {model.name} (your own), {model.input_kind} inputs; "
+                      f"layers reduced with '{representations.reduction}' on {examples.source}.",
+                      f"loaded-{model.digest[:12]}", tuple(representations.layers), (), True, False)
+    stored = dict(st.session_state.get(LOADED_STATE, {}))
+    stored.pop(name, None)
+    stored[name] = {"network": network, "layers": {k: readonly(v) for k, v in representations.layers.items()},
+                    "labels": None if examples.labels is None else readonly(np.asarray(examples.labels)[rows]),
+                    "inputs": f"{len(rows):,} rows from {examples.source}"}
+    while len(stored) > MAX_LOADED:
+        stored.pop(next(iter(stored)))
+    st.session_state[LOADED_STATE] = stored
     return name

@@ -16,7 +16,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import sample_models
-from cka_core import RepresentationError, cka_matrix, linear_cka
+from cka_core.accumulator import cka_matrix_or_nan
 from sample_models import perturbations as pert
 
 from . import figures, models
@@ -190,22 +190,6 @@ def _is_constant(h: np.ndarray) -> bool:
     return not np.any(np.abs(centred) > 1e-7 * (1.0 + np.abs(h).max()))
 
 
-def _cka_block(a: list[np.ndarray], b: list[np.ndarray] | None) -> np.ndarray:
-    """cka_matrix of non-constant layers; a pairwise fallback (NaN where undefined) if it refuses."""
-    try:
-        return cka_matrix(a, b)
-    except RepresentationError:
-        b = a if b is None else b
-        out = np.full((len(a), len(b)), np.nan)
-        for i, x in enumerate(a):
-            for j, y in enumerate(b):
-                try:
-                    out[i, j] = linear_cka(x, y)
-                except RepresentationError:
-                    pass
-        return out
-
-
 @st.cache_data(max_entries=24, show_spinner="Running every network over the amplitude grid…")
 def sweep(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sweep:
     """All networks on the 359 test digits at every grid amplitude of one perturbation setting."""
@@ -227,12 +211,12 @@ def sweep(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sw
     for k in range(amps.size):
         ok = [i for i in range(len(names)) if not constant[i, k]]
         if ok:
-            cka_between[k][np.ix_(ok, ok)] = _cka_block([hidden[i][k] for i in ok], None)
+            cka_between[k][np.ix_(ok, ok)] = cka_matrix_or_nan([hidden[i][k] for i in ok], None)
         both = [i for i in ok if not constant[i, 0]]
         if k == 0:
             cka_self[both, 0] = 1.0
         elif both:
-            cka_self[both, k] = np.diag(_cka_block([hidden[i][0] for i in both], [hidden[i][k] for i in both]))
+            cka_self[both, k] = np.diag(cka_matrix_or_nan([hidden[i][0] for i in both], [hidden[i][k] for i in both]))
     return Sweep(amps, acc, cka_self, cka_between, constant, predictions)
 
 

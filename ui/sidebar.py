@@ -22,17 +22,18 @@ def default_source() -> data.Source:
 
 
 def _model_source() -> data.Source:
-    names = models.names()
+    names = models.names(loaded=True)
     name = st.selectbox("Model", names, index=names.index(DEFAULT_NETWORK), key="src_model",
-                        bind="query-params", help="Networks trained on scikit-learn's digits, and any network "
-                                                  "fine-tuned on the Manipulate page in this session.")
+                        bind="query-params", help="Networks trained on scikit-learn's digits, any network fine-tuned "
+                                                  "on the Manipulate page in this session, and your own models "
+                                                  "loaded on the Compare page.")
     network = models.get(name)
     st.caption(network.description)
     layers = list(network.layers)
     default_layer = DEFAULT_LAYER if DEFAULT_LAYER in layers else layers[0]
     layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{network.architecture}",
                          bind="query-params",
-                         help=f"Activations of this layer on the {len(models.digits().y_test)} test digits.")
+                         help=f"Activations of this layer on {models.inputs_description(name)}.")
     return data.model_source(name, layer)
 
 

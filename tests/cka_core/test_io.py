@@ -206,3 +206,43 @@ def test_bad_files_raise_representation_error(case):
     if pattern:
         import re
         assert re.search(pattern, message), message
+
+
+def _state_dict_file(fmt: str) -> tuple[bytes, str]:
+    import io as _io
+
+    import sample_models
+    from safetensors.torch import save as st_save
+
+    state = sample_models.load("mlp_seed0").state_dict()
+    if fmt == "npz":
+        buffer = _io.BytesIO()
+        np.savez(buffer, **{k: v.numpy() for k, v in state.items()})
+        return buffer.getvalue(), "weights.npz"
+    if fmt == "pt":
+        buffer = _io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue(), "weights.pt"
+    return st_save(dict(state)), "weights.safetensors"
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pt", "safetensors"])
+def test_a_state_dict_is_refused_as_weights_not_activations(fmt):
+    """Regression: an MLP's state_dict (64-row weights and 64-long biases) passed as '64 examples x 8
+    layers' and drew a believable heatmap."""
+    from cka_core.io import activation_layers
+
+    data, name = _state_dict_file(fmt)
+    arrays = load_representations(data, name)
+    with pytest.raises(cka_core.RepresentationError, match="looks like a model's weights .*hidden1.linear.weight.*Your model"):
+        activation_layers(arrays, name)
+
+
+def test_activations_named_after_modules_are_not_taken_for_weights():
+    from cka_core.io import activation_layers, weights_reason
+
+    rng = np.random.default_rng(0)
+    acts = {"bert.embeddings": rng.normal(size=(20, 8)), "encoder.layer.0.output": rng.normal(size=(20, 8)),
+            "fc.weighted_sum": rng.normal(size=(20, 3)), "labels": np.arange(20)}
+    assert weights_reason({k: v for k, v in acts.items() if k != "labels"}) is None
+    assert list(activation_layers(acts, "acts.npz")) == ["bert.embeddings", "encoder.layer.0.output", "fc.weighted_sum"]

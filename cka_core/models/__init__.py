@@ -1,0 +1,109 @@
+"""Your own models: Hugging Face directories, ONNX graphs and torch.export programs, loaded without
+running code from the file, run on inputs that belong to them (texts, images, arrays), their layers
+reduced to representations.
+
+>>> model = load_model("runs/bert_a")                      # a save_pretrained directory (or a .zip of it)
+>>> examples = read_inputs("sentences.txt")                  # or builtin_sentences(500)
+>>> reps = represent(model, examples, model.default_layers, "mean")
+>>> cka_matrix(reps.layers, debiased=True)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import RepresentationError
+from .base import Layer, LoadedModel, Representations, Stopped, represent, represent_all
+from .inputs import ARRAY, IMAGE, TEXT, Examples, read_arrays, read_images, read_text_file, texts
+from .reduction import DEFAULTS, MAP, MAP_REDUCTIONS, REDUCTIONS, TOKEN_REDUCTIONS, TOKENS
+
+__all__ = ["LoadedModel", "Layer", "Examples", "Representations", "Stopped", "represent", "represent_all", "load_model",
+           "read_inputs", "read_images", "read_arrays", "read_text_file", "texts", "builtin_sentences", "reductions_for",
+           "default_reduction", "TEXT", "IMAGE", "ARRAY", "MODEL_SUFFIXES", "IMAGE_SUFFIXES", "REDUCTIONS", "TOKEN_REDUCTIONS", "MAP_REDUCTIONS"]
+
+MODEL_SUFFIXES = (".zip", ".onnx", ".pt2")
+TEXT_SUFFIXES = (".txt", ".csv")
+IMAGE_SUFFIXES = (".zip", ".png", ".jpg", ".jpeg")
+ARRAY_SUFFIXES = (".npy", ".npz")
+BUILTIN = "builtin:sentences"
+
+
+def load_model(source, filename: str | None = None, *, tokenizer: bytes | None = None, allow_hub: bool = False,
+               threads: int = 0) -> LoadedModel:
+    """A model from a path (a Hugging Face directory or .zip of one, a .onnx or a .pt2 file), from
+    bytes with their ``filename``, or from a Hub id when ``allow_hub``. ``tokenizer``: the bytes of a
+    tokenizer.json for ONNX and torch.export language models."""
+    from .huggingface import HuggingFaceModel, load_zip
+
+    if isinstance(source, (bytes, bytearray)):
+        data, name = bytes(source), filename or "model"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            return HuggingFaceModel(path, allow_hub=allow_hub)
+        if not path.exists():
+            if allow_hub and isinstance(source, str) and "/" in source and not source.endswith(MODEL_SUFFIXES):
+                return HuggingFaceModel(source, allow_hub=True)
+            hub_note = "" if allow_hub or Path(str(source)).suffix else (
+                " (Hub ids are off here: download the model and load its directory, or set CKA_ALLOW_HUB=1 where "
+                "the Hub is reachable)")
+            raise RepresentationError(f"{source}: no such file or model directory{hub_note}.")
+        data, name = path.read_bytes(), filename or path.name
+    suffix = Path(name).suffix.lower()
+    if suffix == ".zip":
+        return load_zip(data, name, allow_hub=False)
+    if suffix == ".onnx":
+        from .onnx_graph import OnnxModel
+
+        return OnnxModel(data, name, tokenizer=tokenizer, threads=threads)
+    if suffix == ".pt2":
+        from .exported import ExportedModel
+
+        return ExportedModel(data, name, tokenizer=tokenizer)
+    raise RepresentationError(f"{name}: a model is a Hugging Face directory (or a .zip of it), a .onnx or a .pt2 "
+                              f"file, not {suffix or 'a file without a suffix'}.")
+
+
+def builtin_sentences(count: int = 500) -> Examples:
+    """The project's own English sentences (sample_models.text): the default text inputs."""
+    from sample_models.text import sentences
+
+    return texts(sentences(count), f"{count} built-in sentences")
+
+
+def read_inputs(source, filename: str | None = None) -> Examples:
+    """Examples from a path or bytes: .txt/.csv (texts), .png/.jpg or a .zip of them or a directory
+    (images), .npy/.npz (arrays), or "builtin:sentences[:N]"."""
+    if isinstance(source, str) and source.startswith(BUILTIN):
+        count = source[len(BUILTIN):].lstrip(":")
+        return builtin_sentences(int(count) if count.isdigit() else 500)
+    if isinstance(source, (bytes, bytearray)):
+        data, name = bytes(source), filename or "inputs"
+    else:
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            return read_images([(str(p.relative_to(path)), p.read_bytes()) for p in files], path.name)
+        if not path.is_file():
+            raise RepresentationError(f"{source}: no such file or folder of inputs.")
+        data, name = path.read_bytes(), filename or path.name
+    suffix = Path(name).suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        return read_text_file(data, name)
+    if suffix in ARRAY_SUFFIXES:
+        return read_arrays(data, name)
+    if suffix in IMAGE_SUFFIXES:
+        return read_images([(name, data)], name)
+    raise RepresentationError(f"{name}: inputs are texts (.txt, .csv), images (.png, .jpg, or a .zip or folder of "
+                              f"them) or arrays (.npy, .npz), not {suffix or 'a file without a suffix'}.")
+
+
+def reductions_for(model: LoadedModel, layers) -> dict[str, str]:
+    """The reductions that apply to ``layers`` of ``model`` (code -> label): token ones, map ones, or none."""
+    kinds = {model.layer(name).kind for name in layers}
+    return {**(TOKEN_REDUCTIONS if TOKENS in kinds else {}), **(MAP_REDUCTIONS if MAP in kinds else {})}
+
+
+def default_reduction(model: LoadedModel, layers) -> str:
+    """Mean over tokens for token layers, global average pooling for feature maps, else flatten."""
+    kinds = {model.layer(name).kind for name in layers}
+    return DEFAULTS[TOKENS] if TOKENS in kinds else DEFAULTS[MAP] if MAP in kinds else "flatten"

@@ -1,0 +1,315 @@
+"""torch.export programs (``.pt2``, written by ``torch.export.save``), checked before they are loaded.
+
+``torch.export.load`` is not safe on an untrusted file: it unpickles weights and constants marked
+as pickled (and falls back to a full unpickler for example inputs), loads compiled AOTInductor
+libraries, compiles the program's guard code as Python, resolves operator names by attribute
+lookup from ``torch`` (which reaches ``torch.os``) and parses symbolic shapes with sympy (which
+evaluates). So the archive is read first, as a zip of JSON and raw tensor bytes, and refused
+unless every member is one the current format writes for a plain program, no weight or constant
+is pickled, no custom object is stored, the guard code is empty, every operator is an ATen/prims
+operator or a Python operator, every symbolic expression uses only symbols, numbers and arithmetic,
+and the example inputs load with ``weights_only=True``. Only then is ``torch.export.load`` called.
+
+Layers are the program's modules, named as in the original model (``torch.export.unflatten``
+rebuilds the module hierarchy), and captured with forward hooks while the program runs.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import RepresentationError
+from . import reduction
+from .base import Feed, Layer, LoadedModel, default_layers
+from .inputs import ARRAY, IMAGE, TEXT, Examples
+from .onnx_graph import images_as_tensor
+from .tokenizer import WordTokenizer, load_tokenizer
+
+MAX_MEMBERS = 100_000
+MAX_BYTES = 8 * 2**30
+MAX_JSON_BYTES = 256 * 2**20
+#: What torch.export.save writes for a plain program named "model" (everything else is refused).
+ALLOWED_MEMBERS = re.compile(
+    r"^(\.data/version|\.data/serialization_id|archive_format|archive_version|byteorder|models/model\.json|"
+    r"data/weights/weight_\d+|data/weights/model_weights_config\.json|data/constants/tensor_\d+|"
+    r"data/constants/model_constants_config\.json|data/sample_inputs/model\.pt)$")
+ALLOWED_TARGET = re.compile(r"^(torch\.ops\.(aten|prims)\.\w+(\.\w+)?|_operator\.\w+)$")
+OPERATORS = {"getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "pow", "and_", "or_", "not_",
+             "eq", "ne", "lt", "le", "gt", "ge", "abs"}
+SYMBOL_NAMES = re.compile(r"^[a-z]\d+$")  # s0, u1, ...: torch's shape symbols
+#: What a symbolic shape expression may call (sympy's srepr of torch's shape arithmetic).
+SYMPY_CALLS = {"Symbol", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Mod", "FloorDiv", "CeilDiv", "CleanDiv",
+               "PythonMod", "Max", "Min", "Abs", "Eq", "Ne", "Le", "Lt", "Ge", "Gt", "And", "Or", "Not", "IntTrueDiv",
+               "FloatTrueDiv", "TruncToInt", "ToFloat", "floor", "ceiling", "sqrt", "Piecewise", "ExprCondPair"}
+SYMPY_NAMES = {"oo", "zoo", "nan", "true", "false", "True", "False"}
+SYMBOL_ASSUMPTIONS = {"positive", "negative", "nonnegative", "nonpositive", "integer", "real", "finite", "nonzero",
+                      "commutative"}
+
+
+def _refuse(filename: str, why: str) -> RepresentationError:
+    return RepresentationError(f"{filename} is refused: {why}. Save the program again with torch.export.save "
+                               "(a plain exported program, no AOTInductor package, no custom objects).")
+
+
+def check_archive(data: bytes, filename: str) -> None:
+    """Raise RepresentationError unless ``data`` is a .pt2 archive that can be loaded without
+    running code from it (see the module docstring)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
+        raise RepresentationError(f"{filename} is not a torch.export archive (not a readable zip: "
+                                  f"{type(error).__name__}); save it with torch.export.save(program, path).") from None
+    if not members or len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_BYTES:
+        raise _refuse(filename, "its size or number of members is out of bounds")
+    prefix = members[0].filename.split("/", 1)[0] + "/"
+    for member in members:
+        inner = member.filename[len(prefix):] if member.filename.startswith(prefix) else None
+        if inner is None or not ALLOWED_MEMBERS.match(inner):
+            raise _refuse(filename, f"it holds {member.filename!r}, which a plain exported program does not")
+        if inner.endswith(".json") and member.file_size > MAX_JSON_BYTES:
+            raise _refuse(filename, f"{member.filename!r} is too large")
+    names = {m.filename for m in members}
+
+    def read(inner: str) -> bytes:
+        if prefix + inner not in names:
+            raise _refuse(filename, f"it has no {inner!r}")
+        try:
+            return archive.read(prefix + inner)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+            raise _refuse(filename, f"{inner!r} cannot be read ({type(error).__name__})") from None
+
+    def json_of(inner: str):
+        try:
+            return json.loads(read(inner))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise _refuse(filename, f"{inner!r} is not valid JSON") from None
+
+    for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
+        if prefix + config in names:
+            entries = json_of(config).get("config", {})
+            if not isinstance(entries, dict):
+                raise _refuse(filename, f"{config!r} is malformed")
+            for fqn, meta in entries.items():
+                if not isinstance(meta, dict) or meta.get("use_pickle") or not str(meta.get("path_name", "")).startswith(
+                        ("weight_", "tensor_")):
+                    raise _refuse(filename, f"{fqn!r} is stored as a pickle or a custom object")
+    program = json_of("models/model.json")
+    if not isinstance(program, dict) or "graph_module" not in program:
+        raise _refuse(filename, "models/model.json holds no program")
+    for guard in program.get("guards_code") or ():
+        if not _safe_guard(guard):
+            raise _refuse(filename, f"its guard {str(guard)[:80]!r} is Python beyond comparisons of input sizes "
+                                    "(loading compiles guards as code)")
+    for target in _values_of(program, "target"):
+        if not isinstance(target, str) or not ALLOWED_TARGET.match(target) or (
+                target.startswith("_operator.") and target.split(".", 1)[1] not in OPERATORS):
+            raise _refuse(filename, f"it calls {str(target)[:80]!r}, which is not an ATen operator")
+    constraints = program.get("range_constraints") or {}
+    if not isinstance(constraints, dict) or not all(SYMBOL_NAMES.match(str(k)) for k in constraints):
+        raise _refuse(filename, "its range constraints name something other than shape symbols")
+    for expression in _values_of(program, "expr_str"):
+        if not _safe_expression(expression):
+            raise _refuse(filename, f"the shape expression {str(expression)[:80]!r} is not plain arithmetic")
+    if prefix + "data/sample_inputs/model.pt" in names:
+        try:
+            torch.load(io.BytesIO(read("data/sample_inputs/model.pt")), weights_only=True)
+        except Exception:  # noqa: BLE001 - any failure here would make torch fall back to a full unpickler
+            raise _refuse(filename, "its example inputs do not load as plain tensors") from None
+
+
+def _values_of(tree, key: str) -> Iterator:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == key:
+                    yield v
+                stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+GUARD_NODES = (ast.Expression, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.BinOp,
+               ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
+               ast.Constant, ast.Name, ast.Load, ast.Subscript, ast.Call, ast.Attribute)
+SIZE_METHODS = {"size", "stride", "dim", "storage_offset"}
+
+
+def _safe_guard(text) -> bool:
+    """Whether a guard is only comparisons and arithmetic of input sizes, like
+    ``L['attention_mask'].size()[1] == L['input_ids'].size()[1]`` (what torch.export writes)."""
+    if not isinstance(text, str) or len(text) > 2_000:
+        return False
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, GUARD_NODES):
+            return False
+        if isinstance(node, ast.Name) and node.id != "L":
+            return False
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, str)):
+            return False
+        if isinstance(node, ast.Attribute) and node.attr not in SIZE_METHODS:
+            return False
+        if isinstance(node, ast.Call) and (node.args or node.keywords or not isinstance(node.func, ast.Attribute)):
+            return False
+        if isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Subscript)
+                                                    and isinstance(node.value.value, ast.Name)):
+            return False
+    return True
+
+
+def _safe_expression(text) -> bool:
+    """Whether a symbolic shape is only sympy arithmetic of shape symbols and numbers, like
+    ``Mul(Integer(32), Symbol('s53', positive=True, integer=True))`` (sympy evaluates what it parses)."""
+    if not isinstance(text, str) or len(text) > 5_000:
+        return False
+    if SYMBOL_NAMES.match(text):
+        return True
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in SYMPY_CALLS:
+                return False
+            if any(k.arg not in SYMBOL_ASSUMPTIONS or not isinstance(k.value, ast.Constant)
+                   or not isinstance(k.value.value, bool) for k in node.keywords):
+                return False
+            if node.func.id == "Symbol" and not (node.args and isinstance(node.args[0], ast.Constant)
+                                                  and isinstance(node.args[0].value, str)
+                                                  and SYMBOL_NAMES.match(node.args[0].value)):
+                return False
+        elif isinstance(node, ast.Name):
+            if node.id not in SYMPY_CALLS and node.id not in SYMPY_NAMES:
+                return False
+        elif isinstance(node, ast.Constant):
+            if not isinstance(node.value, (int, float, str, bool)):
+                return False
+        elif isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, ast.USub):
+                return False
+        elif not isinstance(node, (ast.Expression, ast.Load, ast.USub, ast.keyword)):
+            return False
+    return True
+
+
+class ExportedModel(LoadedModel):
+    format = "torch.export"
+
+    def __init__(self, data: bytes, filename: str, *, tokenizer: bytes | None = None):
+        self.name = filename.rsplit("/", 1)[-1].removesuffix(".pt2")
+        self.digest = hashlib.sha256(data + (tokenizer or b"")).hexdigest()
+        check_archive(data, filename)
+        try:
+            program = torch.export.load(io.BytesIO(data))
+            self.module = torch.export.unflatten(program)
+        except Exception as error:  # noqa: BLE001 - torch raises many types while deserialising
+            raise RepresentationError(f"{filename} could not be loaded as an exported program "
+                                      f"({type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''})"
+                                      "; save it again with this version of torch (2.13).") from None
+        signature = program.module_call_graph[0].signature
+        self.input_names = tuple(getattr(signature, "forward_arg_names", None) or
+                                 [s.arg.name for s in program.graph_signature.input_specs
+                                  if s.kind == torch.export.graph_signature.InputKind.USER_INPUT])
+        self.example = program.example_inputs
+        self._positional = self.input_names[:len(self.example[0])]
+        self.tokenizer: WordTokenizer | None = load_tokenizer(tokenizer, filename) if tokenizer else None
+        self.input_kind = TEXT if self.tokenizer else IMAGE if self._image_input() else ARRAY
+        modules = {name: m for name, m in self.module.named_modules() if name}
+        probe = self._capture(self._example_feed(), tuple(modules))
+        self.layers = tuple(Layer(name, tuple(v.shape[1:]), reduction.layer_kind(tuple(v.shape[1:]), self.input_kind))
+                            for name, v in probe.items() if v.ndim >= 2 and np.issubdtype(v.dtype, np.floating))
+        if not self.layers:
+            raise RepresentationError(f"{filename}: no module returns a float tensor; nothing to compare.")
+        self.default_layers = default_layers(self.layers)
+
+    def _example_tensors(self) -> dict[str, torch.Tensor]:
+        args, kwargs = self.example
+        return {**dict(zip(self.input_names, args)), **kwargs}
+
+    def _image_input(self) -> bool:
+        tensors = self._example_tensors()
+        if len(tensors) != 1:
+            return False
+        t = next(iter(tensors.values()))
+        return t.dim() == 4 and t.shape[1] in (1, 3) and t.is_floating_point()
+
+    def _example_feed(self) -> Feed:
+        return Feed(self._example_tensors())
+
+    def _capture(self, feed: Feed, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
+        modules = dict(self.module.named_modules())
+        seen: dict[str, torch.Tensor] = {}
+
+        def hook_for(name):
+            def hook(_module, _inputs, output):
+                tensor = output if isinstance(output, torch.Tensor) else next(
+                    (o for o in (output if isinstance(output, (tuple, list)) else ()) if isinstance(o, torch.Tensor)),
+                    None)
+                if tensor is not None and name not in seen:
+                    seen[name] = tensor.detach().to("cpu", copy=True)
+            return hook
+
+        handles = [modules[name].register_forward_hook(hook_for(name)) for name in layers]
+        try:
+            tensors = dict(feed.tensors)
+            with torch.no_grad():
+                self.module(*[tensors.pop(name) for name in self._positional], **tensors)
+        except Exception as error:  # noqa: BLE001
+            raise RepresentationError(f"{self.name} failed on these inputs ({type(error).__name__}: "
+                                      f"{str(error).splitlines()[0][:300] if str(error) else ''}); exported programs "
+                                      "run only on inputs of the shapes and types they were exported for "
+                                      "(export with dynamic_shapes for other batch sizes or lengths).") from None
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {name: seen[name].float().numpy() for name in layers if name in seen}
+
+    def feed(self, examples: Examples) -> Feed:
+        example = self._example_tensors()
+        if examples.kind == TEXT and self.tokenizer is not None:
+            ids, mask = self.tokenizer.encode(list(examples.texts))
+            tensors = {"input_ids": torch.from_numpy(ids)}
+            if "attention_mask" in self.input_names:
+                tensors["attention_mask"] = torch.from_numpy(mask)
+            if "token_type_ids" in self.input_names:
+                tensors["token_type_ids"] = torch.zeros_like(tensors["input_ids"])
+            return Feed({k: v.to(example[k].dtype) if k in example else v for k, v in tensors.items()}, mask)
+        if examples.kind == IMAGE and self.input_kind == IMAGE:
+            (name, t), = example.items()
+            pixels = images_as_tensor(examples.images, t.shape[1], t.shape[2], t.shape[3])
+            return Feed({name: torch.from_numpy(pixels).to(t.dtype)})
+        if examples.kind == ARRAY:
+            arrays = dict(examples.arrays)
+            if len(example) == 1 and len(arrays) == 1:
+                arrays = {next(iter(example)): next(iter(arrays.values()))}
+            missing = [name for name in example if name not in arrays]
+            if missing:
+                raise RepresentationError(f"{self.name} needs the inputs {', '.join(example)}; the arrays lack "
+                                          f"{', '.join(missing)}.")
+            return Feed({k: torch.as_tensor(np.asarray(arrays[k])).to(example[k].dtype) for k in example},
+                        arrays.get("attention_mask"))
+        raise RepresentationError(f"{self.name} reads {self.input_kind}s"
+                                  + (" (give its tokenizer.json with the program)" if self.input_kind == ARRAY else "")
+                                  + f", not {examples.kind}s.")
+
+    def run(self, feed: Feed, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
+        captured = self._capture(feed, layers)
+        missing = [name for name in layers if name not in captured]
+        if missing:
+            raise RepresentationError(f"{self.name}: module {missing[0]!r} returned no tensor.")
+        return captured
