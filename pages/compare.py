@@ -107,8 +107,8 @@ def your_models_section(a, b):
             return None, None, None
         runs[choice.side] = result
         own.register(choice, result[how], examples)
-    sides = [compare.model_side(side, runs[side.side][how], examples) if isinstance(side, own.ModelChoice) else side
-             for side in (a, b)]
+    sides = [compare.without_constant_layers(compare.model_side(side, runs[side.side][how], examples))[0]
+             if isinstance(side, own.ModelChoice) else side for side in (a, b)]
     effects = None
     if len(runs) == 2 and options:
         effects = compare.reduction_effects(runs["A"], runs["B"], how, options, debiased=False)

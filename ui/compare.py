@@ -173,6 +173,23 @@ def model_side(choice: own.ModelChoice, representations, examples) -> Side:
                  "reduction": representations.reduction})
 
 
+def without_constant_layers(side: Side) -> tuple[Side | None, sanity.Check]:
+    """The side without the layers that are constant across its rows (CKA 0/0 there; a warning names
+    them), None if nothing is left; and the layer-health check."""
+    health = sanity.layer_health(side.layers, side=side.name)
+    dropped = health.details["constant"] + health.details["empty"]
+    if not dropped:
+        return side, health
+    kept = [k for k in side.names if k not in dropped]
+    if not kept:
+        st.error(f"Every layer of side {side.name} is constant across these inputs: nothing to compare. Use more "
+                 "varied inputs, or another reduction.", icon=":material/error:")
+        return None, health
+    st.warning(f"Side {side.name}: left out, constant across these inputs (CKA is 0/0): {', '.join(dropped)}.")
+    return Side(side.name, side.label, f"{side.key}-{len(dropped)}", {k: side.layers[k] for k in kept},
+                {k: side.shapes[k] for k in kept}, side.model_name, side.source), health
+
+
 def inputs_check(a: Side, b: Side) -> sanity.Check | None:
     """Both sides are the user's models: did they read the same examples? (None otherwise.)"""
     inputs = [side.source.get("inputs") for side in (a, b)]
