@@ -148,12 +148,10 @@ class OnnxModel(LoadedModel):
                 and self.graph_inputs[0].type.tensor_type.elem_type in FLOAT_TYPES)
 
     def _check_session(self, filename: str) -> None:
-        try:
-            self._session(())
-        except RepresentationError:
-            raise
-        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise RepresentationError(f"onnxruntime cannot run {filename}: {str(error).splitlines()[0][:300]}") from None
+        """Make the session for the default layers now: onnxruntime refuses what it cannot run here
+        (an operator it does not implement), and building the session is part of loading, not of
+        the first batch."""
+        self._session(self.default_layers)
 
     def _session(self, layers: tuple[str, ...]):
         import onnx
@@ -161,6 +159,7 @@ class OnnxModel(LoadedModel):
 
         key = tuple(sorted(layers))
         if key not in self._sessions:
+            self._sessions.clear()  # one session at a time: each holds a copy of the weights
             proto = onnx.ModelProto()
             proto.CopyFrom(self.proto)
             present = {o.name for o in proto.graph.output}

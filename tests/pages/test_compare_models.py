@@ -157,3 +157,22 @@ def test_inputs_that_make_every_layer_constant_are_an_error_that_says_so():
     at = rerun(at.file_uploader(key="cmp_inputs_files").set_value(("numbers.txt", texts, MIME)))
     assert any("Every layer of side A is constant across these inputs" in e.value for e in at.error)
     assert not at.exception
+
+
+def test_models_named_at_launch_are_offered_and_hub_ids_only_where_allowed(monkeypatch):
+    import ui.own_models
+
+    directory = mf.bert_directory()
+    monkeypatch.setattr(ui.own_models, "launch_models", lambda: [directory])
+    monkeypatch.delenv("CKA_ALLOW_HUB", raising=False)
+    at = open_page(PAGE, {"cmp_a_kind": "Your model", "cmp_b_kind": "Your model"})
+    assert at.radio(key="cmp_a_model_source").options == ["Upload", "Launch model"]  # no Hub id by default
+    at.radio(key="cmp_a_model_source").set_value("Launch model")
+    at.radio(key="cmp_b_model_source").set_value("Launch model")
+    at = rerun(at)
+    assert not at.error, [e.value for e in at.error]
+    values, rows, cols = _heatmap(at)
+    np.testing.assert_allclose(np.diag(values), 1.0, atol=1e-9)  # the same model on both sides
+    monkeypatch.setenv("CKA_ALLOW_HUB", "1")
+    at = rerun(at)
+    assert "Hub id" in at.radio(key="cmp_a_model_source").options
