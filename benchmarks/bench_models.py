@@ -24,8 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import logging
 import warnings
 from pathlib import Path
+
+from cka_core.models.huggingface import quiet_transformers
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = 13
@@ -41,14 +44,8 @@ def _peak_rss_mib() -> float:
 
 def _quiet():
     warnings.filterwarnings("ignore")
-    import logging
-
     logging.getLogger("torch").setLevel(logging.ERROR)
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    return transformers
+    return quiet_transformers()
 
 
 def build(work: Path, tokens: int) -> None:

@@ -96,7 +96,7 @@ def your_models_section(a, b):
     how, options = own.reduction_choice(choices)
     st.caption(f"{len(examples)} examples ({examples.source}), SHA-256 {examples.digest[:12]}…: every model reads these, "
                "in this order.")
-    if how in own.reduction.ROW_EXPANDING:
+    if own.rows_are_dependent(how):
         st.warning("Rows are tokens or positions, not independent examples: the bootstrap intervals and permutation "
                    "p-values below treat them as independent, so they come out too narrow and too small "
                    "(docs/theory.md §1.6). Use one row per example for them.", icon=":material/warning:")

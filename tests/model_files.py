@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cka_core.models.huggingface import quiet_transformers
 from sample_models import text
 
 ROOT = Path(tempfile.mkdtemp(prefix="cka_model_files_"))
@@ -24,11 +25,7 @@ SEQ_MAX = 64
 def _quiet():
     warnings.filterwarnings("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    return transformers
+    return quiet_transformers()
 
 
 class TextLastHidden(torch.nn.Module):

@@ -198,6 +198,11 @@ def all_reductions(options: dict[str, str], chosen: str, rows: int) -> tuple[str
     return tuple(dict.fromkeys([chosen, *cheap, *expanding]))
 
 
+def rows_are_dependent(how: str) -> bool:
+    """Whether the reduction's rows are tokens or positions (several per example), not examples."""
+    return how in reduction.ROW_EXPANDING
+
+
 def same_rows(runs) -> bool:
     """Whether every side's rows belong to the same examples in the same order (true for one row per
     example; for tokens, only when the tokenizers split every text alike)."""

@@ -145,14 +145,21 @@ GUARD_NODES = (ast.Expression, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.Una
 SIZE_METHODS = {"size", "stride", "dim", "storage_offset"}
 
 
+def _expression_tree(text, limit: int) -> ast.Expression | None:
+    """``text`` parsed as one Python expression (never evaluated), or None if it is not one."""
+    if not isinstance(text, str) or len(text) > limit:
+        return None
+    try:
+        return ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
 def _safe_guard(text) -> bool:
     """Whether a guard is only comparisons and arithmetic of input sizes, like
     ``L['attention_mask'].size()[1] == L['input_ids'].size()[1]`` (what torch.export writes)."""
-    if not isinstance(text, str) or len(text) > 2_000:
-        return False
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError):
+    tree = _expression_tree(text, 2_000)
+    if tree is None:
         return False
     for node in ast.walk(tree):
         if not isinstance(node, GUARD_NODES):
@@ -174,13 +181,10 @@ def _safe_guard(text) -> bool:
 def _safe_expression(text) -> bool:
     """Whether a symbolic shape is only sympy arithmetic of shape symbols and numbers, like
     ``Mul(Integer(32), Symbol('s53', positive=True, integer=True))`` (sympy evaluates what it parses)."""
-    if not isinstance(text, str) or len(text) > 5_000:
-        return False
-    if SYMBOL_NAMES.match(text):
+    if isinstance(text, str) and SYMBOL_NAMES.match(text):
         return True
-    try:
-        tree = ast.parse(text, mode="eval")
-    except (SyntaxError, ValueError, RecursionError):
+    tree = _expression_tree(text, 5_000)
+    if tree is None:
         return False
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):

@@ -35,7 +35,8 @@ MAX_MEMBERS = 2_000
 MAX_TOKENS = 512
 
 
-def _quiet_transformers():
+def quiet_transformers():
+    """transformers with its logging at errors only and no progress bars (returned for use)."""
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -119,7 +120,7 @@ class HuggingFaceModel(LoadedModel):
     format = "huggingface"
 
     def __init__(self, source: str | Path, *, allow_hub: bool = False, name: str | None = None):
-        transformers = _quiet_transformers()
+        transformers = quiet_transformers()
         local = Path(source)
         if local.is_dir():
             check_directory(local)
@@ -136,7 +137,7 @@ class HuggingFaceModel(LoadedModel):
         try:
             self.model = transformers.AutoModel.from_pretrained(where, trust_remote_code=False, use_safetensors=True,
                                                                 **options).eval()
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError, EnvironmentError) as error:
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
             raise RepresentationError(f"{self.name}: transformers could not load the model "
                                       f"({type(error).__name__}: {str(error).splitlines()[0][:300]}).") from None
         self.tokenizer = self.processor = None

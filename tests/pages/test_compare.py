@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 from streamlit import config as st_config
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 import sample_models
 from cka_core import cka_matrix
@@ -62,22 +61,6 @@ def _zoo(name: str) -> dict[str, np.ndarray]:
 
     acts = capture(sample_models.load(name), data.X_test, sample_models.layer_names(name))
     return {k: v.reshape(v.shape[0], -1).astype(np.float64) for k, v in acts.items()}
-
-
-@pytest.fixture(scope="module")
-def downloads():
-    """Bytes of every file handed to the (mock) media storage, by URL: what a download button serves."""
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        files[self.get_url(file_id)] = path_or_data if isinstance(path_or_data, bytes) else path_or_data.encode()
-        return file_id
-
-    MemoryMediaFileStorage.load_and_get_id = recording
-    yield files
-    MemoryMediaFileStorage.load_and_get_id = original
 
 
 def _download(at, downloads, key: str) -> str:

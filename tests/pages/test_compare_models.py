@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from cka_core import cka_matrix
 from cka_core import models as own
@@ -39,21 +38,6 @@ def _z(trace) -> np.ndarray:
 def _heatmap(at) -> tuple[np.ndarray, list, list]:
     trace = next(t for t in _chart(at, "cmp_heatmap")["data"] if t["type"] == "heatmap")
     return _z(trace).reshape(len(trace["y"]), len(trace["x"])), list(trace["y"]), list(trace["x"])
-
-
-@pytest.fixture(scope="module")
-def downloads():
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        files[self.get_url(file_id)] = path_or_data if isinstance(path_or_data, bytes) else path_or_data.encode()
-        return file_id
-
-    MemoryMediaFileStorage.load_and_get_id = recording
-    yield files
-    MemoryMediaFileStorage.load_and_get_id = original
 
 
 @pytest.fixture(scope="module")
