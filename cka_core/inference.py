@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import RepresentationError
-from .measures import MEASURES, similarity_matrix
+from .measures import MEASURES, layer_views, matrix_of_views, similarity_matrix
 from .validation import as_layers
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -63,6 +63,43 @@ def _take(tensors, index):
     return [t[index] for t in tensors]
 
 
+def _view_measure(measure: str):
+    info = MEASURES.get(measure)
+    return info if info is not None and info.of is not None else None
+
+
+def _matrices(a, b, measure: str, options: dict):
+    """(full-data matrix, rows index -> the matrix on those rows). Measures with per-layer views
+    prepare each layer once per resample and take its distances from the full data's."""
+    info = _view_measure(measure)
+    if info is None:
+        return (similarity_matrix(a, b, measure=measure, **options),
+                lambda index: similarity_matrix(_take(a, index), None if b is None else _take(b, index),
+                                                measure=measure, **options))
+    va, vb = layer_views(a, b, debiased=bool(options.get("debiased")))
+    values = matrix_of_views(info, va, vb, symmetric=b is None, **options)
+
+    def resampled(index):
+        ra = [v.rows(index) for v in va]
+        return matrix_of_views(info, ra, ra if b is None else [v.rows(index) for v in vb], symmetric=b is None,
+                               **options)
+
+    return values, resampled
+
+
+def _null_matrices(a, other, measure: str, options: dict):
+    """(full-data matrix of A against ``other``, permutation -> the matrix with other's rows
+    permuted). With per-layer views nothing is recomputed per permutation: other's per-layer
+    quantities (bases, distance ranks, kernels) are reordered."""
+    info = _view_measure(measure)
+    if info is None:
+        return (similarity_matrix(a, other, measure=measure, **options),
+                lambda perm: similarity_matrix(a, _take(other, perm), measure=measure, **options))
+    va, vo = layer_views(a, other, debiased=bool(options.get("debiased")))
+    values = matrix_of_views(info, va, vo, **options)  # fills every view's cache
+    return values, lambda perm: matrix_of_views(info, va, [v.permuted(perm) for v in vo], **options)
+
+
 def _check_count(name: str, count: int) -> None:
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise RepresentationError(f"{name} must be a positive integer, not {count!r}.")
@@ -83,13 +120,12 @@ def bootstrap(layers_a, layers_b=None, *, measure: str = "linear_cka", n_resampl
     if not 0 < confidence < 1:
         raise RepresentationError(f"confidence must be between 0 and 1, not {confidence!r}.")
     _, a, _, b = _layers(layers_a, layers_b)
-    values = similarity_matrix(a, b, measure=measure, **options)
+    values, resampled = _matrices(a, b, measure, options)
     n = a[0].shape[0]
     rng = np.random.default_rng(seed)
     samples = np.empty((n_resamples, *values.shape))
     for k in range(n_resamples):
-        index = rng.integers(0, n, size=n)
-        samples[k] = similarity_matrix(_take(a, index), None if b is None else _take(b, index), measure=measure, **options)
+        samples[k] = resampled(rng.integers(0, n, size=n))
         if progress is not None:
             progress(k + 1, n_resamples)
     tail = (1 - confidence) / 2
@@ -107,14 +143,13 @@ def permutation_test(layers_a, layers_b=None, *, measure: str = "linear_cka", n_
     relative to side A (for a self-comparison, B is a shuffled copy of A)."""
     _check_count("n_permutations", n_permutations)
     _, a, _, b = _layers(layers_a, layers_b)
-    other = a if b is None else b
-    values = similarity_matrix(a, other, measure=measure, **options)
+    values, shuffled = _null_matrices(a, a if b is None else b, measure, options)
     higher = MEASURES[measure].higher_is_similar if measure in MEASURES else True
     n = a[0].shape[0]
     rng = np.random.default_rng(seed)
     null = np.empty((n_permutations, *values.shape))
     for k in range(n_permutations):
-        null[k] = similarity_matrix(a, _take(other, rng.permutation(n)), measure=measure, **options)
+        null[k] = shuffled(rng.permutation(n))
         if progress is not None:
             progress(k + 1, n_permutations)
     extreme = (null >= values) if higher else (null <= values)

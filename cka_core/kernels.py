@@ -60,15 +60,19 @@ def gram_rbf(xc: torch.Tensor, sigma: float) -> torch.Tensor:
 
     This is the bandwidth convention of Kornblith et al.'s reference ``gram_rbf(x, threshold)``.
     """
-    d = squared_distances(xc)
-    median = _median(d)
-    if float(median) <= 0.0:
+    return rbf_from_squared(squared_distances(xc), sigma)
+
+
+def rbf_from_squared(d: torch.Tensor, sigma: float, median_d: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`gram_rbf` from the squared distances D (and their median, when it is known)."""
+    scale = median(d) if median_d is None else median_d
+    if float(scale) <= 0.0:
         # More than half of the pairs coincide: fall back to the mean distance so the kernel is defined.
-        median = d.mean()
-    return torch.exp(-d / (2.0 * sigma**2 * median))
+        scale = d.mean()
+    return torch.exp(-d / (2.0 * sigma**2 * scale))
 
 
-def _median(d: torch.Tensor) -> torch.Tensor:
+def median(d: torch.Tensor) -> torch.Tensor:
     """Median of all entries by selection (kthvalue), not a full sort."""
     flat = d.flatten()
     k = flat.numel()

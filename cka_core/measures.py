@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.distance import pdist
 
 from .accumulator import cka_matrix
 from .errors import RepresentationError
-from .kernels import centre_features, scaled_to_unit
 from .pairwise import linear_cka, rbf_cka
-from .validation import as_layers, as_matrix, check_not_constant, check_rows
+from .validation import as_layers, check_rows
+from .views import (LayerView, canonical_correlations_of, linear_regression_of, mean_cca_of, procrustes_angle_of,
+                    pwcca_of, rbf_cka_of, rsa_of, svcca_of, views)
 
 ORTHOGONAL = "orthogonal"
 ISOTROPIC = "isotropic_scaling"
@@ -40,55 +40,24 @@ class MeasureInfo:
     symmetric: bool
     description: str
     reference: str
-
-
-def _centred_pair(X, Y) -> tuple[np.ndarray, np.ndarray]:
-    x, y = as_matrix(X, "X"), as_matrix(Y, "Y")
-    check_rows(x.shape[0], y.shape[0], debiased=False)
-    xc, yc = centre_features(x), centre_features(y.to(x.device))
-    check_not_constant(xc, x, "X")
-    check_not_constant(yc, y, "Y")
-    return scaled_to_unit(xc).cpu().numpy(), scaled_to_unit(yc).cpu().numpy()
-
-
-def _orthonormal_basis(xc: np.ndarray, keep_variance: float | None = None) -> np.ndarray:
-    """Orthonormal basis of the column space of centred X (rank-revealing SVD), optionally
-    keeping only the leading directions that explain ``keep_variance`` of the variance (SVCCA)."""
-    u, s, _ = np.linalg.svd(xc, full_matrices=False)
-    rank = int((s > s[0] * max(xc.shape) * np.finfo(float).eps).sum())
-    if keep_variance is not None:
-        explained = np.cumsum(s[:rank] ** 2) / np.sum(s[:rank] ** 2)
-        rank = int(np.searchsorted(explained, keep_variance) + 1)
-    return u[:, :rank]
+    of: Callable[..., float] | None = None  # the same on two LayerViews (per-layer work reusable)
 
 
 def canonical_correlations(X, Y, keep_variance: float | None = None) -> np.ndarray:
     """Canonical correlations: singular values of Q_X^T Q_Y for orthonormal bases of the centred
     column spaces (Bjorck and Golub 1973). With keep_variance, SVCCA's SVD step comes first."""
-    xc, yc = _centred_pair(X, Y)
-    qx, qy = _orthonormal_basis(xc, keep_variance), _orthonormal_basis(yc, keep_variance)
-    return np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0.0, 1.0)
+    return canonical_correlations_of(*views(X, Y), keep_variance)
 
 
 def mean_cca(X, Y) -> float:
     """Mean canonical correlation rho-bar (Raghu et al. 2017). Degenerate (= 1) once d >= n."""
-    return float(canonical_correlations(X, Y).mean())
+    return mean_cca_of(*views(X, Y))
 
 
 def svcca(X, Y, keep_variance: float = 0.99) -> float:
     """SVCCA (Raghu et al. 2017): keep the top singular directions explaining 99% of each
     side's variance, then the mean canonical correlation."""
-    return float(canonical_correlations(X, Y, keep_variance).mean())
-
-
-TIE_TOLERANCE = 1e-9  # values this close (relative to the largest) are one value
-
-
-def _tie_groups(ordered: np.ndarray, rel_tol: float = TIE_TOLERANCE) -> np.ndarray:
-    """Group index of each entry of a sorted array: neighbours that differ by at most ``rel_tol``
-    times the largest magnitude share a group (values equal in exact arithmetic, apart by round-off)."""
-    scale = float(np.abs(ordered).max()) if ordered.size else 0.0
-    return np.concatenate([[0], np.cumsum(np.abs(np.diff(ordered)) > rel_tol * scale)]).astype(np.intp)
+    return svcca_of(*views(X, Y), keep_variance)
 
 
 def pwcca(X, Y) -> float:
@@ -100,46 +69,13 @@ def pwcca(X, Y) -> float:
     value. Such a group is weighted by sum_j ||P x_j|| (P the projection onto it), which is
     Morcos et al.'s weight for a group of one and the same for every basis.
     """
-    xc, yc = _centred_pair(X, Y)
-    qx, qy = _orthonormal_basis(xc), _orthonormal_basis(yc)
-    u, rho, _ = np.linalg.svd(qx.T @ qy, full_matrices=False)
-    loadings = (qx @ u[:, : rho.shape[0]]).T @ xc  # <h_i, x_j> for the unit-norm canonical variates h_i
-    group = _tie_groups(rho)
-    squared = np.zeros((group[-1] + 1, xc.shape[1]))
-    np.add.at(squared, group, loadings**2)
-    weights = np.sqrt(squared).sum(axis=1)  # sum_j ||P_g x_j|| per group g
-    correlations = np.clip(np.bincount(group, weights=rho) / np.bincount(group), 0, 1)
-    return float(np.sum(weights * correlations) / np.sum(weights))
+    return pwcca_of(*views(X, Y))
 
 
 def procrustes_angle(X, Y) -> float:
     """Angular orthogonal-Procrustes distance (Williams et al. 2021; Ding et al. 2021):
     arccos ||X~^T Y~||_* with X~, Y~ centred and scaled to unit Frobenius norm; 0 = same shape."""
-    xc, yc = _centred_pair(X, Y)
-    xc, yc = xc / np.linalg.norm(xc), yc / np.linalg.norm(yc)
-    if min(xc.shape[1], yc.shape[1]) <= xc.shape[0]:
-        nuclear = float(np.linalg.svd(xc.T @ yc, compute_uv=False).sum())
-    else:
-        # ||X^T Y||_* = sum of sqrt eig((X^T Y)(Y^T X)) = sum of sqrt eig((X X^T)(Y Y^T)), n x n.
-        eig = np.linalg.eigvals((xc @ xc.T) @ (yc @ yc.T)).real
-        nuclear = float(np.sqrt(np.clip(eig, 0, None)).sum())
-    return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
-
-
-def _ranks_with_ties(values: np.ndarray) -> np.ndarray:
-    """Average ranks (Spearman's convention for ties), with round-off-level ties merged.
-
-    Distances that are equal in exact arithmetic (integer or 0/1 data has many) come out a few
-    ulps apart after a rotation; exact ranks would order them by round-off, so RSA would move
-    under a transformation it is invariant to.
-    """
-    order = np.argsort(values, kind="stable")
-    group = _tie_groups(values[order])
-    positions = np.arange(1, values.size + 1, dtype=np.float64)
-    mean_rank = np.bincount(group, weights=positions) / np.bincount(group)
-    ranks = np.empty(values.size)
-    ranks[order] = mean_rank[group]
-    return ranks
+    return procrustes_angle_of(*views(X, Y))
 
 
 def rsa(X, Y) -> float:
@@ -147,23 +83,15 @@ def rsa(X, Y) -> float:
     the upper triangles of the two Euclidean representational dissimilarity matrices.
 
     Distances come from row differences (``pdist``, accurate for near pairs, unlike the Gram
-    identity) and are ranked with round-off-level ties merged (``_ranks_with_ties``).
+    identity) and are ranked with round-off-level ties merged (``LayerView.distance_ranks``).
     """
-    xc, yc = _centred_pair(X, Y)
-    if xc.shape[0] < 3:
-        raise RepresentationError("RSA needs at least 3 examples (2 pairs of examples to rank).")
-    rank_x, rank_y = _ranks_with_ties(pdist(xc)), _ranks_with_ties(pdist(yc))
-    if np.ptp(rank_x) == 0 or np.ptp(rank_y) == 0:
-        raise RepresentationError("RSA is undefined here: all pairwise distances of one side are equal.")
-    return float(np.corrcoef(rank_x, rank_y)[0, 1])
+    return rsa_of(*views(X, Y))
 
 
 def linear_regression_fit(X, Y) -> float:
     """R^2 of the least-squares fit of centred Y from centred X (Kornblith et al. 2019, R^2_LR):
     ||Q_X^T Y||_F^2 / ||Y||_F^2. Not symmetric: it asks how well X predicts Y."""
-    xc, yc = _centred_pair(X, Y)
-    qx = _orthonormal_basis(xc)
-    return float(np.linalg.norm(qx.T @ yc) ** 2 / np.linalg.norm(yc) ** 2)
+    return linear_regression_of(*views(X, Y))
 
 
 def _linear_cka_debiased(X, Y) -> float:
@@ -184,28 +112,28 @@ MEASURES: dict[str, MeasureInfo] = {
                     "Song et al., JMLR 2012; Nguyen et al., ICLR 2021"),
         MeasureInfo("rbf_cka", "RBF CKA", rbf_cka, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
                     "CKA with Gaussian kernels, bandwidth sigma x the median distance; local structure.",
-                    "Kornblith et al., ICML 2019"),
+                    "Kornblith et al., ICML 2019", rbf_cka_of),
         MeasureInfo("mean_cca", "Mean CCA", mean_cca, True, (0.0, 1.0), frozenset(INVARIANCES), True,
                     "Mean canonical correlation; invariant to any invertible linear map, so it is 1 "
                     "for every pair once features outnumber examples.",
-                    "Raghu et al., NeurIPS 2017"),
+                    "Raghu et al., NeurIPS 2017", mean_cca_of),
         MeasureInfo("svcca", "SVCCA", svcca, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
                     "Mean CCA after keeping the singular directions that explain 99% of the variance.",
-                    "Raghu et al., NeurIPS 2017"),
+                    "Raghu et al., NeurIPS 2017", svcca_of),
         MeasureInfo("pwcca", "PWCCA", pwcca, True, (0.0, 1.0), frozenset({ISOTROPIC, TRANSLATION, PERMUTATION}), False,
                     "Canonical correlations weighted by how much of the first representation each accounts for.",
-                    "Morcos et al., NeurIPS 2018"),
+                    "Morcos et al., NeurIPS 2018", pwcca_of),
         MeasureInfo("procrustes", "Procrustes angle", procrustes_angle, False, (0.0, float(np.pi / 2)),
                     _ALL_BUT_LINEAR, True,
                     "Angle between the two normalised shapes after the best rotation; a true metric.",
-                    "Williams et al., NeurIPS 2021; Ding et al., NeurIPS 2021"),
+                    "Williams et al., NeurIPS 2021; Ding et al., NeurIPS 2021", procrustes_angle_of),
         MeasureInfo("rsa", "RSA (Spearman of RDMs)", rsa, True, (-1.0, 1.0), _ALL_BUT_LINEAR, True,
                     "Rank correlation of the pairwise Euclidean distances between examples.",
-                    "Kriegeskorte et al., Front. Syst. Neurosci. 2008"),
+                    "Kriegeskorte et al., Front. Syst. Neurosci. 2008", rsa_of),
         MeasureInfo("linear_regression", "Linear regression R²", linear_regression_fit, True, (0.0, 1.0),
                     _ALL_BUT_LINEAR, False,
                     "How much of the second representation a linear map of the first explains.",
-                    "Kornblith et al., ICML 2019"),
+                    "Kornblith et al., ICML 2019", linear_regression_of),
     ]
 }
 
@@ -241,14 +169,32 @@ def similarity_matrix(layers_a, layers_b=None, *, measure: str = "linear_cka", d
         if measure != "rbf_cka":
             raise RepresentationError(f"debiased applies to CKA only, not to {measure!r}.")
         options = {**options, "debiased": True}
-    _, a = as_layers(layers_a, "layers_a")
-    b = a if layers_b is None else as_layers(layers_b, "layers_b")[1]
-    symmetric = layers_b is None and MEASURES[measure].symmetric
-    values = np.empty((len(a), len(b)))
-    for i, x in enumerate(a):
-        for j, y in enumerate(b):
-            if symmetric and j < i:
-                values[i, j] = values[j, i]
-            else:
-                values[i, j] = similarity(x, y, measure, **options)
+    info = MEASURES[measure]
+    va, vb = layer_views(layers_a, layers_b, debiased=bool(options.get("debiased")))
+    return matrix_of_views(info, va, vb, symmetric=layers_b is None, **options)
+
+
+def layer_views(layers_a, layers_b=None, *, debiased: bool = False) -> tuple[list[LayerView], list[LayerView]]:
+    """One :class:`LayerView` per layer of each side (side B is side A's views for a self-comparison)."""
+    names_a, a = as_layers(layers_a, "layers_a")
+    va = [LayerView.of(t, f"layers_a[{name!r}]") for name, t in zip(names_a, a)]
+    if layers_b is None:
+        check_rows(a[0].shape[0], a[0].shape[0], debiased, "layers_a", "layers_a")
+        return va, va
+    names_b, b = as_layers(layers_b, "layers_b")
+    check_rows(a[0].shape[0], b[0].shape[0], debiased, "layers_a", "layers_b")
+    return va, [LayerView.of(t, f"layers_b[{name!r}]") for name, t in zip(names_b, b)]
+
+
+def matrix_of_views(info: MeasureInfo, va: list[LayerView], vb: list[LayerView], *, symmetric: bool = False,
+                    **options) -> np.ndarray:
+    """(L_a, L_b) values of a view-level measure; each pair once when the matrix is symmetric."""
+    symmetric = symmetric and info.symmetric
+    values = np.empty((len(va), len(vb)))
+    try:
+        for i, x in enumerate(va):
+            for j, y in enumerate(vb):
+                values[i, j] = values[j, i] if symmetric and j < i else info.of(x, y, **options)
+    except TypeError as error:
+        raise RepresentationError(f"bad option for measure {info.name!r}: {error}") from None
     return values

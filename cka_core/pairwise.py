@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from .accumulator import cka_matrix
 from .errors import RepresentationError
-from .kernels import centre_features, centre_gram, cka_from_hsic, gram_rbf, scaled_to_unit, u_centre_gram
-from .validation import as_matrix, check_not_constant, check_rows
+from .views import rbf_cka_of, views
 
 
 def linear_cka(X, Y, *, debiased: bool = False) -> float:
@@ -24,15 +23,4 @@ def rbf_cka(X, Y, *, sigma: float = 1.0, debiased: bool = False) -> float:
     """
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < float("inf"):
         raise RepresentationError(f"sigma must be a positive, finite number (a multiple of the median distance), not {sigma!r}.")
-    x, y = as_matrix(X, "X"), as_matrix(Y, "Y")
-    check_rows(x.shape[0], y.shape[0], debiased)
-    y = y.to(x.device)
-    grams = []
-    for t, name in ((x, "X"), (y, "Y")):
-        centred = centre_features(t)
-        check_not_constant(centred, t, name)
-        k = gram_rbf(scaled_to_unit(centred), float(sigma))
-        grams.append(u_centre_gram(k) if debiased else centre_gram(k))
-    k, l = grams
-    value = cka_from_hsic((k * l).sum(), (k * k).sum(), (l * l).sum())
-    return float(value)
+    return rbf_cka_of(*views(X, Y, debiased), float(sigma), debiased)

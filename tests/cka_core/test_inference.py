@@ -89,3 +89,62 @@ def test_bad_arguments_are_clear_errors():
         permutation_test(a, b, n_permutations=2.5)
     with pytest.raises(RepresentationError, match="examples"):
         permutation_test(a, {k: v[:20] for k, v in b.items()}, n_permutations=5)
+
+
+def _from_scratch(a, b, measure: str, n_draws: int, seed: int, **options):
+    """Bootstrap and permutation matrices with every cell recomputed from the resampled arrays
+    (``similarity`` per cell, nothing shared): what the fast path must reproduce."""
+    from cka_core import similarity
+
+    a, b = list(a.values()), list(b.values())
+    n = a[0].shape[0]
+
+    def matrix(xs, ys):
+        return np.array([[similarity(x, y, measure, **options) for y in ys] for x in xs])
+
+    rng = np.random.default_rng(seed)
+    boots = [matrix([x[i] for x in a], [y[i] for y in b]) for i in (rng.integers(0, n, size=n) for _ in range(n_draws))]
+    rng = np.random.default_rng(seed)
+    nulls = [matrix(a, [y[p] for y in b]) for p in (rng.permutation(n) for _ in range(n_draws))]
+    return np.array(boots), np.array(nulls)
+
+
+@pytest.mark.parametrize(("measure", "options"), [
+    ("rbf_cka", {}), ("rbf_cka", {"sigma": 0.5, "debiased": True}), ("mean_cca", {}), ("svcca", {}), ("pwcca", {}),
+    ("procrustes", {}), ("rsa", {}), ("linear_regression", {}),
+])
+def test_resampling_reuses_per_layer_work_and_gives_the_from_scratch_values(measure, options):
+    """Bases, distances, ranks and kernels are prepared once per layer per resample (and reordered,
+    not recomputed, per permutation): the intervals and p-values are those of recomputing every
+    cell, for the same seeds, to round-off. Integer data (many tied distances) included."""
+    from cka_core.inference import _matrices, _null_matrices
+
+    rng = np.random.default_rng(7)
+    a, b = _pair_layers(rng, 40)
+    b["ints"] = rng.integers(0, 3, size=(40, 4)).astype(float)
+    boots, nulls = _from_scratch(a, b, measure, 6, seed=11, **options)
+    _, resampled = _matrices(list(a.values()), list(b.values()), measure, options)
+    _, shuffled = _null_matrices(list(a.values()), list(b.values()), measure, options)
+    rng = np.random.default_rng(11)
+    fast_boots = np.array([resampled(rng.integers(0, 40, size=40)) for _ in range(6)])
+    rng = np.random.default_rng(11)
+    fast_nulls = np.array([shuffled(rng.permutation(40)) for _ in range(6)])
+    np.testing.assert_allclose(fast_boots, boots, atol=1e-9)
+    np.testing.assert_allclose(fast_nulls, nulls, atol=1e-9)
+    result = bootstrap(a, b, measure=measure, n_resamples=6, seed=11, **options)
+    q_low, median = np.quantile(boots, [0.025, 0.5], axis=0)
+    low = result.values + q_low - median
+    from cka_core import MEASURES
+    np.testing.assert_allclose(result.low, np.clip(low, *MEASURES[measure].value_range), atol=1e-9)
+
+
+def test_a_self_comparison_resamples_one_set_of_views():
+    from cka_core import similarity
+
+    rng = np.random.default_rng(8)
+    a, _ = _pair_layers(rng, 30)
+    result = permutation_test(a, None, measure="rsa", n_permutations=5, seed=2)
+    rng = np.random.default_rng(2)
+    xs = list(a.values())
+    nulls = [[[similarity(x, y[p], "rsa") for y in xs] for x in xs] for p in (rng.permutation(30) for _ in range(5))]
+    np.testing.assert_allclose(result.null_mean, np.mean(nulls, axis=0), atol=1e-9)

@@ -1,0 +1,245 @@
+"""One layer as the measures beside linear CKA see it, with its per-layer work done once.
+
+Every such measure starts the same way on each side: centre the features (float64), check the
+layer varies, bring it to unit magnitude by a power of two. Then each needs one per-layer quantity:
+an orthonormal basis of its column space (CCA, SVCCA, PWCCA, regression), its pairwise distances
+and their ranks (RSA), its RBF kernel (RBF CKA). A :class:`LayerView` computes each on first use and
+keeps it, so that
+
+* a matrix of L_a x L_b values prepares L_a + L_b views, not 2 L_a L_b;
+* a bootstrap resample prepares one view per layer (:meth:`LayerView.rows`), taking its distances
+  from the full-data ones by indexing instead of recomputing them;
+* a permutation of the rows (:meth:`LayerView.permuted`) recomputes nothing: the rows of a basis,
+  of a distance or rank matrix, of a kernel are simply reordered (each is equivariant to it).
+
+The numbers are those of computing each pair from scratch, up to round-off.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.spatial.distance import pdist, squareform
+
+from .errors import RepresentationError
+from .kernels import (centre_features, centre_gram, cka_from_hsic, median, rbf_from_squared, scaled_to_unit,
+                      squared_distances, u_centre_gram)
+from .validation import as_matrix, check_not_constant, check_rows
+
+TIE_TOLERANCE = 1e-9  # values this close (relative to the largest) are one value
+
+
+class LayerView:
+    """A layer centred, checked and at unit magnitude (``xc``, (n, d) float64), with a cache of the
+    per-layer quantities the measures need.
+
+    A view made by :meth:`rows` or :meth:`permuted` keeps its ``root`` (the full-data view) and
+    ``index`` (its rows as rows of the root): quantities built from distances are then read off the
+    root's, by indexing."""
+
+    def __init__(self, xc: np.ndarray, root: "LayerView | None" = None, index: np.ndarray | None = None):
+        self.xc = xc
+        self._cache: dict = {}
+        self._root, self._index = root, index
+
+    @classmethod
+    def of(cls, X, name: str = "X") -> "LayerView":
+        x = as_matrix(X, name)
+        xc = centre_features(x)
+        check_not_constant(xc, x, name)
+        return cls(scaled_to_unit(xc).cpu().numpy())
+
+    @property
+    def n(self) -> int:
+        return self.xc.shape[0]
+
+    def _cached(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    # ---------------------------------------------------------------- bases (CCA family, regression)
+    def basis(self, keep_variance: float | None = None) -> np.ndarray:
+        """Orthonormal basis of the column space (rank-revealing SVD), optionally only the leading
+        directions that explain ``keep_variance`` of the variance (SVCCA)."""
+        def compute():
+            u, s, _ = np.linalg.svd(self.xc, full_matrices=False)
+            rank = int((s > s[0] * max(self.xc.shape) * np.finfo(float).eps).sum())
+            if keep_variance is not None:
+                explained = np.cumsum(s[:rank] ** 2) / np.sum(s[:rank] ** 2)
+                rank = int(np.searchsorted(explained, keep_variance) + 1)
+            return u[:, :rank]
+        return self._cached(("basis", keep_variance), compute)
+
+    # ---------------------------------------------------------------- distances and their ranks (RSA)
+    def _distance_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(for every pair i, j of the root: the tie group of ||x_i - x_j||, groups numbered in
+        increasing distance; the index of the group holding 0, the distance of a repeated row).
+        Distances come from row differences (accurate for near pairs); values within round-off of
+        each other (relative to the largest) share a group."""
+        def compute():
+            condensed = pdist(self.xc)
+            values = np.concatenate([[0.0], condensed])  # 0: a row against its own repeat (bootstrap)
+            order = np.argsort(values, kind="stable")
+            group = np.empty(values.size, dtype=np.intp)
+            group[order] = tie_groups(values[order])
+            return squareform(group[1:].astype(np.float64)).astype(np.intp), group[0]
+        return self._cached("groups", compute)
+
+    def distance_ranks(self) -> np.ndarray:
+        """Average ranks of the upper-triangle distances (row-major, i < j), ties merged at round-off
+        (Spearman's convention): a group of k values starting after s smaller ones has rank s + (k+1)/2."""
+        def compute():
+            root = self._root or self
+            groups, zero = root._distance_groups()
+            if self._index is not None:
+                groups = groups[np.ix_(self._index, self._index)]
+                repeated = self._index[:, None] == self._index[None, :]
+                groups = np.where(repeated, zero, groups)
+            g = groups[np.triu_indices(self.n, k=1)]
+            counts = np.bincount(g, minlength=int(groups.max()) + 1)
+            before = np.cumsum(counts) - counts
+            return before[g] + (counts[g] + 1) / 2
+        return self._cached("ranks", compute)
+
+    def centred_ranks(self) -> np.ndarray:
+        """The distance ranks minus their mean, at unit norm (a Pearson correlation is then a dot product)."""
+        def compute():
+            ranks = self.distance_ranks()
+            if np.ptp(ranks) == 0:
+                raise RepresentationError("RSA is undefined here: all pairwise distances of one side are equal.")
+            centred = ranks - ranks.mean()
+            return centred / np.linalg.norm(centred)
+        return self._cached("centred_ranks", compute)
+
+    # ---------------------------------------------------------------- RBF kernels
+    def squared_distances(self) -> torch.Tensor:
+        """||x_i - x_j||^2 through the Gram identity (what the RBF kernel uses), (n, n) float64."""
+        def compute():
+            if self._root is not None:
+                index = torch.from_numpy(self._index)
+                return self._root.squared_distances()[index][:, index]
+            return squared_distances(torch.from_numpy(self.xc))
+        return self._cached("squared", compute)
+
+    def _sorted_squared(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """The root's n^2 squared distances sorted, with the row and column of each."""
+        def compute():
+            values, order = torch.sort(self.squared_distances().flatten())
+            order = order.numpy()
+            return values, order // self.n, order % self.n
+        return self._cached("sorted_squared", compute)
+
+    def median_squared_distance(self) -> torch.Tensor:
+        """Median of all n^2 squared distances. A resample's are the root's, each pair (a, b) counted
+        c_a c_b times (c: how often each root row was drawn): its median is read off the root's sorted
+        values by those counts, without sorting again."""
+        def compute():
+            if self._root is None:
+                return median(self.squared_distances())
+            values, rows, cols = self._root._sorted_squared()
+            drawn = np.bincount(self._index, minlength=self._root.n)
+            cumulative = np.cumsum(drawn[rows] * drawn[cols])
+            total = cumulative[-1]
+            lo, hi = np.searchsorted(cumulative, [(total + 1) // 2, total // 2 + 1])
+            return (values[lo] + values[hi]) / 2
+        return self._cached("median_squared", compute)
+
+    def rbf_kernel(self, sigma: float, debiased: bool) -> torch.Tensor:
+        """The centred (or U-centred) RBF kernel, bandwidth ``sigma`` x the median distance."""
+        def compute():
+            k = rbf_from_squared(self.squared_distances(), sigma, self.median_squared_distance())
+            return u_centre_gram(k) if debiased else centre_gram(k)
+        return self._cached(("rbf", sigma, debiased), compute)
+
+    # ---------------------------------------------------------------- resampling
+    def rows(self, index: np.ndarray, name: str = "X") -> "LayerView":
+        """The layer on rows ``index`` of this (root) view, with repeats: a bootstrap resample, centred again."""
+        raw = self.xc[index]
+        xc = raw - raw.mean(axis=0, keepdims=True)
+        check_not_constant(torch.from_numpy(xc), torch.from_numpy(raw), name)
+        return LayerView(xc, root=self, index=np.asarray(index))
+
+    def permuted(self, perm: np.ndarray) -> "LayerView":
+        """This (root) view with its rows reordered: bases and kernels are reordered, not recomputed
+        (each is equivariant to a permutation of the rows); ranks are read off the root's groups."""
+        view = LayerView(self.xc[perm], root=self, index=np.asarray(perm))
+        for key, value in self._cache.items():
+            if isinstance(key, tuple) and key[0] == "basis":
+                view._cache[key] = value[perm]
+            elif isinstance(key, tuple) and key[0] == "rbf":
+                index = torch.from_numpy(np.asarray(perm))
+                view._cache[key] = value[index][:, index]
+            elif key == "median_squared":
+                view._cache[key] = value
+        return view
+
+
+def views(X, Y, debiased: bool = False) -> tuple[LayerView, LayerView]:
+    """Both sides of one comparison, checked: the same number of examples, enough of them."""
+    x, y = as_matrix(X, "X"), as_matrix(Y, "Y")
+    check_rows(x.shape[0], y.shape[0], debiased)
+    return LayerView.of(x, "X"), LayerView.of(y.to(x.device), "Y")
+
+
+def tie_groups(ordered: np.ndarray, rel_tol: float = TIE_TOLERANCE) -> np.ndarray:
+    """Group index of each entry of a sorted array: neighbours that differ by at most ``rel_tol``
+    times the largest magnitude share a group (values equal in exact arithmetic, apart by round-off)."""
+    scale = float(np.abs(ordered).max()) if ordered.size else 0.0
+    return np.concatenate([[0], np.cumsum(np.abs(np.diff(ordered)) > rel_tol * scale)]).astype(np.intp)
+
+
+# -------------------------------------------------------------------- the measures, on views
+def canonical_correlations_of(vx: LayerView, vy: LayerView, keep_variance: float | None = None) -> np.ndarray:
+    """Singular values of Q_X^T Q_Y for orthonormal bases of the centred column spaces (Bjorck and
+    Golub 1973); with keep_variance, SVCCA's SVD step first."""
+    return np.clip(np.linalg.svd(vx.basis(keep_variance).T @ vy.basis(keep_variance), compute_uv=False), 0.0, 1.0)
+
+
+def mean_cca_of(vx: LayerView, vy: LayerView) -> float:
+    return float(canonical_correlations_of(vx, vy).mean())
+
+
+def svcca_of(vx: LayerView, vy: LayerView, keep_variance: float = 0.99) -> float:
+    return float(canonical_correlations_of(vx, vy, keep_variance).mean())
+
+
+def pwcca_of(vx: LayerView, vy: LayerView) -> float:
+    """Canonical correlations weighted by sum_j ||P_g x_j|| per group g of equal correlations."""
+    qx = vx.basis()
+    u, rho, _ = np.linalg.svd(qx.T @ vy.basis(), full_matrices=False)
+    loadings = (qx @ u[:, : rho.shape[0]]).T @ vx.xc  # <h_i, x_j> for the unit-norm canonical variates h_i
+    group = tie_groups(rho)
+    squared = np.zeros((group[-1] + 1, vx.xc.shape[1]))
+    np.add.at(squared, group, loadings**2)
+    weights = np.sqrt(squared).sum(axis=1)  # sum_j ||P_g x_j|| per group g
+    correlations = np.clip(np.bincount(group, weights=rho) / np.bincount(group), 0, 1)
+    return float(np.sum(weights * correlations) / np.sum(weights))
+
+
+def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
+    """arccos ||X~^T Y~||_* with X~, Y~ centred and scaled to unit Frobenius norm."""
+    xc, yc = vx.xc / np.linalg.norm(vx.xc), vy.xc / np.linalg.norm(vy.xc)
+    if min(xc.shape[1], yc.shape[1]) <= xc.shape[0]:
+        nuclear = float(np.linalg.svd(xc.T @ yc, compute_uv=False).sum())
+    else:
+        # ||X^T Y||_* = sum of sqrt eig((X^T Y)(Y^T X)) = sum of sqrt eig((X X^T)(Y Y^T)), n x n.
+        eig = np.linalg.eigvals((xc @ xc.T) @ (yc @ yc.T)).real
+        nuclear = float(np.sqrt(np.clip(eig, 0, None)).sum())
+    return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
+
+
+def rsa_of(vx: LayerView, vy: LayerView) -> float:
+    """Spearman correlation of the upper triangles of the two Euclidean distance matrices."""
+    if vx.n < 3:
+        raise RepresentationError("RSA needs at least 3 examples (2 pairs of examples to rank).")
+    return float(np.clip(vx.centred_ranks() @ vy.centred_ranks(), -1.0, 1.0))
+
+
+def linear_regression_of(vx: LayerView, vy: LayerView) -> float:
+    """R^2 of the least-squares fit of centred Y from centred X: ||Q_X^T Y||_F^2 / ||Y||_F^2."""
+    return float(np.linalg.norm(vx.basis().T @ vy.xc) ** 2 / np.linalg.norm(vy.xc) ** 2)
+
+
+def rbf_cka_of(vx: LayerView, vy: LayerView, sigma: float = 1.0, debiased: bool = False) -> float:
+    k, l = vx.rbf_kernel(sigma, debiased), vy.rbf_kernel(sigma, debiased)
+    return float(cka_from_hsic((k * l).sum(), (k * k).sum(), (l * l).sum()))
