@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RepresentationError
-from .export import FORMATS, heatmap_document, write
+from .export import check_outputs, heatmap_document, write
 from .io import activation_layers, load_representations
 from .measures import MEASURES, similarity_matrix
 from .models.reduction import REDUCTIONS
+from .stream import open_layers, shard_paths, streamed_cka_matrix
+from .terminal import counter, rate, text_table, value_table
 
 MAX_RESAMPLES = 100_000
+STREAM_BYTES = 512 * 2**20
 
 EPILOG = """\
 outputs (--out may be given several times; the suffix picks the format):
@@ -57,6 +60,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _read(path: str) -> dict[str, np.ndarray]:
     file = Path(path)
+    if file.is_dir() or "," in path or any(ch in path for ch in "*?["):
+        raise RepresentationError(f"{path}: directories and shards are read in row blocks, for linear CKA without "
+                                  "resampling (--stream); load one file to use the other options.")
     if not file.is_file():
         raise RepresentationError(f"{path}: no such file.")
     return activation_layers(load_representations(file.read_bytes(), file.name), file.name)
@@ -82,26 +88,6 @@ def _confidence(text: str) -> float:
     return value
 
 
-def _table(values: np.ndarray, names_a: list[str], names_b: list[str]) -> str:
-    width = max(len(n) for n in names_a)
-    size = min(24, max(10, *(len(n) for n in names_b)))
-    header = " " * width + "  " + "  ".join(f"{n[-size:]:>{size}}" for n in names_b)
-    rows = [f"{a:<{width}}  " + "  ".join(f"{v:>{size}.4f}" for v in row) for a, row in zip(names_a, values)]
-    return "\n".join([header, *rows])
-
-
-def _progress(what: str):
-    """A one-line progress counter on stderr when it is a terminal (silent in pipes and tests)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def report(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r{what}: {done}/{total}", end=end, file=sys.stderr, flush=True)
-
-    return report
-
-
 def _program() -> str:
     """How the user started the command line: the ``cka`` console script or ``python -m cka_core``."""
     return "cka" if Path(sys.argv[0]).name == "cka" else "python -m cka_core"
@@ -115,8 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
                                   description="Layer x layer heatmap between two representation files, with "
                                   "optional bootstrap intervals and permutation p-values per cell.")
-    compare.add_argument("a", nargs="?", help="first file (.npy .npz .pt .safetensors .csv)")
-    compare.add_argument("b", nargs="?", help="second file, same examples in the same order")
+    compare.add_argument("a", nargs="?", help="first file (.npy .npz .pt .safetensors .csv), a directory of .npy, "
+                                             "or shards: a,b,c or a glob such as 'acts_a_*.npz'")
+    compare.add_argument("b", nargs="?", help="second file(s), same examples in the same order")
+    compare.add_argument("--stream", action="store_true",
+                         help="read the files in row blocks (memory: the statistics plus one block); automatic "
+                              f"for linear CKA on files over {STREAM_BYTES // 2**20} MB")
     compare.add_argument("--model", action="append", default=[], metavar="M", help="a model (twice); see below")
     compare.add_argument("--inputs", metavar="X", help="the examples both models read; see below")
     compare.add_argument("--pool", default=None, choices=sorted(REDUCTIONS), help="how a layer becomes rows")
@@ -142,10 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        for out in args.out:
-            if out.suffix.lower() not in FORMATS:
-                raise RepresentationError(f"--out {out}: unknown output format {out.suffix or '(none)'!r}; "
-                                          "use .csv, .json or .png.")
+        check_outputs(args.out)
         if args.sigma is not None and args.measure != "rbf_cka":
             raise RepresentationError("--sigma applies to --measure rbf_cka only.")
         if args.model:
@@ -153,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.a and args.b:
             if args.inputs or args.pool or args.layers or args.tokenizer:
                 raise RepresentationError("--inputs, --pool, --layers and --tokenizer go with --model.")
+            if _streams(args):
+                return _compare_streamed(args)
             layers_a, layers_b, described = _read(args.a), _read(args.b), {"file_a": args.a, "file_b": args.b}
         else:
             raise RepresentationError("give two files of activations (compare A B) or two models (--model A "
@@ -172,24 +161,24 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.bootstrap is not None:
                 boot = bootstrap(layers_a, layers_b, measure=args.measure, n_resamples=args.bootstrap,
-                                 confidence=args.confidence, seed=args.seed, progress=_progress("bootstrap"),
+                                 confidence=args.confidence, seed=args.seed, progress=counter("bootstrap"),
                                  **options)
             if args.permutations is not None:
                 perm = permutation_test(layers_a, layers_b, measure=args.measure, n_permutations=args.permutations,
-                                        seed=args.seed, progress=_progress("permutations"), **options)
+                                        seed=args.seed, progress=counter("permutations"), **options)
             if boot is not None and perm is not None:
                 from .sanity import not_above_null
 
                 flagged = not_above_null(boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std)
         doc = heatmap_document(values, names_a, names_b, settings, bootstrap=boot, permutation=perm, flagged=flagged)
-        print(_table(values, names_a, names_b))
+        print(value_table(values, names_a, names_b))
         if boot is not None:
             print(f"\n{boot.confidence:.0%} bootstrap intervals ({boot.n_resamples} resamples):")
             intervals = [[f"[{lo:.3f},{hi:.3f}]" for lo, hi in zip(rl, rh)] for rl, rh in zip(boot.low, boot.high)]
-            print(_text_table(intervals, names_a, names_b))
+            print(text_table(intervals, names_a, names_b))
         if perm is not None:
             print(f"\npermutation p-values ({perm.n_permutations} shuffles of B's rows):")
-            print(_table(perm.p_values, names_a, names_b))
+            print(value_table(perm.p_values, names_a, names_b))
         for out in args.out:
             write(out, doc)
     except RepresentationError as error:
@@ -201,6 +190,44 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory; compare fewer layers, fewer examples, or pass --batch-size.", file=sys.stderr)
         return 2
+    return 0
+
+
+def _streams(args) -> bool:
+    """Whether to read the two sides in row blocks: asked for, or linear CKA (no resampling) on
+    streamable files over STREAM_BYTES together."""
+    linear = args.measure in ("linear_cka", "linear_cka_debiased")
+    if args.stream:
+        if not linear or args.bootstrap or args.permutations:
+            raise RepresentationError("--stream computes linear CKA in one pass; bootstrap, permutations and the other "
+                                      "measures need the data in memory.")
+        return True
+    if not linear or args.bootstrap or args.permutations:
+        return False
+    paths = [p for spec in (args.a, args.b) for p in shard_paths(spec)]
+    streamable = all(p.is_dir() or p.suffix.lower() in (".npy", ".npz", ".safetensors") for p in paths)
+    size = sum(_size(p) for p in paths)
+    return streamable and (size > STREAM_BYTES or any(p.is_dir() for p in paths) or len(paths) > 2)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.glob("*.npy"))
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _compare_streamed(args) -> int:
+    a, b = open_layers(args.a), open_layers(args.b)
+    debiased = args.debiased or args.measure == "linear_cka_debiased"
+    values = streamed_cka_matrix(a, b, debiased=debiased, batch_size=args.batch_size,
+                                 progress=rate("reading both sides"))
+    settings = {"measure": args.measure, "debiased": debiased, "batch_size": args.batch_size, "n_examples": a.rows,
+                "file_a": args.a, "file_b": args.b, "streamed": True,
+                "shards_a": len(a.shards), "shards_b": len(b.shards), "seed": args.seed}
+    doc = heatmap_document(values, list(a.names), list(b.names), settings)
+    print(value_table(values, list(a.names), list(b.names)))
+    for out in args.out:
+        write(out, doc)
     return 0
 
 
@@ -225,7 +252,7 @@ def _run_models(args) -> tuple[dict, dict, dict]:
         model = models.load_model(source, tokenizer=tokenizer, allow_hub=args.allow_hub)
         layers = tuple(args.layers.split(",")) if args.layers else model.default_layers
         how = args.pool or models.default_reduction(model, layers)
-        reps = models.represent(model, examples, layers, how, progress=_rate(f"{model.name} ({model.format})"))
+        reps = models.represent(model, examples, layers, how, progress=rate(f"{model.name} ({model.format})"))
         loaded.append(model)
         reduced.append(reps)
     if not np.array_equal(reduced[0].example_of_row, reduced[1].example_of_row):
@@ -236,27 +263,3 @@ def _run_models(args) -> tuple[dict, dict, dict]:
                             "sha256": examples.digest},
                  "reduction": reduced[0].reduction, "rows": int(reduced[0].example_of_row.size)}
     return reduced[0].layers, reduced[1].layers, described
-
-
-def _rate(what: str):
-    """Progress of a forward pass on stderr when it is a terminal: examples, rate, time left."""
-    if not sys.stderr.isatty():
-        return None
-
-    def report(done: int, total: int, seconds: float) -> None:
-        rate = done / seconds if seconds > 0 else 0.0
-        left = (total - done) / rate if rate > 0 else 0.0
-        end = "\n" if done == total else ""
-        print(f"\r{what}: {done}/{total} examples, {rate:.0f}/s, {left:.0f} s left   ", end=end, file=sys.stderr,
-              flush=True)
-
-    return report
-
-
-def _text_table(cells: list[list[str]], names_a: list[str], names_b: list[str]) -> str:
-    width = max(len(n) for n in names_a)
-    size = max(15, *(len(c) for row in cells for c in row))
-    header = " " * width + "  " + "  ".join(f"{n[:size]:>{size}}" for n in names_b)
-    rows = [f"{a:<{width}}  " + "  ".join(f"{c:>{size}}" for c in row) for a, row in zip(names_a, cells)]
-    return "\n".join([header, *rows])
-

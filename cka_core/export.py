@@ -26,6 +26,14 @@ CELL_COLUMNS = ("layer_a", "layer_b", "value", "ci_low", "ci_high", "p_value", "
                 "not_above_null")
 
 
+def check_outputs(paths: list[Path]) -> None:
+    """Refuse, before any work, an output whose suffix names no format."""
+    for out in paths:
+        if Path(out).suffix.lower() not in FORMATS:
+            raise RepresentationError(f"--out {out}: unknown output format {Path(out).suffix or '(none)'!r}; "
+                                      "use .csv, .json or .png.")
+
+
 def _matrix(array) -> list[list[float]]:
     return np.asarray(array, dtype=np.float64).tolist()
 
