@@ -3,7 +3,8 @@
 Public API (stable; tests, benchmarks and the app import these names):
 ``linear_cka``, ``rbf_cka``, ``cka_matrix``, ``CKAAccumulator``, ``translation_cka``,
 ``translation_cka_limit``, ``capture``, ``similarity``, ``MEASURES``, ``layer_labels``,
-``RepresentationError``; file loading lives in ``cka_core.io``.
+``RepresentationError``; file loading lives in ``cka_core.io``, files read in row blocks in
+``cka_core.stream``, reductions across torch.distributed ranks in ``cka_core.distributed``.
 """
 from .capture import capture
 from .errors import RepresentationError

@@ -119,18 +119,25 @@ class FeatureStatistics:
     norm_sums: torch.Tensor
 
     @classmethod
-    def empty(cls, unique: list[torch.Tensor], structure: "_Structure") -> "FeatureStatistics":
-        zeros = dict(dtype=torch.float64, device=unique[0].device)
-        size = len(unique)
+    def zeros(cls, structure: "_Structure", device: torch.device) -> "FeatureStatistics":
+        """The statistics of no rows (shift zero)."""
+        zeros = dict(dtype=torch.float64, device=device)
+        widths, size = structure.widths, len(structure.widths)
         return cls(
-            # Shift by the first batch's mean: later products are of nearly centred numbers.
-            shift=[t.to(torch.float64).mean(dim=0) for t in unique],
-            column_sums=[torch.zeros(t.shape[1], **zeros) for t in unique],
-            norm_moments=[torch.zeros(t.shape[1], size, **zeros) for t in unique],
-            cross={(l, m): torch.zeros(unique[l].shape[1], unique[m].shape[1], **zeros) for (l, m) in structure.pairs()},
+            shift=[torch.zeros(d, **zeros) for d in widths],
+            column_sums=[torch.zeros(d, **zeros) for d in widths],
+            norm_moments=[torch.zeros(d, size, **zeros) for d in widths],
+            cross={(l, m): torch.zeros(widths[l], widths[m], **zeros) for (l, m) in structure.pairs()},
             norm_products=torch.zeros(size, size, **zeros),
             norm_sums=torch.zeros(size, **zeros),
         )
+
+    @classmethod
+    def empty(cls, unique: list[torch.Tensor], structure: "_Structure") -> "FeatureStatistics":
+        stats = cls.zeros(structure, unique[0].device)
+        # Shift by the first batch's mean: later products are of nearly centred numbers.
+        stats.shift = [t.to(torch.float64).mean(dim=0) for t in unique]
+        return stats
 
     @property
     def device(self) -> torch.device:
@@ -212,6 +219,11 @@ class GramStatistics:
     """The minibatch estimator's state: HSIC of every pair of layers, summed over the batches."""
 
     hsic_sums: torch.Tensor = field(repr=False)
+
+    @classmethod
+    def zeros(cls, structure: "_Structure", device: torch.device) -> "GramStatistics":
+        size = len(structure.widths)
+        return cls(torch.zeros(size, size, dtype=torch.float64, device=device))
 
     @property
     def device(self) -> torch.device:
@@ -320,6 +332,32 @@ class CKAAccumulator:
             self._stats = self._stats.shifted(target, self.structure, self.n_examples)
         return self
 
+    def layout(self) -> dict | None:
+        """What every rank of a reduction must agree on, as plain data (JSON): the estimator's
+        settings and the layers' names and widths. None before any data."""
+        if self.structure is None:
+            return None
+        s = self.structure
+        return {"debiased": self.debiased, "batch_size": self.batch_size, "names_a": list(s.names_a),
+                "names_b": list(s.names_b), "widths": list(s.widths), "self_compare": s.self_compare}
+
+    def start_empty(self, layout: dict, device: torch.device | str = "cpu") -> "CKAAccumulator":
+        """Zero statistics for the layers of ``layout`` (another accumulator's :meth:`layout`): how
+        a rank that saw no rows joins a reduction. The settings must be this accumulator's."""
+        if (layout["debiased"], layout["batch_size"]) != (self.debiased, self.batch_size):
+            raise RepresentationError(
+                f"this accumulator has debiased={self.debiased}, batch_size={self.batch_size}; the layout has "
+                f"debiased={layout['debiased']}, batch_size={layout['batch_size']}.")
+        if self.structure is not None:
+            raise RepresentationError("start_empty is for an accumulator that has seen no data.")
+        self.structure = _Structure(tuple(layout["names_a"]), tuple(layout["names_b"]), tuple(layout["widths"]),
+                                    bool(layout["self_compare"]))
+        kind = GramStatistics if self.batch_size is not None else FeatureStatistics
+        if kind is FeatureStatistics:
+            _check_feature_memory(self.structure, torch.device(device))
+        self._stats = kind.zeros(self.structure, torch.device(device))
+        return self
+
     def state_tensors(self) -> list[torch.Tensor]:
         """Every statistic as a tensor, in a fixed order, for in-place all-reduce (SUM).
         The first is the example count; the shift is not included (it must be shared)."""
@@ -400,8 +438,7 @@ class CKAAccumulator:
         if not self.debiased:
             dots -= diagonals @ diagonals.T
         if self._stats is None:
-            size = len(structure.widths)
-            self._stats = GramStatistics(torch.zeros(size, size, dtype=torch.float64, device=device))
+            self._stats = GramStatistics.zeros(structure, device)
         # Each batch adds its own HSIC estimate, so a shorter trailing batch is weighted correctly.
         self._stats.hsic_sums += hsic_from_gram_sums(
             dots, row_sums @ row_sums.T, row_sums.sum(dim=1), m, self.debiased
