@@ -1,10 +1,10 @@
 """Speed and accuracy of ``cka_core.cka_matrix`` against the peer libraries.
 
-    python benchmarks/bench_cka_matrix.py              # full run (a few minutes on 2 idle cores)
-    python benchmarks/bench_cka_matrix.py --quick      # smoke run, < 30 s on an idle machine
-    python benchmarks/bench_cka_matrix.py --append     # add this run to the results file
-    python benchmarks/bench_cka_matrix.py --profile    # also a cProfile of cka_core per regime
-    python benchmarks/bench_cka_matrix.py --threads 1  # 1 thread: CPU time = work, robust to other load
+    python -m benchmarks.bench_cka_matrix              # full run (a few minutes on 2 idle cores)
+    python -m benchmarks.bench_cka_matrix --quick      # smoke run, < 30 s on an idle machine
+    python -m benchmarks.bench_cka_matrix --append     # add this run to the results file
+    python -m benchmarks.bench_cka_matrix --profile    # also a cProfile of cka_core per regime
+    python -m benchmarks.bench_cka_matrix --threads 1  # 1 thread: CPU time = work, robust to other load
 
 All libraries get the SAME float32 activations (L layers of n examples) and compute the
 L x L self-comparison heatmap with the debiased (unbiased-HSIC, Song et al. 2012) linear CKA
@@ -658,7 +658,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# `cka_matrix` vs pytorch-cka and torch-cka\n\n"
-        "Written by `python benchmarks/bench_cka_matrix.py` (see benchmarks/README.md).\n\n"
+        "Written by `python -m benchmarks.bench_cka_matrix` (see benchmarks/README.md).\n\n"
     )
     if args.append and out.exists():
         with out.open("a") as f:

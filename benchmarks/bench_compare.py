@@ -1,6 +1,6 @@
 """Budgets of the Compare page (issue 5), measured on the sample models.
 
-    python benchmarks/bench_compare.py
+    python -m benchmarks.bench_compare
 
 * a linear-CKA heatmap of two zoo models on the digits test split, activations captured
   (budget 1 s);

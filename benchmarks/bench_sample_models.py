@@ -1,6 +1,6 @@
 """How fast the sample models are where the app needs them to be.
 
-    python benchmarks/bench_sample_models.py
+    python -m benchmarks.bench_sample_models
 
 * loading the whole zoo in a fresh process (budget: 10 s from a fresh clone);
 * the linear probe on digits-sized representations (budget: 50 ms, so it can follow a slider).

@@ -1352,7 +1352,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="screenshots, uploads and the server log "
                                                                      "(default: a new temporary folder)")
     args = parser.parse_args()
-    command = "python benchmarks/load_test.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.load_test " + " ".join(sys.argv[1:])
     report = run_load_test(args.sessions, args.minutes * 60, args.seed, args.workdir, command=command.strip())
     print(report.text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
