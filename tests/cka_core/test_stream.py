@@ -4,6 +4,9 @@ one block; bad shards are refused with the reason."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import subprocess
 import sys
 import textwrap
@@ -162,3 +165,22 @@ def test_memory_is_the_statistics_plus_one_block_not_the_file(tmp_path):
     before, peak, value = map(float, done.stdout.split())
     assert value == pytest.approx(1.0)
     assert peak - before < 120, f"peak resident memory grew {peak - before:.0f} MiB for 205 MB of data"
+
+
+def test_a_terminal_sees_examples_rate_and_time_left(files):
+    leader, follower = pty.openpty()
+    done = subprocess.run([sys.executable, "-m", "cka_core", "compare", str(files / "a.npz"), str(files / "a_dir"),
+                           "--stream"], stderr=follower, stdout=subprocess.PIPE, text=True, timeout=300)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: everything was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert done.returncode == 0
+    assert re.search(rf"reading both sides: {N}/{N} examples, \d+/s, 0 s left", shown.decode()), shown[-500:]
