@@ -264,9 +264,9 @@ def show_theory() -> None:
             r"= \sum_{i,j} \frac{\lambda_X^i \lambda_Y^j \langle u_X^i, u_Y^j\rangle^2}{\sqrt{\sum_i (\lambda_X^i)^2 \sum_j (\lambda_Y^j)^2}}",
             r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{biased}}(X, P_\pi Y)\big] = \frac{\operatorname{tr}K\,\operatorname{tr}L}"
             r"{(n-1)\lVert K\rVert_F \lVert L\rVert_F} = \frac{\sqrt{\mathrm{PR}_X\,\mathrm{PR}_Y}}{n-1}"
-            r"\;\approx\; \frac{d}{d+n-1}\ \text{(isotropic, equal widths)},\qquad"
-            r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{debiased}}\big] = 0",
-            r"\text{interval} = \big[\,v + q_{\alpha/2} - m,\; v + q_{1-\alpha/2} - m\,\big],\qquad"
+            r"\;\approx\; \frac{d}{d+n-1}\ \text{(isotropic, equal widths)}",
+            r"\mathbb{E}_{\pi}\big[\mathrm{CKA}_{\text{debiased}}(X, P_\pi Y)\big] = 0",
+            r"\text{interval} = \big[\,v + q_{\alpha/2} - m,\; v + q_{1-\alpha/2} - m\,\big],\qquad "
             r"p = \frac{1 + \#\{\text{null} \ge v\}}{1 + N}",
         ],
         "Linear CKA compares the two centred Gram matrices $K = X_cX_c^\\top$ and $L = Y_cY_c^\\top$ (the cosine between "

@@ -140,9 +140,9 @@ def maps(name: str, base: edits.Baseline, result: edits.EditResult | None) -> No
 def show_theory() -> None:
     theory(
         [
-            r"\mathrm{ReLU}(Dz) = D\,\mathrm{ReLU}(z)\quad\text{for } D=\mathrm{diag}(d),\ d_i>0"
-            r"\;\Rightarrow\; (W_2D^{-1})\,\mathrm{ReLU}(DW_1x + Db_1) + b_2 = W_2\,\mathrm{ReLU}(W_1x+b_1) + b_2",
-            r"W_2 v = 0 \;\Rightarrow\; W_2(h + c\,v) + b_2 = W_2 h + b_2,\qquad"
+            r"\mathrm{ReLU}(Dz) = D\,\mathrm{ReLU}(z)\quad\text{for } D=\mathrm{diag}(d),\ d_i>0",
+            r"\Rightarrow\; (W_2D^{-1})\,\mathrm{ReLU}(DW_1x + Db_1) + b_2 = W_2\,\mathrm{ReLU}(W_1x+b_1) + b_2",
+            r"W_2 v = 0 \;\Rightarrow\; W_2(h + c\,v) + b_2 = W_2 h + b_2",
             r"\lim_{c\to\infty}\mathrm{CKA}(H, H + c\,t v^\top) = \frac{\rho(1-\rho)\,\lVert\mu_{\text{moved}}-\mu_{\text{rest}}\rVert^2}{\lVert\Sigma\rVert_F}",
             r"H' = HM,\quad W_2' = W_2M^{-\top}\;\Rightarrow\; H'W_2'^{\top} = HMM^{-1}W_2^{\top} = HW_2^{\top}",
             r"\mathrm{CKA}(H, HA) = \frac{\lVert A^{\top}H_c^{\top}H_c\rVert_F^2}{\lVert H_c^{\top}H_c\rVert_F\,\lVert A^{\top}H_c^{\top}H_cA\rVert_F}"

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from ui import navigation
 
-from .conftest import save_screenshot, wait_for_run
+from .conftest import ROOT, save_screenshot, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,7 @@ PAGES = {
     "function_preserving": ("function_preserving", 2),
     "theory": ("theory", 0),
 }
+KATEX_ERROR_RED = "rgb(204, 0, 0)"  # KaTeX draws an unknown command in its errorColor, in place
 #: Pages with browser tests of their own (test_compare.py, test_manipulate_estimators.py, test_neural_diversity.py).
 OWN_TESTS = {"compare", "estimators", "manipulate", "neural_diversity"}
 
@@ -98,6 +99,9 @@ def test_the_derivations_render_and_a_theory_box_links_to_its_section(page, app_
     expect(page.get_by_test_id("stHeading").filter(has_text="§3.3 The limit")).to_have_count(1)
     assert page.locator(".katex").count() > 100            # the maths is typeset
     expect(page.locator(".katex-error")).to_have_count(0)   # and none of it failed
+    unknown = page.evaluate("red => Array.from(document.querySelectorAll('.katex *'))"
+                            ".filter(x => getComputedStyle(x).color === red).map(x => x.textContent)", KATEX_ERROR_RED)
+    assert not unknown, f"commands KaTeX does not know in docs/theory.md: {unknown}"
     page.goto(f"{app_url}/outliers")
     wait_for_run(page)
     page.get_by_test_id("stExpander").filter(has_text="Theory").click()
@@ -105,3 +109,26 @@ def test_the_derivations_render_and_a_theory_box_links_to_its_section(page, app_
     expect(link).to_have_attribute("href", re.compile(r"theory#s3$"))
     expect(page.get_by_role("link", name="Davari et al., ICLR 2023")).to_have_attribute(
         "href", "https://arxiv.org/abs/2210.16156")
+
+
+@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES
+                                  if "theory(" in (ROOT / page.path).read_text()])
+def test_every_theory_formula_typesets_and_fits_its_box(page, app_url, path):
+    page.goto(f"{app_url}/{path}")
+    wait_for_run(page, timeout=120_000)
+    box = page.get_by_test_id("stExpander").filter(has_text="Theory").last
+    box.locator("summary").click()
+    box.locator(".katex-display").first.wait_for()
+    formulas = box.locator(".katex-display")
+    assert formulas.count() >= 1
+    for k in range(formulas.count()):
+        formula = formulas.nth(k)
+        text = formula.locator("annotation").first.text_content()[:80]  # the LaTeX source
+        red = formula.evaluate(
+            "(e, red) => Array.from(e.querySelectorAll('*')).filter(x => getComputedStyle(x).color === red)"
+            ".map(x => x.textContent)", KATEX_ERROR_RED)
+        assert not red, f"{path}: formula {k} has commands KaTeX does not know: {red}"
+        # The typeset formula's width against the column it sits in (its wrapper shrinks to the formula
+        # and scrolls, so a formula wider than the column shows cut at the right edge).
+        wide, room = formula.evaluate("e => [e.scrollWidth, e.closest('[data-testid=stMarkdown]').clientWidth]")
+        assert wide <= room + 1, f"{path}: formula {k} ({text!r}) is {wide:.0f} px wide in a {room} px column"
