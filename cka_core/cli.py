@@ -22,11 +22,11 @@ STREAM_BYTES = 512 * 2**20
 
 EPILOG = """\
 outputs (--out may be given several times; the suffix picks the format):
-  F.csv   the matrix: header row "layer,<layers of B>", then one row per layer of A.
-          With --bootstrap and/or --permutations, a second file F.cells.csv is written beside
-          it: '# name: value' lines with every setting (JSON values), then one row per cell with
-          the columns layer_a,layer_b,value,ci_low,ci_high,p_value,null_mean,null_sd,not_above_null
-          (columns of a test that was not run are left empty).
+  F.csv   the matrix: header row "layer,<layers of B>", then one row per layer of A; beside it
+          F.settings.json holds every setting. With --bootstrap and/or --permutations, F.cells.csv
+          too: one row per cell with the columns layer_a,layer_b,value,ci_low,ci_high,p_value,
+          null_mean,null_sd,not_above_null (columns of a test that was not run are left empty).
+          Plain CSV with one header line: pandas.read_csv reads each as is.
   F.json  {"layers_a", "layers_b", "values", the settings, and with inference "ci_low", "ci_high",
           "p_values", "null_mean", "null_sd", "not_above_null" (L_a x L_b lists) plus
           "bootstrap" / "permutations" blocks describing the method}.

@@ -79,11 +79,19 @@ def matrix_csv(values, names_a, names_b) -> str:
     return "\n".join(lines) + "\n"
 
 
+MATRICES = ("layers_a", "layers_b", "values", "ci_low", "ci_high", "p_values", "null_mean", "null_sd",
+            "not_above_null")
+
+
+def settings_of(doc: dict) -> dict:
+    """Everything in ``doc`` but the per-cell matrices: what a CSV's sidecar holds."""
+    return {key: value for key, value in doc.items() if key not in MATRICES}
+
+
 def cells_csv(doc: dict) -> str:
-    """One row per cell (see ``CELL_COLUMNS``), after '# name: value' lines holding every setting."""
-    skip = {"layers_a", "layers_b", "values", "ci_low", "ci_high", "p_values", "null_mean", "null_sd", "not_above_null"}
-    lines = [f"# {key}: {json.dumps(value)}" for key, value in doc.items() if key not in skip]
-    lines.append(",".join(CELL_COLUMNS))
+    """One row per cell (see ``CELL_COLUMNS``) under a single header line, so any CSV reader takes it
+    as is; the settings travel in the JSON (or the CSV's ``.settings.json`` sidecar)."""
+    lines = [",".join(CELL_COLUMNS)]
     for i, a in enumerate(doc["layers_a"]):
         for j, b in enumerate(doc["layers_b"]):
             def cell(key):
@@ -148,7 +156,9 @@ def write(out: Path, doc: dict) -> list[Path]:
     suffix = out.suffix.lower()
     if suffix == ".csv":
         out.write_text(matrix_csv(doc["values"], doc["layers_a"], doc["layers_b"]))
-        written = [out]
+        sidecar = out.with_name(out.stem + ".settings.json")
+        sidecar.write_text(json.dumps(settings_of(doc), indent=2))
+        written = [out, sidecar]
         if "ci_low" in doc or "p_values" in doc:
             cells = out.with_name(out.stem + ".cells.csv")
             cells.write_text(cells_csv(doc))

@@ -251,10 +251,11 @@ def _exports(values, a, b, settings, result) -> None:
                             mime="text/csv", key="cmp_csv", on_click="ignore", icon=":material/download:")
     cols[1].download_button("JSON", compare.export_json(doc), file_name="cka_compare.json", mime="application/json",
                             key="cmp_json", on_click="ignore", icon=":material/download:")
-    cols[2].caption("Both hold the values" + (", intervals, p-values" if result is not None else "")
-                    + " and every setting needed to reproduce them (sources with SHA-256 digests, measure, estimator, "
-                    "counts, seed). PNG: the camera icon in each chart's toolbar. The same files from the command "
-                    "line: `python -m cka_core compare A.npz B.npz --bootstrap 200 --permutations 200 --out heat.json`.")
+    cols[2].caption("The CSV holds one row per cell (value" + (", interval, p-value" if result is not None else "")
+                    + "), plain for any CSV reader; the JSON holds the same and every setting needed to reproduce "
+                    "them (sources with SHA-256 digests, measure, estimator, counts, seed). PNG: the camera icon in each "
+                    "chart's toolbar. The same files from the command line: `python -m cka_core compare A.npz B.npz "
+                    "--bootstrap 200 --permutations 200 --out heat.json`.")
 
 
 def show_theory() -> None:

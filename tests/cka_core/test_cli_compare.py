@@ -5,6 +5,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cka_core.cli import main
@@ -67,12 +68,12 @@ def test_intervals_and_p_values_in_every_output(runs):
     assert matrix[0] == ["layer", "block.0", "head, out"]
     np.testing.assert_allclose([[float(v) for v in r[1:]] for r in matrix[1:]], expected, atol=1e-8)
 
-    text = (d / "heat.cells.csv").read_text()
-    settings = {line[2:].split(": ", 1)[0]: json.loads(line[2:].split(": ", 1)[1])
-                for line in text.splitlines() if line.startswith("# ")}
+    settings = json.loads((d / "heat.settings.json").read_text())
     assert settings["measure"] == "linear_cka" and settings["bootstrap"]["n_resamples"] == 40
-    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
-    assert tuple(rows[0]) == CELL_COLUMNS and len(rows) == 4
+    assert "values" not in settings and "p_values" not in settings
+    table = pd.read_csv(d / "heat.cells.csv")  # as is: one header line, no comment lines
+    assert tuple(table.columns) == CELL_COLUMNS and len(table) == 4
+    rows = list(csv.DictReader((d / "heat.cells.csv").open()))
     assert [(r["layer_a"], r["layer_b"]) for r in rows] == [(x, y) for x in a for y in b]
     np.testing.assert_allclose([float(r["value"]) for r in rows], expected.ravel(), atol=1e-8)
     np.testing.assert_allclose([float(r["ci_low"]) for r in rows], boot.low.ravel(), atol=1e-12)
@@ -85,7 +86,7 @@ def test_intervals_and_p_values_in_every_output(runs):
 def test_bootstrap_alone_leaves_the_permutation_columns_empty(runs):
     d, a, b, done = runs
     assert done["boot_only"].returncode == 0, done["boot_only"].stderr
-    rows = list(csv.DictReader(l for l in (d / "b.cells.csv").read_text().splitlines() if not l.startswith("#")))
+    rows = list(csv.DictReader((d / "b.cells.csv").open()))
     assert all(r["p_value"] == "" and r["not_above_null"] == "" and r["ci_low"] for r in rows)
     boot = bootstrap(a, b, n_resamples=20, confidence=0.9, debiased=True)
     np.testing.assert_allclose([float(r["ci_high"]) for r in rows], boot.high.ravel(), atol=1e-12)
@@ -132,7 +133,7 @@ def test_help_documents_the_csv_layout(capsys):
 def test_export_helpers_round_trip():
     values = np.array([[0.5, 0.25]])
     doc = heatmap_document(values, ["x"], ["y,1", 'q"2'], {"measure": "linear_cka", "n_examples": 10})
-    rows = list(csv.DictReader(io.StringIO("\n".join(l for l in cells_csv(doc).splitlines() if not l.startswith("#")))))
+    rows = list(csv.DictReader(io.StringIO(cells_csv(doc))))
     assert [r["layer_b"] for r in rows] == ["y,1", 'q"2'] and [float(r["value"]) for r in rows] == [0.5, 0.25]
     assert rows[0]["ci_low"] == ""
 

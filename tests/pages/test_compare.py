@@ -10,6 +10,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from streamlit import config as st_config
@@ -17,6 +18,7 @@ from streamlit import config as st_config
 import sample_models
 from cka_core import cka_matrix
 from cka_core.drilldown import pc_contributions
+from cka_core.export import CELL_COLUMNS
 
 from tests.files import npy_bytes as _npy, npz_bytes as _npz
 
@@ -118,11 +120,11 @@ def test_intervals_p_values_and_exports(zoo_at, downloads):
     assert doc["permutations"]["n_permutations"] == 30 and doc["source_a"]["model"] == "mlp_seed0"
 
     text = _download(at, downloads, "cmp_csv")
-    table = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
-    assert len(table) == shown.size
+    frame = pd.read_csv(io.StringIO(text))  # as is: the settings are in the JSON, not in comment lines
+    assert tuple(frame.columns) == CELL_COLUMNS and len(frame) == shown.size
+    table = list(csv.DictReader(io.StringIO(text)))
     np.testing.assert_allclose([float(r["value"]) for r in table], shown.ravel(), atol=1e-12)
     np.testing.assert_allclose([float(r["ci_high"]) for r in table], custom[..., 1].ravel(), atol=1e-12)
-    assert '# measure: "linear_cka"' in text
 
     # the same settings are served from the per-session store: no second run, button disabled
     at = rerun(at)
