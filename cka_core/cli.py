@@ -4,6 +4,7 @@ The files it writes come from :mod:`cka_core.export`, shared with the app's Comp
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import numpy as np
 
 from .errors import RepresentationError
 from .export import check_outputs, heatmap_document, write
+from .inference import P_ADJUSTMENTS, adjusted_p_values, bootstrap, permutation_test, smallest_adjusted_p
 from .io import activation_layers, load_representations
 from .measures import MEASURES, similarity_matrix
 from .models.reduction import REDUCTIONS
+from .sanity import not_above_null
 from .stream import open_layers, shard_paths, streamed_cka_matrix
 from .terminal import counter, rate, text_table, value_table
 
@@ -25,10 +28,11 @@ outputs (--out may be given several times; the suffix picks the format):
   F.csv   the matrix: header row "layer,<layers of B>", then one row per layer of A; beside it
           F.settings.json holds every setting. With --bootstrap and/or --permutations, F.cells.csv
           too: one row per cell with the columns layer_a,layer_b,value,ci_low,ci_high,p_value,
-          null_mean,null_sd,not_above_null (columns of a test that was not run are left empty).
+          p_adjusted,null_mean,null_sd,not_above_null (columns of a test that was not run, or of no
+          --p-adjust, are left empty).
           Plain CSV with one header line: pandas.read_csv reads each as is.
   F.json  {"layers_a", "layers_b", "values", the settings, and with inference "ci_low", "ci_high",
-          "p_values", "null_mean", "null_sd", "not_above_null" (L_a x L_b lists) plus
+          "p_values", "p_values_adjusted", "null_mean", "null_sd", "not_above_null" (L_a x L_b) plus
           "bootstrap" / "permutations" blocks describing the method}.
   F.png   the heatmap (matplotlib, Agg); cells not above the null are marked with x.
 
@@ -123,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--confidence", type=_confidence, default=0.95, help="interval level (default 0.95)")
     compare.add_argument("--permutations", type=_count, default=None, metavar="N",
                          help="N shuffles of B's rows: a permutation p-value and null mean/sd per cell")
+    compare.add_argument("--p-adjust", default="none", choices=list(P_ADJUSTMENTS),
+                         help="correct the p-values for testing every cell at once: holm (family-wise error) or bh "
+                              "(Benjamini-Hochberg, false discovery rate); default none")
     compare.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     compare.add_argument("--out", type=Path, action="append", default=[], metavar="F",
                          help="write F.csv, F.json or F.png (repeatable); see below")
@@ -156,21 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.sigma is not None:
             settings["sigma"] = args.sigma
         boot = perm = flagged = None
-        if args.bootstrap is not None or args.permutations is not None:
-            from .inference import bootstrap, permutation_test
-
-            if args.bootstrap is not None:
-                boot = bootstrap(layers_a, layers_b, measure=args.measure, n_resamples=args.bootstrap,
-                                 confidence=args.confidence, seed=args.seed, progress=counter("bootstrap"),
-                                 **options)
-            if args.permutations is not None:
-                perm = permutation_test(layers_a, layers_b, measure=args.measure, n_permutations=args.permutations,
-                                        seed=args.seed, progress=counter("permutations"), **options)
-            if boot is not None and perm is not None:
-                from .sanity import not_above_null
-
-                flagged = not_above_null(boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std)
-        doc = heatmap_document(values, names_a, names_b, settings, bootstrap=boot, permutation=perm, flagged=flagged)
+        if args.bootstrap is not None:
+            boot = bootstrap(layers_a, layers_b, measure=args.measure, n_resamples=args.bootstrap,
+                             confidence=args.confidence, seed=args.seed, progress=counter("bootstrap"), **options)
+        if args.permutations is not None:
+            perm = permutation_test(layers_a, layers_b, measure=args.measure, n_permutations=args.permutations,
+                                    seed=args.seed, progress=counter("permutations"), **options)
+        if boot is not None and perm is not None:
+            flagged = not_above_null(boot.low, boot.high, adjusted_p_values(perm.p_values, args.p_adjust),
+                                     perm.null_mean, perm.null_std)
+        doc = heatmap_document(values, names_a, names_b, settings, bootstrap=boot, permutation=perm, flagged=flagged,
+                               p_adjustment=args.p_adjust)
         print(value_table(values, names_a, names_b))
         if boot is not None:
             print(f"\n{boot.confidence:.0%} bootstrap intervals ({boot.n_resamples} resamples):")
@@ -179,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         if perm is not None:
             print(f"\npermutation p-values ({perm.n_permutations} shuffles of B's rows):")
             print(value_table(perm.p_values, names_a, names_b))
+            if args.p_adjust != "none":
+                print(f"\nadjusted p-values, {P_ADJUSTMENTS[args.p_adjust]}:")
+                print(value_table(adjusted_p_values(perm.p_values, args.p_adjust), names_a, names_b))
+                floor = smallest_adjusted_p(perm.n_permutations, perm.p_values.size, args.p_adjust)
+                if floor > 0.05:
+                    print(f"note: with {perm.n_permutations} permutations no adjusted p-value can go below {floor:.3f}; "
+                          f"use at least {math.ceil(perm.p_values.size / 0.05) - 1} for any cell to pass 0.05.")
         for out in args.out:
             write(out, doc)
     except RepresentationError as error:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RepresentationError
+from .inference import P_ADJUSTMENTS, adjusted_p_values
 from .measures import MEASURES
 
 FORMATS = (".csv", ".json", ".png")
@@ -19,10 +20,10 @@ BOOTSTRAP_METHOD = ("percentile bootstrap over examples (same rows resampled on 
                     "full-data value: [v + q_lo - median, v + q_hi - median] (cka_core.inference.bootstrap)")
 PERMUTATION_METHOD = ("rows of side B shuffled against side A; p = (1 + #{null at least as similar as observed}) "
                       "/ (1 + n_permutations) (cka_core.inference.permutation_test)")
-MARKING_RULE = ("not_above_null: permutation p > 0.05, or the bootstrap interval overlaps the shuffled-rows null "
-                "mean ± 2 sd (cka_core.sanity.not_above_null)")
+MARKING_RULE = ("not_above_null: permutation p (adjusted, when p_values_adjusted is given) > 0.05, or the "
+                "bootstrap interval overlaps the shuffled-rows null mean ± 2 sd (cka_core.sanity.not_above_null)")
 
-CELL_COLUMNS = ("layer_a", "layer_b", "value", "ci_low", "ci_high", "p_value", "null_mean", "null_sd",
+CELL_COLUMNS = ("layer_a", "layer_b", "value", "ci_low", "ci_high", "p_value", "p_adjusted", "null_mean", "null_sd",
                 "not_above_null")
 
 
@@ -39,12 +40,13 @@ def _matrix(array) -> list[list[float]]:
 
 
 def heatmap_document(values, names_a, names_b, settings: dict, *, bootstrap=None, permutation=None,
-                     flagged=None) -> dict:
+                     flagged=None, p_adjustment: str = "none") -> dict:
     """Everything needed to read and reproduce a heatmap, as JSON-ready data.
 
     ``settings`` (measure, estimator options, sources, n_examples...) are stored at the top level;
-    ``bootstrap`` / ``permutation`` are results of :mod:`cka_core.inference`; ``flagged`` the cells
-    not above the null (:func:`cka_core.sanity.not_above_null`).
+    ``bootstrap`` / ``permutation`` are results of :mod:`cka_core.inference`; ``p_adjustment`` the
+    correction for testing every cell at once (a key of ``P_ADJUSTMENTS``); ``flagged`` the cells
+    not above the null (:func:`cka_core.sanity.not_above_null`, given the adjusted p-values).
     """
     doc = {"layers_a": list(map(str, names_a)), "layers_b": list(map(str, names_b)), "values": _matrix(values),
            **settings}
@@ -56,7 +58,9 @@ def heatmap_document(values, names_a, names_b, settings: dict, *, bootstrap=None
         doc["p_values"] = _matrix(permutation.p_values)
         doc["null_mean"], doc["null_sd"] = _matrix(permutation.null_mean), _matrix(permutation.null_std)
         doc["permutations"] = {"n_permutations": permutation.n_permutations, "seed": settings.get("seed", 0),
-                               "method": PERMUTATION_METHOD}
+                               "method": PERMUTATION_METHOD, "p_adjustment": P_ADJUSTMENTS[p_adjustment]}
+        if p_adjustment != "none":
+            doc["p_values_adjusted"] = _matrix(adjusted_p_values(permutation.p_values, p_adjustment))
     if flagged is not None:
         doc["not_above_null"] = np.asarray(flagged, dtype=bool).tolist()
         doc["marking_rule"] = MARKING_RULE
@@ -79,8 +83,8 @@ def matrix_csv(values, names_a, names_b) -> str:
     return "\n".join(lines) + "\n"
 
 
-MATRICES = ("layers_a", "layers_b", "values", "ci_low", "ci_high", "p_values", "null_mean", "null_sd",
-            "not_above_null")
+MATRICES = ("layers_a", "layers_b", "values", "ci_low", "ci_high", "p_values", "p_values_adjusted", "null_mean",
+            "null_sd", "not_above_null")
 
 
 def settings_of(doc: dict) -> dict:
@@ -99,7 +103,8 @@ def cells_csv(doc: dict) -> str:
             flag = cell("not_above_null")
             lines.append(",".join([
                 _csv_cell(a), _csv_cell(b), _number(doc["values"][i][j]), _number(cell("ci_low")),
-                _number(cell("ci_high")), _number(cell("p_values")), _number(cell("null_mean")),
+                _number(cell("ci_high")), _number(cell("p_values")), _number(cell("p_values_adjusted")),
+                _number(cell("null_mean")),
                 _number(cell("null_sd")), "" if flag is None else str(bool(flag)).lower(),
             ]))
     return "\n".join(lines) + "\n"

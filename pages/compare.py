@@ -57,8 +57,13 @@ def compare_section() -> None:
                 "shuffle B's rows against A's, the null of unpaired examples. " + compare.MARKING_TEXT)
     with st.expander("Settings: bootstrap resamples, permutations, interval level, seed", expanded=False):
         n_boot, n_perm, confidence, seed = compare.inference_controls(seconds)
+    with st.columns([1, 2])[0]:
+        adjustment = compare.p_adjustment_control()
+    note = compare.p_adjustment_floor_note(n_perm, values.size, adjustment)
+    if note:
+        st.warning(note, icon=":material/warning:")
     key = compare.inference_key(a, b, settings, n_boot, n_perm, confidence, seed)
-    result = compare.stored_inference(key)
+    result = compare.with_p_adjustment(compare.stored_inference(key), adjustment)
 
     i, j = compare.best_cell(values, settings)
     with head:
@@ -142,8 +147,7 @@ def _inference_section(key, result, a, b, settings) -> None:
               disabled=result is not None, on_click=compare.request_run,
               help="Done for these settings." if result is not None else None)
     if compare.run_requested() and result is None:
-        result = compare.run_inference(key, a, b, settings, *key[-4:])
-        if result is not None:
+        if compare.run_inference(key, a, b, settings, *key[-4:]) is not None:
             st.rerun()  # redraw the heatmap above with the intervals and marks
     if result is None:
         st.caption("Not computed for these settings yet.")
@@ -162,6 +166,9 @@ def _cells_table(rows, boot) -> None:
                                 "low": st.column_config.NumberColumn(f"{boot.confidence:.0%} low", format="%.4f"),
                                 "high": st.column_config.NumberColumn(f"{boot.confidence:.0%} high", format="%.4f"),
                                 "p": st.column_config.NumberColumn("p-value", format="%.4f"),
+                                "p adjusted": st.column_config.NumberColumn(
+                                    "p adjusted", format="%.4f", help="Corrected for testing every cell at once "
+                                    "(equal to the p-value when no correction is chosen)."),
                                 "null mean": st.column_config.NumberColumn(format="%.4f"),
                                 "null sd": st.column_config.NumberColumn(format="%.4f")})
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +52,8 @@ MEASURE_CHOICES = {k: MEASURES[k].label for k in
                    ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "rsa", "linear_regression")}
 STATUS_ICONS = {sanity.PASS: ":material/check_circle:", sanity.WARN: ":material/warning:",
                 sanity.FAIL: ":material/error:", sanity.INFO: ":material/info:"}
-MARKING_TEXT = (f"**✕** marks a cell whose value is not clearly beyond chance: its permutation p-value is above "
-                f"{ALPHA}, or its bootstrap interval overlaps the shuffled-rows null (the null's mean ± "
+MARKING_TEXT = (f"**✕** marks a cell whose value is not clearly beyond chance: its permutation p-value (corrected, "
+                f"when a correction for the many cells is chosen) is above {ALPHA}, or its bootstrap interval overlaps the shuffled-rows null (the null's mean ± "
                 f"{NULL_WIDTH:g} sd).")
 
 
@@ -443,11 +445,38 @@ def drill(key_a: str, layer_a: str, key_b: str, layer_b: str, _x: np.ndarray, _y
 # --------------------------------------------------------------------------- inference
 @dataclass(frozen=True)
 class Inference:
+    """A resampling run, and its cells marked under one correction for testing every cell at once."""
+
     bootstrap: inference.BootstrapResult
     permutation: inference.PermutationResult
-    flagged: np.ndarray
     seconds: float
     seed: int
+    p_adjustment: str = "none"
+
+    @cached_property
+    def p_adjusted(self) -> np.ndarray:
+        return inference.adjusted_p_values(self.permutation.p_values, self.p_adjustment)
+
+    @cached_property
+    def flagged(self) -> np.ndarray:
+        perm = self.permutation
+        return sanity.not_above_null(self.bootstrap.low, self.bootstrap.high, self.p_adjusted, perm.null_mean,
+                                     perm.null_std, alpha=ALPHA, width=NULL_WIDTH)
+
+
+def with_p_adjustment(result: Inference | None, method: str) -> Inference | None:
+    """The same run marked under ``method`` (no resampling again: the correction acts on the p-values)."""
+    return None if result is None else replace(result, p_adjustment=method)
+
+
+def p_adjustment_floor_note(n_perm: int, n_cells: int, method: str) -> str | None:
+    """Why no cell can pass under Holm with too few permutations, and how many it takes; None if fine."""
+    floor = inference.smallest_adjusted_p(n_perm, n_cells, method)
+    if floor <= ALPHA:
+        return None
+    return (f"With {n_perm} permutations no p-value goes below 1/{n_perm + 1}, so Holm's correction over {n_cells} cells "
+            f"cannot go below {floor:.3f}: no cell can pass {ALPHA}. Use at least {math.ceil(n_cells / ALPHA) - 1} "
+            "permutations, or Benjamini–Hochberg.")
 
 
 class _TimeUp(Exception):
@@ -481,6 +510,14 @@ def run_requested() -> bool:
 
 def _request_stop() -> None:
     st.session_state["cmp_stopped"] = True
+
+
+def p_adjustment_control() -> str:
+    """How the p-values of all cells are corrected for being tested together (applied without rerunning)."""
+    return choose(st.selectbox, "Multiple comparisons", inference.P_ADJUSTMENTS, key="cmp_p_adjust",
+                  help="A heatmap tests every cell: at p ≤ 0.05 each, about one cell in twenty looks beyond chance "
+                       "when nothing is related. Holm bounds the chance of any false call; Benjamini–Hochberg the "
+                       "expected share of false calls among the calls (docs/theory.md §9).")
 
 
 def inference_controls(seconds_per_matrix: float) -> tuple[int, int, float, int]:
@@ -541,9 +578,7 @@ def run_inference(key: tuple, a: Side, b: Side, settings: Settings, n_boot: int,
         return None
     stop.empty()
     bar.empty()
-    flagged = sanity.not_above_null(boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std,
-                                    alpha=ALPHA, width=NULL_WIDTH)
-    result = Inference(boot, perm, flagged, time.perf_counter() - start, seed)
+    result = Inference(boot, perm, time.perf_counter() - start, seed)
     store = _store()
     store[key] = result
     while len(store) > STORE_SIZE:
@@ -637,8 +672,8 @@ def cell_rows(a: Side, b: Side, result: Inference) -> list[dict]:
     """One row per cell: value, interval, p-value, null, and whether it is beyond chance."""
     boot, perm = result.bootstrap, result.permutation
     return [{"A": name_a, "B": name_b, "value": boot.values[i, j], "low": boot.low[i, j], "high": boot.high[i, j],
-             "p": perm.p_values[i, j], "null mean": perm.null_mean[i, j], "null sd": perm.null_std[i, j],
-             "beyond chance": not bool(result.flagged[i, j])}
+             "p": perm.p_values[i, j], "p adjusted": result.p_adjusted[i, j], "null mean": perm.null_mean[i, j],
+             "null sd": perm.null_std[i, j], "beyond chance": not bool(result.flagged[i, j])}
             for i, name_a in enumerate(a.names) for j, name_b in enumerate(b.names)]
 
 
@@ -685,9 +720,12 @@ def heatmap_figure(values: np.ndarray, a: Side, b: Side, settings: Settings, res
     hover = f"A: %{{y}}<br>B: %{{x}}<br>{short_label(settings)} = %{{z:.4f}}"
     if result is not None:
         boot, perm = result.bootstrap, result.permutation
-        custom = np.stack([boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std], axis=-1)
+        custom = np.stack([boot.low, boot.high, perm.p_values, perm.null_mean, perm.null_std, result.p_adjusted],
+                          axis=-1)
         hover += (f"<br>{boot.confidence:.0%} interval [%{{customdata[0]:.4f}}, %{{customdata[1]:.4f}}]"
-                  "<br>p = %{customdata[2]:.4f}<br>null %{customdata[3]:.4f} ± %{customdata[4]:.4f}")
+                  "<br>p = %{customdata[2]:.4f}" + ("" if result.p_adjustment == "none" else
+                                                     f" ({result.p_adjustment}: %{{customdata[5]:.4f}})")
+                  + "<br>null %{customdata[3]:.4f} ± %{customdata[4]:.4f}")
         text = np.array([[f"{v:.2f}" + (" ✕" if f else "") for v, f in zip(row, frow)]
                          for row, frow in zip(values, result.flagged)])
         fig.update_traces(customdata=custom, text=text, texttemplate="%{text}" if values.size <= 144 else None)
@@ -774,7 +812,7 @@ def export_document(values: np.ndarray, a: Side, b: Side, settings: Settings, re
     if result is None:
         return heatmap_document(values, a.names, b.names, meta)
     return heatmap_document(values, a.names, b.names, meta, bootstrap=result.bootstrap, permutation=result.permutation,
-                            flagged=result.flagged)
+                            flagged=result.flagged, p_adjustment=result.p_adjustment)
 
 
 def export_csv(doc: dict) -> str:

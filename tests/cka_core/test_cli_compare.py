@@ -10,7 +10,7 @@ import pytest
 
 from cka_core.cli import main
 from cka_core.export import CELL_COLUMNS, cells_csv, heatmap_document
-from cka_core.inference import bootstrap, permutation_test
+from cka_core.inference import bootstrap, holm_adjusted, permutation_test
 
 from . import reference as ref
 from .cka_testdata import layers
@@ -33,6 +33,8 @@ def runs(tmp_path_factory):
                  "--out", d / "heat.csv", "--out", d / "heat.json", "--out", d / "heat.png"),
         "boot_only": ("compare", A, B, "--debiased", "--bootstrap", "20", "--confidence", "0.9", "--out", d / "b.csv"),
         "nan": ("compare", d / "nan.npy", B, "--permutations", "5"),
+        "holm": ("compare", A, B, "--bootstrap", "40", "--permutations", "30", "--seed", "3", "--p-adjust", "holm",
+                 "--out", d / "holm.json", "--out", d / "holm.csv"),
     }
     started = {k: start(*v) for k, v in commands.items()}
     return d, a, b, {k: Done(p) for k, p in started.items()}
@@ -152,3 +154,19 @@ def test_a_labels_array_is_not_compared_as_a_layer(tmp_path, capsys):
     np.savez(tmp_path / "only.npz", labels=y)
     assert main(["compare", str(tmp_path / "only.npz"), str(tmp_path / "b.npz")]) == 2
     assert "only holds labels" in capsys.readouterr().err
+
+
+def test_p_adjust_corrects_for_every_cell_and_marks_by_the_corrected_values(runs):
+    d, a, b, done = runs
+    assert done["holm"].returncode == 0, done["holm"].stderr
+    doc, plain = json.loads((d / "holm.json").read_text()), json.loads((d / "heat.json").read_text())
+    np.testing.assert_allclose(doc["p_values"], plain["p_values"])                     # same seed, same raw test
+    np.testing.assert_allclose(doc["p_values_adjusted"], holm_adjusted(np.array(plain["p_values"])))
+    assert doc["permutations"]["p_adjustment"].startswith("Holm") and "p_values_adjusted" not in plain
+    adjusted = np.array(doc["p_values_adjusted"])
+    assert np.all(np.array(doc["not_above_null"])[adjusted > 0.05])                   # marked by the adjusted p
+    table = pd.read_csv(d / "holm.cells.csv")
+    np.testing.assert_allclose(table["p_adjusted"], adjusted.ravel())
+    assert pd.read_csv(d / "heat.cells.csv")["p_adjusted"].isna().all()               # no correction asked
+    # 30 permutations, 4 cells: Holm's smallest possible value is 4/31 > 0.05, and the output says so
+    assert "adjusted p-values, Holm" in done["holm"].stdout and "use at least 79" in done["holm"].stdout

@@ -104,8 +104,8 @@ def test_intervals_p_values_and_exports(zoo_at, downloads):
     assert any("Not computed" in c.value for c in at.caption)
     rerun(at.button(key="cmp_run").click())
     shown, rows, cols, trace = _heatmap(at)
-    custom = _array(trace["customdata"]).astype(float)          # low, high, p, null mean, null sd per cell
-    assert custom.shape == (*shown.shape, 5)
+    custom = _array(trace["customdata"]).astype(float)  # low, high, p, null mean, null sd, adjusted p per cell
+    assert custom.shape == (*shown.shape, 6)
     assert (custom[..., 0] <= shown + 1e-12).all() and (shown <= custom[..., 1] + 1e-12).all()
     assert np.allclose(custom[..., 2], 1 / 31)                  # trained layers: every cell beats all 30 shuffles
     assert metric_text(at, "Cells beyond chance") == f"{shown.size} of {shown.size}"
@@ -129,6 +129,24 @@ def test_intervals_p_values_and_exports(zoo_at, downloads):
     # the same settings are served from the per-session store: no second run, button disabled
     at = rerun(at)
     assert at.button(key="cmp_run").disabled
+
+    # Correcting for the 16 cells re-marks them without resampling. Every raw p is 1/31 (the floor of 30
+    # shuffles): Holm multiplies the smallest by 16, so nothing can pass, and the page says how many
+    # permutations it would take; Benjamini-Hochberg keeps every cell.
+    at.selectbox(key="cmp_p_adjust").set_value("Holm (family-wise error rate)")
+    at = rerun(at)
+    assert at.button(key="cmp_run").disabled
+    custom = _array(_heatmap(at)[3]["customdata"]).astype(float)
+    np.testing.assert_allclose(custom[..., 5], 16 / 31)
+    assert metric_text(at, "Cells beyond chance") == f"0 of {shown.size}"
+    assert any("Use at least 319 permutations" in w.value for w in at.warning)
+    doc = json.loads(_download(at, downloads, "cmp_json"))
+    np.testing.assert_allclose(doc["p_values_adjusted"], 16 / 31)
+    assert doc["permutations"]["p_adjustment"] == "Holm (family-wise error rate)" and all(map(all, doc["not_above_null"]))
+    at.selectbox(key="cmp_p_adjust").set_value("Benjamini–Hochberg (false discovery rate)")
+    at = rerun(at)
+    np.testing.assert_allclose(_array(_heatmap(at)[3]["customdata"]).astype(float)[..., 5], 1 / 31)
+    assert metric_text(at, "Cells beyond chance") == f"{shown.size} of {shown.size}" and not at.warning
 
 
 def test_a_run_past_the_time_limit_gives_up_cleanly(zoo_at, monkeypatch):
