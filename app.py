@@ -25,7 +25,7 @@ remember_url_at_load()
 page = st.navigation(PAGES)
 notice_area = st.container()  # above the page; filled once the run has seen what the URL asked for
 with st.sidebar, error_boundary("The sidebar"):
-    source_sidebar()
+    source_sidebar(in_use=navigation.by_url_path(page.url_path).uses_source)
 with error_boundary(f"The {page.title} page"):
     page.run()
 check_url_after_first_run()

@@ -843,6 +843,9 @@ class SessionDriver:
     async def sidebar_upload(self) -> None:
         sidebar = self.page.get_by_test_id("stSidebar")
         choice = sidebar.get_by_test_id("stRadioOption").filter(has_text="Uploaded file")
+        folded = sidebar.get_by_test_id("stExpander").filter(has_text="not used on this page")
+        if await folded.count() and not await choice.is_visible():  # pages that ignore it fold the panel away
+            await folded.locator("summary").click()
         if await choice.get_attribute("data-selected") != "true":
             await self._timed("sidebar source", lambda: choice.click())
         name = self.rng.choice(["npz", "npy", "csv"])

@@ -19,7 +19,7 @@ def main() -> None:
         "the same order on both sides) and get a layer × layer heatmap for the measure you choose. Confidence "
         "intervals and permutation p-values say which cells are beyond chance, the sanity checks catch the bugs "
         "that have shipped in popular CKA libraries, and the drill-down shows which principal components carry a "
-        "value. The sidebar's source is not used here.",
+        "value.",
     )
     compare_section()
     show_theory()

@@ -13,6 +13,7 @@ class PageInfo:
     url_path: str    # "" for the default page
     group: str       # the navigation section
     lesson: str      # the page's point, in one line (the Home page's map)
+    uses_source: bool = False  # works on the sidebar's representation (others pick their own networks)
 
 
 PAGES = (
@@ -20,7 +21,7 @@ PAGES = (
              "What CKA is, and the map of where it misleads."),
     PageInfo("pages/estimators.py", "Estimators", ":material/functions:", "estimators", "Learn",
              "The estimator can decide the number: biased CKA of unrelated data nears 1 when features outnumber "
-             "examples, minibatches, float32 Grams and tiny RBF bandwidths mislead too."),
+             "examples, minibatches, float32 Grams and tiny RBF bandwidths mislead too.", uses_source=True),
     PageInfo("pages/theory.py", "Derivations", ":material/menu_book:", "theory", "Learn",
              "Every formula the pages use, derived step by step, with the papers it comes from."),
     PageInfo("pages/compare.py", "Compare models", ":material/compare:", "compare", "Compare",
@@ -28,13 +29,13 @@ PAGES = (
              "checks that catch the bugs peer libraries shipped."),
     PageInfo("pages/outliers.py", "Outliers", ":material/scatter_plot:", "outliers", "Experiment",
              "Translating one point, or a subset, far enough drives CKA to a limit near 0, whatever the "
-             "direction, even one the network cannot see (Davari et al. Thm 1, Cor. 3)."),
+             "direction, even one the network cannot see (Davari et al. Thm 1, Cor. 3).", uses_source=True),
     PageInfo("pages/invariances.py", "Invariances", ":material/sync_alt:", "invariances", "Experiment",
              "CKA ignores rotations and isotropic scaling, but not per-feature scaling or invertible linear maps; "
-             "CCA ignores all of them. Which measure moves under which transformation?"),
+             "CCA ignores all of them. Which measure moves under which transformation?", uses_source=True),
     PageInfo("pages/separability.py", "Separability", ":material/call_split:", "separability", "Experiment",
              "Move a class along a direction every decision boundary ignores: the classifier's decisions are "
-             "untouched, CKA collapses (Davari et al. Cor. 4)."),
+             "untouched, CKA collapses (Davari et al. Cor. 4).", uses_source=True),
     PageInfo("pages/function_preserving.py", "Function-preserving edits", ":material/tune:", "function_preserving",
              "Experiment", "Rescale neurons across a ReLU, or translate in the next layer's null space: the network "
                            "computes exactly the same function, yet its layer-by-layer CKA map changes."),
@@ -50,6 +51,10 @@ GROUPS = tuple(dict.fromkeys(page.group for page in PAGES))
 
 def by_path(path: str) -> PageInfo:
     return next(page for page in PAGES if page.path == path)
+
+
+def by_url_path(url_path: str) -> PageInfo:
+    return next(page for page in PAGES if page.url_path == url_path)
 
 
 def pitfall_map() -> dict[str, list[PageInfo]]:

@@ -10,7 +10,7 @@ import streamlit as st
 from cka_core import RepresentationError
 from cka_core.io import activation_layers
 
-from . import data, models
+from . import data, models, navigation
 from .widgets import choose
 
 KINDS = {"model": "Sample model", "synthetic": "Synthetic set", "upload": "Uploaded file"}
@@ -72,28 +72,41 @@ def _upload_source() -> tuple[data.Source, bytes] | None:
     return data.Source("upload", (digest, file.name, array)), raw
 
 
-def source_sidebar() -> None:
-    """Draw the source chooser and store the chosen source in session state."""
+def source_sidebar(in_use: bool) -> None:
+    """Draw the source chooser and store the chosen source in session state. On a page that does
+    not use it (``in_use`` False) it sits folded in an expander that says so: still drawn, so its
+    widgets keep their values (and the URL) for the pages that do."""
     with st.sidebar:
-        st.header("Representation")
-        kind = choose(st.radio, "Source", KINDS, key="src_kind", horizontal=True,
-                      help="What the pitfall pages manipulate.")
-        upload = None
-        try:
-            if kind == "model":
-                source = _model_source()
-            elif kind == "synthetic":
-                source = _synthetic_source()
-            else:
-                chosen = _upload_source()
-                source, upload = chosen if chosen is not None else (default_source(), None)
-            note = data.representation(source, upload).note  # validate now, so errors show here
-            if note:
-                st.warning(note, icon=":material/label_off:")
-        except (RepresentationError, ValueError) as error:  # sample_models reports bad settings as ValueError
-            st.error(f"{error}")
-            source, upload = default_source(), None
-        st.session_state["source"] = source
+        if in_use:
+            st.header("Representation")
+            _source_controls()
+            return
+        with st.expander("Representation · not used on this page", icon=":material/visibility_off:"):
+            users = [page.title for page in navigation.PAGES if page.uses_source]
+            st.caption(f"The representation that {', '.join(users[:-1])} and {users[-1]} work on. This page picks "
+                       "its own networks or data.")
+            _source_controls()
+
+
+def _source_controls() -> None:
+    kind = choose(st.radio, "Source", KINDS, key="src_kind", horizontal=True,
+                  help="What the pitfall pages manipulate.")
+    upload = None
+    try:
+        if kind == "model":
+            source = _model_source()
+        elif kind == "synthetic":
+            source = _synthetic_source()
+        else:
+            chosen = _upload_source()
+            source, upload = chosen if chosen is not None else (default_source(), None)
+        note = data.representation(source, upload).note  # validate now, so errors show here
+        if note:
+            st.warning(note, icon=":material/label_off:")
+    except (RepresentationError, ValueError) as error:  # sample_models reports bad settings as ValueError
+        st.error(f"{error}")
+        source, upload = default_source(), None
+    st.session_state["source"] = source
 
 
 def current_representation() -> data.Representation:

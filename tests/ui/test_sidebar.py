@@ -3,11 +3,13 @@ clear message while the app keeps working."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 
 from tests.files import npz_bytes as _npz
 from tests.pages.apptest import finetuned, metric, open_page, rerun
+from ui import navigation
 
 PAGE = "pages/outliers.py"
 
@@ -75,3 +77,28 @@ def test_a_network_fine_tuned_in_this_session_can_be_picked_on_other_pages():
     assert metric(at, "Network accuracy") == base_accuracy
     rerun(at.selectbox(key="out_direction").set_value("Null space of the next layer"))
     assert not at.error
+
+
+def test_the_representation_panel_says_where_it_is_not_used_and_keeps_its_choice():
+    """Regression: the sidebar's Representation panel looked the same on pages that ignore it."""
+    at = open_page(PAGE)
+    rerun(at.selectbox(key="src_model").set_value("mlp_seed1"))
+    for page in navigation.PAGES:
+        at.switch_page(page.path)
+        at = rerun(at)
+        folded = [e for e in at.sidebar.expander if "not used on this page" in e.label]
+        if page.uses_source:
+            assert not folded and [h.value for h in at.sidebar.header] == ["Representation"], page.title
+        else:
+            assert len(folded) == 1 and not at.sidebar.header, page.title
+            assert folded[0].selectbox(key="src_model").value == "mlp_seed1"  # the choice is kept, folded away
+    at.switch_page(PAGE)
+    at = rerun(at)
+    assert at.selectbox(key="src_model").value == "mlp_seed1" and "mlp_seed1" in _caption(at)
+
+
+def test_pages_that_read_the_representation_are_the_ones_marked_as_using_it():
+    root = Path(__file__).resolve().parents[2]
+    for page in navigation.PAGES:
+        reads = "current_representation()" in (root / page.path).read_text()
+        assert reads == page.uses_source, f"{page.path}: uses_source={page.uses_source} but reads it: {reads}"
