@@ -78,7 +78,8 @@ def compare_section() -> None:
         else:
             row[3].metric("Heatmap time", compare.milliseconds(seconds), help="Computing every cell once (cached "
                                                                                "afterwards).")
-        st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result), key="cmp_heatmap",
+        fitted = compare.colour_scale_control()
+        st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result, fitted=fitted), key="cmp_heatmap",
                         config=figures.CHART_CONFIG)
 
     if effects is not None:

@@ -702,20 +702,33 @@ def value_at(values: np.ndarray, a: Side, b: Side, layer_a: str, layer_b: str) -
 
 
 # --------------------------------------------------------------------------- figures
-def _z_range(settings: Settings, values: np.ndarray) -> tuple[float, float]:
+def _z_range(settings: Settings, values: np.ndarray, fitted: bool = False) -> tuple[float, float]:
+    """The colour scale: the measure's range, or (``fitted``) the values' own, so that 0.82 and 0.96
+    do not look alike."""
+    finite = values[np.isfinite(values)]
+    if fitted and finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        return (low, high) if high > low else (low - 0.5, high + 0.5)
     low, high = settings.info.value_range
     if low < 0:  # debiased CKA, RSA: show the data's range, not down to -1
         low = min(0.0, float(np.floor(values.min() * 10) / 10))
     return low, high
 
 
+def colour_scale_control() -> bool:
+    """Whether the heatmap's colours span the values shown instead of the measure's whole range."""
+    return st.toggle("Colours fitted to these values", key="cmp_fit_colours", bind="query-params",
+                     help="Off: the measure's whole range (0 to 1 for CKA), comparable across heatmaps. On: the "
+                          "lowest to the highest value shown, so that close values (0.82 and 0.96) differ in colour.")
+
+
 def heatmap_figure(values: np.ndarray, a: Side, b: Side, settings: Settings, result: Inference | None,
-                   *, title: str | None = None) -> go.Figure:
+                   *, title: str | None = None, fitted: bool = False) -> go.Figure:
     """The layer x layer heatmap: values written in the cells, exact values, intervals and
     p-values on hover, ✕ on cells not above the null."""
     info = settings.info
     fig = figures.heatmap(values, list(b.names), list(a.names), title=title or f"{settings.label} · {a.n} examples",
-                          z_range=_z_range(settings, values), x_title=f"B: {b.label}", y_title=f"A: {a.label}",
+                          z_range=_z_range(settings, values, fitted), x_title=f"B: {b.label}", y_title=f"A: {a.label}",
                           colour_title=short_label(settings))
     hover = f"A: %{{y}}<br>B: %{{x}}<br>{short_label(settings)} = %{{z:.4f}}"
     if result is not None:

@@ -88,6 +88,18 @@ def test_zoo_heatmap_is_the_core_matrix(zoo_at):
     assert not _errors(at)
 
 
+def test_the_colour_scale_can_fit_the_values(zoo_at):
+    """Regression: the scale was fixed at 0-1, so the zoo's 0.82-0.96 cells all looked alike."""
+    at = zoo_at
+    values, *_, trace = _heatmap(at)
+    assert (trace["zmin"], trace["zmax"]) == (0.0, 1.0)
+    at = rerun(at.toggle(key="cmp_fit_colours").set_value(True))
+    values, *_, trace = _heatmap(at)
+    assert (trace["zmin"], trace["zmax"]) == pytest.approx((values.min(), values.max()))
+    assert values.min() > 0.8  # the case that needed it
+    at = rerun(at.toggle(key="cmp_fit_colours").set_value(False))
+
+
 def test_sanity_panel_passes_for_two_seeds(zoo_at):
     text = "\n".join(m.value for m in zoo_at.markdown)
     for name in ("Self-comparison diagonal", "Symmetry", "Sample pairing", "Width vs examples", "Random-init baseline"):
