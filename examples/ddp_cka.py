@@ -60,4 +60,8 @@ if rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "heatmap.json").write_text(json.dumps({"layers": layers, "values": values.tolist()}))
         save_file(model.module.state_dict(), str(args.out / "finetuned.safetensors"))
+# Release DDP's reducer and wait for rank 0 before tearing the group down: a rank that destroys the
+# group while DDP still holds it, or while another rank is busy, can abort in gloo's threads at exit.
+del model
+dist.barrier()
 dist.destroy_process_group()

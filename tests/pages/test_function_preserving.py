@@ -64,8 +64,8 @@ def test_default_view_renders_everything():
     assert 0.0 < cka < 1.0
     charts = at.get("plotly_chart")
     assert len(charts) == 4                               # per-layer bars + before / after / difference maps
-    assert at.expander and at.expander[-1].label == "Theory"
-    assert any("ReLU" in node.value for node in at.expander[-1].get("latex"))
+    theory = next(box for box in at.expander if box.label == "Theory")
+    assert any("ReLU" in node.value for node in theory.get("latex"))
 
 
 def test_spread_lowers_cka_and_keeps_outputs(at):
