@@ -216,8 +216,10 @@ def _drilldown_section(a, b, values, settings, best) -> None:
                 "principal components, each weighted by both variances (the eigen form below). Pick a cell; the "
                 "decomposition is of *biased linear* CKA whatever measure the heatmap shows.")
     cols = st.columns([1, 1, 1])
-    layer_a = cols[0].selectbox("Layer of A", a.names, index=best[0], key=f"cmp_dd_a_{a.key[:12]}")
-    layer_b = cols[1].selectbox("Layer of B", b.names, index=best[1], key=f"cmp_dd_b_{b.key[:12]}")
+    layer_a = cols[0].selectbox("Layer of A", a.names, index=best[0], key=f"cmp_dd_a_{compare.url_scope(a)}",
+                                bind="query-params")
+    layer_b = cols[1].selectbox("Layer of B", b.names, index=best[1], key=f"cmp_dd_b_{compare.url_scope(b)}",
+                                bind="query-params")
     k = cols[2].slider("Components shown (k)", 2, 20, 8, key="cmp_dd_k", bind="query-params")
     try:
         result = compare.drill(a.key, layer_a, b.key, layer_b, a.layers[layer_a], b.layers[layer_b])

@@ -8,7 +8,7 @@ from ui import invariances as inv
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
 from ui.sidebar import current_representation
-from ui.widgets import fmt, in_rows, log_slider, page_header, theory
+from ui.widgets import choose, fmt, in_rows, log_slider, page_header, theory
 
 inside_app_frame()
 
@@ -52,10 +52,9 @@ def main() -> None:
 
 
 def controls(d: int) -> tuple[str, float | None, int]:
-    names = list(TRANSFORMATIONS)
-    name = st.selectbox("Transformation", names, index=names.index("invertible"), key="inv_transform",
-                        bind="query-params", format_func=lambda t: TRANSFORMATIONS[t].label,
-                        help="What is applied to the representation X before it is compared with X itself.")
+    name = choose(st.selectbox, "Transformation", {code: t.label for code, t in TRANSFORMATIONS.items()},
+                  key="inv_transform", default="invertible",
+                  help="What is applied to the representation X before it is compared with X itself.")
     info = TRANSFORMATIONS[name]
     st.caption(info.description)
     strength = None

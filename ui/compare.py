@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,15 @@ class Side:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.layers)
+
+
+def url_scope(side: Side) -> str:
+    """A short, readable name for a side's content, used in widget keys and so in the URL
+    parameters of per-content choices (``cmp_a_layers_mlp_seed0``): a registered network's name,
+    else the first 8 hex digits of the files' digest. A new scope starts from the defaults."""
+    if side.model_name is not None:
+        return re.sub(r"[^0-9A-Za-z]+", "_", side.model_name).strip("_")
+    return side.key[:8]
 
 
 def upload_limit_bytes() -> int:
@@ -250,7 +260,7 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
                 return None, None
             loaded = _uploaded_side(side, files)
         else:
-            path = st.selectbox("File", launch, key=f"cmp_{key}_launch")
+            path = st.selectbox("File", launch, key=f"cmp_{key}_launch", bind="query-params")
             loaded = _launch_side(side, path)
     except RepresentationError as error:
         st.error(str(error), icon=":material/error:")
@@ -264,8 +274,8 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
         return None, health
     if len(usable) < len(loaded.names):
         st.warning(f"Left out (constant across examples, CKA is 0/0): {', '.join(health.details['constant'])}.")
-    chosen = st.multiselect("Layers", usable, default=usable, key=f"cmp_{key}_layers_{loaded.key[:12]}",
-                            help="The layers to compare, in this order.")
+    chosen = st.multiselect("Layers", usable, default=usable, key=f"cmp_{key}_layers_{url_scope(loaded)}",
+                            bind="query-params", help="The layers to compare, in this order.")
     if not chosen:
         st.warning(f"Pick at least one layer of side {side}.")
         return None, health
@@ -321,7 +331,6 @@ def measure_controls(n: int) -> Settings:
     with cols[0]:
         measure = choose(st.selectbox, "Measure", MEASURE_CHOICES, key="cmp_measure",
                          help="Linear CKA is the usual choice; the others answer different questions (see Theory).")
-    st.session_state.setdefault("cmp_minibatch_debiased", True)
     if measure == "linear_cka":
         with cols[1]:
             estimator = choose(st.radio, "Estimator", ESTIMATORS, key="cmp_estimator", horizontal=True,
@@ -336,7 +345,8 @@ def measure_controls(n: int) -> Settings:
                 batch = st.slider("Batch size b", MIN_EXAMPLES, top, min(64, top), step=4, key="cmp_batch",
                                   bind="query-params", help="Consecutive batches of b examples; a last batch with "
                                   "fewer than 4 examples is dropped.")
-                unbiased = st.checkbox("Unbiased HSIC per batch", key="cmp_minibatch_debiased",
+                unbiased = st.checkbox("Unbiased HSIC per batch", True, key="cmp_minibatch_debiased",
+                                       bind="query-params",
                                        help="Nguyen et al.'s choice: the value barely depends on b.")
             return Settings("linear_cka", batch_size=int(batch), minibatch_debiased=bool(unbiased))
         return Settings("linear_cka")
@@ -520,15 +530,19 @@ def p_adjustment_control() -> str:
                        "expected share of false calls among the calls (docs/theory.md §9).")
 
 
+CONFIDENCE_LEVELS = (0.9, 0.95, 0.99)
+
+
 def inference_controls(seconds_per_matrix: float) -> tuple[int, int, float, int]:
     cols = st.columns(4)
     n_boot = cols[0].number_input("Bootstrap resamples", 10, MAX_COUNT, DEFAULT_COUNT, step=50, key="cmp_n_boot",
-                                  help="Examples resampled with replacement (the same rows on both sides).")
+                                  bind="query-params", help="Examples resampled with replacement (the same rows on both sides).")
     n_perm = cols[1].number_input("Permutations", 10, MAX_COUNT, DEFAULT_COUNT, step=50, key="cmp_n_perm",
-                                  help="B's rows shuffled against A's: the null of unpaired examples.")
-    confidence = cols[2].selectbox("Interval level", [0.9, 0.95, 0.99], index=1, key="cmp_confidence",
-                                   format_func=lambda c: f"{c:.0%}")
-    seed = cols[3].number_input("Seed", 0, 10_000, 0, key="cmp_seed")
+                                  bind="query-params", help="B's rows shuffled against A's: the null of unpaired examples.")
+    with cols[2]:
+        confidence = choose(st.selectbox, "Interval level", {c: f"{c:.0%}" for c in CONFIDENCE_LEVELS},
+                            key="cmp_confidence", default=0.95)
+    seed = cols[3].number_input("Seed", 0, 10_000, 0, key="cmp_seed", bind="query-params")
     estimate = seconds_per_matrix * (n_boot + n_perm)
     st.caption(f"About {_duration(estimate)} at {seconds_per_matrix * 1000:.0f} ms per heatmap "
                f"({n_boot} + {n_perm} heatmaps). Runs only when you press the button; Stop (or any other click) "

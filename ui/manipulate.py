@@ -32,6 +32,7 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
@@ -49,6 +50,7 @@ from cka_core.manipulation import (
 )
 
 from . import figures, models
+from .shell import read_page_param, write_page_param
 
 TARGETS = {
     "identity": "Identity (layers unlike each other)",
@@ -80,6 +82,7 @@ JOB_KEY = "man_job"
 START_KEY = "man_start_requested"
 STOP_KEY = "man_stop_requested"
 RESULT_KEY = "man_result"
+GRID_PARAM = "man_grid"  # the custom target grid in the URL (a data editor cannot be bound to it)
 
 
 def trainable() -> list[str]:
@@ -98,15 +101,19 @@ def evenly_spaced(layers: list[str], k: int) -> list[str]:
 
 # --------------------------------------------------------------------------- targets
 def custom_target(base: np.ndarray, names: list[str], key: str) -> np.ndarray:
-    """A grid editor initialised with ``base``; an edited cell (i, j) also sets (j, i), and
-    the diagonal stays 1. Returns the target map."""
-    import pandas as pd
-
-    frame = pd.DataFrame(np.round(base, 2), index=names, columns=names)
+    """A grid editor initialised with the link's grid (URL parameter ``man_grid``) or else ``base``;
+    an edited cell (i, j) also sets (j, i), and the diagonal stays 1. The edited map goes back into
+    the URL. Returns the target map."""
+    starts = st.session_state.setdefault("_man_grid_start", {})  # per editor: a link applies when it first shows
+    if key not in starts:
+        linked = read_page_param(GRID_PARAM, lambda text: decode_grid(text, len(names)))
+        starts[key] = linked if linked is not None else np.round(np.array(base, dtype=np.float64), 2)
+    start = starts[key]
+    frame = pd.DataFrame(start, index=names, columns=names)
     config = {name: st.column_config.NumberColumn(name, min_value=0.0, max_value=1.0, step=0.01, format="%.2f")
               for name in names}
     st.data_editor(frame, key=key, column_config=config, num_rows="fixed", width="stretch")
-    target = np.round(np.array(base, dtype=np.float64), 2)
+    target = start.copy()
     edits = st.session_state.get(key, {}).get("edited_rows", {})
     for row, cells in edits.items():
         i = int(row)
@@ -116,7 +123,30 @@ def custom_target(base: np.ndarray, names: list[str], key: str) -> np.ndarray:
             j = names.index(column)
             target[i, j] = target[j, i] = float(value)
     np.fill_diagonal(target, 1.0)
+    unchanged = np.array_equal(target, np.round(np.array(base, dtype=np.float64), 2))
+    write_page_param(GRID_PARAM, None if unchanged else encode_grid(target))
     return target
+
+
+def encode_grid(target: np.ndarray) -> str:
+    """A symmetric map as its cells above the diagonal, row by row, 2 decimals, '_'-separated."""
+    upper = target[np.triu_indices(target.shape[0], k=1)]
+    return "_".join(f"{v:.2f}" for v in upper)
+
+
+def decode_grid(text: str, size: int) -> np.ndarray | None:
+    """The size × size map of :func:`encode_grid`'s text, or None if it does not hold
+    size·(size−1)/2 numbers in [0, 1]."""
+    try:
+        values = [float(v) for v in text.split("_")]
+    except ValueError:
+        return None
+    if len(values) != size * (size - 1) // 2 or not all(0.0 <= v <= 1.0 for v in values):
+        return None
+    grid = np.eye(size)
+    rows, cols = np.triu_indices(size, k=1)
+    grid[rows, cols] = grid[cols, rows] = np.round(values, 2)
+    return grid
 
 
 def target_for(kind: str, base: np.ndarray, **params) -> np.ndarray:

@@ -85,7 +85,7 @@ def model_picker(side: str) -> ModelChoice | None:
         model = _loaded(_digest(model_file), model_file.name, model_file.getvalue(),
                         _digest(tokenizer) if tokenizer else "", tokenizer.getvalue() if tokenizer else None)
     elif where == "launch":
-        path = st.selectbox("Model", launched, key=f"cmp_{key}_model_launch")
+        path = st.selectbox("Model", launched, key=f"cmp_{key}_model_launch", bind="query-params")
         model = _loaded_path(path, Path(path).stat().st_mtime if Path(path).exists() else 0.0, False)
     else:
         hub_id = st.text_input("Hugging Face Hub id", key=f"cmp_{key}_hub", placeholder="e.g. bert-base-uncased")
@@ -95,6 +95,7 @@ def model_picker(side: str) -> ModelChoice | None:
     st.caption(f"**{model.name}** — {model.format}, {len(model.layers)} layers, reads {model.input_kind}s.")
     names = [layer.name for layer in model.layers]
     chosen = st.multiselect("Layers", names, default=list(model.default_layers), key=f"cmp_{key}_own_layers_{model.digest[:8]}",
+                            bind="query-params",
                             help="Default: its blocks (hidden states of a Hugging Face model; modules ending in a "
                                  "number, after the embeddings, for ONNX and .pt2).")
     if not chosen:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -21,9 +22,11 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 from cka_core import RepresentationError
 
 _LOG = logging.getLogger("cka_explorer")
+T = TypeVar("T")
 
 URL_AT_LOAD = "_url_at_load"        # the query parameters the session was opened with
 URL_NOTICES = "_url_notices"        # what the URL check found, shown until dismissed
+URL_PAGE_PARAMS = "_url_page_params"  # parameters a page applies itself (no widget holds them): key -> applied
 SHOWN_VALUE_CHARS = 40              # a hostile link can carry megabytes in one value
 
 
@@ -68,9 +71,33 @@ def check_url_after_first_run() -> None:
                                      if (notice := url_notice(key, values)) is not None]
 
 
+def read_page_param(key: str, parse: Callable[[str], T | None]) -> T | None:
+    """A URL parameter that a page applies itself because no single widget holds it (the custom
+    target grid of Manipulate): its current value parsed by ``parse``, None when absent or not
+    valid (``parse`` returns None). The URL check reports whether the opening link's value applied."""
+    if key not in st.query_params:
+        return None
+    value = parse(st.query_params[key])
+    st.session_state.setdefault(URL_PAGE_PARAMS, {})[key] = value is not None
+    return value
+
+
+def write_page_param(key: str, text: str | None) -> None:
+    """Put a page-applied parameter in the URL (None removes it, as a bound widget at its default does)."""
+    if text is None:
+        st.query_params.pop(key, None)
+    elif st.query_params.get(key) != text:
+        st.query_params[key] = text
+
+
 def url_notice(key: str, url_values: list[str]) -> str | None:
     """The notice for one parameter of the opening link, or None if it was applied as given."""
     shown = _shorten(", ".join(url_values))
+    applied_by_page = st.session_state.get(URL_PAGE_PARAMS, {})
+    if key in applied_by_page:
+        return None if applied_by_page[key] else (
+            f"`{_shorten(key)}={shown}` does not fit this control with these settings (wrong size or a value "
+            "outside its range), so it was not applied.")
     if not _bound_to_a_widget(key) or key not in st.session_state:
         return f"`{_shorten(key)}={shown}` matches no control shown with these settings, so it was ignored."
     value = st.session_state[key]

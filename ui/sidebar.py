@@ -66,7 +66,7 @@ def _upload_source() -> tuple[data.Source, bytes] | None:
     st.session_state["_src_upload_digest"] = (file.file_id, digest)
     arrays = data.uploaded_arrays(digest, file.name, raw)
     candidates = list(activation_layers(arrays, file.name))
-    array = st.selectbox("Array", candidates, key="src_array")
+    array = st.selectbox("Array", candidates, key="src_array", bind="query-params")
     if arrays[array].ndim > 2:
         st.caption(f"{array} has shape {arrays[array].shape}: flattened to one vector per example.")
     return data.Source("upload", (digest, file.name, array)), raw

@@ -37,7 +37,7 @@ def metrics(at: AppTest) -> dict[str, float]:
 
 
 def choose(at: AppTest, name: str) -> AppTest:
-    return at.selectbox(key="inv_transform").set_value(name).run()
+    return at.selectbox(key="inv_transform").set_value(LABELS[name]).run()
 
 
 def chart(at: AppTest, key: str) -> dict:
@@ -64,13 +64,13 @@ def shared() -> AppTest:
 
 @pytest.fixture
 def default_view(shared) -> AppTest:
-    return choose(shared, "invertible") if shared.selectbox(key="inv_transform").value != "invertible" else shared
+    return choose(shared, "invertible") if shared.selectbox(key="inv_transform").value != LABELS["invertible"] else shared
 
 
 def test_renders_with_metrics_charts_and_theory(default_view):
     page = default_view
     assert not page.exception
-    assert page.selectbox(key="inv_transform").value == "invertible"
+    assert page.selectbox(key="inv_transform").value == LABELS["invertible"]
     values = metrics(page)
     assert set(values) >= {info.label for info in MEASURES.values()}
     ids = " ".join(e.proto.id for e in page.get("plotly_chart"))
@@ -162,7 +162,7 @@ def test_keeping_more_components_raises_cka_to_the_r8_value(shared):
 def test_deep_link_restores_controls():
     at = open_page({"inv_transform": LABELS["top_k"], "inv_k": "5"})
     assert not at.exception
-    assert at.selectbox(key="inv_transform").value == "top_k"
+    assert at.selectbox(key="inv_transform").value == LABELS["top_k"]
     assert at.slider(key="inv_k").value == 5
     at = open_page({"inv_transform": LABELS["isotropic"], "inv_log_scale": "-2.5"})
     assert at.slider(key="inv_log_scale").value == -2.5
