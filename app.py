@@ -15,6 +15,8 @@ torch.set_num_threads(1)
 threadpool_limits(limits=1, user_api="blas")
 
 st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/explore:", layout="wide")
+# Streamlit's 6rem top padding pushes each page's proof below the fold at 1400 x 900.
+st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
 
 PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=page.url_path or None,
                          default=not page.url_path)

@@ -7,25 +7,22 @@ from ui import compare, figures
 from ui import own_models as own
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
-from ui.widgets import fmt, page_header, theory
+from ui.widgets import fmt, page_header, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Compare two models, layer by layer",
-        "Pick two sample models or upload the activations of your own (one row per example, the same examples in "
-        "the same order on both sides) and get a layer × layer heatmap for the measure you choose. Confidence "
-        "intervals and permutation p-values say which cells are beyond chance, the sanity checks catch the bugs "
-        "that have shipped in popular CKA libraries, and the drill-down shows which principal components carry a "
-        "value.",
+        "Two models or their saved activations (the same examples, in the same order) → a layer × layer heatmap with "
+        "intervals, p-values, sanity checks and a drill-down into any cell.",
     )
-    compare_section()
+    compare_section(lesson)
     show_theory()
 
 
-def compare_section() -> None:
+def compare_section(lesson) -> None:
     col_a, col_b = st.columns(2, gap="large")
     with col_a:
         a, health_a = compare.side_picker("A", "mlp_seed0")
@@ -43,8 +40,7 @@ def compare_section() -> None:
                  icon=":material/error:")
         return
 
-    st.divider()
-    settings = compare.measure_controls(a.n)
+    settings, fitted = compare.measure_controls(a.n)
     try:
         values, seconds = compare.heatmap_values(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings)
     except RepresentationError as error:
@@ -66,8 +62,9 @@ def compare_section() -> None:
     result = compare.with_p_adjustment(compare.stored_inference(key), adjustment)
 
     i, j = compare.best_cell(values, settings)
+    takeaway(lesson, compare.takeaway(values, a, b, settings))
     with head:
-        row = st.columns(4)
+        row = st.container(key="proof").columns(4)
         row[0].metric("Examples", f"{a.n}")
         row[1].metric("Layers (A × B)", f"{len(a.names)} × {len(b.names)}")
         row[2].metric(f"Best match ({_short_pair(a.names[i], b.names[j])})", fmt(float(values[i, j])),
@@ -78,7 +75,6 @@ def compare_section() -> None:
         else:
             row[3].metric("Heatmap time", compare.milliseconds(seconds), help="Computing every cell once (cached "
                                                                                "afterwards).")
-        fitted = compare.colour_scale_control()
         st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result, fitted=fitted), key="cmp_heatmap",
                         config=figures.CHART_CONFIG)
 

@@ -7,34 +7,35 @@ from ui import estimators as est
 from ui.references import cite, derivation
 from ui.sidebar import current_representation
 from ui.shell import inside_app_frame
-from ui.widgets import change, fmt, log_slider, page_header, theory
+from ui.widgets import change, fmt, log_slider, page_header, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Estimators: when the number comes from the estimator, not the data",
-        "Four ways the estimator, not the representations, decides the value of CKA. Biased CKA of two *independent* "
-        "random representations approaches 1 when there are more features than examples; the minibatch estimator "
-        "depends on the batch size unless it is debiased; float32 Gram matrices of uncentred activations lose every "
-        "digit once activations carry an offset; and RBF CKA tends to 1 for any data as the bandwidth shrinks.",
+        "Four ways the estimator, not the representations, decides the value of CKA, one per tab: the null bias of "
+        "biased CKA when features outnumber examples, minibatches, float32 Gram matrices of uncentred activations, "
+        "and the RBF bandwidth.",
     )
-    st.header("1 · Null bias: independent data look similar", divider="gray")
-    null_bias_panel()
-    st.header("The representations compared below", divider="gray")
+    null_tab, minibatch_tab, float32_tab, rbf_tab = st.tabs(
+        ["1 · Null bias: independent data look similar", "2 · Minibatch CKA and the batch size",
+         "3 · float32 cancellation", "4 · RBF bandwidth"])
+    with null_tab:
+        takeaway(lesson, est.takeaway(null_bias_panel()))
     try:
-        pair = compared_pair()
+        with minibatch_tab:
+            pair = compared_pair()
     except RepresentationError as error:
-        st.error(f"{error}")
+        for tab in (minibatch_tab, float32_tab, rbf_tab):
+            tab.error(f"{error}")
         return
-    st.caption(f"{pair.label} — {pair.X.shape[0]} examples, {pair.X.shape[1]} and {pair.Y.shape[1]} features.")
-    st.header("2 · Minibatch CKA and the batch size", divider="gray")
-    minibatch_panel(pair)
-    st.header("3 · float32 cancellation in uncentred Gram matrices", divider="gray")
-    float32_panel(pair)
-    st.header("4 · RBF bandwidth: from 1 for anything to linear CKA", divider="gray")
-    rbf_panel(pair)
+    for tab, panel in ((minibatch_tab, minibatch_panel), (float32_tab, float32_panel), (rbf_tab, rbf_panel)):
+        with tab:
+            st.caption(f"{pair.label} — {pair.X.shape[0]} examples, {pair.X.shape[1]} and {pair.Y.shape[1]} "
+                       "features; pick Y in the minibatch tab.")
+            panel(pair)
 
 
 def compared_pair() -> est.Pair:
@@ -61,7 +62,8 @@ def compared_pair() -> est.Pair:
 
 
 @st.fragment
-def null_bias_panel() -> None:
+def null_bias_panel() -> est.NullBiasPoint:
+    proof = st.container(key="proof")
     left, right = st.columns([1, 2.4], gap="large")
     with left:
         n = st.select_slider("Examples n", est.N_CHOICES, value=100, key="est_n", bind="query-params")
@@ -69,13 +71,13 @@ def null_bias_panel() -> None:
                              bind="query-params")
         seed = st.slider("Random draw", 0, 9, 0, key="est_seed", bind="query-params")
     curve = est.null_bias_curve(int(n), int(seed))
-    k = list(est.D_CHOICES).index(d)
-    with left:
-        st.metric("Biased CKA", fmt(curve.biased[k]), help="X, Y independent standard Gaussian, n × d each.")
-        st.metric("Expected d / (d + n − 1)", fmt(curve.expected[k]))
-        st.metric("Debiased CKA", fmt(curve.debiased[k]), help="Unbiased HSIC (Song et al. 2012): near 0.")
+    point = est.null_bias_point(curve, int(n), int(d))
+    row = proof.columns(3)
+    row[0].metric("Biased CKA", fmt(point.biased), help="X, Y independent standard Gaussian, n × d each.")
+    row[1].metric("Expected d / (d + n − 1)", fmt(point.expected))
+    row[2].metric("Debiased CKA", fmt(point.debiased), help="Unbiased HSIC (Song et al. 2012): near 0.")
     with right:
-        fig = est.null_bias_figure(curve, d, k)
+        fig = est.null_bias_figure(curve, d, point.index)
         st.plotly_chart(fig, key="est_null_curve", config=figures.CHART_CONFIG)
     theory(
         [r"\mathbb{E}\,\mathrm{CKA}_{\text{biased}}(X, Y) \approx \frac{d}{d + n - 1}"
@@ -90,6 +92,7 @@ def null_bias_panel() -> None:
         "between wide layers on few examples with this baseline.",
         [cite("murphy2024"), f"unbiased HSIC: {cite('song2012')}", f"{derivation('2.3')}, reference case R10"],
     )
+    return point
 
 
 @st.fragment

@@ -5,13 +5,13 @@ from cka_core import RepresentationError
 from ui import edits, figures, models
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
-from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_delta, theory
+from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Function-preserving edits: same network, different CKA map",
         "Edit a trained ReLU network so that its outputs stay exactly the same: rescale the neurons of a hidden "
         "layer and undo it in the next layer, translate examples along a direction the next layer cannot see, or "
@@ -45,6 +45,7 @@ def main() -> None:
             row[0].metric("Model accuracy", percent(base.accuracy), help=f"On the {len(base.logits)} test digits.")
             row[1].metric("Layers in the map", str(len(base.names)))
         else:
+            takeaway(lesson, edits.takeaway(result, name))
             edit_results(name, layer, precision, result)
     maps(name, base, result)
     show_theory()
@@ -100,7 +101,7 @@ def controls() -> tuple[str, str, str, dict, str]:
 
 def edit_results(name: str, layer: str, precision: str, result: edits.EditResult) -> None:
     st.caption(f"Edit of **{name} · {layer}** ({precision}): {result.detail}.")
-    row = st.columns(4)
+    row = st.container(key="proof").columns(4)
     row[0].metric("Largest logit change", f"{result.max_logit_change:.1e}",
                   help=f"max over the {result.n} test digits and 10 classes of |logit edited − logit original|; "
                        f"the largest |logit| is {result.max_logit:.1f}.")

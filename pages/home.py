@@ -1,18 +1,34 @@
 """Home: what CKA is, why it is popular, and where it misleads."""
 import streamlit as st
 
-from ui import models, navigation
+from ui import edits, models, navigation
 from ui.shell import inside_app_frame
-from ui.widgets import in_rows
+from ui.widgets import in_rows, takeaway
 
 inside_app_frame()
 
 
 def main() -> None:
     st.title("CKA Pitfalls Explorer")
+    headline()
     what_cka_is()
     pitfall_map()
     try_this()
+
+
+def headline() -> None:
+    edit = edits.showcase()
+    takeaway(st.container(key="takeaway"),
+             "A CKA value can move while the network's behaviour does not move at all. "
+             + edits.takeaway(edit, edits.DEFAULT_NETWORK))
+    with st.container(key="proof", border=True):
+        row = st.columns([1, 1, 1, 1.3], vertical_alignment="center")
+        row[0].metric("Predictions changed", f"{edit.predictions_changed} of {edit.n}")
+        row[1].metric("Largest logit change", f"{edit.max_logit_change:.0e}")
+        row[2].metric(f"Linear CKA of {edit.layer}", f"{edit.cka_layer:.3f}",
+                      help="Between the layer's activations before and after the edit (1 = unchanged).")
+        row[3].page_link(navigation.by_path("pages/function_preserving.py").path, label="Make this edit yourself",
+                         icon=":material/tune:", query_params={"fp_spread": str(edits.SHOWCASE_SPREAD)})
 
 
 def what_cka_is() -> None:
@@ -33,8 +49,7 @@ either representation, works across widths, and — unlike CCA — passes Kornbl
 the same layer of two networks trained from different seeds is found as the most similar layer 99% of
 the time.
 
-**But a CKA value can move a lot while the network's behaviour does not move at all.** Davari et al.
-(ICLR 2023) show that translating a handful of points, moving one class along a direction a classifier
+Davari et al. (ICLR 2023) show that translating a handful of points, moving one class along a direction a classifier
 ignores, or rescaling neurons can take CKA from 1 to nearly 0 — and that a network can be fine-tuned to
 any target CKA map with its accuracy intact. Each page of this tool lets you do that yourself.
 """

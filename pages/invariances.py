@@ -8,46 +8,49 @@ from ui import invariances as inv
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
 from ui.sidebar import current_representation
-from ui.widgets import choose, fmt, in_rows, log_slider, page_header, theory
+from ui.widgets import choose, fmt, in_rows, log_slider, page_header, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Invariances: which measure ignores which transformation",
         "Transform the chosen representation — rotate it, rescale it, mix its features, add noise, delete its "
         "low-variance principal components — and compare the result with the original under every similarity "
-        "measure. A measure that *declares* an invariance (✓) must not move at all; the others show how sensitive "
-        "they are. The table at the bottom checks every measure against every transformation at a fixed, moderate "
-        "strength, so one glance shows which measure is invariant to what.",
+        "measure. A measure that *declares* an invariance (✓) must not move at all; the table checks every "
+        "measure against every transformation at a moderate strength, and the controls below try one at any strength.",
     )
     rep = current_representation()
     X, subset_note = inv.working_matrix(rep.key, rep)
     st.caption(f"Representation: **{rep.label}** — {rep.X.shape[0]} examples × {rep.X.shape[1]} features.")
+    _, reference_errors = inv.identity_values(rep.key, X)
+    if len(reference_errors) == len(MEASURES):
+        st.error("No similarity measure can be computed on this representation, so there is nothing to compare: "
+                 + " ".join(f"**{MEASURES[m].label}**: {msg}" for m, msg in reference_errors.items())
+                 + " Pick another source in the sidebar.")
+        show_theory()
+        return
+    table = inv.table(rep.key, X)
+    takeaway(lesson, inv.takeaway(table))
+    table_section(table)
     if subset_note:
         st.info(subset_note)
     if inv.spans_everything(X):
         st.caption(f"With {X.shape[1]} features for {X.shape[0]} examples the centred representation spans every "
                    "direction the examples allow, so measures invariant to invertible linear maps (mean CCA) read 1 for "
                    "*any* pair here.")
+    st.subheader("One transformation at any strength")
     controls_column, results = st.columns([1, 2.4], gap="large")
     with controls_column:
         name, strength, seed = controls(X.shape[1])
-    _, reference_errors = inv.identity_values(rep.key, X)
-    if len(reference_errors) == len(MEASURES):
-        results.error("No similarity measure can be computed on this representation, so there is nothing to compare: "
-                      + " ".join(f"**{MEASURES[m].label}**: {msg}" for m, msg in reference_errors.items())
-                      + " Pick another source in the sidebar.")
+    try:
+        shown = inv.panel_view(rep.key, X, name, strength, seed)
+    except RepresentationError as error:
+        results.error(str(error))
     else:
-        try:
-            shown = inv.panel_view(rep.key, X, name, strength, seed)
-        except RepresentationError as error:
-            results.error(str(error))
-        else:
-            with results:
-                measures_panel(shown)
-            table_section(rep.key, X)
+        with results:
+            measures_panel(shown)
     show_theory()
 
 
@@ -127,15 +130,16 @@ def measures_panel(shown: inv.PanelView) -> None:
                   "(rotations, isotropic scaling) keep CKA at 1; maps that reshape it move CKA.")
 
 
-def table_section(rep_key: str, X) -> None:
-    st.subheader("Which measure is invariant to what")
-    table = inv.table(rep_key, X)
-    st.plotly_chart(inv.table_figure(table), key="inv_table", config=figures.CHART_CONFIG)
+def table_section(table: dict) -> None:
+    with st.container(key="proof"):
+        st.plotly_chart(inv.table_figure(table), key="inv_table", config=figures.CHART_CONFIG)
     st.caption(
-        "✓: the measure declares an invariance class that contains the transformation (a permutation is also an "
-        "orthogonal map, and orthogonal maps and isotropic scalings are invertible linear maps), so the cell must be "
-        "0. Noise and top-k PC projection are in no invariance class: those columns only show how much each measure "
-        f"moves. Seed {inv.TABLE_SEED} for every random map; movement 0.000 can still hide a change below 5·10⁻⁴."
+        "Each cell: how far the measure moved, as a share of the way from its value for identical inputs to its value "
+        "for unrelated ones (0 for a similarity, π/2 for the Procrustes angle). ✓: the measure declares an invariance "
+        "class that contains the transformation (a permutation is also an orthogonal map, and orthogonal maps and "
+        "isotropic scalings are invertible linear maps), so the cell must be 0. Noise and top-k PC projection are in "
+        f"no invariance class: those columns only show how much each measure moves. Seed {inv.TABLE_SEED} for every "
+        "random map; movement 0.000 can still hide a change below 5·10⁻⁴."
     )
     if table["failed"]:
         st.error("Columns left empty: " + " ".join(f"**{TRANSFORMATIONS[t].label}**: {msg}"
@@ -143,8 +147,6 @@ def table_section(rep_key: str, X) -> None:
     cells = inv.violations(table)
     if cells:
         st.error(f"Bug: a declared invariance moved by more than {inv.INVARIANCE_TOL:g} (⚠): {'; '.join(cells)}.")
-    else:
-        st.success(f"Every declared invariance holds: no ✓ cell moved by more than {inv.INVARIANCE_TOL:g}.")
     with st.expander("Values behind the table"):
         frame = inv.table_frame(table)
         st.dataframe(frame, key="inv_values",

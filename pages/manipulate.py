@@ -7,13 +7,13 @@ from ui import figures, models
 from ui import manipulate as man
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
-from ui.widgets import choose, fmt, page_header, percent, points_delta, theory
+from ui.widgets import choose, fmt, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Manipulate: fine-tune a network toward any CKA map",
         "Pick a target CKA map -- every layer unlike every other, everything alike, one pair changed, a map you "
         "draw, or another network's map -- and fine-tune a copy of a trained network toward it while distillation "
@@ -47,6 +47,7 @@ def main() -> None:
         progress_slot = st.empty()
         live_slot = st.empty()
     outcome = man.last_outcome()
+    takeaway(lesson, man.takeaway(spec, base, None if running else outcome))
     if outcome is not None and not running:
         result(outcome)
     show_theory()
@@ -126,7 +127,7 @@ def buttons(running: bool, ready: bool, problem: str | None) -> None:
 
 
 def current_map(spec: man.Spec, base) -> None:
-    row = st.columns(3)
+    row = st.container(key="proof").columns(3)
     row[0].metric("Test accuracy now", percent(models.test_accuracy(spec.model)),
                   help=f"The zoo network on the {len(models.digits().y_test)} digits of the test split.")
     row[1].metric("Mean |M − target| now", fmt(man.map_gap(base, spec.target), 3),

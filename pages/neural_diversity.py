@@ -5,25 +5,47 @@ from ui import figures
 from ui import neural_diversity as nd
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
-from ui.widgets import choose, fmt, in_rows, page_header, percent, points_delta, theory
+from ui.widgets import choose, fmt, in_rows, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Neural diversity: neurons with their own activation curves",
         "Geadah et al. give every neuron a learnable f–I curve γ(x; n, s) with its own gain *n* and saturation *s*, "
-        "and let adaptive recurrent units reset them at every time step. Here: the γ family, what the zoo's networks "
-        "learned (how diverse their neurons became, how the adaptive units adapt along a digit), how well each network "
-        "survives shifts in its input statistics — and whether CKA between clean and perturbed hidden states tells "
-        "you which networks are the robust ones.",
+        "and let adaptive recurrent units reset them at every time step. Does CKA between clean and perturbed hidden "
+        "states tell you which networks are the robust ones? The answer is right here, for the perturbation chosen "
+        "in section 3; below it, the γ family, what the zoo learned, and the evidence.",
     )
+    answer = st.container()  # filled once section 3's perturbation controls are read
     gamma_family()
     learned_diversity()
     kind, amplitude_index, setting = robustness()
+    sweep = nd.sweep(kind, *setting)
+    takeaway(lesson, nd.takeaway(sweep, amplitude_index))
+    with answer:
+        the_answer(sweep, amplitude_index)
     what_cka_says(kind, amplitude_index, setting)
     adaptation(kind, amplitude_index, setting)
+
+
+def the_answer(sweep, k: int) -> None:
+    result = nd.verdict(sweep, k)
+    with st.container(key="proof"):
+        if result.agreement is not None:
+            row = st.columns([1, 1, 1.5, 1.5])
+            row[0].metric("Spearman ρ", fmt(result.agreement.spearman, 3),
+                          help="Rank correlation of CKA(clean, perturbed) with accuracy retained (perturbed / clean) "
+                               "across the networks. 1: CKA orders them exactly by robustness.")
+            row[1].metric("Kendall τ", fmt(result.agreement.kendall, 3),
+                          help="Concordant minus discordant pairs of networks, as a fraction (τ-b, ties allowed).")
+            row[2].metric("Most robust by accuracy", result.top_accuracy)
+            row[3].metric("Most robust by CKA", result.top_cka)
+        getattr(st, result.level)(result.text)
+    st.warning(nd.paper_comparison(sweep, k) + " The zoo's networks are small and trained on 8×8 digits read row "
+               "by row, not the paper's psMNIST protocol; section 3 shows every network's curve.",
+               icon=":material/science:")
 
 
 def _apply_preset() -> None:
@@ -169,17 +191,7 @@ def what_cka_says(kind: str, k: int, setting: tuple) -> None:
                           delta=f"{points_delta(network.accuracy, network.clean)} accuracy", delta_color="off",
                           help="CKA(hidden on clean digits, hidden on perturbed digits), and next to it the accuracy "
                                "drop.")
-    result = nd.verdict(sweep, k)
-    if result.agreement is not None:
-        row = st.columns([1, 1, 1.5, 1.5])
-        row[0].metric("Spearman ρ", fmt(result.agreement.spearman, 3),
-                      help="Rank correlation of CKA(clean, perturbed) with accuracy retained (perturbed / clean) across "
-                           "the networks. 1: CKA orders them exactly by robustness.")
-        row[1].metric("Kendall τ", fmt(result.agreement.kendall, 3),
-                      help="Concordant minus discordant pairs of networks, as a fraction (τ-b, ties allowed).")
-        row[2].metric("Most robust by accuracy", result.top_accuracy)
-        row[3].metric("Most robust by CKA", result.top_cka)
-    getattr(st, result.level)(result.text)
+    st.caption("The rank statistics and the verdict for these numbers are at the top of the page.")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(nd.scatter_chart(kind, *setting, k), key="nd_scatter_chart", config=figures.CHART_CONFIG)

@@ -8,13 +8,13 @@ from ui import translation as tr
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
 from ui.sidebar import current_representation
-from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_delta, theory
+from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
+    lesson = page_header(
         "Outliers: move a few points, lose the similarity",
         "Translate some examples of the chosen representation by a distance *c* along a direction and compare "
         "the result with the original. The network (or a linear read-out) may not notice at all, yet CKA can "
@@ -32,8 +32,10 @@ def main() -> None:
     except RepresentationError as error:
         results.error(str(error))
     else:
+        takeaway(lesson, out.takeaway(shown, setting))
         with results:
-            metrics(shown)
+            with st.container(key="proof"):
+                metrics(shown)
             st.plotly_chart(shown.curve, key="outliers_curve", config=figures.CHART_CONFIG)
             if shown.rbf_skipped:
                 st.caption(shown.rbf_skipped)
@@ -75,10 +77,10 @@ def metrics(shown: out.OutliersView) -> None:
     row[0].metric("Limit as c → ∞", fmt(shown.limit),
                   help="ρ(1−ρ)‖μ_moved − μ_rest‖² / ‖Σ‖_F; independent of the direction.")
     row[1].metric("Network accuracy", percent(shown.network_now),
-                  delta=points_delta(shown.network_now, shown.network_before),
+                  **points_steady_delta(shown.network_now, shown.network_before),
                   help="The model continues from the moved representation (needs a sample model source).")
     row[2].metric("Linear probe accuracy", percent(shown.probe_now),
-                  delta=points_delta(shown.probe_now, shown.probe_before),
+                  **points_steady_delta(shown.probe_now, shown.probe_before),
                   help="A ridge read-out fitted on the original representation, applied to the moved one.")
 
 

@@ -7,19 +7,20 @@ from ui import separability as sep
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame
 from ui.sidebar import current_representation
-from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, steady_delta, theory
+from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, steady_delta, takeaway, theory
 
 inside_app_frame()
 
 
 def main() -> None:
-    page_header(
-        "Separability: a classifier sees no change, CKA sees a big one",
+    lesson = page_header(
+        "Separability: the probe's decisions stay put, CKA falls",
         "Move every example of one class a distance *c* along a direction orthogonal to all decision normals "
-        "of a linear classifier. The classifier's scores, accuracy and margins stay exactly the same for every "
-        "*c*, yet linear CKA between the original and the moved representation falls towards a limit far below "
-        "1 (Davari et al., Corollary 4). A random direction takes CKA down just as far, but it does change the "
-        "classifier's decisions.",
+        "of a linear probe. The probe's scores, accuracy and margins stay exactly the same for every *c*, yet "
+        "linear CKA between the original and the moved representation falls towards a limit far below 1 "
+        "(Davari et al., Corollary 4). The network's own later layers are not that probe: they may read the "
+        "moved direction, so its accuracy is shown too. A random direction takes CKA down just as far, but it "
+        "changes the probe's decisions.",
     )
     rep = current_representation()
     st.caption(f"Representation: **{rep.label}** — {rep.X.shape[0]} examples × {rep.X.shape[1]} features.")
@@ -42,8 +43,10 @@ def main() -> None:
         except RepresentationError as error:
             results.error(f"{error}")
         else:
+            takeaway(lesson, sep.takeaway(shown, c))
             with results:
-                metrics(shown)
+                with st.container(key="proof"):
+                    metrics(shown)
                 st.plotly_chart(shown.curves, key="separability_curves", config=figures.CHART_CONFIG)
             two_dimensional_view(shown)
     show_theory()

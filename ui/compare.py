@@ -217,9 +217,10 @@ def inputs_check(a: Side, b: Side) -> sanity.Check | None:
 
 def _describe(side: Side) -> None:
     widths = [v.shape[1] for v in side.layers.values()]
+    about = models.get(side.model_name).description if side.model_name is not None else None
     st.caption(f"**{side.label}** — {side.n} examples × {len(widths)} layers, "
                f"{min(widths)}–{max(widths)} features." if min(widths) != max(widths) else
-               f"**{side.label}** — {side.n} examples × {len(widths)} layers of {widths[0]} features.")
+               f"**{side.label}** — {side.n} examples × {len(widths)} layers of {widths[0]} features.", help=about)
     flattened = [f"{k} {'×'.join(map(str, s))} → {int(np.prod(s))}" for k, s in side.shapes.items() if len(s) > 1]
     if flattened:
         st.caption("Flattened per example (each map becomes one vector): " + "; ".join(flattened) + ".")
@@ -229,11 +230,10 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
     """The source chooser of one side: (the side with its chosen, non-constant layers, or None
     while waiting or after an error shown here; the layer-health check). A side that is one of the
     user's own models is a :class:`ui.own_models.ModelChoice` until its forward pass has run."""
-    st.subheader(f"Side {side}")
     launch = [str(p) for p in launch_files()]
     kinds = {k: v for k, v in SOURCE_KINDS.items() if k != "launch" or launch}
     key = side.lower()
-    kind = choose(st.radio, "Source", kinds, key=f"cmp_{key}_kind", horizontal=True,
+    kind = choose(st.radio, f"**Side {side}** · source", kinds, key=f"cmp_{key}_kind", horizontal=True,
                   help=f"A network's layers on the {len(models.digits().y_test)} digits of the test split (the zoo, "
                        "and networks fine-tuned on the Manipulate page in this session), your own model (Hugging "
                        "Face, ONNX, torch.export) run on your inputs, your own saved activations, or a file named "
@@ -242,8 +242,7 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
         if kind == "network":
             names = models.names()
             name = st.selectbox("Model", names, index=names.index(default_model), key=f"cmp_{key}_model",
-                                bind="query-params")
-            st.caption(models.get(name).description)
+                                bind="query-params", label_visibility="collapsed")
             loaded = network_side(side, name)
         elif kind == "own":
             return own.model_picker(side), None
@@ -326,8 +325,16 @@ class Settings:
                 "batch_size": self.batch_size, "sigma": self.sigma}
 
 
-def measure_controls(n: int) -> Settings:
-    cols = st.columns([1.2, 1.4, 1.2])
+def measure_controls(n: int) -> tuple[Settings, bool]:
+    """The measure row: (the measure and its estimator options, whether the heatmap's colours are
+    fitted to its values)."""
+    cols = st.columns([1.1, 1.6, 1.2, 0.9], vertical_alignment="bottom")
+    with cols[3]:
+        fitted = colour_scale_control()
+    return _measure_settings(cols, n), fitted
+
+
+def _measure_settings(cols, n: int) -> Settings:
     with cols[0]:
         measure = choose(st.selectbox, "Measure", MEASURE_CHOICES, key="cmp_measure",
                          help="Linear CKA is the usual choice; the others answer different questions (see Theory).")
@@ -673,6 +680,25 @@ def best_cell(values: np.ndarray, settings: Settings) -> tuple[int, int]:
     return int(i), int(j)
 
 
+def takeaway(values: np.ndarray, a: Side, b: Side, settings: Settings) -> str:
+    """The page's lesson in one sentence: the best cell, and what the same cell reads with a trained
+    side replaced by its untrained twin (when a zoo network is involved)."""
+    i, j = best_cell(values, settings)
+    best = (f"{settings.label} finds {a.label}'s {a.names[i]} closest to {b.label}'s {b.names[j]} "
+            f"({float(values[i, j]):.2f})")
+    plan = baseline_plan(a, b)
+    if plan is None:
+        return best + "; whether such a value is beyond chance, the intervals, p-values and checks below decide."
+    replaced, model = plan
+    try:
+        what, baseline = baseline_values(*pair_arguments(a, b), settings.key, replaced, model, a.layers, b.layers,
+                                         settings)
+    except RepresentationError:
+        return best + "."
+    return (f"{best}, but a value needs its baseline: with side {replaced} replaced by {what} the same cell still "
+            f"reads {float(baseline[i, j]):.2f}.")
+
+
 def beyond_chance(result: Inference) -> int:
     """How many cells are clearly beyond chance (not flagged)."""
     return int(result.flagged.size - result.flagged.sum())
@@ -731,7 +757,7 @@ def _z_range(settings: Settings, values: np.ndarray, fitted: bool = False) -> tu
 
 def colour_scale_control() -> bool:
     """Whether the heatmap's colours span the values shown instead of the measure's whole range."""
-    return st.toggle("Colours fitted to these values", key="cmp_fit_colours", bind="query-params",
+    return st.toggle("Fitted colours", key="cmp_fit_colours", bind="query-params",
                      help="Off: the measure's whole range (0 to 1 for CKA), comparable across heatmaps. On: the "
                           "lowest to the highest value shown, so that close values (0.82 and 0.96) differ in colour.")
 

@@ -70,6 +70,29 @@ class EditResult:
         return self.max_logit_change / max(self.max_logit, 1e-30)
 
 
+def takeaway(result: EditResult, name: str) -> str:
+    """The page's lesson in one sentence, with the numbers of this edit."""
+    if result.predictions_changed:
+        return (f"In this arithmetic the edit is no longer exact: {result.predictions_changed} of {result.n} "
+                f"predictions changed by roundoff (logits by up to {result.max_logit_change:.1e}); in float64, or "
+                "with a smaller condition number, every prediction stays.")
+    moved = float(np.max(np.abs(result.map_after - result.map_before)))
+    return (f"{name} computes the same function after this edit: all {result.n} predictions are identical and "
+            f"the logits move by at most {result.max_logit_change:.0e}, yet linear CKA between {result.layer} "
+            f"before and after is {result.cka_layer:.3f} and cells of the network's CKA map move by up to {moved:.2f}.")
+
+
+#: The Home page's headline edit: the Function-preserving page's default with the largest spread.
+SHOWCASE_SPREAD = 3.0
+
+
+def showcase() -> EditResult:
+    """The Home page's headline edit: mlp_deep's last hidden layer, float64, neurons rescaled with
+    spread SHOWCASE_SPREAD (the Function-preserving page's defaults otherwise)."""
+    return rescale(DEFAULT_NETWORK, "float64", hidden_layers(DEFAULT_NETWORK)[-1], "spread", SHOWCASE_SPREAD,
+                   0, 0, 1.0)
+
+
 def networks() -> list[str]:
     """The registered ReLU MLPs (zoo and fine-tuned in this session), the default first."""
     names = models.names(relu_mlp=True, trained=True)

@@ -74,6 +74,33 @@ def null_bias_curve(n: int, seed: int) -> NullCurve:
     return NullCurve(n, d, np.array(biased), np.array(debiased), expected_null_cka(n, d))
 
 
+@dataclass(frozen=True)
+class NullBiasPoint:
+    """The null-bias curve read at one width."""
+
+    n: int
+    d: int
+    index: int            # position of d in D_CHOICES
+    biased: float
+    expected: float
+    debiased: float
+
+
+def null_bias_point(curve: NullCurve, n: int, d: int) -> NullBiasPoint:
+    k = list(D_CHOICES).index(d)
+    return NullBiasPoint(n, d, k, float(curve.biased[k]), float(curve.expected[k]), float(curve.debiased[k]))
+
+
+def takeaway(point: NullBiasPoint) -> str:
+    """The page's lesson in one sentence, with the numbers of the null-bias panel's setting."""
+    reading = ("looks strongly similar" if point.biased >= 0.5 else
+               "already looks somewhat similar" if point.biased >= 0.2 else "looks unrelated, as it should")
+    return (f"The estimator can decide the number: two independent random representations with n = {point.n} "
+            f"examples and d = {point.d} features read biased CKA {point.biased:.2f} (d / (d + n − 1) = "
+            f"{point.expected:.2f}) and debiased CKA {point.debiased:.2f}, so on biased CKA unrelated data "
+            f"{reading}.")
+
+
 # ----------------------------------------------------------------------------- minibatch
 @dataclass(frozen=True)
 class MinibatchCurve:

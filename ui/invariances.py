@@ -102,9 +102,35 @@ def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dic
 
 
 def movement(name: str, value: float, reference: float) -> float:
-    """|m(X, T(X)) - m(X, X)| as a fraction of the measure's range."""
-    low, high = MEASURES[name].value_range
-    return abs(value - reference) / (high - low)
+    """|m(X, T(X)) - m(X, X)| as a fraction of the way from "identical" to "unrelated": the span
+    between the measure's value for identical inputs (the similar end of its range) and for unrelated
+    ones (0 for a similarity, the far end for a distance). Dividing by the whole range instead would
+    make a similarity that can go negative (debiased CKA, RSA: range -1 to 1) look half as sensitive
+    as biased CKA for the same change."""
+    info = MEASURES[name]
+    low, high = info.value_range
+    identical, unrelated = (high, 0.0) if info.higher_is_similar else (low, high)
+    return abs(value - reference) / abs(identical - unrelated)
+
+
+#: Transformations that keep every bit of information in X (an inverse exists), unlike noise and PC deletion.
+LOSSLESS = ("orthogonal", "isotropic", "anisotropic", "one_feature", "invertible", "permutation", "translation")
+
+
+def takeaway(table: dict) -> str:
+    """The page's lesson in one sentence, with the numbers of the table (this representation)."""
+    bugs = int(np.count_nonzero(table["violation"]))
+    held = ("every declared invariance holds (✓ cells stay at 0)" if bugs == 0 else
+            f"{bugs} declared invariance(s) moved (⚠: a bug)")
+    row = table["measures"].index("linear_cka")
+    moves = sorted(((table["movement"][row, j], t) for j, t in enumerate(table["transformations"])
+                    if t in LOSSLESS and not table["declared"][row, j] and np.isfinite(table["movement"][row, j])),
+                   reverse=True)[:2]
+    if not moves:
+        return f"Each measure ignores what it declares: {held}."
+    named = " and ".join(f"{value:.2f} under {transforms.TRANSFORMATIONS[t].label.lower()}" for value, t in moves)
+    return (f"Each measure ignores exactly what it declares — {held} — and nothing more: linear CKA moves {named}, "
+            "maps that keep every bit of information in X.")
 
 
 def variance_shares(X: np.ndarray, top: int = 40) -> np.ndarray:
@@ -130,7 +156,7 @@ def panel(rep_key: str, _X: np.ndarray, name: str, strength: float | None, seed:
 def table(rep_key: str, _X: np.ndarray) -> dict:
     """The measure x transformation table at the fixed strengths of TABLE_STRENGTHS.
 
-    movement[i, j]: |m_i(X, T_j(X)) - m_i(X, X)| / range of m_i; declared[i, j]: measure i declares an
+    movement[i, j]: |m_i(X, T_j(X)) - m_i(X, X)| / span of m_i (see movement); declared[i, j]: measure i declares an
     invariance class that contains T_j; violation[i, j]: declared and moved more than INVARIANCE_TOL
     (raw difference). Cells whose measure failed hold NaN (their message is in ``errors``), and so do the
     columns of transformations that cannot be applied (their message is in ``failed``).
@@ -177,7 +203,7 @@ DECLARED_COLOUR, OTHER_COLOUR = figures.COLOURS["original"], figures.COLOURS["li
 
 
 def movement_bars(labels: list[str], values: list[float], declared: list[bool], *, title: str) -> go.Figure:
-    """Horizontal bars of |m(X, T(X)) - m(X, X)| / range per measure, grey where the measure declares
+    """Horizontal bars of |m(X, T(X)) - m(X, X)| / span per measure (see movement), grey where the measure declares
     invariance to T (the bar must be empty), blue elsewhere. (A candidate for ui.figures.)"""
     top = max(0.05, 1.25 * max(values, default=0.0))
     fig = go.Figure(go.Bar(
@@ -185,7 +211,7 @@ def movement_bars(labels: list[str], values: list[float], declared: list[bool], 
         text=[f"{v:.3f}" + (" ✓" if d else "") for v, d in zip(values, declared)], textposition="outside",
         cliponaxis=False, hovertemplate="%{y}: %{x:.3e}<extra></extra>",
     ))
-    fig.update_layout(title=title, xaxis_title="|m(X, T(X)) − m(X, X)| / range", **figures.LAYOUT)
+    fig.update_layout(title=title, xaxis_title="|m(X, T(X)) − m(X, X)| / span", **figures.LAYOUT)
     fig.update_xaxes(range=[0, top])
     fig.update_yaxes(autorange="reversed", automargin=True)
     return fig
@@ -282,11 +308,11 @@ def table_figure(table: dict) -> go.Figure:
              + (" ✓" if table["declared"][i, j] else "") + (" ⚠" if table["violation"][i, j] else "")
              for j in range(moved.shape[1])] for i in range(moved.shape[0])]
     fig = figures.heatmap(np.nan_to_num(moved, nan=0.0), t_labels, m_labels,
-                          title="How far each measure moves from its value for identical inputs (|Δ| / range)",
-                          z_range=(0.0, 1.0), x_title="transformation", y_title="measure", colour_title="|Δ| / range")
+                          title="How far each measure moves from its value for identical inputs (share of the way to unrelated)",
+                          z_range=(0.0, 1.0), x_title="transformation", y_title="measure", colour_title="|Δ| / span")
     fig.update_traces(text=text, texttemplate="%{text}", customdata=table["values"],
-                      hovertemplate="%{y} under %{x}<br>|Δ| / range = %{z:.2e}<br>value = %{customdata:.6f}<extra></extra>")
-    fig.update_layout(height=520, margin=dict(l=60, r=20, t=50, b=60))
+                      hovertemplate="%{y} under %{x}<br>|Δ| / span = %{z:.2e}<br>value = %{customdata:.6f}<extra></extra>")
+    fig.update_layout(height=430, margin=dict(l=60, r=20, t=40, b=50))
     fig.update_xaxes(tickangle=0, side="bottom")
     return fig
 

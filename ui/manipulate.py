@@ -314,6 +314,21 @@ def finish(job: Job) -> Outcome:
     return outcome
 
 
+def takeaway(spec: Spec | None, base: np.ndarray | None, outcome: Outcome | None) -> str:
+    """The page's lesson in one sentence: the last job's numbers, else what the current target asks."""
+    if outcome is not None:
+        points = round(100 * (outcome.accuracy_after - outcome.accuracy_before), 1) + 0.0
+        return (f"Fine-tuning took {outcome.model}'s CKA map from {outcome.mean_abs_before:.2f} to "
+                f"{outcome.mean_abs_after:.2f} mean distance from the target ({outcome.target_label.lower()}) while "
+                f"test accuracy went from {100 * outcome.accuracy_before:.1f}% to {100 * outcome.accuracy_after:.1f}% "
+                f"({points:+.1f} points): the map moved, the function barely did.")
+    if spec is None or base is None:
+        return "A network can be fine-tuned toward almost any CKA map while distillation keeps its predictions."
+    return (f"{spec.model}'s CKA map is now {map_gap(base, spec.target):.2f} from the target (mean over cells); "
+            f"training moves it toward the target while test accuracy is held within η = {spec.settings.eta:g} "
+            f"points of {100 * models.test_accuracy(spec.model):.1f}%. Press Train to see how far it gets.")
+
+
 def last_outcome() -> Outcome | None:
     return st.session_state.get(RESULT_KEY)
 

@@ -278,6 +278,40 @@ def verdict(s: Sweep, k: int) -> Verdict:
     return Verdict("success" if good else "warning", text, agreement, top_acc, top_cka)
 
 
+def adaptive_rank(s: Sweep, k: int) -> tuple[int, float]:
+    """(rank of the adaptive RNN by accuracy retained at amplitude ``k``, 1 = most robust; its
+    accuracy change in points)."""
+    retained = s.accuracy[:, k] / s.accuracy[:, 0]
+    aru = list(NETWORKS).index("rnn_adaptive")
+    rank = 1 + int(np.count_nonzero(retained > retained[aru]))
+    return rank, 100 * float(s.accuracy[aru, k] - s.accuracy[aru, 0])
+
+
+def paper_comparison(s: Sweep, k: int) -> str:
+    """How the zoo's adaptive RNN fares against Geadah et al.'s finding, at amplitude ``k``."""
+    rank, points = adaptive_rank(s, k)
+    n = len(NETWORKS)
+    standing = ("the most robust, as in the paper" if rank == 1 else
+                "the least robust, the opposite of the paper" if rank == n else
+                f"number {rank} of {n}, not the most robust as in the paper")
+    return (f"Geadah et al. found the adaptive networks the most robust; in this zoo, at A = {s.amplitudes[k]:g}, "
+            f"the adaptive RNN is {standing} ({points:+.1f} points of accuracy).")
+
+
+def takeaway(s: Sweep, k: int) -> str:
+    """The page's lesson in one sentence, with the numbers at amplitude ``k``."""
+    result = verdict(s, k)
+    if result.agreement is None or result.agreement.spearman is None:
+        return ("Whether CKA between clean and perturbed hidden states ranks the networks' robustness shows once "
+                "something is perturbed: raise the amplitude in section 3.")
+    rho = result.agreement.spearman
+    how = ("correctly" if result.agreement.kendall >= 1.0 - 1e-9 else "largely correctly" if rho >= 0.8 else
+           "only partly correctly" if rho >= 0.4 else "poorly" if rho > 0 else "wrongly")
+    return (f"CKA between clean and perturbed hidden states ranks these networks' robustness {how} (Spearman ρ = "
+            f"{rho:.2f} at A = {s.amplitudes[k]:g}; most robust by CKA: {result.top_cka}, by accuracy kept: "
+            f"{result.top_accuracy}).")
+
+
 def rank_over_amplitudes(s: Sweep) -> tuple[np.ndarray, np.ndarray]:
     """Spearman and Kendall of CKA vs accuracy retained at every grid amplitude (NaN where undefined)."""
     rhos, taus = np.full(s.amplitudes.size, np.nan), np.full(s.amplitudes.size, np.nan)

@@ -57,6 +57,21 @@ class OutliersView:
     plot_note: str | None             # the scatter shows a subset
 
 
+def takeaway(shown: OutliersView, setting: Setting) -> str:
+    """The page's lesson in one sentence, with the numbers of this setting."""
+    moved = "one example" if shown.moved_count == 1 else f"{shown.moved_count} of {shown.n} examples"
+    sentence = (f"Moving {moved} by c = {setting.c:.3g} takes linear CKA from 1 to {shown.cka:.3f}, and to "
+                f"{shown.limit:.3f} as c grows")
+    now, before, who = ((shown.network_now, shown.network_before, "the network's accuracy")
+                        if shown.network_now is not None else (shown.probe_now, shown.probe_before, "a linear probe's accuracy"))
+    if now is None or before is None:
+        return sentence + "."
+    points = round(100 * (now - before), 1) + 0.0
+    if points == 0:
+        return sentence + f", while {who} does not change ({100 * now:.1f}%)."
+    return sentence + f"; {who} changes by {points:+.1f} points along this direction."
+
+
 def view(rep: data.Representation, setting: Setting) -> OutliersView:
     """Every number and figure of the page; raises RepresentationError for a setting that cannot apply."""
     X = rep.X

@@ -307,6 +307,33 @@ class SeparabilityView:
     plot_note: str | None
 
 
+#: Largest change of a probe score still called "unchanged" (float64 rounding of c·w_k·v).
+SCORES_UNCHANGED = 1e-6
+
+
+def takeaway(shown: SeparabilityView, c: float) -> str:
+    """The page's lesson in one sentence, with the numbers of this setting."""
+    moved = f"Moving class {shown.cls} ({shown.moved_count} of {shown.n} examples) by c = {c:.3g}"
+    if shown.score_change < SCORES_UNCHANGED:
+        probe = (f"the probe's scores change by at most {shown.score_change:.0e}, so its decisions and accuracy "
+                 f"({100 * shown.probe_after:.1f}%) stay the same")
+    elif round(100 * shown.probe_after, 1) == round(100 * shown.probe_before, 1):
+        probe = (f"the probe's scores move by up to {shown.score_change:.2g}, but its accuracy stays at "
+                 f"{100 * shown.probe_after:.1f}%")
+    else:
+        probe = f"the probe's accuracy goes from {100 * shown.probe_before:.1f}% to {100 * shown.probe_after:.1f}%"
+    if shown.kind == "random":
+        return f"{moved} along a random direction takes linear CKA to {shown.cka:.3f}, and {probe}."
+    sentence = f"{moved} along a direction the probe ignores: {probe}, while linear CKA falls to {shown.cka:.3f}"
+    if shown.network_before is None or shown.network_after is None:
+        return sentence + "."
+    points = round(100 * (shown.network_after - shown.network_before), 1) + 0.0
+    if points == 0:
+        return sentence + ", and the network's own accuracy does not change either."
+    return sentence + (f". The network itself reads the moved direction (it is not in its next layer's null "
+                       f"space): its accuracy changes by {points:+.1f} points.")
+
+
 def view(rep: data.Representation, cls: int, kind: str, seed: int, c: float) -> SeparabilityView:
     """Every number and figure of the page for one setting; raises RepresentationError when the
     chosen direction does not exist for this representation."""

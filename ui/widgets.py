@@ -4,10 +4,20 @@ from __future__ import annotations
 import streamlit as st
 
 
-def page_header(title: str, what_it_shows: str) -> None:
-    """Title and the 2-3 sentence 'what this shows' every page starts with."""
+def page_header(title: str, what_it_shows: str):
+    """Title, the slot for the page's takeaway, and the 2-3 sentence 'what this shows' every page
+    starts with. Returns the slot: the takeaway is written once the page knows its numbers."""
     st.title(title)
+    slot = st.container(key="takeaway")
     st.markdown(what_it_shows)
+    return slot
+
+
+def takeaway(slot, sentence: str) -> None:
+    """The page's one lesson in one sentence, its numbers those of the current settings, at the top
+    (a browser test checks that it and the page's proof, ``st.container(key="proof")``, show
+    without scrolling)."""
+    slot.container(border=True).markdown(f":material/lightbulb: **Takeaway.** {sentence}")
 
 
 def theory(latex_blocks: list[str], text: str, sources: list[str]) -> None:
@@ -67,8 +77,10 @@ def steady_delta(now: float, before: float, *, digits: int, unit: str = "", scal
     return dict(delta=f"{rounded:+.{digits}f}{unit}")
 
 
-def points_steady_delta(now: float, before: float) -> dict:
-    """:func:`steady_delta` of an accuracy change, in percentage points."""
+def points_steady_delta(now: float | None, before: float | None) -> dict:
+    """:func:`steady_delta` of an accuracy change, in percentage points (no delta if either is unknown)."""
+    if now is None or before is None:
+        return {}
     return steady_delta(now, before, digits=1, unit=" pts", scale=100.0)
 
 

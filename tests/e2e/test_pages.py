@@ -116,7 +116,10 @@ def test_the_derivations_render_and_a_theory_box_links_to_its_section(page, app_
 def test_every_theory_formula_typesets_and_fits_its_box(page, app_url, path):
     page.goto(f"{app_url}/{path}")
     wait_for_run(page, timeout=120_000)
-    box = page.get_by_test_id("stExpander").filter(has_text="Theory").last
+    tabs = page.get_by_role("tab")
+    if tabs.count():  # a page in tabs (Estimators): the last tab's Theory box is the one visible after this
+        tabs.last.click()
+    box = page.get_by_test_id("stExpander").filter(has_text="Theory").filter(visible=True).last
     box.locator("summary").click()
     box.locator(".katex-display").first.wait_for()
     formulas = box.locator(".katex-display")
@@ -132,3 +135,25 @@ def test_every_theory_formula_typesets_and_fits_its_box(page, app_url, path):
         # and scrolls, so a formula wider than the column shows cut at the right edge).
         wide, room = formula.evaluate("e => [e.scrollWidth, e.closest('[data-testid=stMarkdown]').clientWidth]")
         assert wide <= room + 1, f"{path}: formula {k} ({text!r}) is {wide:.0f} px wide in a {room} px column"
+
+
+@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES])
+def test_every_page_states_its_takeaway_and_shows_its_proof_without_scrolling(page, app_url, path):
+    """At 1400 × 900 the takeaway sentence and the figure or numbers behind it are on screen as the
+    page opens (issue: Compare's heatmap and the Neural diversity answer sat far below the fold)."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{app_url}/{path}")
+    wait_for_run(page)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    lesson, proof = page.locator(".st-key-takeaway"), page.locator(".st-key-proof")
+    expect(lesson.get_by_test_id("stMarkdown")).to_be_visible()
+    assert lesson.inner_text().strip().startswith("lightbulb") or "Takeaway." in lesson.inner_text()
+    assert len(lesson.inner_text().strip()) > 60
+    expect(proof).to_be_visible()
+    assert proof.locator("[data-testid='stMetric'], [data-testid='stPlotlyChart'], a").count() > 0
+    for what, box in (("takeaway", lesson.bounding_box()), ("proof", proof.bounding_box())):
+        assert box["height"] > 0 and box["y"] >= 0, (what, box)
+        assert box["y"] + box["height"] <= 900, f"{what} of /{path} ends at {box['y'] + box['height']:.0f} px"
+    if path == "compare":
+        heatmap = page.locator(".st-key-cmp_heatmap")
+        assert heatmap.bounding_box()["y"] < 900 - 150  # the heatmap shows, not just its title
