@@ -23,6 +23,7 @@ def main() -> None:
 
 
 def compare_section(lesson) -> None:
+    compare.collect_job()  # a job that finished since the last run
     col_a, col_b = st.columns(2, gap="large")
     with col_a:
         a, health_a = compare.side_picker("A", "mlp_seed0")
@@ -80,10 +81,11 @@ def compare_section(lesson) -> None:
 
     if effects is not None:
         reduction_section(effects, a, b)
-    _inference_section(key, result, a, b, settings)
+    progress = _inference_section(key, result, a, b, settings)
     _sanity_section(a, b, settings, values, [h for h in (health_a, health_b) if h is not None])
     _drilldown_section(a, b, values, settings, (i, j))
     _exports(values, a, b, settings, result)
+    compare.follow_job(progress)
 
 
 def your_models_section(a, b):
@@ -136,25 +138,32 @@ def _short_pair(x: str, y: str) -> str:
     return text if len(text) <= 28 else text[:27] + "…"
 
 
-def _inference_section(key, result, a, b, settings) -> None:
-    compare.stopped_message()
+def _inference_section(key, result, a, b, settings):
+    """The run button, the running job's progress slot (returned, filled at the end of the page) and
+    the result's summary."""
     # The request goes through a callback (run before the script), not the button's return value: a
     # button's one-run trigger is lost if the run restarts early (ui.shell.inside_app_frame does that).
+    job = compare.running_job()
+    if compare.run_requested() and result is None and job is None:
+        job = compare.start_job(key, a, b, settings, *key[-4:])
     st.button("Compute intervals and p-values", type="primary", key="cmp_run", icon=":material/play_arrow:",
-              disabled=result is not None, on_click=compare.request_run,
+              disabled=result is not None or job is not None, on_click=compare.request_run,
               help="Done for these settings." if result is not None else None)
-    if compare.run_requested() and result is None:
-        if compare.run_inference(key, a, b, settings, *key[-4:]) is not None:
-            st.rerun()  # redraw the heatmap above with the intervals and marks
+    progress = compare.job_panel(job, key) if job is not None else None
+    failure = compare.job_failure(key) if job is None else None
+    if failure:
+        st.warning(failure, icon=":material/stop_circle:")
     if result is None:
-        st.caption("Not computed for these settings yet.")
-        return
+        if job is None:
+            st.caption("Not computed for these settings yet.")
+        return progress
     boot, perm = result.bootstrap, result.permutation
     st.caption(f"{boot.n_resamples} bootstrap resamples and {perm.n_permutations} permutations (seed {result.seed}) "
                f"took {result.seconds:.1f} s. Hover a cell of the heatmap for its interval and p-value.")
     rows = compare.cell_rows(a, b, result)
     with st.expander(f"Every cell: value, interval, p-value, null ({len(rows)} rows)", expanded=False):
         _cells_table(rows, boot)
+    return progress
 
 
 def _cells_table(rows, boot) -> None:

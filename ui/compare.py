@@ -9,9 +9,11 @@ its key and the arrays with a leading underscore. Uploads are parsed per session
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import math
 import re
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -37,6 +39,7 @@ from .arrays import readonly, readonly_rows
 from .launch import launch_files
 from .widgets import choose
 
+_LOG = logging.getLogger("cka_explorer")
 MIN_EXAMPLES = 4  # the debiased estimators need 4; fewer examples say nothing anyway
 DEFAULT_COUNT = 200
 MAX_COUNT = 2000
@@ -525,10 +528,6 @@ def run_requested() -> bool:
     return bool(st.session_state.pop("cmp_run_requested", False))
 
 
-def _request_stop() -> None:
-    st.session_state["cmp_stopped"] = True
-
-
 def p_adjustment_control() -> str:
     """How the p-values of all cells are corrected for being tested together (applied without rerunning)."""
     return choose(st.selectbox, "Multiple comparisons", inference.P_ADJUSTMENTS, key="cmp_p_adjust",
@@ -552,8 +551,8 @@ def inference_controls(seconds_per_matrix: float) -> tuple[int, int, float, int]
     seed = cols[3].number_input("Seed", 0, 10_000, 0, key="cmp_seed", bind="query-params")
     estimate = seconds_per_matrix * (n_boot + n_perm)
     st.caption(f"About {_duration(estimate)} at {seconds_per_matrix * 1000:.0f} ms per heatmap "
-               f"({n_boot} + {n_perm} heatmaps). Runs only when you press the button; Stop (or any other click) "
-               f"interrupts it, and it gives up by itself after {_duration(TIME_LIMIT_S)}.")
+               f"({n_boot} + {n_perm} heatmaps). Runs only when you press the button, and carries on while you use "
+               f"other controls or pages; Stop ends it, and it gives up by itself after {_duration(TIME_LIMIT_S)}.")
     return int(n_boot), int(n_perm), float(confidence), int(seed)
 
 
@@ -561,56 +560,146 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def run_inference(key: tuple, a: Side, b: Side, settings: Settings, n_boot: int, n_perm: int, confidence: float,
-                  seed: int) -> Inference | None:
-    """Bootstrap then permutations with a progress bar and a Stop button; the result is stored
-    under ``key`` (bounded, per session). Returns None if it ran out of time."""
-    st.session_state["cmp_stopped"] = False
-    stop = st.empty()
-    stop.button("Stop computing", key="cmp_stop", on_click=_request_stop, icon=":material/stop_circle:")
-    bar = st.progress(0.0, text="Starting…")
-    start = time.perf_counter()
-    total = n_boot + n_perm
-    last = [0.0]
+class _Stopped(Exception):
+    pass
 
+
+@dataclass
+class ResamplingJob:
+    """Bootstrap then permutations for one heatmap, computed in a thread of its own: a click
+    elsewhere restarts the page's script, not the job, so nothing is lost; the page follows the
+    job (:func:`follow_job`) and collects its result (:func:`collect_job`) on a later run."""
+
+    key: tuple
+    total: int
+    started: float = field(default_factory=time.perf_counter)
+    phase: str = "Starting"
+    phase_done: int = 0
+    phase_count: int = 0
+    done: int = 0                       # resamples finished over both phases
+    stop: threading.Event = field(default_factory=threading.Event)
+    result: Inference | None = None
+    failure: str | None = None          # why it ended without a result
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def where(self) -> str:
+        return f"{self.phase} {self.phase_done}/{self.phase_count}" if self.phase_count else "before the first step"
+
+
+JOB_KEY, FAILURE_KEY = "cmp_job", "cmp_job_failure"
+#: Seconds one script run follows a running job before it lets the run end (the job goes on and a
+#: later run picks it up). ``None`` in the app: follow until it ends. Tests set 0 to stand in for a
+#: click elsewhere that restarts the script while the job runs.
+FOLLOW_SECONDS: float | None = None
+
+
+def _resample(job: ResamplingJob, layers: dict, other: dict | None, measure: str, options: dict, n_boot: int,
+              n_perm: int, confidence: float, seed: int) -> None:
+    """The job's thread: no Streamlit call in here, only the core and the job's own fields."""
     def reporter(phase: str, offset: int):
         def progress(done: int, count: int) -> None:
-            now = time.perf_counter()
-            if now - start > TIME_LIMIT_S:
+            if job.stop.is_set():
+                raise _Stopped
+            if time.perf_counter() - job.started > TIME_LIMIT_S:
                 raise _TimeUp
-            if now - last[0] >= 0.1 or done == count:  # each update is also where a Stop click lands
-                last[0] = now
-                st.session_state["cmp_progress"] = f"{phase} {done}/{count}"
-                bar.progress((offset + done) / total, text=f"{phase}: {done} of {count} · {now - start:.0f} s")
+            job.phase, job.phase_done, job.phase_count, job.done = phase, done, count, offset + done
         return progress
 
-    other = None if same_data(a, b) else b.layers
-    options = settings.options()
     try:
-        boot = inference.bootstrap(a.layers, other, measure=settings.measure, n_resamples=n_boot,
-                                   confidence=confidence, seed=seed, progress=reporter("Bootstrap", 0), **options)
-        perm = inference.permutation_test(a.layers, other, measure=settings.measure, n_permutations=n_perm,
-                                          seed=seed, progress=reporter("Permutations", n_boot), **options)
+        boot = inference.bootstrap(layers, other, measure=measure, n_resamples=n_boot, confidence=confidence,
+                                   seed=seed, progress=reporter("Bootstrap", 0), **options)
+        perm = inference.permutation_test(layers, other, measure=measure, n_permutations=n_perm, seed=seed,
+                                          progress=reporter("Permutations", n_boot), **options)
+        job.result = Inference(boot, perm, time.perf_counter() - job.started, seed)
+    except _Stopped:
+        job.failure = f"Stopped ({job.where()}); nothing was stored. Press the button to start again."
     except _TimeUp:
-        stop.empty()
-        bar.empty()
-        st.warning(f"Gave up after {_duration(TIME_LIMIT_S)} ({st.session_state.get('cmp_progress', 'before the first step')}); "
-                   "nothing was stored. Lower the counts, or pick fewer layers or a cheaper measure.")
-        return None
-    stop.empty()
-    bar.empty()
-    result = Inference(boot, perm, time.perf_counter() - start, seed)
+        job.failure = (f"Gave up after {_duration(TIME_LIMIT_S)} ({job.where()}); nothing was stored. Lower the "
+                       "counts, or pick fewer layers or a cheaper measure.")
+    except RepresentationError as error:
+        job.failure = f"{error} Nothing was stored."
+    except Exception as error:  # noqa: BLE001 - a thread's exception would otherwise vanish
+        _LOG.exception("resampling job failed")
+        job.failure = f"The run failed ({type(error).__name__}: {error}); nothing was stored."
+
+
+def start_job(key: tuple, a: Side, b: Side, settings: Settings, n_boot: int, n_perm: int, confidence: float,
+              seed: int) -> ResamplingJob:
+    """Start bootstrap and permutations for ``key`` in a thread; the session's one job."""
+    job = ResamplingJob(key, n_boot + n_perm)
+    st.session_state.pop(FAILURE_KEY, None)
+    other = None if same_data(a, b) else b.layers
+    job.thread = threading.Thread(
+        target=_resample, name="cka-resampling", daemon=True,
+        args=(job, a.layers, other, settings.measure, settings.options(), n_boot, n_perm, confidence, seed))
+    st.session_state[JOB_KEY] = job
+    job.thread.start()
+    return job
+
+
+def running_job() -> ResamplingJob | None:
+    job = st.session_state.get(JOB_KEY)
+    return job if job is not None and job.running else None
+
+
+def collect_job() -> None:
+    """Store a finished job's result under its key (bounded, per session), or keep why it ended
+    without one (see :func:`job_failure`), and forget the job."""
+    job = st.session_state.get(JOB_KEY)
+    if job is None or job.running:
+        return
+    del st.session_state[JOB_KEY]
+    if job.result is None:
+        st.session_state[FAILURE_KEY] = (job.key, job.failure)
+        return
     store = _store()
-    store[key] = result
+    store[job.key] = job.result
     while len(store) > STORE_SIZE:
         store.popitem(last=False)
-    return result
 
 
-def stopped_message() -> None:
-    if st.session_state.pop("cmp_stopped", False):
-        st.warning(f"Stopped ({st.session_state.get('cmp_progress', 'before the first step')}); nothing was stored. "
-                   "Press the button to start again.", icon=":material/stop_circle:")
+def job_failure(key: tuple) -> str | None:
+    """Why the session's last job ended without a result, shown until another job starts (with a
+    note when it was for other settings than ``key``)."""
+    failed = st.session_state.get(FAILURE_KEY)
+    if failed is None:
+        return None
+    return failed[1] if failed[0] == key else f"A run for other settings ended: {failed[1]}"
+
+
+def _stop_job() -> None:
+    job = st.session_state.get(JOB_KEY)
+    if job is not None:
+        job.stop.set()
+
+
+def job_panel(job: ResamplingJob, key: tuple):
+    """The running job's Stop button and the slot its progress bar is drawn in (by follow_job)."""
+    if job.key != key:
+        st.info("Intervals and p-values for other settings are being computed; they will be kept, and shown when "
+                "you come back to those settings.", icon=":material/hourglass_top:")
+    st.button("Stop computing", key="cmp_stop", on_click=_stop_job, icon=":material/stop_circle:")
+    return st.empty()
+
+
+def follow_job(slot) -> None:
+    """Redraw the job's progress until it ends (or FOLLOW_SECONDS pass), then rerun the page so
+    that the heatmap shows its intervals and marks. Called last on the page: a click elsewhere
+    interrupts only this loop."""
+    job = st.session_state.get(JOB_KEY)  # running, or finished since this run collected (a quick one)
+    if job is None or slot is None:
+        return
+    deadline = None if FOLLOW_SECONDS is None else time.perf_counter() + FOLLOW_SECONDS
+    while job.running and (deadline is None or time.perf_counter() < deadline):
+        elapsed = time.perf_counter() - job.started
+        slot.progress(job.done / job.total, text=f"{job.phase}: {job.phase_done} of {job.phase_count} · {elapsed:.0f} s")
+        time.sleep(0.2)
+    if not job.running:
+        st.rerun()
 
 
 # --------------------------------------------------------------------------- the reduction's effect

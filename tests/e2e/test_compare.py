@@ -2,6 +2,8 @@
 the default zoo comparison computes intervals on a button press (the README screenshot)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from playwright.sync_api import expect
@@ -71,11 +73,26 @@ def test_a_long_run_can_be_stopped(page, app_url):
     box = page.get_by_role("spinbutton", name="Bootstrap resamples")
     box.fill("2000")
     box.press("Enter")
+    expect(page).to_have_url(re.compile(r"cmp_n_boot=2000"))  # the new count reached the server
     wait_for_run(page)
     page.get_by_role("button", name="Compute intervals and p-values").click()
     page.get_by_test_id("stProgress").wait_for(timeout=30_000)
     page.get_by_role("button", name="Stop computing").click()
+    expect(page.get_by_text("nothing was stored")).to_be_visible(timeout=30_000)  # the job notices between resamples
     wait_for_run(page)
-    expect(page.get_by_text("nothing was stored")).to_be_visible()
     expect(page.get_by_role("button", name="Compute intervals and p-values")).to_be_enabled()
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def test_a_run_goes_on_while_other_controls_are_used(page, app_url):
+    """Regression: any click on the page restarted the script and lost the run."""
+    page.goto(f"{app_url}/compare?cmp_n_boot=1500&cmp_n_perm=1500&cmp_seed=5")
+    wait_for_run(page)
+    page.get_by_role("button", name="Compute intervals and p-values").click()
+    page.get_by_test_id("stProgress").wait_for(timeout=30_000)
+    page.get_by_text("Fitted colours").click()  # a click elsewhere while the job runs
+    expect(page).to_have_url(re.compile(r"cmp_fit_colours=true"))
+    beyond = page.get_by_test_id("stMetric").filter(has_text="Cells beyond chance")
+    expect(beyond).to_be_visible(timeout=180_000)
+    expect(page.get_by_text("nothing was stored")).to_have_count(0)
     expect(page.get_by_test_id("stException")).to_have_count(0)

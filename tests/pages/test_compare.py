@@ -16,7 +16,7 @@ import torch
 from streamlit import config as st_config
 
 import sample_models
-from cka_core import cka_matrix
+from cka_core import cka_matrix, inference
 from cka_core.drilldown import pc_contributions
 from cka_core.export import CELL_COLUMNS
 
@@ -159,6 +159,45 @@ def test_intervals_p_values_and_exports(zoo_at, downloads):
     at = rerun(at)
     np.testing.assert_allclose(_array(_heatmap(at)[3]["customdata"]).astype(float)[..., 5], 1 / 31)
     assert metric_text(at, "Cells beyond chance") == f"{shown.size} of {shown.size}" and not at.warning
+
+
+def test_a_click_elsewhere_while_resampling_does_not_lose_the_run(monkeypatch):
+    """Regression: any click restarted the script and with it the run; now the run is a job of its
+    own and a later run of the page picks up its result."""
+    import ui.compare
+
+    monkeypatch.setattr(ui.compare, "FOLLOW_SECONDS", 0.0)  # the click arrives while the job runs
+    at = open_page(PAGE, {"cmp_n_boot": "60", "cmp_n_perm": "60", "cmp_seed": "3"})
+    at = rerun(at.button(key="cmp_run").click())
+    job = at.session_state[ui.compare.JOB_KEY]
+    assert at.button(key="cmp_run").disabled and at.button(key="cmp_stop")  # running, and it says so
+    at = rerun(at.toggle(key="cmp_fit_colours").set_value(True))       # a click elsewhere
+    at = rerun(at.selectbox(key="cmp_p_adjust").set_value("Benjamini–Hochberg (false discovery rate)"))
+    job.thread.join(timeout=120)
+    at = rerun(at)
+    assert not job.running and job.result is not None
+    values, _, _, trace = _heatmap(at)
+    custom = _array(trace["customdata"]).astype(float)
+    a, b = _zoo("mlp_seed0"), _zoo("mlp_seed1")
+    boot = inference.bootstrap(a, b, measure="linear_cka", n_resamples=60, seed=3)
+    np.testing.assert_allclose(custom[..., 0], boot.low, atol=1e-12)     # the job's numbers, same seed
+    np.testing.assert_allclose(custom[..., 1], boot.high, atol=1e-12)
+    assert at.button(key="cmp_run").disabled and metric_text(at, "Cells beyond chance").endswith("of 16")
+
+
+def test_stop_ends_a_running_job_and_nothing_is_stored(monkeypatch):
+    import ui.compare
+
+    monkeypatch.setattr(ui.compare, "FOLLOW_SECONDS", 0.0)
+    at = open_page(PAGE, {"cmp_n_boot": "2000", "cmp_n_perm": "2000", "cmp_seed": "4"})
+    at = rerun(at.button(key="cmp_run").click())
+    job = at.session_state[ui.compare.JOB_KEY]
+    at = rerun(at.button(key="cmp_stop").click())
+    job.thread.join(timeout=60)
+    at = rerun(at)
+    assert job.result is None and job.failure.startswith("Stopped (")
+    assert any(w.value.startswith("Stopped (") and "nothing was stored" in w.value for w in at.warning)
+    assert not at.button(key="cmp_run").disabled
 
 
 def test_a_run_past_the_time_limit_gives_up_cleanly(zoo_at, monkeypatch):
