@@ -19,6 +19,7 @@ large offsets lose nothing to cancellation.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -95,6 +96,21 @@ def memory_budget_bytes(device: torch.device) -> int:
     except OSError:
         pass
     return 4 * 1024**3
+
+
+def _map_leaves(value, leaf_type: type, fn):
+    """``value`` with ``fn`` applied to every leaf of ``leaf_type`` inside dataclasses, lists,
+    tuples and dicts (the statistics' containers)."""
+    if isinstance(value, leaf_type):
+        return fn(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _map_leaves(getattr(value, f.name), leaf_type, fn)
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map_leaves(v, leaf_type, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: _map_leaves(v, leaf_type, fn) for k, v in value.items()}
+    return value
 
 
 def _gib(n_bytes: float) -> str:
@@ -275,6 +291,16 @@ class CKAAccumulator:
         self.structure: _Structure | None = None
         self.n_examples = 0
         self._stats: FeatureStatistics | GramStatistics | None = None
+
+    def __getstate__(self) -> dict:
+        """Pickle the statistics as numpy arrays (they unpickle on the CPU). Tensors would travel
+        through multiprocessing as torch's shared-memory handles, which stay tied to the sending
+        process; a process-pool worker then dies now and then while its result is in flight.
+        Arrays make the pickle self-contained."""
+        return {**self.__dict__, "_stats": _map_leaves(self._stats, torch.Tensor, lambda t: t.detach().cpu().numpy())}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({**state, "_stats": _map_leaves(state["_stats"], np.ndarray, torch.from_numpy)})
 
     # ------------------------------------------------------------------ public
     def update(self, layers_a, layers_b=None) -> "CKAAccumulator":

@@ -203,3 +203,22 @@ def test_merge_across_spawned_processes():
         np.testing.assert_allclose(merged.result(), expected, atol=1e-9)
         np.testing.assert_allclose(
             merged.result(), ref.cka_matrix(A, B, debiased=debiased, batch_size=batch_size), atol=1e-9)
+
+
+def test_a_pickled_accumulator_holds_arrays_not_tensors_and_merges_like_the_original():
+    """Pickles are self-contained (no torch shared-memory handles tied to the sending process,
+    which broke process pools now and then) and unpickle to an accumulator that merges exactly."""
+    rng = np.random.default_rng(10)
+    A, B = layers(rng, 60, [5, 30]), layers(rng, 60, [7])
+    for debiased, batch_size in ((False, None), (True, None), (True, 10)):
+        first = cka_core.CKAAccumulator(debiased=debiased, batch_size=batch_size).update(
+            [x[:40] for x in A], [y[:40] for y in B])
+        state = first.__getstate__()
+        tensors, arrays = [], []
+        cka_core.accumulator._map_leaves(state["_stats"], torch.Tensor, tensors.append)
+        cka_core.accumulator._map_leaves(state["_stats"], np.ndarray, arrays.append)
+        assert not tensors and arrays
+        copy = pickle.loads(pickle.dumps(first))
+        copy.update([x[40:] for x in A], [y[40:] for y in B])
+        np.testing.assert_allclose(copy.result(), cka_core.cka_matrix(A, B, debiased=debiased, batch_size=batch_size),
+                                   atol=1e-9)
