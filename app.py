@@ -6,7 +6,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ui import navigation
-from ui.shell import check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices
+from ui.shell import check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices, timed_run
 from ui.sidebar import source_sidebar
 
 # Each rerun works on small matrices; on a shared host extra BLAS/torch threads only spin and fight
@@ -23,13 +23,15 @@ PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=p
                  for page in navigation.PAGES if page.group == group]
          for group in navigation.GROUPS}
 
-remember_url_at_load()
-page = st.navigation(PAGES)
-notice_area = st.container()  # above the page; filled once the run has seen what the URL asked for
-with st.sidebar, error_boundary("The sidebar"):
-    source_sidebar(in_use=navigation.by_url_path(page.url_path).uses_source)
-with error_boundary(f"The {page.title} page"):
-    page.run()
-check_url_after_first_run()
-with notice_area:
-    show_url_notices()
+with timed_run() as run:  # logged only when CKA_RUN_LOG is set (benchmarks/load_test.py --capacity)
+    remember_url_at_load()
+    page = st.navigation(PAGES)
+    run["page"] = page.url_path
+    notice_area = st.container()  # above the page; filled once the run has seen what the URL asked for
+    with st.sidebar, error_boundary("The sidebar"):
+        source_sidebar(in_use=navigation.by_url_path(page.url_path).uses_source)
+    with error_boundary(f"The {page.title} page"):
+        page.run()
+    check_url_after_first_run()
+    with notice_area:
+        show_url_notices()

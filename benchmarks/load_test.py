@@ -306,16 +306,20 @@ class Server:
                 self.proc.wait(5)
 
 
-def start_server(log_path: Path, timeout: float = 90.0, nice: int = 0) -> Server:
+def start_server(log_path: Path, timeout: float = 90.0, nice: int = 0, cpus: str | None = None,
+                 run_log: Path | None = None) -> Server:
     """``streamlit run app.py`` on 127.0.0.1 and a free port (the e2e conftest's flags), once
-    /_stcore/health answers ok; ``nice`` > 0 runs it at a lower CPU priority."""
+    /_stcore/health answers ok; ``nice`` > 0 runs it at a lower CPU priority, ``cpus`` ("0", "0-1")
+    pins it to those cores (taskset), ``run_log`` makes the app log every script run there."""
     port = free_port()
     log = log_path.open("w")
+    env = {**os.environ, **({"CKA_RUN_LOG": str(run_log)} if run_log else {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
-         f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
-         "--server.fileWatcherType=none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        (["taskset", "-c", cpus] if cpus else [])
+        + [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
+           f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
+           "--server.fileWatcherType=none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     log.close()  # the child holds its own descriptor
     if nice:  # at once, while Python is still starting: the threads it starts later inherit the priority
@@ -539,8 +543,9 @@ class SessionDriver:
 
     def __init__(self, index: int, browser, url: str, rng: random.Random, results: Results, deadline: float,
                  files: dict[str, Path], shots: Path, must_do: set[str], moves_per_page: tuple[int, int],
-                 timeout_s: float, every_page: bool):
+                 timeout_s: float, every_page: bool, think_s: float = 0.0):
         self.index, self.browser, self.url, self.rng = index, browser, url, rng
+        self.think_s = think_s  # mean pause after each move (a student reading the page); 0: none
         self.results, self.deadline, self.files, self.shots = results, deadline, files, shots
         self.must_do, self.moves_per_page, self.timeout_ms = set(must_do), moves_per_page, timeout_s * 1000
         self.every_page = every_page  # go on past the deadline until every page was visited
@@ -992,6 +997,8 @@ class SessionDriver:
                             self.must_do and target in ("compare", "manipulate")):
                         break
                     await self.move()
+                    if self.think_s:
+                        await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.think_s)
             except Exception as error:  # noqa: BLE001 - a driver mishap: note it, get back to a known state
                 await self._recover(error, target)
                 tries[target] = tries.get(target, 0) + 1
@@ -1039,7 +1046,7 @@ async def _warm_up(browser, url: str, timeout_s: float) -> None:
 
 async def drive(url: str, sessions: int, seconds: float, seed: int, workdir: Path, sampler: Sampler | None = None,
                 moves_per_page: tuple[int, int] = (1, 3), timeout_s: float = 180.0, every_page: bool = False,
-                warm_up: bool = True, nice: int = 0) -> Results:
+                warm_up: bool = True, nice: int = 0, think_s: float = 0.0) -> Results:
     """Warm up (one session loads every page; skipped with ``warm_up=False``, so the sessions meet
     cold caches), then ``sessions`` concurrent sessions for ``seconds``. Each starts with every page
     in a random order (the page of its assigned long job first) and, with ``every_page``, goes on
@@ -1069,7 +1076,7 @@ async def drive(url: str, sessions: int, seconds: float, seed: int, workdir: Pat
         jobs = ["upload", "infer", "train"]
         drivers = [SessionDriver(i, browser, url, random.Random(seed * 1000 + i), results, deadline, files, shots,
                                  {jobs[i % len(jobs)]} if i < 2 * len(jobs) else set(), moves_per_page, timeout_s,
-                                 every_page)
+                                 every_page, think_s)
                    for i in range(sessions)]
         outcomes = await asyncio.gather(*(d.run(delay=i * 1.0) for i, d in enumerate(drivers)),
                                         return_exceptions=True)
@@ -1083,6 +1090,34 @@ async def drive(url: str, sessions: int, seconds: float, seed: int, workdir: Pat
         await asyncio.gather(*(d.close() for d in drivers))
         await browser.close()
     return results
+
+
+def _cpu_list(cpus: str) -> set[int]:
+    """ "0", "0-1", "1,3" -> {0}, {0, 1}, {1, 3} (taskset's list format)."""
+    out: set[int] = set()
+    for part in cpus.split(","):
+        low, _, high = part.partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def server_runs(run_log: Path, start: float, end: float) -> dict:
+    """The app's own log of its script runs (ui.shell.timed_run) between ``start`` and ``end``:
+    count, and wall time and thread CPU time per run, completed runs and runs cut short by a click."""
+    if not run_log.exists():
+        return {}
+    runs = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()]
+    runs = [r for r in runs if start <= r["end"] <= end]
+    done = [r for r in runs if r["outcome"] == "done"]
+    by_page = defaultdict(list)
+    for r in done:
+        by_page[r["page"] or ""].append(r)
+    return {"runs": len(runs), "done": len(done), "interrupted": len(runs) - len(done),
+            "wall": [r["wall"] for r in done], "cpu": [r["cpu"] for r in done],
+            "pages": {page: {"runs": len(rs), "wall_p50": _pct([r["wall"] for r in rs], 50),
+                             "wall_p95": _pct([r["wall"] for r in rs], 95),
+                             "cpu_p50": _pct([r["cpu"] for r in rs], 50)} for page, rs in by_page.items()},
+            "cpu_seconds": sum(r["cpu"] for r in runs)}
 
 
 # ------------------------------------------------------------------------------------- the report
@@ -1141,6 +1176,31 @@ def _machine() -> str:
             f"{int(mem.group(1)) / 2**20:.0f} GiB RAM" if mem else f"{os.cpu_count()} CPUs")
 
 
+def _server_runs_section(runs: dict, duration: float, s: dict) -> list[str]:
+    """The server's own view of its script runs (only when the app logged them)."""
+    if not runs.get("runs"):
+        return []
+    pinned = (f"The server ran on core(s) {s['server_cpus']}, the browsers and the driver on {s['client_cpus']}. "
+              if s.get("server_cpus") else "")
+    lines = ["", "## At the server", "",
+             f"{pinned}Every script run timed by the app itself (`CKA_RUN_LOG`, ui/shell.py `timed_run`): wall "
+             "time from its start to its end and the CPU time of the thread that ran it. "
+             f"{runs['runs']} runs in {duration:.0f} s ({runs['runs'] / max(duration, 1e-9):.1f} per second), "
+             f"{runs['done']} completed, {runs['interrupted']} cut short by a newer click; "
+             f"{runs['cpu_seconds']:.0f} s of CPU in script runs.",
+             "",
+             f"- Rerun latency at the server (completed runs): p50 {_pct(runs['wall'], 50):.3f} s, "
+             f"**p95 {_pct(runs['wall'], 95):.3f} s**, max {max(runs['wall'], default=float('nan')):.2f} s.",
+             f"- Server CPU per rerun: **median {_pct(runs['cpu'], 50):.3f} s**, p95 {_pct(runs['cpu'], 95):.3f} s.",
+             "", "| page | runs | wall p50 (s) | wall p95 (s) | CPU p50 (s) |", "|---|---|---|---|---|"]
+    for page, title in PAGES.items():
+        stats = runs["pages"].get(page)
+        if stats:
+            lines.append(f"| {title} | {stats['runs']} | {stats['wall_p50']:.3f} | {stats['wall_p95']:.3f} | "
+                         f"{stats['cpu_p50']:.3f} |")
+    return lines
+
+
 def render(report: LoadTestReport) -> str:
     r, mem, cpu, s = report.results, report.memory, report.cpu, report.settings
     duration = r.ended - r.started
@@ -1158,8 +1218,13 @@ def render(report: LoadTestReport) -> str:
         f"seed {s['seed']}, "
         + (f"after a {r.warmup_seconds:.0f} s warm-up in which one session loaded every page." if s["warm_up"]
            else "from a cold server (no warm-up: the sessions' first visits fill the shared caches)."),
-        "- The server, the Chromium renderers and the driver share the same cores, so latencies include client-side "
-        "contention (rendering, Playwright), not only the server's work."
+        (f"- The server ran on core(s) {s['server_cpus']} and the browsers and driver on {s['client_cpus']} (taskset), "
+         "so page-side latencies include the browsers' own contention; the server's view is in *At the server*."
+         if s.get("server_cpus") else
+         "- The server, the Chromium renderers and the driver share the same cores, so latencies include client-side "
+         "contention (rendering, Playwright), not only the server's work.")
+        + (f" Each session paused {s['think_s']:g} s on average (0.5-1.5×) after every move, like a student reading "
+           "the page." if s.get("think_s") else "")
         + (f" Server and browsers ran at nice {s['nice']} (below other work on the machine)." if s["nice"] else ""),
         f"- CPU time during the run ({duration:.0f} s × {os.cpu_count()} cores = "
         f"{duration * (os.cpu_count() or 1):.0f} "
@@ -1198,6 +1263,7 @@ def render(report: LoadTestReport) -> str:
         by_action[m.action].append(m)
     for action in sorted(by_action, key=lambda a: -len(by_action[a])):
         lines.append(row(action, by_action[action]))
+    lines += _server_runs_section(s.get("server_runs") or {}, duration, s)
     in_app = [m for m in timed if m.action not in ("open", "deep link")]
     in_app_latency = [m.latency for m in in_app]
     lines += ["", f"Without the full page loads (opens and deep links): p50 {_pct(in_app_latency, 50):.2f} s, "
@@ -1304,12 +1370,21 @@ def _run_in_thread(coroutine):
 
 def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, workdir: Path | None = None,
                   moves_per_page: tuple[int, int] = (1, 3), timeout_s: float = 180.0, every_page: bool = False,
-                  warm_up: bool = True, nice: int = 0, command: str = "") -> LoadTestReport:
-    """Start the server, drive the sessions, stop the server; the report (``.text``) and figures."""
+                  warm_up: bool = True, nice: int = 0, command: str = "", server_cpus: str | None = None,
+                  client_cpus: str | None = None, think_s: float = 0.0) -> LoadTestReport:
+    """Start the server, drive the sessions, stop the server; the report (``.text``) and figures.
+    With ``server_cpus``/``client_cpus`` the server and the browsers (this process and its
+    children) run on separate cores, and the app logs every script run, so that the report gives
+    the server's own CPU time and latency per rerun (the capacity benchmark)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="cka_load_test_"))
     workdir.mkdir(parents=True, exist_ok=True)
     load_before = " ".join((_read("/proc/loadavg") or "? ? ?").split()[:3])
-    server = start_server(workdir / "streamlit.log", nice=nice)
+    run_log = workdir / "runs.jsonl"
+    run_log.unlink(missing_ok=True)
+    server = start_server(workdir / "streamlit.log", nice=nice, cpus=server_cpus, run_log=run_log)
+    affinity = os.sched_getaffinity(0)
+    if client_cpus:  # the Playwright driver and Chromium start from here and inherit it
+        os.sched_setaffinity(0, _cpu_list(client_cpus))
     sampler = Sampler(server.proc.pid)
     try:
         time.sleep(1.0)
@@ -1317,13 +1392,14 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
         idle = sampler.samples[-1][1]
         sampler.start()
         results = _run_in_thread(drive(server.url, sessions, seconds, seed, workdir, sampler, moves_per_page,
-                                       timeout_s, every_page, warm_up, nice))
+                                       timeout_s, every_page, warm_up, nice, think_s))
         log_size = server.log_path.stat().st_size
         exit_code = server.proc.poll()
         sampler.stop()
     finally:
         sampler.stop()
         server.stop()
+        os.sched_setaffinity(0, affinity)
     load_after = " ".join((_read("/proc/loadavg") or "? ? ?").split()[:3])
     during = [rss for when, rss in sampler.samples if results.started <= when <= results.ended]
     last_third = [rss for when, rss in sampler.samples
@@ -1335,6 +1411,8 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
     report = LoadTestReport(results, memory, sampler.cpu_seconds(), _server_log_errors(server.log_path, log_size),
                             {"sessions": sessions, "seconds": seconds, "seed": seed, "workdir": str(workdir),
                              "every_page": every_page, "warm_up": warm_up, "nice": nice,
+                             "server_cpus": server_cpus, "client_cpus": client_cpus, "think_s": think_s,
+                             "server_runs": server_runs(run_log, results.started, results.ended),
                              "command": command or f"run_load_test(sessions={sessions}, seconds={seconds})",
                              "load_before": load_before, "load_after": load_after},
                             _server_log_messages(server.log_path, log_size))
@@ -1354,9 +1432,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load_test.md")
     parser.add_argument("--workdir", type=Path, default=None, help="screenshots, uploads and the server log "
                                                                      "(default: a new temporary folder)")
+    parser.add_argument("--server-cpus", default=None, help="pin the server to these cores (taskset list, e.g. 0)")
+    parser.add_argument("--client-cpus", default=None, help="pin the browsers and the driver to these cores (e.g. 1)")
+    parser.add_argument("--think", type=float, default=0.0, help="mean seconds a session pauses after each move")
     args = parser.parse_args()
     command = "python -m benchmarks.load_test " + " ".join(sys.argv[1:])
-    report = run_load_test(args.sessions, args.minutes * 60, args.seed, args.workdir, command=command.strip())
+    report = run_load_test(args.sessions, args.minutes * 60, args.seed, args.workdir, command=command.strip(),
+                           server_cpus=args.server_cpus, client_cpus=args.client_cpus, think_s=args.think)
     print(report.text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.text)

@@ -8,9 +8,13 @@ switches the legacy mode off and reruns, so app.py draws the frame and then the 
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -28,6 +32,34 @@ URL_AT_LOAD = "_url_at_load"        # the query parameters the session was opene
 URL_NOTICES = "_url_notices"        # what the URL check found, shown until dismissed
 URL_PAGE_PARAMS = "_url_page_params"  # parameters a page applies itself (no widget holds them): key -> applied
 SHOWN_VALUE_CHARS = 40              # a hostile link can carry megabytes in one value
+
+
+#: When set (the capacity benchmark sets it), every script run appends one JSON line to this file:
+#: the page, the run's wall time and the CPU time of its thread, as measured at the server.
+RUN_LOG = os.environ.get("CKA_RUN_LOG")
+_RUN_LOG_LOCK = threading.Lock()
+
+
+@contextmanager
+def timed_run() -> Iterator[dict]:
+    """Time one script run (wall clock and the CPU of the thread that runs it, which is where a
+    session computes: one BLAS/torch thread) and log it to RUN_LOG. Yields a dict for the page's
+    url path; a run cut short by a click (Streamlit's rerun signal) is logged with that outcome."""
+    record: dict = {"page": None}
+    if not RUN_LOG:
+        yield record
+        return
+    wall, cpu, outcome = time.perf_counter(), time.thread_time(), "done"
+    try:
+        yield record
+    except BaseException as signal:  # noqa: BLE001 - logged, then passed on unchanged
+        outcome = type(signal).__name__
+        raise
+    finally:
+        line = json.dumps({"page": record["page"], "wall": time.perf_counter() - wall,
+                           "cpu": time.thread_time() - cpu, "end": time.time(), "outcome": outcome})
+        with _RUN_LOG_LOCK, open(RUN_LOG, "a") as log:
+            log.write(line + "\n")
 
 
 def inside_app_frame() -> None:

@@ -34,3 +34,9 @@ def test_ten_concurrent_sessions_through_every_page(tmp_path):
     assert results.jobs["training stopped"] + results.jobs["training finished before Stop"] >= 1, report.text
     assert sum(count for job, count in results.jobs.items() if "upload" in job) >= 1, report.text
     assert report.memory["peak"] < MEMORY_TARGET_BYTES, report.text
+    # the app timed its own script runs (ui.shell.timed_run): every page ran, and each completed run
+    # has a wall time at least its thread's CPU time
+    runs = report.settings["server_runs"]
+    assert runs["done"] >= SESSIONS * len(PAGES) and set(runs["pages"]) >= set(PAGES), report.text
+    assert all(c <= w + 0.05 for c, w in zip(runs["cpu"], runs["wall"])), report.text
+    assert "## At the server" in report.text
