@@ -2,6 +2,8 @@
 pickling all give the one-pass answer."""
 import multiprocessing
 import pickle
+import sys
+import types
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -178,10 +180,13 @@ def test_dict_layers():
     np.testing.assert_allclose(acc.result(), ref.cka_matrix(L[:2], L[2:]), atol=1e-9)
 
 
-def test_merge_across_spawned_processes():
+def test_merge_across_spawned_processes(monkeypatch):
     """Each worker (spawn context: a fresh interpreter) fills an accumulator from its shard and
     returns it pickled; the parent merges them; the result equals one pass. One pool serves the
     three settings (biased, debiased, debiased minibatch) so the interpreters start only once."""
+    # A spawned interpreter first re-imports the parent's __main__. After an AppTest ran in this
+    # pytest worker, __main__ is app.py: the workers would start the whole app and sometimes die.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     rng = np.random.default_rng(9)
     n = 120
     A = layers(rng, n, [6, 20, 300])

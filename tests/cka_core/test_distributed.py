@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -26,9 +27,21 @@ pytestmark = pytest.mark.slow
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port for a process group's store, below the kernel's ephemeral range: a port the
+    kernel handed out (bind to 0) goes back into that range once released, where the gloo
+    connections of processes started meanwhile (other tests) can take it before torchrun binds it;
+    rank 1 then reached someone else's socket and aborted."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def launch(command: list[str], world: int, timeout: float = 240, env: dict | None = None) -> list[subprocess.Popen]:
