@@ -8,6 +8,7 @@ Give each rank a disjoint share of the examples: DistributedSampler pads the ran
 length by repeating examples, and a repeated example changes CKA.
 """
 import argparse
+import gc
 import json
 from pathlib import Path
 
@@ -60,8 +61,10 @@ if rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "heatmap.json").write_text(json.dumps({"layers": layers, "values": values.tolist()}))
         save_file(model.module.state_dict(), str(args.out / "finetuned.safetensors"))
-# Release DDP's reducer and wait for rank 0 before tearing the group down: a rank that destroys the
-# group while DDP still holds it, or while another rank is busy, can abort in gloo's threads at exit.
-del model
+# Release DDP's reducer before tearing the group down, then wait for rank 0: the reducer lives on in
+# the hooks DDP put on the parameters (which the optimizer still holds), and destroyed at interpreter
+# exit, after the group, it aborts in gloo's threads.
+del model, optimizer
+gc.collect()
 dist.barrier()
 dist.destroy_process_group()
