@@ -23,15 +23,15 @@ def main() -> None:
     learned_diversity()
     kind, amplitude_index, setting = robustness()
     sweep = nd.sweep(kind, *setting)
-    takeaway(lesson, nd.takeaway(sweep, amplitude_index))
+    result = nd.verdict(sweep, amplitude_index)
+    takeaway(lesson, nd.takeaway(result, float(sweep.amplitudes[amplitude_index])))
     with answer:
-        the_answer(sweep, amplitude_index)
+        the_answer(sweep, amplitude_index, result)
     what_cka_says(kind, amplitude_index, setting)
     adaptation(kind, amplitude_index, setting)
 
 
-def the_answer(sweep, k: int) -> None:
-    result = nd.verdict(sweep, k)
+def the_answer(sweep, k: int, result) -> None:
     with st.container(key="proof"):
         if result.agreement is not None:
             row = st.columns([1, 1, 1.5, 1.5])

@@ -9,8 +9,8 @@ its key and the arrays with a leading underscore. Uploads are parsed per session
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import math
 import re
 import threading

@@ -51,6 +51,7 @@ from cka_core.manipulation import (
 
 from . import figures, models
 from .shell import read_page_param, write_page_param
+from .widgets import points_change
 
 TARGETS = {
     "identity": "Identity (layers unlike each other)",
@@ -317,7 +318,7 @@ def finish(job: Job) -> Outcome:
 def takeaway(spec: Spec | None, base: np.ndarray | None, outcome: Outcome | None) -> str:
     """The page's lesson in one sentence: the last job's numbers, else what the current target asks."""
     if outcome is not None:
-        points = round(100 * (outcome.accuracy_after - outcome.accuracy_before), 1) + 0.0
+        points = points_change(outcome.accuracy_after, outcome.accuracy_before)
         return (f"Fine-tuning took {outcome.model}'s CKA map from {outcome.mean_abs_before:.2f} to "
                 f"{outcome.mean_abs_after:.2f} mean distance from the target ({outcome.target_label.lower()}) while "
                 f"test accuracy went from {100 * outcome.accuracy_before:.1f}% to {100 * outcome.accuracy_after:.1f}% "

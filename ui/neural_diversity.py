@@ -229,6 +229,7 @@ class Verdict:
     agreement: pert.RankAgreement | None
     top_accuracy: str = "—"
     top_cka: str = "—"
+    how: str = ""                  # "correctly", "largely correctly", ... for the page's takeaway
 
 
 def verdict(s: Sweep, k: int) -> Verdict:
@@ -253,15 +254,17 @@ def verdict(s: Sweep, k: int) -> Verdict:
     rho, tau = agreement.spearman, agreement.kendall
     exact = tau >= 1.0 - 1e-9
     if exact:
-        quality = "ranked the networks' robustness **correctly**: the order by CKA is exactly the order by accuracy retained"
+        how, quality = "correctly", ("ranked the networks' robustness **correctly**: the order by CKA is exactly the "
+                                     "order by accuracy retained")
     elif rho >= 0.8:
-        quality = "ranked the networks' robustness **largely but not exactly** correctly"
+        how, quality = "largely correctly", "ranked the networks' robustness **largely but not exactly** correctly"
     elif rho >= 0.4:
-        quality = "ranked the networks' robustness **only partly** correctly"
+        how, quality = "only partly correctly", "ranked the networks' robustness **only partly** correctly"
     elif rho > 0:
-        quality = "ranked the networks' robustness **poorly**: its order barely follows accuracy retained"
+        how, quality = "poorly", ("ranked the networks' robustness **poorly**: its order barely follows accuracy "
+                                  "retained")
     else:
-        quality = "ranked the networks' robustness **wrongly**: its order runs against accuracy retained"
+        how, quality = "wrongly", "ranked the networks' robustness **wrongly**: its order runs against accuracy retained"
     if agreement.tops_agree:
         tops = f"and the network it calls most robust (**{top_cka}**) is the one that kept the most accuracy"
     else:
@@ -275,7 +278,7 @@ def verdict(s: Sweep, k: int) -> Verdict:
         text += (f" Caution: the networks' losses differ by at most {int(np.ptp(lost))} of the {n_test} test digits, "
                  "so the order by accuracy is itself fragile here.")
     good = exact or (rho >= 0.8 and agreement.tops_agree)
-    return Verdict("success" if good else "warning", text, agreement, top_acc, top_cka)
+    return Verdict("success" if good else "warning", text, agreement, top_acc, top_cka, how)
 
 
 def adaptive_rank(s: Sweep, k: int) -> tuple[int, float]:
@@ -298,18 +301,14 @@ def paper_comparison(s: Sweep, k: int) -> str:
             f"the adaptive RNN is {standing} ({points:+.1f} points of accuracy).")
 
 
-def takeaway(s: Sweep, k: int) -> str:
-    """The page's lesson in one sentence, with the numbers at amplitude ``k``."""
-    result = verdict(s, k)
-    if result.agreement is None or result.agreement.spearman is None:
+def takeaway(result: Verdict, amplitude: float) -> str:
+    """The page's lesson in one sentence, with the numbers of :func:`verdict` at ``amplitude``."""
+    if not result.how:
         return ("Whether CKA between clean and perturbed hidden states ranks the networks' robustness shows once "
                 "something is perturbed: raise the amplitude in section 3.")
-    rho = result.agreement.spearman
-    how = ("correctly" if result.agreement.kendall >= 1.0 - 1e-9 else "largely correctly" if rho >= 0.8 else
-           "only partly correctly" if rho >= 0.4 else "poorly" if rho > 0 else "wrongly")
-    return (f"CKA between clean and perturbed hidden states ranks these networks' robustness {how} (Spearman ρ = "
-            f"{rho:.2f} at A = {s.amplitudes[k]:g}; most robust by CKA: {result.top_cka}, by accuracy kept: "
-            f"{result.top_accuracy}).")
+    return (f"CKA between clean and perturbed hidden states ranks these networks' robustness {result.how} (Spearman "
+            f"ρ = {result.agreement.spearman:.2f} at A = {amplitude:g}; most robust by CKA: {result.top_cka}, by "
+            f"accuracy kept: {result.top_accuracy}).")
 
 
 def rank_over_amplitudes(s: Sweep) -> tuple[np.ndarray, np.ndarray]:

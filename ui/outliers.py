@@ -13,6 +13,7 @@ from cka_core.translation import translation_cka_from_terms
 from . import data, figures, limits
 from . import translation as tr
 from .probe import probe_accuracy_on
+from .widgets import points_change
 
 SELECTIONS = {"point": "One point", "fraction": "Random fraction", "class": "One class"}
 
@@ -66,7 +67,7 @@ def takeaway(shown: OutliersView, setting: Setting) -> str:
                         if shown.network_now is not None else (shown.probe_now, shown.probe_before, "a linear probe's accuracy"))
     if now is None or before is None:
         return sentence + "."
-    points = round(100 * (now - before), 1) + 0.0
+    points = points_change(now, before)
     if points == 0:
         return sentence + f", while {who} does not change ({100 * now:.1f}%)."
     return sentence + f"; {who} changes by {points:+.1f} points along this direction."

@@ -19,6 +19,7 @@ from cka_core.translation import translation_cka_from_terms, translation_cka_lim
 from . import data, figures, limits, models
 from . import translation as tr
 from .probe import decision_normals, probe, probe_score, probe_scores
+from .widgets import points_change
 
 DIRECTIONS = {  # code -> label; the label is what a shared URL holds (?sep_direction=Random)
     "orthogonal": "Orthogonal to every normal",
@@ -327,7 +328,7 @@ def takeaway(shown: SeparabilityView, c: float) -> str:
     sentence = f"{moved} along a direction the probe ignores: {probe}, while linear CKA falls to {shown.cka:.3f}"
     if shown.network_before is None or shown.network_after is None:
         return sentence + "."
-    points = round(100 * (shown.network_after - shown.network_before), 1) + 0.0
+    points = points_change(shown.network_after, shown.network_before)
     if points == 0:
         return sentence + ", and the network's own accuracy does not change either."
     return sentence + (f". The network itself reads the moved direction (it is not in its next layer's null "

@@ -77,6 +77,11 @@ def steady_delta(now: float, before: float, *, digits: int, unit: str = "", scal
     return dict(delta=f"{rounded:+.{digits}f}{unit}")
 
 
+def points_change(now: float, before: float) -> float:
+    """An accuracy change in percentage points, to the 0.1 shown (0.0, never -0.0, when it rounds away)."""
+    return round(100 * (now - before), 1) + 0.0
+
+
 def points_steady_delta(now: float | None, before: float | None) -> dict:
     """:func:`steady_delta` of an accuracy change, in percentage points (no delta if either is unknown)."""
     if now is None or before is None:
