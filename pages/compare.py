@@ -143,7 +143,7 @@ def _inference_section(key, result, a, b, settings):
     the result's summary."""
     # The request goes through a callback (run before the script), not the button's return value: a
     # button's one-run trigger is lost if the run restarts early (ui.shell.inside_app_frame does that).
-    job = compare.running_job()
+    job = compare.current_job()
     if compare.run_requested() and result is None and job is None:
         job = compare.start_job(key, a, b, settings, *key[-4:])
     st.button("Compute intervals and p-values", type="primary", key="cmp_run", icon=":material/play_arrow:",

@@ -641,9 +641,12 @@ def start_job(key: tuple, a: Side, b: Side, settings: Settings, n_boot: int, n_p
     return job
 
 
-def running_job() -> ResamplingJob | None:
-    job = st.session_state.get(JOB_KEY)
-    return job if job is not None and job.running else None
+def current_job() -> ResamplingJob | None:
+    """The session's job that was still running when this run collected (:func:`collect_job`). It
+    counts as running for the rest of the run even if its thread ends meanwhile: otherwise a job
+    that ends mid-run shows neither its progress nor its outcome; :func:`follow_job` then reruns
+    the page, which collects it."""
+    return st.session_state.get(JOB_KEY)
 
 
 def collect_job() -> None:

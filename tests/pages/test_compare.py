@@ -200,6 +200,32 @@ def test_stop_ends_a_running_job_and_nothing_is_stored(monkeypatch):
     assert not at.button(key="cmp_run").disabled
 
 
+def test_a_job_that_ends_in_the_middle_of_a_run_still_shows_its_outcome(monkeypatch):
+    """Regression (seen in the load test after a Stop): the job was still running when the page
+    collected at its top and ended before the page drew the run button; the page then showed
+    neither the progress nor 'nothing was stored', only 'Not computed' (the job left uncollected)."""
+    import ui.compare
+
+    monkeypatch.setattr(ui.compare, "FOLLOW_SECONDS", 0.0)
+    at = open_page(PAGE, {"cmp_n_boot": "2000", "cmp_n_perm": "2000", "cmp_seed": "5"})
+    at = rerun(at.button(key="cmp_run").click())
+    job = at.session_state[ui.compare.JOB_KEY]
+    collect = ui.compare.collect_job
+
+    def collect_then_the_job_ends() -> None:
+        collect()
+        if job.running:   # still running when collected: it ends right after, within the same run
+            job.stop.set()
+            job.thread.join(timeout=60)
+
+    monkeypatch.setattr(ui.compare, "collect_job", collect_then_the_job_ends)
+    assert job.running
+    at = rerun(at.toggle(key="cmp_fit_colours").set_value(True))  # any click that reruns the page
+    assert not job.running and ui.compare.JOB_KEY not in at.session_state
+    assert any(w.value.startswith("Stopped (") and "nothing was stored" in w.value for w in at.warning)
+    assert not at.button(key="cmp_run").disabled
+
+
 def test_a_run_past_the_time_limit_gives_up_cleanly(zoo_at, monkeypatch):
     import ui.compare
 
