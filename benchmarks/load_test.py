@@ -543,12 +543,12 @@ class SessionDriver:
 
     def __init__(self, index: int, browser, url: str, rng: random.Random, results: Results, deadline: float,
                  files: dict[str, Path], shots: Path, must_do: set[str], moves_per_page: tuple[int, int],
-                 timeout_s: float, every_page: bool, think_s: float = 0.0):
+                 timeout_s: float, share: list[str], think_s: float = 0.0):
         self.index, self.browser, self.url, self.rng = index, browser, url, rng
         self.think_s = think_s  # mean pause after each move (a student reading the page); 0: none
         self.results, self.deadline, self.files, self.shots = results, deadline, files, shots
         self.must_do, self.moves_per_page, self.timeout_ms = set(must_do), moves_per_page, timeout_s * 1000
-        self.every_page = every_page  # go on past the deadline until every page was visited
+        self.share = share  # pages to visit before stopping, past the deadline if need be (see page_shares)
         self.page = None
         self.current = None  # url path of the page shown
         self.console: list[str] = []
@@ -974,16 +974,17 @@ class SessionDriver:
         await asyncio.sleep(delay)  # visitors arrive one after another, not in the same instant
         await self.open()
         await self.load("", action="open")
-        first_pass = list(PAGES)
+        first_pass = list(self.share or PAGES)
         self.rng.shuffle(first_pass)
         for job, page in (("infer", "compare"), ("train", "manipulate")):  # the page of a must-do job first
             if job in self.must_do:
-                first_pass.remove(page)
+                if page in first_pass:
+                    first_pass.remove(page)
                 first_pass.append(page)
         tries: dict[str, int] = {}
         while True:
             over = time.time() >= self.deadline
-            if over and (not self.every_page or not first_pass):
+            if over and (not self.share or not first_pass):
                 break
             if first_pass:
                 target = first_pass.pop()
@@ -993,7 +994,7 @@ class SessionDriver:
                 await self.navigate(target)
                 low, high = self.moves_per_page
                 for _ in range(self.rng.randint(low, high)):
-                    if time.time() >= self.deadline and not self.every_page and not (
+                    if time.time() >= self.deadline and not self.share and not (
                             self.must_do and target in ("compare", "manipulate")):
                         break
                     await self.move()
@@ -1002,7 +1003,7 @@ class SessionDriver:
             except Exception as error:  # noqa: BLE001 - a driver mishap: note it, get back to a known state
                 await self._recover(error, target)
                 tries[target] = tries.get(target, 0) + 1
-                if self.every_page and target not in self.results.pages_visited[self.index] and tries[target] < 3:
+                if self.share and target not in self.results.pages_visited[self.index] and tries[target] < 3:
                     first_pass.insert(0, target)  # visit it again later
 
     async def _recover(self, error: Exception, target: str) -> None:
@@ -1044,13 +1045,23 @@ async def _warm_up(browser, url: str, timeout_s: float) -> None:
     await context.close()
 
 
+def page_shares(sessions: int, pages_each: int) -> list[list[str]]:
+    """The pages each session must visit: ``pages_each`` consecutive pages of the page list per
+    session, round robin, so that every page gets the same number of visitors (all pages each when
+    ``pages_each`` is the number of pages; none when 0)."""
+    order = list(PAGES)
+    count = min(pages_each, len(order))
+    return [[order[(i * count + j) % len(order)] for j in range(count)] for i in range(sessions)]
+
+
 async def drive(url: str, sessions: int, seconds: float, seed: int, workdir: Path, sampler: Sampler | None = None,
-                moves_per_page: tuple[int, int] = (1, 3), timeout_s: float = 180.0, every_page: bool = False,
+                moves_per_page: tuple[int, int] = (1, 3), timeout_s: float = 180.0, pages_each: int = 0,
                 warm_up: bool = True, nice: int = 0, think_s: float = 0.0) -> Results:
     """Warm up (one session loads every page; skipped with ``warm_up=False``, so the sessions meet
     cold caches), then ``sessions`` concurrent sessions for ``seconds``. Each starts with every page
-    in a random order (the page of its assigned long job first) and, with ``every_page``, goes on
-    past the deadline until it has visited them all, making its moves on each."""
+    (or with its share of ``pages_each`` pages, :func:`page_shares`) in a random order, the page of
+    its assigned long job first; with ``pages_each`` it goes on past the deadline until it has
+    visited its share, making its moves on each."""
     from playwright.async_api import async_playwright
 
     results = Results()
@@ -1074,9 +1085,10 @@ async def drive(url: str, sessions: int, seconds: float, seed: int, workdir: Pat
         results.started = time.time()
         deadline = results.started + seconds
         jobs = ["upload", "infer", "train"]
+        shares = page_shares(sessions, pages_each)
         drivers = [SessionDriver(i, browser, url, random.Random(seed * 1000 + i), results, deadline, files, shots,
                                  {jobs[i % len(jobs)]} if i < 2 * len(jobs) else set(), moves_per_page, timeout_s,
-                                 every_page, think_s)
+                                 shares[i], think_s)
                    for i in range(sessions)]
         outcomes = await asyncio.gather(*(d.run(delay=i * 1.0) for i, d in enumerate(drivers)),
                                         return_exceptions=True)
@@ -1103,7 +1115,8 @@ def _cpu_list(cpus: str) -> set[int]:
 
 def server_runs(run_log: Path, start: float, end: float) -> dict:
     """The app's own log of its script runs (ui.shell.timed_run) between ``start`` and ``end``:
-    count, and wall time and thread CPU time per run, completed runs and runs cut short by a click."""
+    count, and wall time and thread CPU time per run, completed runs and runs cut short by a click,
+    and how many completed runs were of one page section alone (ui.shell.live_section)."""
     if not run_log.exists():
         return {}
     runs = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()]
@@ -1113,6 +1126,7 @@ def server_runs(run_log: Path, start: float, end: float) -> dict:
     for r in done:
         by_page[r["page"] or ""].append(r)
     return {"runs": len(runs), "done": len(done), "interrupted": len(runs) - len(done),
+            "sections": sum("fragment" in r for r in done),
             "wall": [r["wall"] for r in done], "cpu": [r["cpu"] for r in done],
             "pages": {page: {"runs": len(rs), "wall_p50": _pct([r["wall"] for r in rs], 50),
                              "wall_p95": _pct([r["wall"] for r in rs], 95),
@@ -1186,7 +1200,9 @@ def _server_runs_section(runs: dict, duration: float, s: dict) -> list[str]:
              f"{pinned}Every script run timed by the app itself (`CKA_RUN_LOG`, ui/shell.py `timed_run`): wall "
              "time from its start to its end and the CPU time of the thread that ran it. "
              f"{runs['runs']} runs in {duration:.0f} s ({runs['runs'] / max(duration, 1e-9):.1f} per second), "
-             f"{runs['done']} completed, {runs['interrupted']} cut short by a newer click; "
+             f"{runs['done']} completed ({runs.get('sections', 0)} of them of one page section alone, "
+             "`live_section`), "
+             f"{runs['interrupted']} cut short by a newer click; "
              f"{runs['cpu_seconds']:.0f} s of CPU in script runs.",
              "",
              f"- Rerun latency at the server (completed runs): p50 {_pct(runs['wall'], 50):.3f} s, "
@@ -1214,7 +1230,9 @@ def render(report: LoadTestReport) -> str:
         f"- Machine: {_machine()}; load average before {s['load_before']}, after {s['load_after']}.",
         f"- {s['sessions']} sessions (browser contexts of one headless Chromium), {duration:.0f} s of random moves "
         f"(target {s['seconds']:.0f} s; a session finishes its current move"
-        + (" and goes on until it has visited every page" if s["every_page"] else "") + "), "
+        + (f" and goes on until it has visited its share of {s['pages_each']} pages, every page by "
+           f"{s['sessions'] * min(s['pages_each'], len(PAGES)) // len(PAGES)} sessions or more"
+           if s["pages_each"] else "") + "), "
         f"seed {s['seed']}, "
         + (f"after a {r.warmup_seconds:.0f} s warm-up in which one session loaded every page." if s["warm_up"]
            else "from a cold server (no warm-up: the sessions' first visits fill the shared caches)."),
@@ -1369,7 +1387,7 @@ def _run_in_thread(coroutine):
 
 
 def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, workdir: Path | None = None,
-                  moves_per_page: tuple[int, int] = (1, 3), timeout_s: float = 180.0, every_page: bool = False,
+                  moves_per_page: tuple[int, int] = (1, 3), timeout_s: float = 180.0, pages_each: int = 0,
                   warm_up: bool = True, nice: int = 0, command: str = "", server_cpus: str | None = None,
                   client_cpus: str | None = None, think_s: float = 0.0) -> LoadTestReport:
     """Start the server, drive the sessions, stop the server; the report (``.text``) and figures.
@@ -1392,7 +1410,7 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
         idle = sampler.samples[-1][1]
         sampler.start()
         results = _run_in_thread(drive(server.url, sessions, seconds, seed, workdir, sampler, moves_per_page,
-                                       timeout_s, every_page, warm_up, nice, think_s))
+                                       timeout_s, pages_each, warm_up, nice, think_s))
         log_size = server.log_path.stat().st_size
         exit_code = server.proc.poll()
         sampler.stop()
@@ -1410,7 +1428,7 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
               "chromium_peak": max(sampler.chromium_rss, default=0)}
     report = LoadTestReport(results, memory, sampler.cpu_seconds(), _server_log_errors(server.log_path, log_size),
                             {"sessions": sessions, "seconds": seconds, "seed": seed, "workdir": str(workdir),
-                             "every_page": every_page, "warm_up": warm_up, "nice": nice,
+                             "pages_each": pages_each, "warm_up": warm_up, "nice": nice,
                              "server_cpus": server_cpus, "client_cpus": client_cpus, "think_s": think_s,
                              "server_runs": server_runs(run_log, results.started, results.ended),
                              "command": command or f"run_load_test(sessions={sessions}, seconds={seconds})",

@@ -1,35 +1,40 @@
-"""Ten browser sessions at once, each through every page with random moves, an upload and a
-stopped long job among them (a short run of benchmarks/load_test.py): no exception, no unexpected
-error alert, no lost connection, and the server stays under 1.5 GB. No timing assertions: on two
-shared cores the latencies measure the browsers as much as the app."""
+"""Ten browser sessions at once, each through its share of the pages with random moves, every page
+under four of them, an upload and a stopped long job among them (a short run of
+benchmarks/load_test.py): no exception, no unexpected error alert, no lost connection, and the
+server stays under 1.5 GB. No timing assertions: on two shared cores the latencies measure the
+browsers as much as the app."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from benchmarks.load_test import CHROMIUM, MEMORY_TARGET_BYTES, PAGES, run_load_test
+from benchmarks.load_test import CHROMIUM, MEMORY_TARGET_BYTES, PAGES, page_shares, run_load_test
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SESSIONS = 10
+PAGES_EACH = 4  # every page under 4 sessions; all 10 pages each took half of CI's time
 
 
-def test_ten_concurrent_sessions_through_every_page(tmp_path):
+def test_ten_concurrent_sessions_on_every_page(tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium).")
     # From a cold server (the sessions' first visits fill the shared caches together), every session
-    # visits every page with one random move on each, in its own order, then moves at random until
-    # 30 s have passed; on two shared cores the pass over every page is what takes the time (several
-    # minutes). A move gets 5 minutes to become idle before it counts as stuck. Server and browsers run
-    # at nice 10, so that the tests on the other xdist worker keep their share of the two cores.
+    # visits its 4 pages (and the page of its long job) with one random move on each, in its own
+    # order, then moves at random until 30 s have passed; on two shared cores that pass is what takes
+    # the time (minutes). A move gets 5 minutes to become idle before it counts as stuck. Server and
+    # browsers run at nice 10, so that the tests on the other xdist worker keep their share of the cores.
     report = run_load_test(sessions=SESSIONS, seconds=30, seed=1, workdir=tmp_path, moves_per_page=(1, 1),
-                           timeout_s=300, every_page=True, warm_up=False, nice=10,
+                           timeout_s=300, pages_each=PAGES_EACH, warm_up=False, nice=10,
                            command="pytest tests/e2e/test_concurrent_sessions.py")
     print(report.text)
     results = report.results
     assert report.errors == 0, report.text
-    assert all(results.pages_visited[i] == set(PAGES) for i in range(SESSIONS)), report.text
+    shares = page_shares(SESSIONS, PAGES_EACH)
+    assert all(results.pages_visited[i] >= set(shares[i]) for i in range(SESSIONS)), report.text
+    assert all(sum(page in results.pages_visited[i] for i in range(SESSIONS)) >= SESSIONS * PAGES_EACH // len(PAGES)
+               for page in PAGES), report.text
     assert results.jobs["inference stopped"] + results.jobs["inference finished before Stop"] >= 1, report.text
     assert results.jobs["training stopped"] + results.jobs["training finished before Stop"] >= 1, report.text
     assert sum(count for job, count in results.jobs.items() if "upload" in job) >= 1, report.text
@@ -37,6 +42,6 @@ def test_ten_concurrent_sessions_through_every_page(tmp_path):
     # the app timed its own script runs (ui.shell.timed_run): every page ran, and each completed run
     # has a wall time at least its thread's CPU time
     runs = report.settings["server_runs"]
-    assert runs["done"] >= SESSIONS * len(PAGES) and set(runs["pages"]) >= set(PAGES), report.text
+    assert runs["done"] >= SESSIONS * PAGES_EACH and set(runs["pages"]) >= set(PAGES), report.text
     assert all(c <= w + 0.05 for c, w in zip(runs["cpu"], runs["wall"])), report.text
     assert "## At the server" in report.text
