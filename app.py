@@ -6,7 +6,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ui import navigation
-from ui.shell import check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices, timed_run
+from ui.shell import (CURRENT_PAGE, check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices,
+                      timed_run)
 from ui.sidebar import source_sidebar
 
 # Each rerun works on small matrices; on a shared host extra BLAS/torch threads only spin and fight
@@ -26,7 +27,7 @@ PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=p
 with timed_run() as run:  # logged only when CKA_RUN_LOG is set (benchmarks/load_test.py --capacity)
     remember_url_at_load()
     page = st.navigation(PAGES)
-    run["page"] = page.url_path
+    run["page"] = st.session_state[CURRENT_PAGE] = page.url_path
     notice_area = st.container()  # above the page; filled once the run has seen what the URL asked for
     with st.sidebar, error_boundary("The sidebar"):
         source_sidebar(in_use=navigation.by_url_path(page.url_path).uses_source)

@@ -216,6 +216,8 @@ def _sanity_section(a, b, settings, values, health) -> None:
 
 
 def _drilldown_section(a, b, values, settings, best) -> None:
+    # Not a live_section: while a resampling job runs, the page's run follows it (follow_job), and a
+    # section's rerun would wait behind that run where a full rerun interrupts it.
     st.subheader("Drill-down: why one cell has its value")
     st.markdown("Linear CKA is the cosine between the two centred Gram matrices, and splits exactly into pairs of "
                 "principal components, each weighted by both variances (the eigen form below). Pick a cell; the "

@@ -6,7 +6,7 @@ from ui import figures, models
 from ui import estimators as est
 from ui.references import cite, derivation
 from ui.sidebar import current_representation
-from ui.shell import inside_app_frame
+from ui.shell import inside_app_frame, live_section
 from ui.widgets import change, fmt, log_slider, page_header, takeaway, theory
 
 inside_app_frame()
@@ -23,7 +23,7 @@ def main() -> None:
         ["1 · Null bias: independent data look similar", "2 · Minibatch CKA and the batch size",
          "3 · float32 cancellation", "4 · RBF bandwidth"])
     with null_tab:
-        takeaway(lesson, est.takeaway(null_bias_panel()))
+        null_bias_panel(lesson)
     try:
         with minibatch_tab:
             pair = compared_pair()
@@ -61,8 +61,8 @@ def compared_pair() -> est.Pair:
     return est.pair_of_layers(name, a, b)
 
 
-@st.fragment
-def null_bias_panel() -> est.NullBiasPoint:
+@live_section("The null-bias panel")
+def null_bias_panel(lesson) -> None:
     proof = st.container(key="proof")
     left, right = st.columns([1, 2.4], gap="large")
     with left:
@@ -76,6 +76,7 @@ def null_bias_panel() -> est.NullBiasPoint:
     row[0].metric("Biased CKA", fmt(point.biased), help="X, Y independent standard Gaussian, n × d each.")
     row[1].metric("Expected d / (d + n − 1)", fmt(point.expected))
     row[2].metric("Debiased CKA", fmt(point.debiased), help="Unbiased HSIC (Song et al. 2012): near 0.")
+    takeaway(lesson, est.takeaway(point))
     with right:
         fig = est.null_bias_figure(curve, d, point.index)
         st.plotly_chart(fig, key="est_null_curve", config=figures.CHART_CONFIG)
@@ -92,10 +93,9 @@ def null_bias_panel() -> est.NullBiasPoint:
         "between wide layers on few examples with this baseline.",
         [cite("murphy2024"), f"unbiased HSIC: {cite('song2012')}", f"{derivation('2.3')}, reference case R10"],
     )
-    return point
 
 
-@st.fragment
+@live_section("The minibatch panel")
 def minibatch_panel(pair: est.Pair) -> None:
     X, Y, pair_key = pair.X, pair.Y, pair.key
     left, right = st.columns([1, 2.4], gap="large")
@@ -132,7 +132,7 @@ def minibatch_panel(pair: est.Pair) -> None:
     )
 
 
-@st.fragment
+@live_section("The float32 panel")
 def float32_panel(pair: est.Pair) -> None:
     X, Y, pair_key = pair.X, pair.Y, pair.key
     left, right = st.columns([1, 2.4], gap="large")
@@ -176,7 +176,7 @@ def float32_panel(pair: est.Pair) -> None:
     )
 
 
-@st.fragment
+@live_section("The RBF bandwidth panel")
 def rbf_panel(pair: est.Pair) -> None:
     X, Y, pair_key = pair.X, pair.Y, pair.key
     left, right = st.columns([1, 2.4], gap="large")

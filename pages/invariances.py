@@ -6,7 +6,7 @@ from cka_core.transforms import TRANSFORMATIONS, median_scale_ratio
 from ui import figures
 from ui import invariances as inv
 from ui.references import cite, derivation
-from ui.shell import inside_app_frame
+from ui.shell import inside_app_frame, live_section
 from ui.sidebar import current_representation
 from ui.widgets import choose, fmt, in_rows, log_slider, page_header, takeaway, theory
 
@@ -40,18 +40,23 @@ def main() -> None:
         st.caption(f"With {X.shape[1]} features for {X.shape[0]} examples the centred representation spans every "
                    "direction the examples allow, so measures invariant to invertible linear maps (mean CCA) read 1 for "
                    "*any* pair here.")
+    one_transformation(rep.key, X)
+    show_theory()
+
+
+@live_section("The single-transformation panel")
+def one_transformation(rep_key: str, X) -> None:
     st.subheader("One transformation at any strength")
     controls_column, results = st.columns([1, 2.4], gap="large")
     with controls_column:
         name, strength, seed = controls(X.shape[1])
     try:
-        shown = inv.panel_view(rep.key, X, name, strength, seed)
+        shown = inv.panel_view(rep_key, X, name, strength, seed)
     except RepresentationError as error:
         results.error(str(error))
     else:
         with results:
             measures_panel(shown)
-    show_theory()
 
 
 def controls(d: int) -> tuple[str, float | None, int]:

@@ -4,7 +4,7 @@ import streamlit as st
 from ui import figures
 from ui import neural_diversity as nd
 from ui.references import cite, derivation
-from ui.shell import inside_app_frame
+from ui.shell import inside_app_frame, live_section
 from ui.widgets import choose, fmt, in_rows, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
@@ -59,6 +59,7 @@ def _to_custom() -> None:
     st.session_state["nd_preset"] = nd.PRESETS["custom"][0]
 
 
+@live_section("The γ family section")
 def gamma_family() -> None:
     st.header("1 · The γ(x; n, s) family")
     controls, plot = st.columns([1, 2.6], gap="large")
@@ -222,6 +223,7 @@ def what_cka_says(kind: str, k: int, setting: tuple) -> None:
     )
 
 
+@live_section("The adaptive units section")
 def adaptation(kind: str, k: int, setting: tuple) -> None:
     st.header("5 · Adaptive units along one digit")
     sweep = nd.sweep(kind, *setting)

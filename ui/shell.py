@@ -8,6 +8,7 @@ switches the legacy mode off and reruns, so app.py draws the frame and then the 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -40,11 +41,15 @@ RUN_LOG = os.environ.get("CKA_RUN_LOG")
 _RUN_LOG_LOCK = threading.Lock()
 
 
+CURRENT_PAGE = "_current_page"      # the url path of the page the last full run drew
+
+
 @contextmanager
-def timed_run() -> Iterator[dict]:
+def timed_run(fragment: str | None = None) -> Iterator[dict]:
     """Time one script run (wall clock and the CPU of the thread that runs it, which is where a
     session computes: one BLAS/torch thread) and log it to RUN_LOG. Yields a dict for the page's
-    url path; a run cut short by a click (Streamlit's rerun signal) is logged with that outcome."""
+    url path; a run cut short by a click (Streamlit's rerun signal) is logged with that outcome.
+    ``fragment`` names the section when only that section reruns (:func:`live_section`)."""
     record: dict = {"page": None}
     if not RUN_LOG:
         yield record
@@ -56,10 +61,39 @@ def timed_run() -> Iterator[dict]:
         outcome = type(signal).__name__
         raise
     finally:
-        line = json.dumps({"page": record["page"], "wall": time.perf_counter() - wall,
-                           "cpu": time.thread_time() - cpu, "end": time.time(), "outcome": outcome})
+        entry = {"page": record["page"], "wall": time.perf_counter() - wall, "cpu": time.thread_time() - cpu,
+                 "end": time.time(), "outcome": outcome}
+        if fragment is not None:
+            entry["fragment"] = fragment
         with _RUN_LOG_LOCK, open(RUN_LOG, "a") as log:
-            log.write(line + "\n")
+            log.write(json.dumps(entry) + "\n")
+
+
+def _fragment_rerun() -> bool:
+    """Whether this run reruns fragments only (a widget inside one changed), not the whole app."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
+def live_section(where: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorator for a page section whose widgets drive only what the section draws: a change
+    reruns the section alone (``st.fragment``: less work at the server, less to redraw in the
+    browser). A section that moves the page's takeaway writes it itself, into the slot the page
+    header made (Streamlit redraws a fragment's writes to an outside container in place). Such a
+    rerun skips app.py, so the section brings its own error boundary and, when it runs alone,
+    its own entry in the run log. It returns nothing: the rest of the page does not rerun with it."""
+    def decorate(draw: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(draw)
+        def section(*args, **kwargs) -> None:
+            if not _fragment_rerun():
+                with error_boundary(where):
+                    draw(*args, **kwargs)
+                return
+            with timed_run(fragment=draw.__name__) as run, error_boundary(where):
+                run["page"] = st.session_state.get(CURRENT_PAGE)
+                draw(*args, **kwargs)
+        return st.fragment(section)
+    return decorate
 
 
 def inside_app_frame() -> None:

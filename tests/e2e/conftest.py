@@ -38,14 +38,21 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
+def run_log(tmp_path_factory) -> Path:
+    """The server's log of its script runs (ui.shell.timed_run): one JSON line per run, with
+    ``fragment`` set when only a page section reran."""
+    return tmp_path_factory.mktemp("runs") / "runs.jsonl"
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory, run_log):
     port = _free_port()
     log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
          f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
          "--server.fileWatcherType=none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CKA_RUN_LOG": str(run_log)},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

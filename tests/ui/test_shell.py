@@ -35,6 +35,20 @@ def test_an_exception_in_a_page_becomes_a_short_message_and_the_app_stays_usable
     assert 0.0 <= metric(at, "Linear CKA") <= 1.0
 
 
+def test_an_exception_in_a_live_section_stays_inside_that_section(monkeypatch):
+    """A live_section reruns alone, without app.py's boundary, so it carries its own: the rest of
+    the page (here the table above it and the Theory box below) is still drawn."""
+    import ui.invariances
+
+    monkeypatch.setattr(ui.invariances, "panel_view", _fail)
+    at = open_page("pages/invariances.py")
+    assert not at.exception
+    [error] = at.error
+    assert error.value.startswith("The single-transformation panel hit an unexpected error (ZeroDivisionError)")
+    assert [e.label for e in at.expander][-1] == "Theory" and at.selectbox(key="inv_transform")
+    assert "inv_table" in " ".join(chart.proto.id for chart in at.get("plotly_chart"))
+
+
 def test_a_representation_error_in_a_page_shows_its_own_message(monkeypatch):
     def refuse(*args, **kwargs):
         raise RepresentationError("X has 3 rows; upload at least 4 examples.")
