@@ -17,7 +17,10 @@ threadpool_limits(limits=1, user_api="blas")
 
 st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/explore:", layout="wide")
 # Streamlit's 6rem top padding pushes each page's proof below the fold at 1400 x 900.
-st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
+st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}"
+        # On a phone a figure too wide to read when squeezed (ui.widgets.wide_figure) scrolls sideways.
+        "@media (max-width: 640px){.st-key-wide_figure{overflow-x:auto}"
+        ".st-key-wide_figure [data-testid='stElementContainer']{min-width:720px}}</style>")
 
 PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=page.url_path or None,
                          default=not page.url_path)

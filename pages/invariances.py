@@ -8,7 +8,7 @@ from ui import invariances as inv
 from ui.references import cite, derivation
 from ui.shell import inside_app_frame, live_section
 from ui.sidebar import current_representation
-from ui.widgets import choose, fmt, in_rows, log_slider, page_header, takeaway, theory
+from ui.widgets import choose, fmt, in_rows, log_slider, page_header, takeaway, theory, wide_figure
 
 inside_app_frame()
 
@@ -136,7 +136,7 @@ def measures_panel(shown: inv.PanelView) -> None:
 
 
 def table_section(table: dict) -> None:
-    with st.container(key="proof"):
+    with st.container(key="proof"), wide_figure():
         st.plotly_chart(inv.table_figure(table), key="inv_table", config=figures.CHART_CONFIG)
     st.caption(
         "Each cell: how far the measure moved, as a share of the way from its value for identical inputs to its value "

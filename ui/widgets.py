@@ -20,6 +20,12 @@ def takeaway(slot, sentence: str) -> None:
     slot.container(border=True).markdown(f":material/lightbulb: **Takeaway.** {sentence}")
 
 
+def wide_figure():
+    """A container for one figure that cannot be read narrower than about 720 px (a labelled table
+    of cells): on a phone it keeps that width and scrolls sideways (the CSS is in app.py)."""
+    return st.container(key="wide_figure")
+
+
 def theory(latex_blocks: list[str], text: str, sources: list[str]) -> None:
     """The Theory expander: the result in LaTeX, a short explanation and where it comes from
     (markdown: papers and sections of docs/theory.md as links, see :mod:`ui.references`)."""

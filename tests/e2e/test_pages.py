@@ -157,3 +157,25 @@ def test_every_page_states_its_takeaway_and_shows_its_proof_without_scrolling(pa
     if path == "compare":
         heatmap = page.locator(".st-key-cmp_heatmap")
         assert heatmap.bounding_box()["y"] < 900 - 150  # the heatmap shows, not just its title
+
+
+@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES])
+def test_every_page_fits_a_phone(page, app_url, path):
+    """At 390 px the page does not scroll sideways and opens with its takeaway; a figure that cannot
+    be read narrower (ui.widgets.wide_figure) keeps its width and scrolls inside its own box (issue:
+    Invariances' 9 × 9 table was squeezed to 358 px, its column labels on top of each other)."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{app_url}/{path}")
+    wait_for_run(page)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    lesson = page.locator(".st-key-takeaway")
+    expect(lesson).to_be_visible()
+    assert lesson.bounding_box()["y"] < 844
+    wide = page.locator(".st-key-wide_figure")
+    if path == "invariances":
+        expect(wide.locator(".main-svg").first).to_be_visible()
+    for box in wide.all():
+        figure, room, content = box.evaluate(
+            "e => [e.querySelector('.main-svg').getBoundingClientRect().width, e.clientWidth, e.scrollWidth]")
+        assert figure >= 700 and room <= 390 and content > room, (path, figure, room, content)
