@@ -31,20 +31,6 @@ def test_every_page_of_the_app_has_a_browser_test():
     assert set(PAGES) | OWN_TESTS == {page.url_path for page in navigation.PAGES}
 
 
-@pytest.mark.parametrize("path", list(PAGES))
-def test_page_loads_and_draws(page, app_url, path):
-    name, charts = PAGES[path]
-    page.goto(f"{app_url}/{path}")
-    wait_for_run(page)
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    expect(page.get_by_test_id("stHeading").first).to_be_visible()
-    plots = page.locator("[data-testid='stPlotlyChart'] .main-svg")
-    if charts:
-        plots.first.wait_for(timeout=60_000)  # plotly draws after the run; slow when CI shares the cores
-        assert page.locator("[data-testid='stPlotlyChart']").count() >= charts
-    save_screenshot(page, name)
-
-
 def _metric(page, label: str) -> str:
     metric = page.get_by_test_id("stMetric").filter(has_text=label).first
     return metric.get_by_test_id("stMetricValue").inner_text()
@@ -111,11 +97,73 @@ def test_the_derivations_render_and_a_theory_box_links_to_its_section(page, app_
         "href", "https://arxiv.org/abs/2210.16156")
 
 
-@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES
-                                  if "theory(" in (ROOT / page.path).read_text()])
-def test_every_theory_formula_typesets_and_fits_its_box(page, app_url, path):
+WITH_THEORY = {page.url_path for page in navigation.PAGES if "theory(" in (ROOT / page.path).read_text()}
+
+
+@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES])
+def test_every_page_in_the_browser(page, app_url, path):
+    """One load per page (each load costs CI seconds), then every page-wide check in turn: it draws,
+    its takeaway and proof open it at 1400 × 900, it fits a phone, its Theory formulas typeset."""
+    page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{app_url}/{path}")
     wait_for_run(page, timeout=120_000)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect(page.get_by_test_id("stHeading").first).to_be_visible()
+    _takeaway_and_proof_without_scrolling(page, path)
+    if path in PAGES:
+        _draws(page, path)
+    _fits_a_phone(page, path)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    if path in WITH_THEORY:
+        _theory_formulas_typeset_and_fit(page, path)
+
+
+def _draws(page, path: str) -> None:
+    name, charts = PAGES[path]
+    if charts:
+        page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=60_000)  # drawn after the run
+        assert page.locator("[data-testid='stPlotlyChart']").count() >= charts
+    save_screenshot(page, name)
+
+
+def _takeaway_and_proof_without_scrolling(page, path: str) -> None:
+    """At 1400 × 900 the takeaway sentence and the figure or numbers behind it are on screen as the
+    page opens (issue: Compare's heatmap and the Neural diversity answer sat far below the fold)."""
+    lesson, proof = page.locator(".st-key-takeaway"), page.locator(".st-key-proof")
+    expect(lesson.get_by_test_id("stMarkdown")).to_be_visible()
+    assert lesson.inner_text().strip().startswith("lightbulb") or "Takeaway." in lesson.inner_text()
+    assert len(lesson.inner_text().strip()) > 60
+    expect(proof).to_be_visible()
+    assert proof.locator("[data-testid='stMetric'], [data-testid='stPlotlyChart'], a").count() > 0
+    for what, box in (("takeaway", lesson.bounding_box()), ("proof", proof.bounding_box())):
+        assert box["height"] > 0 and box["y"] >= 0, (what, box)
+        assert box["y"] + box["height"] <= 900, f"{what} of /{path} ends at {box['y'] + box['height']:.0f} px"
+    if path == "compare":
+        heatmap = page.locator(".st-key-cmp_heatmap")
+        assert heatmap.bounding_box()["y"] < 900 - 150  # the heatmap shows, not just its title
+
+
+def _fits_a_phone(page, path: str) -> None:
+    """At 390 px the page does not scroll sideways and opens with its takeaway; a figure that cannot
+    be read narrower (ui.widgets.wide_figure) keeps its width and scrolls inside its own box (issue:
+    Invariances' 9 × 9 table was squeezed to 358 px, its column labels on top of each other)."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTo(0, 0)")
+    page.wait_for_timeout(500)  # the layout follows the new width
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    lesson = page.locator(".st-key-takeaway")
+    expect(lesson).to_be_visible()
+    assert lesson.bounding_box()["y"] < 844
+    wide = page.locator(".st-key-wide_figure")
+    if path == "invariances":
+        expect(wide.locator(".main-svg").first).to_be_visible()
+    for box in wide.all():
+        figure, room, content = box.evaluate(
+            "e => [e.querySelector('.main-svg').getBoundingClientRect().width, e.clientWidth, e.scrollWidth]")
+        assert figure >= 700 and room <= 390 and content > room, (path, figure, room, content)
+
+
+def _theory_formulas_typeset_and_fit(page, path: str) -> None:
     tabs = page.get_by_role("tab")
     if tabs.count():  # a page in tabs (Estimators): the last tab's Theory box is the one visible after this
         tabs.last.click()
@@ -135,47 +183,3 @@ def test_every_theory_formula_typesets_and_fits_its_box(page, app_url, path):
         # and scrolls, so a formula wider than the column shows cut at the right edge).
         wide, room = formula.evaluate("e => [e.scrollWidth, e.closest('[data-testid=stMarkdown]').clientWidth]")
         assert wide <= room + 1, f"{path}: formula {k} ({text!r}) is {wide:.0f} px wide in a {room} px column"
-
-
-@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES])
-def test_every_page_states_its_takeaway_and_shows_its_proof_without_scrolling(page, app_url, path):
-    """At 1400 × 900 the takeaway sentence and the figure or numbers behind it are on screen as the
-    page opens (issue: Compare's heatmap and the Neural diversity answer sat far below the fold)."""
-    page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{app_url}/{path}")
-    wait_for_run(page)
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    lesson, proof = page.locator(".st-key-takeaway"), page.locator(".st-key-proof")
-    expect(lesson.get_by_test_id("stMarkdown")).to_be_visible()
-    assert lesson.inner_text().strip().startswith("lightbulb") or "Takeaway." in lesson.inner_text()
-    assert len(lesson.inner_text().strip()) > 60
-    expect(proof).to_be_visible()
-    assert proof.locator("[data-testid='stMetric'], [data-testid='stPlotlyChart'], a").count() > 0
-    for what, box in (("takeaway", lesson.bounding_box()), ("proof", proof.bounding_box())):
-        assert box["height"] > 0 and box["y"] >= 0, (what, box)
-        assert box["y"] + box["height"] <= 900, f"{what} of /{path} ends at {box['y'] + box['height']:.0f} px"
-    if path == "compare":
-        heatmap = page.locator(".st-key-cmp_heatmap")
-        assert heatmap.bounding_box()["y"] < 900 - 150  # the heatmap shows, not just its title
-
-
-@pytest.mark.parametrize("path", [page.url_path for page in navigation.PAGES])
-def test_every_page_fits_a_phone(page, app_url, path):
-    """At 390 px the page does not scroll sideways and opens with its takeaway; a figure that cannot
-    be read narrower (ui.widgets.wide_figure) keeps its width and scrolls inside its own box (issue:
-    Invariances' 9 × 9 table was squeezed to 358 px, its column labels on top of each other)."""
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{app_url}/{path}")
-    wait_for_run(page)
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    lesson = page.locator(".st-key-takeaway")
-    expect(lesson).to_be_visible()
-    assert lesson.bounding_box()["y"] < 844
-    wide = page.locator(".st-key-wide_figure")
-    if path == "invariances":
-        expect(wide.locator(".main-svg").first).to_be_visible()
-    for box in wide.all():
-        figure, room, content = box.evaluate(
-            "e => [e.querySelector('.main-svg').getBoundingClientRect().width, e.clientWidth, e.scrollWidth]")
-        assert figure >= 700 and room <= 390 and content > room, (path, figure, room, content)
