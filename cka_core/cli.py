@@ -22,6 +22,8 @@ from .terminal import counter, rate, text_table, value_table
 
 MAX_RESAMPLES = 100_000
 STREAM_BYTES = 512 * 2**20
+#: The option of the one measure that takes it.
+MEASURE_PARAMETER_OF = {"sigma": "rbf_cka", "alpha": "shape_metric"}
 
 EPILOG = """\
 outputs (--out may be given several times; the suffix picks the format):
@@ -122,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--debiased", action="store_true", help="unbiased HSIC estimator (linear and RBF CKA)")
     compare.add_argument("--batch-size", type=int, default=None, help="minibatch estimator (Nguyen et al. 2021)")
     compare.add_argument("--sigma", type=float, default=None, help="RBF bandwidth as a multiple of the median distance")
+    compare.add_argument("--alpha", type=float, default=None,
+                         help="partial whitening of --measure shape_metric: 0 whitened (CCA), 1 none (Procrustes); "
+                              "default 0.5")
     compare.add_argument("--bootstrap", type=_count, default=None, metavar="N",
                          help="N bootstrap resamples of the examples: a confidence interval per cell")
     compare.add_argument("--confidence", type=_confidence, default=0.95, help="interval level (default 0.95)")
@@ -140,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_outputs(args.out)
-        if args.sigma is not None and args.measure != "rbf_cka":
-            raise RepresentationError("--sigma applies to --measure rbf_cka only.")
+        parameters = {name: value for name, value in (("sigma", args.sigma), ("alpha", args.alpha)) if value is not None}
+        for name, measure in MEASURE_PARAMETER_OF.items():
+            if name in parameters and args.measure != measure:
+                raise RepresentationError(f"--{name} applies to --measure {measure} only.")
         if args.model:
             layers_a, layers_b, described = _run_models(args)
         elif args.a and args.b:
@@ -153,15 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise RepresentationError("give two files of activations (compare A B) or two models (--model A "
                                       "--model B --inputs X).")
-        options = {"debiased": args.debiased, "batch_size": args.batch_size}
-        if args.sigma is not None:
-            options["sigma"] = args.sigma
+        options = {"debiased": args.debiased, "batch_size": args.batch_size, **parameters}
         values = similarity_matrix(layers_a, layers_b, measure=args.measure, **options)
         names_a, names_b = list(layers_a), list(layers_b)
         settings = {"measure": args.measure, "debiased": args.debiased, "batch_size": args.batch_size,
                     "n_examples": int(next(iter(layers_a.values())).shape[0]), **described, "seed": args.seed}
-        if args.sigma is not None:
-            settings["sigma"] = args.sigma
+        settings.update(parameters)
         boot = perm = flagged = None
         if args.bootstrap is not None:
             boot = bootstrap(layers_a, layers_b, measure=args.measure, n_resamples=args.bootstrap,

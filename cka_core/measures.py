@@ -17,7 +17,7 @@ from .errors import RepresentationError
 from .pairwise import linear_cka, rbf_cka
 from .validation import as_layers, check_rows
 from .views import (LayerView, canonical_correlations_of, linear_regression_of, mean_cca_of, procrustes_angle_of,
-                    pwcca_of, rbf_cka_of, rsa_of, svcca_of, views)
+                    pwcca_of, rbf_cka_of, rsa_of, shape_distance_of, svcca_of, views)
 
 ORTHOGONAL = "orthogonal"
 ISOTROPIC = "isotropic_scaling"
@@ -78,6 +78,14 @@ def procrustes_angle(X, Y) -> float:
     return procrustes_angle_of(*views(X, Y))
 
 
+def shape_distance(X, Y, alpha: float = 0.5) -> float:
+    """Generalized shape metric (Williams et al. 2021): the angular Procrustes distance between the
+    two layers after partial whitening with ``alpha`` (1: the Procrustes angle, 0: whitened, the
+    angle of mean CCA). A metric for every alpha: each layer is mapped on its own, then compared
+    by an angle between shapes, so the triangle inequality holds (docs/theory.md §8.1)."""
+    return shape_distance_of(*views(X, Y), alpha)
+
+
 def rsa(X, Y) -> float:
     """Representational similarity analysis (Kriegeskorte et al. 2008): Spearman correlation of
     the upper triangles of the two Euclidean representational dissimilarity matrices.
@@ -127,6 +135,11 @@ MEASURES: dict[str, MeasureInfo] = {
                     _ALL_BUT_LINEAR, True,
                     "Angle between the two normalised shapes after the best rotation; a true metric.",
                     "Williams et al., NeurIPS 2021; Ding et al., NeurIPS 2021", procrustes_angle_of),
+        MeasureInfo("shape_metric", "Shape metric (partial whitening)", shape_distance, False,
+                    (0.0, float(np.pi / 2)), _ALL_BUT_LINEAR, True,
+                    "Angle between the two shapes after partial whitening α (α = 0.5 by default): between the "
+                    "angle of mean CCA (α = 0) and the Procrustes angle (α = 1); a true metric for every α.",
+                    "Williams et al., NeurIPS 2021", shape_distance_of),
         MeasureInfo("rsa", "RSA (Spearman of RDMs)", rsa, True, (-1.0, 1.0), _ALL_BUT_LINEAR, True,
                     "Rank correlation of the pairwise Euclidean distances between examples.",
                     "Kriegeskorte et al., Front. Syst. Neurosci. 2008", rsa_of),

@@ -64,16 +64,16 @@ def _items(layers) -> list[tuple[str, np.ndarray]]:
 
 def identity_value(measure: str) -> float:
     """What ``measure`` gives for a representation compared with itself: 1 for the similarity
-    indices (CKA, CCA, RSA, R^2), 0 for the Procrustes angle."""
+    indices (CKA, CCA, RSA, R^2), 0 for the angles (Procrustes, shape metric)."""
     info = MEASURES[measure]
     return info.value_range[1] if info.higher_is_similar else info.value_range[0]
 
 
 def _deviation(values: np.ndarray, measure: str) -> np.ndarray:
-    """Distance from the identity value on a scale where round-off is ~1e-15: the Procrustes angle
-    is compared through its cosine (arccos is ill-conditioned near 0)."""
+    """Distance from the identity value on a scale where round-off is ~1e-15: the angles (Procrustes,
+    shape metric) are compared through their cosine (arccos is ill-conditioned near 0)."""
     values = np.asarray(values, dtype=np.float64)
-    if measure == "procrustes":
+    if not MEASURES[measure].higher_is_similar:
         return np.abs(1.0 - np.cos(values))
     return np.abs(values - identity_value(measure))
 

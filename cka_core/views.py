@@ -57,18 +57,24 @@ class LayerView:
             self._cache[key] = compute()
         return self._cache[key]
 
-    # ---------------------------------------------------------------- bases (CCA family, regression)
-    def basis(self, keep_variance: float | None = None) -> np.ndarray:
-        """Orthonormal basis of the column space (rank-revealing SVD), optionally only the leading
-        directions that explain ``keep_variance`` of the variance (SVCCA)."""
+    # ---------------------------------------------------------------- bases (CCA family, regression, shape metric)
+    def spectrum(self) -> tuple[np.ndarray, np.ndarray]:
+        """(U, s): the left singular vectors and singular values of the column space, from a
+        rank-revealing SVD (values at round-off level of the largest are not directions), with s
+        at unit norm (the layer at unit Frobenius norm)."""
         def compute():
             u, s, _ = np.linalg.svd(self.xc, full_matrices=False)
             rank = int((s > s[0] * max(self.xc.shape) * np.finfo(float).eps).sum())
-            if keep_variance is not None:
-                explained = np.cumsum(s[:rank] ** 2) / np.sum(s[:rank] ** 2)
-                rank = int(np.searchsorted(explained, keep_variance) + 1)
-            return u[:, :rank]
-        return self._cached(("basis", keep_variance), compute)
+            return u[:, :rank], s[:rank] / np.linalg.norm(s[:rank])
+        return self._cached(("spectrum",), compute)
+
+    def basis(self, keep_variance: float | None = None) -> np.ndarray:
+        """Orthonormal basis of the column space, optionally only the leading directions that
+        explain ``keep_variance`` of the variance (SVCCA)."""
+        u, s = self.spectrum()
+        if keep_variance is None:
+            return u
+        return u[:, :int(np.searchsorted(np.cumsum(s ** 2), keep_variance) + 1)]
 
     # ---------------------------------------------------------------- distances and their ranks (RSA)
     def _distance_groups(self) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +170,8 @@ class LayerView:
         (each is equivariant to a permutation of the rows); ranks are read off the root's groups."""
         view = LayerView(self.xc[perm], root=self, index=np.asarray(perm))
         for key, value in self._cache.items():
-            if isinstance(key, tuple) and key[0] == "basis":
-                view._cache[key] = value[perm]
+            if key == ("spectrum",):
+                view._cache[key] = (value[0][perm], value[1])
             elif isinstance(key, tuple) and key[0] == "rbf":
                 index = torch.from_numpy(np.asarray(perm))
                 view._cache[key] = value[index][:, index]
@@ -226,6 +232,39 @@ def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
         eig = np.linalg.eigvals((xc @ xc.T) @ (yc @ yc.T)).real
         nuclear = float(np.sqrt(np.clip(eig, 0, None)).sum())
     return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
+
+
+#: Whitening gives every direction of the column space the weight 1 - alpha however small its
+#: variance, so a direction that is only round-off (what centring a far-translated copy leaves in
+#: the null directions of a layer with dead units, ~1e-12 of the largest singular value) would count
+#: as much as a real one. Directions below this fraction of the largest singular value do not count.
+WHITENING_FLOOR = 1e-8
+
+
+def _above_whitening_floor(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = s > WHITENING_FLOOR * s[0]
+    return u[:, keep], s[keep]
+
+
+def partial_whitening_weights(s: np.ndarray, alpha: float) -> np.ndarray:
+    """Singular values of the partially whitened layer, a_i = alpha s_i + (1 - alpha) (Williams et
+    al. 2021, eq. 6 on the column space: X (alpha I + (1 - alpha) (X^T X)^(-1/2)) = U diag(a) V^T for
+    X = U diag(s) V^T at unit Frobenius norm). alpha = 1 keeps the layer, alpha = 0 whitens it."""
+    return alpha * s + (1.0 - alpha)
+
+
+def shape_distance_of(vx: LayerView, vy: LayerView, alpha: float = 0.5) -> float:
+    """Angular shape distance with partial whitening (Williams et al. 2021, eqs. 4 and 6):
+    arccos(||phi(X)^T phi(Y)||_* / (||phi(X)||_F ||phi(Y)||_F)) with phi(X) = U_x diag(a_x) V_x^T,
+    i.e. arccos(||diag(a_x) U_x^T U_y diag(a_y)||_* / (||a_x|| ||a_y||)) (V_x, V_y drop out of the
+    nuclear norm). alpha = 1: the Procrustes angle; alpha = 0: arccos of the summed canonical
+    correlations over sqrt(rank_x rank_y) (mean CCA at equal ranks)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise RepresentationError(f"alpha must be in [0, 1] (0: whitened, CCA; 1: Procrustes), got {alpha!r}.")
+    (ux, sx), (uy, sy) = (_above_whitening_floor(*v.spectrum()) for v in (vx, vy))
+    ax, ay = partial_whitening_weights(sx, alpha), partial_whitening_weights(sy, alpha)
+    nuclear = float(np.linalg.svd(ax[:, None] * (ux.T @ uy) * ay[None, :], compute_uv=False).sum())
+    return float(np.arccos(np.clip(nuclear / (np.linalg.norm(ax) * np.linalg.norm(ay)), -1.0, 1.0)))
 
 
 def rsa_of(vx: LayerView, vy: LayerView) -> float:

@@ -41,6 +41,7 @@ def main() -> None:
                    "direction the examples allow, so measures invariant to invertible linear maps (mean CCA) read 1 for "
                    "*any* pair here.")
     one_transformation(rep.key, X)
+    distances_or_scores(rep)
     show_theory()
 
 
@@ -57,6 +58,31 @@ def one_transformation(rep_key: str, X) -> None:
     else:
         with results:
             measures_panel(shown)
+
+
+@live_section("The triangle-inequality section")
+def distances_or_scores(rep) -> None:
+    st.subheader("Which of these are distances? The triangle inequality over a network's layers")
+    name = inv.triangle_network(rep)
+    controls_column, results = st.columns([1, 2.4], gap="large")
+    with controls_column:
+        st.markdown(f"A distance obeys d(i, k) ≤ d(i, j) + d(j, k): if A is close to B and B to C, A is close to C. "
+                    f"Every ordered triple of distinct layers of **{name}** (test digits) is checked. "
+                    "1 − CKA is not a distance; the angle arccos(CKA) and the shape metrics are.")
+        alpha = st.slider("Partial whitening α (shape metric)", 0.0, 1.0, 0.5, step=0.05, key="inv_alpha",
+                          bind="query-params", help="0: each layer whitened first (the angle of mean CCA); "
+                                                    "1: not whitened (the Procrustes angle).")
+    rows = inv.triangle_rows(name, alpha)
+    with results:
+        for column, row in zip(st.columns(len(rows)), rows):
+            column.metric(row.label, f"{row.check.violations} of {row.check.triples}",
+                          help=f"Ordered triples of {name}'s layers with {row.formula}(i, k) > "
+                               f"{row.formula}(i, j) + {row.formula}(j, k).")
+        st.dataframe(inv.triangle_frame(rows), hide_index=True, key="inv_triangle",
+                     column_config={"largest d(i,k) − d(i,j) − d(j,k)": st.column_config.NumberColumn(format="%.4f")})
+        for row in rows:
+            if row.worst:
+                st.caption(f"Worst triple for {row.label}: {row.worst}.")
 
 
 def controls(d: int) -> tuple[str, float | None, int]:
@@ -170,6 +196,8 @@ def show_theory() -> None:
             r"\ \xrightarrow{a\to\infty}\ \frac{1}{\sqrt d}\quad (X \text{ isotropic})",
             r"\mathrm{CKA}(X,\ XM) \approx \sqrt{\frac{d}{2d+1}} \to \frac{1}{\sqrt 2}\quad"
             r"(M_{ij}\ \text{i.i.d. } \mathcal N(0,\sigma^2),\ X \text{ isotropic},\ n \gg d)",
+            r"d_\alpha(X, Y) = \arccos\frac{\lVert\mathrm{diag}(a_X)\,U_X^\top U_Y\,\mathrm{diag}(a_Y)\rVert_\ast}"
+            r"{\lVert a_X\rVert\,\lVert a_Y\rVert},\qquad 1-\cos 2\theta > 2\,(1-\cos\theta)\ \ (0<\theta<\tfrac{\pi}{2})",
         ],
         "Linear CKA compares the centred Gram matrices, so it ignores translations, rotations, reflections and a common "
         "scale: the first two lines. It is deliberately **not** invariant to invertible linear maps: Kornblith et al. "
@@ -181,9 +209,15 @@ def show_theory() -> None:
         "a random Gaussian $M$) can take it far from 1 although the information in $X$ is unchanged. Ding et al. turn "
         "this into two tests: a good measure should be *specific* (not move under changes that keep function) and "
         "*sensitive* (move when low-variance components that probes rely on are deleted); CKA fails the second, CCA "
-        "over-reacts to noise, orthogonal Procrustes is the most balanced baseline.",
+        "over-reacts to noise, orthogonal Procrustes is the most balanced baseline. Williams et al. ask for "
+        "distances instead of scores: the shape metric whitens each layer partially ($a_i = \\alpha s_i + 1 - \\alpha$ "
+        "on its singular values $s_i$) and takes the angle between the two shapes after the best rotation, which obeys "
+        "the triangle inequality for every $\\alpha$; so does $\\arccos$ CKA, the angle between the two Gram matrices, "
+        "while $1 - \\mathrm{CKA} = 1 - \\cos\\theta$ does not (last line: three Gram matrices on one arc).",
         [cite("kornblith2019", "§3, invariances"), cite("davari2023", "§4.2: invertible maps and anisotropic rescaling"),
-         cite("ding2021"), f"the invariances in {derivation('1')}, reference cases R7–R9 in {derivation('5')}"],
+         cite("ding2021"), cite("williams2021", "§2, generalized shape metrics"),
+         f"the invariances in {derivation('1')}, reference cases R7–R9 in {derivation('5')}, shape metrics and the "
+         f"triangle inequality in {derivation('8.1')}"],
     )
 
 

@@ -53,7 +53,8 @@ ALPHA, NULL_WIDTH = 0.05, 2.0
 SOURCE_KINDS = {"network": "Sample model", "own": "Your model", "upload": "Upload files", "launch": "Launch file"}
 ESTIMATORS = {"biased": "Biased", "debiased": "Debiased", "minibatch": "Minibatch"}
 MEASURE_CHOICES = {k: MEASURES[k].label for k in
-                   ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "rsa", "linear_regression")}
+                   ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "shape_metric", "rsa",
+                    "linear_regression")}
 STATUS_ICONS = {sanity.PASS: ":material/check_circle:", sanity.WARN: ":material/warning:",
                 sanity.FAIL: ":material/error:", sanity.INFO: ":material/info:"}
 MARKING_TEXT = (f"**✕** marks a cell whose value is not clearly beyond chance: its permutation p-value (corrected, "
@@ -288,13 +289,38 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
 
 # --------------------------------------------------------------------------- measure settings
 @dataclass(frozen=True)
+class MeasureParameter:
+    """The one number a measure takes besides the data, and its slider."""
+
+    name: str      # the keyword of similarity_matrix
+    label: str
+    low: float
+    high: float
+    default: float
+    step: float
+    help: str
+    shown: str     # the measure's label with the value, "{:g}" in place of the value
+
+
+MEASURE_PARAMETERS = {
+    "rbf_cka": MeasureParameter("sigma", "Bandwidth σ (× median distance)", 0.1, 3.0, 1.0, 0.1,
+                                "Small σ: local neighbourhoods; large σ: close to linear CKA.",
+                                "RBF CKA (σ = {:g} × median distance)"),
+    "shape_metric": MeasureParameter("alpha", "Partial whitening α", 0.0, 1.0, 0.5, 0.05,
+                                     "0: whiten each layer first (the angle of mean CCA, blind to any invertible map); "
+                                     "1: no whitening (the Procrustes angle). A metric for every α.",
+                                     "Shape metric (α = {:g})"),
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     """The measure and its estimator options: everything the values depend on besides the data."""
 
     measure: str  # a MEASURES key
     batch_size: int | None = None
     minibatch_debiased: bool = True
-    sigma: float | None = None
+    parameter: float | None = None  # the value of MEASURE_PARAMETERS[measure]
 
     def options(self) -> dict:
         """Keyword arguments of ``similarity_matrix`` and the inference functions."""
@@ -302,13 +328,13 @@ class Settings:
         if self.batch_size is not None:
             out["batch_size"] = self.batch_size
             out["debiased"] = self.minibatch_debiased
-        if self.sigma is not None:
-            out["sigma"] = self.sigma
+        if self.parameter is not None:
+            out[MEASURE_PARAMETERS[self.measure].name] = self.parameter
         return out
 
     @property
     def key(self) -> tuple:
-        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.sigma)
+        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.parameter)
 
     @property
     def info(self):
@@ -318,14 +344,15 @@ class Settings:
     def label(self) -> str:
         if self.batch_size is not None:
             return f"Minibatch linear CKA (b = {self.batch_size}{', unbiased HSIC' if self.minibatch_debiased else ''})"
-        if self.sigma is not None:
-            return f"RBF CKA (σ = {self.sigma:g} × median distance)"
+        if self.parameter is not None:
+            return MEASURE_PARAMETERS[self.measure].shown.format(self.parameter)
         return self.info.label
 
     def export(self) -> dict:
         return {"measure": self.measure, "measure_label": self.label,
                 "debiased": self.measure == "linear_cka_debiased" or (self.batch_size is not None and self.minibatch_debiased),
-                "batch_size": self.batch_size, "sigma": self.sigma}
+                "batch_size": self.batch_size, **{p.name: None for p in MEASURE_PARAMETERS.values()},
+                **{k: v for k, v in self.options().items() if k not in ("batch_size", "debiased")}}
 
 
 def measure_controls(n: int) -> tuple[Settings, bool]:
@@ -360,11 +387,12 @@ def _measure_settings(cols, n: int) -> Settings:
                                        help="Nguyen et al.'s choice: the value barely depends on b.")
             return Settings("linear_cka", batch_size=int(batch), minibatch_debiased=bool(unbiased))
         return Settings("linear_cka")
-    if measure == "rbf_cka":
+    if measure in MEASURE_PARAMETERS:
+        parameter = MEASURE_PARAMETERS[measure]
         with cols[1]:
-            sigma = st.slider("Bandwidth σ (× median distance)", 0.1, 3.0, 1.0, step=0.1, key="cmp_sigma",
-                              bind="query-params", help="Small σ: local neighbourhoods; large σ: close to linear CKA.")
-        return Settings("rbf_cka", sigma=round(float(sigma), 2))
+            value = st.slider(parameter.label, parameter.low, parameter.high, parameter.default, step=parameter.step,
+                              key=f"cmp_{parameter.name}", bind="query-params", help=parameter.help)
+        return Settings(measure, parameter=round(float(value), 2))
     with cols[1]:
         st.caption(MEASURES[measure].description)
     return Settings(measure)
@@ -891,7 +919,8 @@ def heatmap_figure(values: np.ndarray, a: Side, b: Side, settings: Settings, res
 
 def short_label(settings: Settings) -> str:
     return {"linear_cka": "CKA", "linear_cka_debiased": "CKA (debiased)", "rbf_cka": "RBF CKA",
-            "procrustes": "angle (rad)", "linear_regression": "R²"}.get(settings.measure, settings.info.label)
+            "procrustes": "angle (rad)", "shape_metric": "shape distance (rad)",
+            "linear_regression": "R²"}.get(settings.measure, settings.info.label)
 
 
 def gram_scatter_figure(scatter: drilldown.GramScatter, a_name: str, b_name: str) -> go.Figure:

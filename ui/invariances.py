@@ -1,5 +1,5 @@
-"""What the Invariances page shows: every measure between X and T(X), and the measure x
-transformation table (docs/theory.md §1.4, §5, §8).
+"""What the Invariances page shows: every measure between X and T(X), the measure x
+transformation table, and which dissimilarities are distances (docs/theory.md §1.4, §5, §8, §8.1).
 
 Keyed on the representation's key and small scalars (the arrays are passed with a leading
 underscore, not hashed). Results are small dicts of floats and short arrays, never T(X) itself.
@@ -13,10 +13,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cka_core import MEASURES, RepresentationError, similarity
+from cka_core import MEASURES, RepresentationError, cka_matrix, similarity
 from cka_core import transforms
+from cka_core.measures import similarity_matrix
+from cka_core.triangle import TriangleCheck, triangle_check
 
-from . import data, figures, limits
+from . import data, figures, limits, models
 
 SHORT = {"orthogonal": "Orthogonal", "isotropic": "Isotropic", "anisotropic": "Anisotropic",
          "one_feature": "One feature", "invertible": "Invertible", "permutation": "Permutation",
@@ -330,3 +332,61 @@ def table_frame(table: dict) -> pd.DataFrame:
     frame = pd.DataFrame(table["values"], index=m_labels, columns=[label.replace("<br>", " · ") for label in t_labels])
     frame.insert(0, "m(X, X)", [table["reference"].get(m, np.nan) for m in table["measures"]])
     return frame
+
+
+# ----------------------------------------------------------------------- distances or scores
+TRIANGLE_NETWORK = "mlp_deep"  # 6 layers with the logits: 120 ordered triples
+
+
+@dataclass(frozen=True)
+class TriangleRow:
+    """One dissimilarity between layers and how it fares on the triangle inequality."""
+
+    label: str
+    formula: str
+    check: TriangleCheck
+    worst: str  # the worst triple in words, "" when none is broken
+
+
+def triangle_network(rep: data.Representation) -> str:
+    """The network whose layers are tested: the sidebar's, when it has three layers or more."""
+    if rep.has_model and len(models.get(rep.model_name).layers) >= 3:
+        return rep.model_name
+    return TRIANGLE_NETWORK
+
+
+@st.cache_data(max_entries=16)
+def _triangle_rows(key: str, name: str, alpha: float) -> list[TriangleRow]:
+    layers = models.activations(name)["test"]
+    names = list(layers)
+    cka = cka_matrix(layers)
+    dissimilarities = [
+        ("1 − linear CKA", "(1 − CKA)", 1.0 - cka),
+        ("arccos(linear CKA)", "arccos CKA", np.arccos(np.clip(cka, -1.0, 1.0))),
+        (f"Shape metric, α = {alpha:g}", f"d_{alpha:g}", similarity_matrix(layers, measure="shape_metric", alpha=alpha)),
+        ("Procrustes angle", "θ", similarity_matrix(layers, measure="procrustes")),
+    ]
+    rows = []
+    for label, short, d in dissimilarities:
+        check = triangle_check(d)
+        worst = ""
+        if not check.holds:
+            i, j, k = check.worst_triple
+            worst = (f"{short}({names[i]}, {names[k]}) = {d[i, k]:.3f} > {d[i, j]:.3f} + {d[j, k]:.3f} = "
+                     f"{short}({names[i]}, {names[j]}) + {short}({names[j]}, {names[k]})")
+        rows.append(TriangleRow(label, short, check, worst))
+    return rows
+
+
+def triangle_rows(name: str, alpha: float) -> list[TriangleRow]:
+    """1 − CKA, arccos(CKA), the shape metric at ``alpha`` and the Procrustes angle between every
+    pair of the network's layers (test digits), each checked over every triple of layers."""
+    return _triangle_rows(models.get(name).key, name, round(float(alpha), 2))
+
+
+def triangle_frame(rows: list[TriangleRow]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dissimilarity": [r.label for r in rows],
+        "triples that break d(i,k) ≤ d(i,j) + d(j,k)": [f"{r.check.violations} of {r.check.triples}" for r in rows],
+        "largest d(i,k) − d(i,j) − d(j,k)": [r.check.worst_excess for r in rows],
+    })

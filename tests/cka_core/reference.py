@@ -13,7 +13,7 @@ from scipy import stats
 __all__ = [
     "as_f64", "centring_matrix", "linear_gram", "rbf_gram", "hsic0", "hsic1", "cka_from_grams",
     "linear_cka", "rbf_cka", "minibatch_cka", "cka_matrix", "translated", "translation_cka",
-    "translation_limit", "procrustes_angle", "rsa", "linear_regression_r2", "canonical_correlations",
+    "translation_limit", "procrustes_angle", "shape_distance", "rsa", "linear_regression_r2", "canonical_correlations",
     "mean_cca", "random_orthogonal", "whitened_pair",
 ]
 
@@ -214,6 +214,28 @@ def procrustes_angle(X, Y) -> float:
     Yt /= np.linalg.norm(Yt)
     nuc = np.linalg.svd(Xt.T @ Yt, compute_uv=False).sum()
     return float(np.arccos(np.clip(nuc, -1.0, 1.0)))
+
+
+def shape_distance(X, Y, alpha: float = 0.5) -> float:
+    """Williams et al.'s generalized shape metric from its definition: centre, scale to unit
+    Frobenius norm, partially whiten with the covariance's eigendecomposition (inverse square root
+    on its non-zero eigenvalues), pad the narrower side with zero columns, solve the orthogonal
+    Procrustes problem for Q explicitly and take the angle between phi(X) and phi(Y) Q."""
+    def whiten(Z):
+        Zt = _centred(Z)
+        Zt /= np.linalg.norm(Zt)
+        lam, V = np.linalg.eigh(Zt.T @ Zt)
+        keep = lam > lam.max() * max(Zt.shape) ** 2 * np.finfo(float).eps
+        inv_sqrt = (V[:, keep] / np.sqrt(lam[keep])) @ V[:, keep].T
+        return Zt @ (alpha * np.eye(Zt.shape[1]) + (1 - alpha) * inv_sqrt)
+    a, b = whiten(X), whiten(Y)
+    width = max(a.shape[1], b.shape[1])
+    a = np.pad(a, ((0, 0), (0, width - a.shape[1])))
+    b = np.pad(b, ((0, 0), (0, width - b.shape[1])))
+    U, _, Vt = np.linalg.svd(b.T @ a)
+    Q = U @ Vt                                    # argmin ||a - b Q||_F over orthogonal Q
+    cos = np.sum(a * (b @ Q)) / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
 def rdm(X) -> np.ndarray:

@@ -111,11 +111,25 @@ def _main(argv, capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("extra,words", [(["--bootstrap", "0"], "--bootstrap"),
                                          (["--permutations", "many"], "whole number"),
                                          (["--bootstrap", "5", "--confidence", "95"], "between 0 and 1"),
-                                         (["--out", "heat.txt"], ".txt"), (["--sigma", "0.5"], "rbf_cka")])
+                                         (["--out", "heat.txt"], ".txt"), (["--sigma", "0.5"], "rbf_cka"),
+                                         (["--alpha", "0.5"], "shape_metric"),
+                                         (["--measure", "shape_metric", "--alpha", "2"], "alpha must be in [0, 1]")])
 def test_bad_arguments_are_one_line_and_non_zero(runs, capsys, extra, words):
     d = runs[0]
     code, out, err = _main(["compare", d / "a.npz", d / "b.npz", *extra], capsys)
     assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_the_shape_metric_with_its_alpha(runs, capsys):
+    d = runs[0]
+    a, b = runs[1], runs[2]
+    code, _, err = _main(["compare", d / "a.npz", d / "b.npz", "--measure", "shape_metric", "--alpha", "0.3",
+                          "--out", d / "shape.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((d / "shape.json").read_text())
+    assert doc["measure"] == "shape_metric" and doc["alpha"] == 0.3
+    expected = [[ref.shape_distance(x, y, 0.3) for y in b.values()] for x in a.values()]
+    np.testing.assert_allclose(doc["values"], expected, atol=1e-7)
 
 
 def test_png_for_another_measure(runs, capsys):

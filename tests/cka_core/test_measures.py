@@ -13,9 +13,10 @@ from . import reference as ref
 from .cka_testdata import PROPERTY_FEW, correlated_pair, seeds
 
 NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
-         "rsa", "linear_regression"]
+         "shape_metric", "rsa", "linear_regression"]
 INVARIANCES = {"orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation"}
-SYMMETRIC = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "procrustes", "rsa"]
+SYMMETRIC = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "procrustes", "shape_metric",
+             "rsa"]
 
 
 def _min_width(name):
@@ -35,9 +36,10 @@ def test_registry_contents_and_metadata():
     M = cka_core.MEASURES
     assert M["procrustes"].higher_is_similar is False
     assert M["procrustes"].value_range == pytest.approx((0.0, math.pi / 2))
-    assert all(M[k].higher_is_similar for k in NAMES if k != "procrustes")
+    assert all(M[k].higher_is_similar for k in NAMES if k not in ("procrustes", "shape_metric"))
+    assert not M["shape_metric"].higher_is_similar and M["shape_metric"].value_range == M["procrustes"].value_range
     # textbook declarations (Kornblith et al. 2019 Table 1; Williams et al. 2021)
-    for k in ("linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes"):
+    for k in ("linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes", "shape_metric"):
         assert {"orthogonal", "isotropic_scaling", "translation", "permutation"} <= M[k].invariances
         assert "invertible_linear" not in M[k].invariances
     assert INVARIANCES <= M["mean_cca"].invariances
@@ -56,6 +58,7 @@ def test_cka_measures_delegate_to_the_cka_functions():
 
 REFERENCES = {
     "procrustes": ref.procrustes_angle,
+    "shape_metric": ref.shape_distance,
     "rsa": ref.rsa,
     "linear_regression": ref.linear_regression_r2,
     "mean_cca": ref.mean_cca,

@@ -30,9 +30,11 @@ def _numbers(text: str) -> list[str]:
 
 
 def _watched(page, watch: str):
-    """A metric's value by its label, or a caption by its beginning."""
+    """A metric's value by its label, a whole metric (label and value), or a caption by its beginning."""
     if watch.startswith("metric:"):
         return page.get_by_test_id("stMetric").filter(has_text=watch[7:]).first.get_by_test_id("stMetricValue")
+    if watch.startswith("whole metric:"):
+        return page.get_by_test_id("stMetric").filter(has_text=watch[13:]).first
     return page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile("^" + re.escape(watch))).first
 
 
@@ -41,6 +43,7 @@ def _watched(page, watch: str):
     ("estimators?est_n=100&est_d=1000", "Features d", "null_bias_panel", "metric:Biased CKA", True),
     # sections below the lesson: the takeaway must stay as it is
     ("invariances?inv_transform=invertible", "Condition number κ", "one_transformation", "κ = ", False),
+    ("invariances", "Partial whitening α", "distances_or_scores", "whole metric:Shape metric", False),
     ("neural_diversity", "Gain n", "gamma_family", "metric:γ(0)", False),
 ])
 def test_a_slider_in_a_section_reruns_only_that_section(page, app_url, run_log, url, label, section, watch,

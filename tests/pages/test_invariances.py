@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cka_core import MEASURES
+from ui import invariances as inv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/invariances.py"
@@ -193,3 +194,18 @@ def test_constant_upload_shows_errors_not_tracebacks():
     [error] = at.error  # the measures say why they cannot be computed
     assert "No similarity measure can be computed" in error.value and "Pick another source" in error.value
     assert not at.get("plotly_chart")  # nothing drawn from a representation nothing can measure
+
+
+def test_the_triangle_section_tests_the_sidebar_network_and_follows_alpha():
+    """The section checks the sidebar's network (here mlp_deep: 6 layers, 120 ordered triples): 1 − CKA
+    breaks the triangle inequality on its layers, the angles do not; α reaches the shape metric."""
+    at = open_page({"src_model": "mlp_deep", "inv_alpha": "0.2"})
+    assert not at.exception and not at.error
+    shown = {m.label: m.value for m in at.metric}
+    rows = {row.label: row for row in inv.triangle_rows("mlp_deep", 0.2)}
+    assert set(rows) <= set(shown)
+    assert shown["1 − linear CKA"] == f"{rows['1 − linear CKA'].check.violations} of 120" != "0 of 120"
+    assert shown["Shape metric, α = 0.2"] == shown["arccos(linear CKA)"] == shown["Procrustes angle"] == "0 of 120"
+    assert any(c.value.startswith("Worst triple for 1 − linear CKA: (1 − CKA)(") for c in at.caption)
+    at.slider(key="inv_alpha").set_value(0.9).run()
+    assert "Shape metric, α = 0.9" in {m.label for m in at.metric}
