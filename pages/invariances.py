@@ -75,7 +75,7 @@ def distances_or_scores(rep) -> None:
     rows = inv.triangle_rows(name, alpha)
     with results:
         for column, row in zip(st.columns(len(rows)), rows):
-            column.metric(row.label, f"{row.check.violations} of {row.check.triples}",
+            column.metric(f"{row.label}: triples broken", f"{row.check.violations} of {row.check.triples}",
                           help=f"Ordered triples of {name}'s layers with {row.formula}(i, k) > "
                                f"{row.formula}(i, j) + {row.formula}(j, k).")
         st.dataframe(inv.triangle_frame(rows), hide_index=True, key="inv_triangle",

@@ -32,7 +32,8 @@ PAGES = (
              "direction, even one the network cannot see (Davari et al. Thm 1, Cor. 3).", uses_source=True),
     PageInfo("pages/invariances.py", "Invariances", ":material/sync_alt:", "invariances", "Experiment",
              "CKA ignores rotations and isotropic scaling, but not per-feature scaling or invertible linear maps; "
-             "CCA ignores all of them. Which measure moves under which transformation?", uses_source=True),
+             "CCA ignores all of them. Which measure moves under which transformation, and which is a distance "
+             "(1 − CKA breaks the triangle inequality)?", uses_source=True),
     PageInfo("pages/separability.py", "Separability", ":material/call_split:", "separability", "Experiment",
              "Move a class along a direction every decision boundary ignores: the classifier's decisions are "
              "untouched, CKA collapses (Davari et al. Cor. 4).", uses_source=True),

@@ -1,6 +1,6 @@
-"""Ten browser sessions at once, each through its share of the pages with random moves, every page
-under three of them, an upload and a stopped long job among them (a short run of
-benchmarks/load_test.py): no exception, no unexpected error alert, no lost connection, and the
+"""Six browser sessions at once, each through its share of the pages with random moves, an upload
+and a stopped long job among them (a short run of benchmarks/load_test.py; the full one drives 10
+sessions for 3 minutes): no exception, no unexpected error alert, no lost connection, and the
 server stays under 1.5 GB. No timing assertions: on two shared cores the latencies measure the
 browsers as much as the app."""
 from __future__ import annotations
@@ -13,11 +13,11 @@ from benchmarks.load_test import CHROMIUM, MEMORY_TARGET_BYTES, PAGES, page_shar
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SESSIONS = 10
-PAGES_EACH = 3  # every page under 3 sessions; all 10 pages each took half of CI's time
+SESSIONS = 6
+PAGES_EACH = 3  # 18 visits cover every page; 10 sessions through all 10 pages took half of CI's time
 
 
-def test_ten_concurrent_sessions_on_every_page(tmp_path):
+def test_concurrent_sessions_on_every_page(tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium).")
     # From a cold server (the sessions' first visits fill the shared caches together), every session
@@ -33,8 +33,7 @@ def test_ten_concurrent_sessions_on_every_page(tmp_path):
     assert report.errors == 0, report.text
     shares = page_shares(SESSIONS, PAGES_EACH)
     assert all(results.pages_visited[i] >= set(shares[i]) for i in range(SESSIONS)), report.text
-    assert all(sum(page in results.pages_visited[i] for i in range(SESSIONS)) >= SESSIONS * PAGES_EACH // len(PAGES)
-               for page in PAGES), report.text
+    assert all(any(page in results.pages_visited[i] for i in range(SESSIONS)) for page in PAGES), report.text
     assert results.jobs["inference stopped"] + results.jobs["inference finished before Stop"] >= 1, report.text
     assert results.jobs["training stopped"] + results.jobs["training finished before Stop"] >= 1, report.text
     assert sum(count for job, count in results.jobs.items() if "upload" in job) >= 1, report.text

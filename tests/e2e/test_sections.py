@@ -43,7 +43,7 @@ def _watched(page, watch: str):
     ("estimators?est_n=100&est_d=1000", "Features d", "null_bias_panel", "metric:Biased CKA", True),
     # sections below the lesson: the takeaway must stay as it is
     ("invariances?inv_transform=invertible", "Condition number κ", "one_transformation", "κ = ", False),
-    ("invariances", "Partial whitening α", "distances_or_scores", "whole metric:Shape metric", False),
+    ("invariances", "Partial whitening α", "distances_or_scores", "whole metric:Shape metric, α", False),
     ("neural_diversity", "Gain n", "gamma_family", "metric:γ(0)", False),
 ])
 def test_a_slider_in_a_section_reruns_only_that_section(page, app_url, run_log, url, label, section, watch,
