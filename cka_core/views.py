@@ -249,8 +249,10 @@ def _above_whitening_floor(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np
 def partial_whitening_weights(s: np.ndarray, alpha: float) -> np.ndarray:
     """Singular values of the partially whitened layer, a_i = alpha s_i + (1 - alpha) (Williams et
     al. 2021, eq. 6 on the column space: X (alpha I + (1 - alpha) (X^T X)^(-1/2)) = U diag(a) V^T for
-    X = U diag(s) V^T at unit Frobenius norm). alpha = 1 keeps the layer, alpha = 0 whitens it."""
-    return alpha * s + (1.0 - alpha)
+    X = U diag(s) V^T), with X scaled so that its singular values have root mean square 1: then
+    alpha s_i and 1 - alpha are on one scale, and alpha = 0.5 sits midway whatever the data's units.
+    alpha = 1 keeps the layer, alpha = 0 whitens it."""
+    return alpha * s / np.sqrt(np.mean(s ** 2)) + (1.0 - alpha)
 
 
 def shape_distance_of(vx: LayerView, vy: LayerView, alpha: float = 0.5) -> float:

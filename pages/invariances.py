@@ -211,7 +211,7 @@ def show_theory() -> None:
         "*sensitive* (move when low-variance components that probes rely on are deleted); CKA fails the second, CCA "
         "over-reacts to noise, orthogonal Procrustes is the most balanced baseline. Williams et al. ask for "
         "distances instead of scores: the shape metric whitens each layer partially ($a_i = \\alpha s_i + 1 - \\alpha$ "
-        "on its singular values $s_i$) and takes the angle between the two shapes after the best rotation, which obeys "
+        "on its singular values $s_i$, scaled to root mean square 1) and takes the angle between the two shapes after the best rotation, which obeys "
         "the triangle inequality for every $\\alpha$; so does $\\arccos$ CKA, the angle between the two Gram matrices, "
         "while $1 - \\mathrm{CKA} = 1 - \\cos\\theta$ does not (last line: three Gram matrices on one arc).",
         [cite("kornblith2019", "§3, invariances"), cite("davari2023", "§4.2: invertible maps and anisotropic rescaling"),

@@ -217,15 +217,17 @@ def procrustes_angle(X, Y) -> float:
 
 
 def shape_distance(X, Y, alpha: float = 0.5) -> float:
-    """Williams et al.'s generalized shape metric from its definition: centre, scale to unit
-    Frobenius norm, partially whiten with the covariance's eigendecomposition (inverse square root
-    on its non-zero eigenvalues), pad the narrower side with zero columns, solve the orthogonal
-    Procrustes problem for Q explicitly and take the angle between phi(X) and phi(Y) Q."""
+    """Williams et al.'s generalized shape metric from its definition: centre, scale so that
+    tr(X^T X) is the rank (singular values of root mean square 1), partially whiten with the
+    covariance's eigendecomposition (inverse square root on its non-zero eigenvalues), pad the
+    narrower side with zero columns, solve the orthogonal Procrustes problem for Q explicitly and
+    take the angle between phi(X) and phi(Y) Q."""
     def whiten(Z):
         Zt = _centred(Z)
-        Zt /= np.linalg.norm(Zt)
         lam, V = np.linalg.eigh(Zt.T @ Zt)
         keep = lam > lam.max() * max(Zt.shape) ** 2 * np.finfo(float).eps
+        Zt /= np.sqrt(lam[keep].mean())
+        lam = lam / lam[keep].mean()
         inv_sqrt = (V[:, keep] / np.sqrt(lam[keep])) @ V[:, keep].T
         return Zt @ (alpha * np.eye(Zt.shape[1]) + (1 - alpha) * inv_sqrt)
     a, b = whiten(X), whiten(Y)
