@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_outputs(args.out)
-        parameters = {name: value for name, value in (("sigma", args.sigma), ("alpha", args.alpha)) if value is not None}
+        parameters = {name: getattr(args, name) for name in MEASURE_PARAMETER_OF if getattr(args, name) is not None}
         for name, measure in MEASURE_PARAMETER_OF.items():
             if name in parameters and args.measure != measure:
                 raise RepresentationError(f"--{name} applies to --measure {measure} only.")

@@ -355,33 +355,40 @@ def triangle_network(rep: data.Representation) -> str:
     return TRIANGLE_NETWORK
 
 
+def _triangle_row(label: str, short: str, d: np.ndarray, names: list[str]) -> TriangleRow:
+    check = triangle_check(d)
+    worst = ""
+    if not check.holds:
+        i, j, k = check.worst_triple
+        worst = (f"{short}({names[i]}, {names[k]}) = {d[i, k]:.3f} > {d[i, j]:.3f} + {d[j, k]:.3f} = "
+                 f"{short}({names[i]}, {names[j]}) + {short}({names[j]}, {names[k]})")
+    return TriangleRow(label, short, check, worst)
+
+
 @st.cache_data(max_entries=16)
-def _triangle_rows(key: str, name: str, alpha: float) -> list[TriangleRow]:
+def _rows_without_alpha(key: str, name: str) -> list[TriangleRow]:
+    """The rows that do not depend on the α slider, computed once per network."""
     layers = models.activations(name)["test"]
-    names = list(layers)
     cka = cka_matrix(layers)
-    dissimilarities = [
-        ("1 − linear CKA", "(1 − CKA)", 1.0 - cka),
-        ("arccos(linear CKA)", "arccos CKA", np.arccos(np.clip(cka, -1.0, 1.0))),
-        (f"Shape metric, α = {alpha:g}", f"d_{alpha:g}", similarity_matrix(layers, measure="shape_metric", alpha=alpha)),
-        ("Procrustes angle", "θ", similarity_matrix(layers, measure="procrustes")),
-    ]
-    rows = []
-    for label, short, d in dissimilarities:
-        check = triangle_check(d)
-        worst = ""
-        if not check.holds:
-            i, j, k = check.worst_triple
-            worst = (f"{short}({names[i]}, {names[k]}) = {d[i, k]:.3f} > {d[i, j]:.3f} + {d[j, k]:.3f} = "
-                     f"{short}({names[i]}, {names[j]}) + {short}({names[j]}, {names[k]})")
-        rows.append(TriangleRow(label, short, check, worst))
-    return rows
+    return [_triangle_row("1 − linear CKA", "(1 − CKA)", 1.0 - cka, list(layers)),
+            _triangle_row("arccos(linear CKA)", "arccos CKA", np.arccos(np.clip(cka, -1.0, 1.0)), list(layers)),
+            _triangle_row("Procrustes angle", "θ", similarity_matrix(layers, measure="procrustes"), list(layers))]
+
+
+@st.cache_data(max_entries=64)
+def _shape_row(key: str, name: str, alpha: float) -> TriangleRow:
+    layers = models.activations(name)["test"]
+    return _triangle_row(f"Shape metric, α = {alpha:g}", f"d_{alpha:g}",
+                         similarity_matrix(layers, measure="shape_metric", alpha=alpha), list(layers))
 
 
 def triangle_rows(name: str, alpha: float) -> list[TriangleRow]:
     """1 − CKA, arccos(CKA), the shape metric at ``alpha`` and the Procrustes angle between every
-    pair of the network's layers (test digits), each checked over every triple of layers."""
-    return _triangle_rows(models.get(name).key, name, round(float(alpha), 2))
+    pair of the network's layers (test digits), each checked over every triple of layers. A move of
+    the α slider computes the shape metric's matrix only."""
+    key = models.get(name).key
+    one_minus_cka, arccos_cka, procrustes = _rows_without_alpha(key, name)
+    return [one_minus_cka, arccos_cka, _shape_row(key, name, round(float(alpha), 2)), procrustes]
 
 
 def triangle_frame(rows: list[TriangleRow]) -> pd.DataFrame:
