@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import RepresentationError
-from .measures import MEASURES, layer_views, matrix_of_views, similarity_matrix
+from .measures import MEASURES, layer_views, matrix_of_views, prepared_options, similarity_matrix
 from .validation import as_layers
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -77,6 +77,7 @@ def _matrices(a, b, measure: str, options: dict):
                 lambda index: similarity_matrix(_take(a, index), None if b is None else _take(b, index),
                                                 measure=measure, **options))
     va, vb = layer_views(a, b, debiased=bool(options.get("debiased")))
+    options = prepared_options(info, options, va[0].n)
     values = matrix_of_views(info, va, vb, symmetric=b is None, **options)
 
     def resampled(index):
@@ -96,6 +97,7 @@ def _null_matrices(a, other, measure: str, options: dict):
         return (similarity_matrix(a, other, measure=measure, **options),
                 lambda perm: similarity_matrix(a, _take(other, perm), measure=measure, **options))
     va, vo = layer_views(a, other, debiased=bool(options.get("debiased")))
+    options = prepared_options(info, options, va[0].n)
     values = matrix_of_views(info, va, vo, **options)  # fills every view's cache
     return values, lambda perm: matrix_of_views(info, va, [v.permuted(perm) for v in vo], **options)
 

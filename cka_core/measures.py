@@ -16,8 +16,8 @@ from .accumulator import cka_matrix
 from .errors import RepresentationError
 from .pairwise import linear_cka, rbf_cka
 from .validation import as_layers, check_rows
-from .views import (LayerView, canonical_correlations_of, linear_regression_of, mean_cca_of, procrustes_angle_of,
-                    pwcca_of, rbf_cka_of, rsa_of, shape_distance_of, svcca_of, views)
+from .views import (LayerView, canonical_correlations_of, deconfounded_cka_of, linear_regression_of, mean_cca_of,
+                    procrustes_angle_of, pwcca_of, rbf_cka_of, rsa_of, shape_distance_of, svcca_of, views)
 
 ORTHOGONAL = "orthogonal"
 ISOTROPIC = "isotropic_scaling"
@@ -41,6 +41,7 @@ class MeasureInfo:
     description: str
     reference: str
     of: Callable[..., float] | None = None  # the same on two LayerViews (per-layer work reusable)
+    needs_inputs: bool = False  # takes the inputs the layers were computed from (option ``inputs``)
 
 
 def canonical_correlations(X, Y, keep_variance: float | None = None) -> np.ndarray:
@@ -86,6 +87,42 @@ def shape_distance(X, Y, alpha: float = 0.5) -> float:
     return shape_distance_of(*views(X, Y), alpha)
 
 
+def deconfounded_cka(X, Y, inputs) -> float:
+    """Deconfounded linear CKA (Cui et al. 2022): regress the inputs' Gram matrix out of each
+    layer's Gram (least squares over all n^2 entries, with an intercept), keep the positive
+    semi-definite part of each residual, and take the CKA of the two. ``inputs`` are the (n, ...)
+    examples both layers were computed from, in the same order. Similarity that the inputs
+    already have (why untrained networks look like trained ones in early layers) no longer counts."""
+    vx, vy = views(X, Y)
+    return deconfounded_cka_of(vx, vy, inputs_view(inputs, vx.n))
+
+
+def inputs_view(inputs, n: int) -> LayerView:
+    """The inputs of a deconfounded comparison as a view (a LayerView is passed through), checked
+    to have one row per example."""
+    if isinstance(inputs, LayerView):
+        view = inputs
+    else:
+        if inputs is None:
+            raise RepresentationError("deconfounded CKA needs inputs: the (n, ...) examples the layers were "
+                                      "computed from, in the same order.")
+        view = LayerView.of(inputs, "inputs")
+    if view.n != n:
+        raise RepresentationError(f"inputs have {view.n} rows but the layers have {n} examples; pass the inputs the "
+                                  "layers were computed from, one row per example, in the same order.")
+    return view
+
+
+def prepared_options(info: MeasureInfo, options: dict, n: int) -> dict:
+    """``options`` with per-comparison arguments prepared once (the inputs of dCKA as a view, so that
+    every pair of layers and every resample regresses on the same prepared Gram)."""
+    if info.needs_inputs:
+        return {**options, "inputs": inputs_view(options.get("inputs"), n)}
+    if "inputs" in options:
+        raise RepresentationError(f"inputs apply to deconfounded CKA only, not to {info.name!r}.")
+    return options
+
+
 def rsa(X, Y) -> float:
     """Representational similarity analysis (Kriegeskorte et al. 2008): Spearman correlation of
     the upper triangles of the two Euclidean representational dissimilarity matrices.
@@ -121,6 +158,11 @@ MEASURES: dict[str, MeasureInfo] = {
         MeasureInfo("rbf_cka", "RBF CKA", rbf_cka, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
                     "CKA with Gaussian kernels, bandwidth sigma x the median distance; local structure.",
                     "Kornblith et al., ICML 2019", rbf_cka_of),
+        MeasureInfo("deconfounded_cka", "Deconfounded CKA (dCKA)", deconfounded_cka, True, (0.0, 1.0),
+                    _ALL_BUT_LINEAR, True,
+                    "Linear CKA after regressing the inputs' similarity out of each layer's Gram matrix: what the "
+                    "layers share beyond what the inputs already share.",
+                    "Cui et al., NeurIPS 2022", deconfounded_cka_of, needs_inputs=True),
         MeasureInfo("mean_cca", "Mean CCA", mean_cca, True, (0.0, 1.0), frozenset(INVARIANCES), True,
                     "Mean canonical correlation; invariant to any invertible linear map, so it is 1 "
                     "for every pair once features outnumber examples.",
@@ -172,10 +214,10 @@ def similarity_matrix(layers_a, layers_b=None, *, measure: str = "linear_cka", d
     Linear CKA goes through ``cka_matrix`` (per-layer statistics shared, one pass); the other
     measures are evaluated pair by pair, each pair once when the matrix is symmetric.
     """
-    if measure in LINEAR_CKA:
-        return cka_matrix(layers_a, layers_b, debiased=debiased or LINEAR_CKA[measure], batch_size=batch_size)
     if measure not in MEASURES:
         raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
+    if measure in LINEAR_CKA and "inputs" not in options:
+        return cka_matrix(layers_a, layers_b, debiased=debiased or LINEAR_CKA[measure], batch_size=batch_size)
     if batch_size is not None:
         raise RepresentationError(f"batch_size applies to linear CKA only, not to {measure!r}.")
     if debiased:
@@ -184,7 +226,7 @@ def similarity_matrix(layers_a, layers_b=None, *, measure: str = "linear_cka", d
         options = {**options, "debiased": True}
     info = MEASURES[measure]
     va, vb = layer_views(layers_a, layers_b, debiased=bool(options.get("debiased")))
-    return matrix_of_views(info, va, vb, symmetric=layers_b is None, **options)
+    return matrix_of_views(info, va, vb, symmetric=layers_b is None, **prepared_options(info, options, va[0].n))
 
 
 def layer_views(layers_a, layers_b=None, *, debiased: bool = False) -> tuple[list[LayerView], list[LayerView]]:

@@ -157,6 +157,28 @@ class LayerView:
             return u_centre_gram(k) if debiased else centre_gram(k)
         return self._cached(("rbf", sigma, debiased), compute)
 
+    # ---------------------------------------------------------------- Grams with the inputs regressed out (dCKA)
+    def gram(self) -> np.ndarray:
+        """The linear Gram matrix K = X_c X_c^T, (n, n) float64."""
+        return self._cached("gram", lambda: self.xc @ self.xc.T)
+
+    def deconfounded_gram(self, inputs: "LayerView") -> np.ndarray:
+        """This layer's Gram with the inputs' Gram regressed out, its positive semi-definite part,
+        double-centred (Cui et al. 2022). ``inputs`` is the view of the inputs on the root's rows: a
+        resample (:meth:`rows`, :meth:`permuted`) regresses on the same rows of the inputs, so every
+        layer stays paired with its own inputs."""
+        def compute():
+            paired = inputs if self._index is None else inputs.rows(self._index, "inputs")
+            if paired.n != self.n:
+                raise RepresentationError(f"inputs have {paired.n} examples but the layer has {self.n}; the inputs "
+                                          "must be the examples the layers were computed on, in the same order.")
+            residual = psd_part(gram_residual(self.gram(), paired.gram()))
+            return centre_gram(torch.from_numpy(residual)).numpy()
+        stored = self._cache.get(("deconfounded", id(inputs)))
+        if stored is None or stored[0] is not inputs:
+            stored = self._cache[("deconfounded", id(inputs))] = (inputs, compute())
+        return stored[1]
+
     # ---------------------------------------------------------------- resampling
     def rows(self, index: np.ndarray, name: str = "X") -> "LayerView":
         """The layer on rows ``index`` of this (root) view, with repeats: a bootstrap resample, centred again."""
@@ -177,6 +199,8 @@ class LayerView:
                 view._cache[key] = value[index][:, index]
             elif key == "median_squared":
                 view._cache[key] = value
+            elif isinstance(key, tuple) and key[0] == "deconfounded":
+                view._cache[key] = (value[0], value[1][np.ix_(perm, perm)])
         return view
 
 
@@ -267,6 +291,47 @@ def shape_distance_of(vx: LayerView, vy: LayerView, alpha: float = 0.5) -> float
     ax, ay = partial_whitening_weights(sx, alpha), partial_whitening_weights(sy, alpha)
     nuclear = float(np.linalg.svd(ax[:, None] * (ux.T @ uy) * ay[None, :], compute_uv=False).sum())
     return float(np.arccos(np.clip(nuclear / (np.linalg.norm(ax) * np.linalg.norm(ay)), -1.0, 1.0)))
+
+
+def gram_residual(k: np.ndarray, k0: np.ndarray) -> np.ndarray:
+    """K - b0 - b1 K0 for the least-squares fit of the n^2 entries of K by an intercept and the
+    entries of the inputs' Gram K0 (Cui et al. 2022, eq. 5; simple regression in closed form:
+    b1 = cov(K, K0) / var(K0), b0 = mean(K) - b1 mean(K0))."""
+    k0_centred = k0 - k0.mean()
+    spread = float(np.sum(k0_centred ** 2))
+    if spread <= np.finfo(float).eps * float(np.sum(k0 ** 2)):
+        raise RepresentationError("inputs: every pair of examples has the same input similarity, so there is "
+                                  "nothing to regress out; pass the inputs the layers were computed from.")
+    slope = float(np.sum((k - k.mean()) * k0_centred)) / spread
+    return (k - k.mean()) - slope * k0_centred
+
+
+def psd_part(k: np.ndarray) -> np.ndarray:
+    """The nearest positive semi-definite matrix to the symmetric ``k`` in Frobenius norm: its
+    eigenvalues clipped at 0 (a regression residual is not a kernel; Cui et al. 2022 §3)."""
+    values, vectors = np.linalg.eigh((k + k.T) / 2)
+    return (vectors * np.clip(values, 0.0, None)) @ vectors.T
+
+
+#: A deconfounded Gram this small next to the layer's own (Frobenius norms) is round-off: the inputs
+#: explain the layer's similarity structure completely.
+EXPLAINED_TOLERANCE = 1e-9
+
+
+def deconfounded_cka_of(vx: LayerView, vy: LayerView, inputs: LayerView) -> float:
+    """Deconfounded CKA (Cui et al. 2022): CKA between the two Grams with the inputs' Gram
+    regressed out, <R_X, R_Y>_F / (||R_X||_F ||R_Y||_F) on the double-centred PSD residuals."""
+    if not isinstance(inputs, LayerView):
+        raise RepresentationError("inputs must be prepared with LayerView.of (similarity and similarity_matrix "
+                                  "do this); got " + type(inputs).__name__ + ".")
+    residuals = [v.deconfounded_gram(inputs) for v in (vx, vy)]
+    norms = [float(np.linalg.norm(r)) for r in residuals]
+    for side, view, norm in zip("XY", (vx, vy), norms):
+        if norm <= EXPLAINED_TOLERANCE * float(np.linalg.norm(view.gram())):
+            raise RepresentationError(f"{side}: its Gram matrix is an affine function of the inputs' Gram (the layer "
+                                      "is the inputs up to a rotation and a scale), so nothing is left once the inputs "
+                                      "are regressed out and deconfounded CKA is undefined.")
+    return float(np.clip(np.sum(residuals[0] * residuals[1]) / (norms[0] * norms[1]), 0.0, 1.0))
 
 
 def rsa_of(vx: LayerView, vy: LayerView) -> float:

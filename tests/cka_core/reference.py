@@ -13,7 +13,7 @@ from scipy import stats
 __all__ = [
     "as_f64", "centring_matrix", "linear_gram", "rbf_gram", "hsic0", "hsic1", "cka_from_grams",
     "linear_cka", "rbf_cka", "minibatch_cka", "cka_matrix", "translated", "translation_cka",
-    "translation_limit", "procrustes_angle", "shape_distance", "rsa", "linear_regression_r2", "canonical_correlations",
+    "translation_limit", "deconfounded_gram", "deconfounded_cka", "procrustes_angle", "shape_distance", "rsa", "linear_regression_r2", "canonical_correlations",
     "mean_cca", "random_orthogonal", "whitened_pair",
 ]
 
@@ -194,6 +194,23 @@ def translation_limit(X, moved) -> float:
 
 
 # ---------------------------------------------------------------- other measures
+
+def deconfounded_gram(Z, inputs) -> np.ndarray:
+    """Cui et al. (2022): regress vec(K) on [1, vec(K0)] by least squares (numpy's lstsq on the
+    n^2 x 2 design) and clip the residual's negative eigenvalues. K, K0: linear Grams of the
+    centred layer and inputs."""
+    K0, K = linear_gram(inputs), linear_gram(Z)
+    design = np.column_stack([np.ones(K0.size), K0.ravel()])
+    coefficients = np.linalg.lstsq(design, K.ravel(), rcond=None)[0]
+    R = (K.ravel() - design @ coefficients).reshape(K.shape)
+    w, V = np.linalg.eigh((R + R.T) / 2)
+    return V @ np.diag(np.maximum(w, 0.0)) @ V.T
+
+
+def deconfounded_cka(X, Y, inputs) -> float:
+    """Biased CKA (explicit H) of the two deconfounded Grams."""
+    return cka_from_grams(deconfounded_gram(X, inputs), deconfounded_gram(Y, inputs))
+
 
 def _centred(X) -> np.ndarray:
     X = as_f64(X)
