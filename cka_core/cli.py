@@ -53,6 +53,7 @@ examples:
   cka compare a.npz b.npz --out heat.csv --out heat.png
   cka compare a.npz b.npz --debiased --bootstrap 200 --permutations 200 --out heat.json
   cka compare --model runs/bert_a --model runs/bert_b --inputs builtin:sentences --pool mean --debiased
+  cka compare a.npz b.npz --measure deconfounded_cka --confounder inputs.npy --out heat.json
 """
 
 
@@ -127,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--alpha", type=float, default=None,
                          help="partial whitening of --measure shape_metric: 0 whitened (CCA), 1 none (Procrustes); "
                               "default 0.5")
+    compare.add_argument("--confounder", default=None, metavar="C",
+                         help="what --measure deconfounded_cka regresses out: a file holding one (n, ...) array of "
+                              "the inputs, or a:LAYER (a layer of the first side, e.g. a:embeddings, then left out of "
+                              "the heatmap); with --model "
+                              "the default is the inputs themselves (arrays or images)")
     compare.add_argument("--bootstrap", type=_count, default=None, metavar="N",
                          help="N bootstrap resamples of the examples: a confidence interval per cell")
     compare.add_argument("--confidence", type=_confidence, default=0.95, help="interval level (default 0.95)")
@@ -149,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, measure in MEASURE_PARAMETER_OF.items():
             if name in parameters and args.measure != measure:
                 raise RepresentationError(f"--{name} applies to --measure {measure} only.")
+        deconfounded = MEASURES[args.measure].needs_inputs
+        if args.confounder and not deconfounded:
+            raise RepresentationError("--confounder applies to --measure deconfounded_cka only.")
+        examples = None
         if args.model:
-            layers_a, layers_b, described = _run_models(args)
+            layers_a, layers_b, described, examples = _run_models(args)
         elif args.a and args.b:
             if args.inputs or args.pool or args.layers or args.tokenizer:
                 raise RepresentationError("--inputs, --pool, --layers and --tokenizer go with --model.")
@@ -160,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise RepresentationError("give two files of activations (compare A B) or two models (--model A "
                                       "--model B --inputs X).")
-        options = {"debiased": args.debiased, "batch_size": args.batch_size, **parameters}
+        # Only the options given: the view-level measures take no debiased or batch_size keyword.
+        options = {**({"debiased": True} if args.debiased else {}),
+                   **({"batch_size": args.batch_size} if args.batch_size is not None else {}), **parameters}
+        if deconfounded:
+            options["inputs"], described["confounder"] = _confounder(args.confounder, layers_a, examples)
         values = similarity_matrix(layers_a, layers_b, measure=args.measure, **options)
         names_a, names_b = list(layers_a), list(layers_b)
         settings = {"measure": args.measure, "debiased": args.debiased, "batch_size": args.batch_size,
@@ -207,6 +221,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _confounder(spec: str | None, layers_a: dict, examples) -> tuple[np.ndarray, str]:
+    """(what deconfounded CKA regresses out, how the export names it), from --confounder: a:LAYER,
+    a file of one array, or (no --confounder, with --model) the inputs the models read."""
+    if spec is None:
+        if examples is None:
+            raise RepresentationError("--measure deconfounded_cka needs --confounder: a file holding the inputs both "
+                                      "files were computed from (one array, same rows), or a:LAYER for a layer of A.")
+        return examples.as_matrix(), f"the inputs ({examples.source})"
+    if spec.startswith("a:"):
+        layer = spec[2:]
+        if layer not in layers_a:
+            raise RepresentationError(f"--confounder {spec}: A has no layer {layer!r}; its layers are "
+                                      f"{', '.join(layers_a)}.")
+        # The layer itself is then fully explained: its row of the heatmap would be undefined.
+        return layers_a.pop(layer), f"layer {layer} of A (left out of the heatmap)"
+    arrays = _read(spec)
+    if len(arrays) != 1:
+        raise RepresentationError(f"--confounder {spec} holds {len(arrays)} arrays ({', '.join(arrays)}); save the "
+                                  "inputs alone, as one array (.npy), or name a layer of A with a:LAYER.")
+    return next(iter(arrays.values())), f"file {spec}"
+
+
 def _streams(args) -> bool:
     """Whether to read the two sides in row blocks: asked for, or linear CKA (no resampling) on
     streamable files over STREAM_BYTES together."""
@@ -245,9 +281,9 @@ def _compare_streamed(args) -> int:
     return 0
 
 
-def _run_models(args) -> tuple[dict, dict, dict]:
+def _run_models(args) -> tuple[dict, dict, dict, object]:
     """Load both models, run them on the inputs, reduce their layers: (layers A, layers B, what the
-    export records about models, inputs and reduction)."""
+    export records about models, inputs and reduction, the inputs)."""
     from . import models
 
     if len(args.model) != 2:
@@ -276,4 +312,4 @@ def _run_models(args) -> tuple[dict, dict, dict]:
                  "inputs": {"source": examples.source, "kind": examples.kind, "n_examples": len(examples),
                             "sha256": examples.digest},
                  "reduction": reduced[0].reduction, "rows": int(reduced[0].example_of_row.size)}
-    return reduced[0].layers, reduced[1].layers, described
+    return reduced[0].layers, reduced[1].layers, described, examples

@@ -36,8 +36,9 @@ class LayerView:
     ``index`` (its rows as rows of the root): quantities built from distances are then read off the
     root's, by indexing."""
 
-    def __init__(self, xc: np.ndarray, root: "LayerView | None" = None, index: np.ndarray | None = None):
-        self.xc = xc
+    def __init__(self, xc: np.ndarray, root: "LayerView | None" = None, index: np.ndarray | None = None,
+                 name: str = "X"):
+        self.xc, self.name = xc, name
         self._cache: dict = {}
         self._root, self._index = root, index
 
@@ -46,7 +47,7 @@ class LayerView:
         x = as_matrix(X, name)
         xc = centre_features(x)
         check_not_constant(xc, x, name)
-        return cls(scaled_to_unit(xc).cpu().numpy())
+        return cls(scaled_to_unit(xc).cpu().numpy(), name=name)
 
     @property
     def n(self) -> int:
@@ -185,12 +186,12 @@ class LayerView:
         raw = self.xc[index]
         xc = raw - raw.mean(axis=0, keepdims=True)
         check_not_constant(torch.from_numpy(xc), torch.from_numpy(raw), name)
-        return LayerView(xc, root=self, index=np.asarray(index))
+        return LayerView(xc, root=self, index=np.asarray(index), name=self.name)
 
     def permuted(self, perm: np.ndarray) -> "LayerView":
         """This (root) view with its rows reordered: bases and kernels are reordered, not recomputed
         (each is equivariant to a permutation of the rows); ranks are read off the root's groups."""
-        view = LayerView(self.xc[perm], root=self, index=np.asarray(perm))
+        view = LayerView(self.xc[perm], root=self, index=np.asarray(perm), name=self.name)
         for key, value in self._cache.items():
             if key == ("spectrum",):
                 view._cache[key] = (value[0][perm], value[1])
@@ -326,9 +327,9 @@ def deconfounded_cka_of(vx: LayerView, vy: LayerView, inputs: LayerView) -> floa
                                   "do this); got " + type(inputs).__name__ + ".")
     residuals = [v.deconfounded_gram(inputs) for v in (vx, vy)]
     norms = [float(np.linalg.norm(r)) for r in residuals]
-    for side, view, norm in zip("XY", (vx, vy), norms):
+    for view, norm in zip((vx, vy), norms):
         if norm <= EXPLAINED_TOLERANCE * float(np.linalg.norm(view.gram())):
-            raise RepresentationError(f"{side}: its Gram matrix is an affine function of the inputs' Gram (the layer "
+            raise RepresentationError(f"{view.name}: its Gram matrix is an affine function of the inputs' Gram (the layer "
                                       "is the inputs up to a rotation and a scale), so nothing is left once the inputs "
                                       "are regressed out and deconfounded CKA is undefined.")
     return float(np.clip(np.sum(residuals[0] * residuals[1]) / (norms[0] * norms[1]), 0.0, 1.0))

@@ -50,6 +50,22 @@ class Examples:
         return Examples(self.kind, self.texts[start:stop], self.images[start:stop],
                         {k: v[start:stop] for k, v in self.arrays.items()}, labels, self.source)
 
+    def as_matrix(self) -> np.ndarray:
+        """The examples as one (n, features) float64 matrix, what deconfounded CKA regresses out:
+        arrays flattened and side by side (by name), images' pixels flattened. Texts have no such
+        matrix: a RepresentationError says to regress out a layer (the embeddings) instead."""
+        if self.kind == TEXT:
+            raise RepresentationError("texts are not numbers, so they cannot be regressed out as they are; regress out "
+                                      "a layer instead (the embeddings, the first layer of a language model).")
+        if self.kind == IMAGE:
+            shapes = {image.shape for image in self.images}
+            if len(shapes) > 1:
+                raise RepresentationError(f"the images have {len(shapes)} different sizes, so their pixels do not form "
+                                          "one matrix; resize them to one size, or regress out a layer instead.")
+            return np.stack(self.images).reshape(len(self.images), -1).astype(np.float64)
+        return np.hstack([np.asarray(self.arrays[name], dtype=np.float64).reshape(len(self), -1)
+                          for name in sorted(self.arrays)])
+
     @property
     def digest(self) -> str:
         """SHA-256 of the examples in order: equal digests mean the same examples in the same order."""

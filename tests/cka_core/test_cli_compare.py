@@ -184,3 +184,68 @@ def test_p_adjust_corrects_for_every_cell_and_marks_by_the_corrected_values(runs
     assert pd.read_csv(d / "heat.cells.csv")["p_adjusted"].isna().all()               # no correction asked
     # 30 permutations, 4 cells: Holm's smallest possible value is 4/31 > 0.05, and the output says so
     assert "adjusted p-values, Holm" in done["holm"].stdout and "use at least 79" in done["holm"].stdout
+
+
+@pytest.fixture(scope="module")
+def confounded_files(tmp_path_factory):
+    from .test_deconfounded import confounded_triple
+
+    d = tmp_path_factory.mktemp("cli_dcka")
+    rng = np.random.default_rng(11)
+    inputs, X, Y = confounded_triple(rng, 50, 6, 5, 4)
+    _, Z, _ = confounded_triple(rng, 50, 6, 3, 3)
+    a, b = {"x": X, "z": Z}, {"w": Y}
+    np.savez(d / "a.npz", **a)
+    np.savez(d / "b.npz", **b)
+    np.save(d / "inputs.npy", inputs)
+    np.savez(d / "two.npz", p=inputs, q=inputs)
+    return d, inputs, a, b
+
+
+def test_deconfounded_cka_with_the_inputs_file_and_resampling(confounded_files, capsys):
+    d, inputs, a, b = confounded_files
+    code, _, err = _main(["compare", d / "a.npz", d / "b.npz", "--measure", "deconfounded_cka", "--confounder",
+                          d / "inputs.npy", "--bootstrap", "10", "--permutations", "10", "--out", d / "dcka.json"],
+                         capsys)
+    assert code == 0, err
+    doc = json.loads((d / "dcka.json").read_text())
+    assert doc["measure"] == "deconfounded_cka" and doc["confounder"] == f"file {d / 'inputs.npy'}"
+    expected = [[ref.deconfounded_cka(x, y, inputs) for y in b.values()] for x in a.values()]
+    np.testing.assert_allclose(doc["values"], expected, atol=1e-9)
+    assert np.all(np.array(doc["ci_low"]) <= np.array(doc["values"]) + 1e-12)
+
+
+def test_deconfounded_cka_can_regress_out_a_layer_of_a(confounded_files, capsys):
+    """a:LAYER regresses out that layer and leaves it out of the heatmap (its row would be undefined)."""
+    d, _, a, b = confounded_files
+    code, _, err = _main(["compare", d / "a.npz", d / "b.npz", "--measure", "deconfounded_cka", "--confounder", "a:z",
+                          "--out", d / "by_layer.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((d / "by_layer.json").read_text())
+    assert doc["layers_a"] == ["x"] and "layer z of A" in doc["confounder"]
+    np.testing.assert_allclose(doc["values"], [[ref.deconfounded_cka(a["x"], b["w"], a["z"])]], atol=1e-9)
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--measure", "deconfounded_cka"], "needs --confounder"),
+    (["--measure", "deconfounded_cka", "--confounder", "two.npz"], "holds 2 arrays"),
+    (["--measure", "deconfounded_cka", "--confounder", "a:nope"], "A has no layer 'nope'"),
+    (["--confounder", "inputs.npy"], "deconfounded_cka only"),
+])
+def test_deconfounded_cka_bad_arguments_are_one_line(confounded_files, capsys, monkeypatch, extra, words):
+    d = confounded_files[0]
+    monkeypatch.chdir(d)
+    code, _, err = _main(["compare", "a.npz", "b.npz", *extra], capsys)
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and words in err, err
+
+
+def test_resampling_works_for_measures_without_an_estimator_option(runs, capsys):
+    """--bootstrap passed debiased=False to every measure, and the view-level ones (Procrustes, CCA, RSA,
+    the shape metric) refused the keyword."""
+    d, a, b = runs[0], runs[1], runs[2]
+    code, _, err = _main(["compare", d / "a.npz", d / "b.npz", "--measure", "procrustes", "--bootstrap", "5",
+                          "--permutations", "5", "--out", d / "proc.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((d / "proc.json").read_text())
+    np.testing.assert_allclose(doc["values"], [[ref.procrustes_angle(x, y) for y in b.values()] for x in a.values()],
+                               atol=1e-8)
