@@ -41,8 +41,9 @@ def compare_section(lesson) -> None:
                  icon=":material/error:")
         return
 
-    settings, fitted = compare.measure_controls(a.n)
+    settings, fitted = compare.measure_controls(a, b)
     try:
+        a = compare.without_confounder(a, settings)
         values, seconds = compare.heatmap_values(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings)
     except RepresentationError as error:
         st.error(f"{error}", icon=":material/error:")

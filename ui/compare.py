@@ -48,12 +48,13 @@ STORE_SIZE = 8  # inference results kept per session
 DRILL_MAX_ROWS = 2000  # the drill-down's n x n Grams and SVDs stay fast
 SCATTER_POINTS = 5000
 CHEAP_MEASURES = {"linear_cka", "linear_cka_debiased"}
+MAX_INPUT_VALUES = 2**25  # inputs regressed out by dCKA as one float64 matrix (256 MiB); larger: a layer instead
 ALPHA, NULL_WIDTH = 0.05, 2.0
 
 SOURCE_KINDS = {"network": "Sample model", "own": "Your model", "upload": "Upload files", "launch": "Launch file"}
 ESTIMATORS = {"biased": "Biased", "debiased": "Debiased", "minibatch": "Minibatch"}
 MEASURE_CHOICES = {k: MEASURES[k].label for k in
-                   ("linear_cka", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes", "shape_metric", "rsa",
+                   ("linear_cka", "rbf_cka", "deconfounded_cka", "mean_cca", "svcca", "pwcca", "procrustes", "shape_metric", "rsa",
                     "linear_regression")}
 STATUS_ICONS = {sanity.PASS: ":material/check_circle:", sanity.WARN: ":material/warning:",
                 sanity.FAIL: ":material/error:", sanity.INFO: ":material/info:"}
@@ -74,6 +75,8 @@ class Side:
     shapes: dict = field(repr=False)  # per-example shape before flattening
     model_name: str | None  # the registered network it comes from, if any
     source: dict  # what an export records about the source
+    inputs: np.ndarray | None = field(default=None, repr=False, compare=False)  # (n, features): what the rows read
+    inputs_about: str = ""  # what ``inputs`` are, for the regress-out choice
 
     @property
     def n(self) -> int:
@@ -103,7 +106,8 @@ def network_side(side: str, name: str) -> Side:
     layers = models.activations(name)["test"]
     return Side(side, name, models.get(name).key, dict(layers), models.layer_shapes(name), name,
                 {"kind": "sample model" if models.get(name).kind == models.ZOO else "fine-tuned network",
-                 "model": name, "split": "digits test split", "n_examples": int(next(iter(layers.values())).shape[0])})
+                 "model": name, "split": "digits test split", "n_examples": int(next(iter(layers.values())).shape[0])},
+                models.digits().X_test, "the digits' pixels")
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the launch file…")
@@ -180,13 +184,22 @@ def _launch_side(side: str, path: str) -> Side:
 def model_side(choice: own.ModelChoice, representations, examples) -> Side:
     """One side from a loaded model's reduced layers on ``examples``."""
     layers = {k: readonly_rows(v) for k, v in representations.layers.items()}
+    inputs = None
+    values = sum(image.size for image in examples.images) + sum(v.size for v in examples.arrays.values())
+    if 0 < values <= MAX_INPUT_VALUES:  # texts (0): only a layer can be regressed out
+        try:
+            inputs = readonly(examples.as_matrix())
+        except RepresentationError:  # images of different sizes
+            pass
     return Side(choice.side, f"{choice.model.name} ({choice.model.format})",
                 f"{choice.key}#{examples.digest[:16]}:{representations.reduction}", layers,
                 {k: (v.shape[1],) for k, v in layers.items()}, None,
                 {"kind": "your model", **choice.model.describe(),
                  "inputs": {"source": examples.source, "kind": examples.kind, "n_examples": len(examples),
                             "sha256": examples.digest},
-                 "reduction": representations.reduction})
+                 "reduction": representations.reduction},
+                inputs if inputs is not None and inputs.shape[0] == next(iter(layers.values())).shape[0] else None,
+                f"the inputs ({examples.source})")
 
 
 def without_constant_layers(side: Side) -> tuple[Side | None, sanity.Check]:
@@ -202,8 +215,8 @@ def without_constant_layers(side: Side) -> tuple[Side | None, sanity.Check]:
                  "varied inputs, or another reduction.", icon=":material/error:")
         return None, health
     st.warning(f"Side {side.name}: left out, constant across these inputs (CKA is 0/0): {', '.join(dropped)}.")
-    return Side(side.name, side.label, f"{side.key}-{len(dropped)}", {k: side.layers[k] for k in kept},
-                {k: side.shapes[k] for k in kept}, side.model_name, side.source), health
+    return replace(side, key=f"{side.key}-{len(dropped)}", layers={k: side.layers[k] for k in kept},
+                               shapes={k: side.shapes[k] for k in kept}), health
 
 
 def inputs_check(a: Side, b: Side) -> sanity.Check | None:
@@ -283,8 +296,8 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
         st.warning(f"Pick at least one layer of side {side}.")
         return None, health
     digest = hashlib.sha256(("|".join(chosen)).encode()).hexdigest()[:8]
-    return Side(side, loaded.label, f"{loaded.key}#{digest}", {k: loaded.layers[k] for k in chosen},
-                {k: loaded.shapes[k] for k in chosen}, loaded.model_name, loaded.source), health
+    return replace(loaded, key=f"{loaded.key}#{digest}", layers={k: loaded.layers[k] for k in chosen},
+                   shapes={k: loaded.shapes[k] for k in chosen}), health
 
 
 # --------------------------------------------------------------------------- measure settings
@@ -321,10 +334,13 @@ class Settings:
     batch_size: int | None = None
     minibatch_debiased: bool = True
     parameter: float | None = None  # the value of MEASURE_PARAMETERS[measure]
+    confounder: str | None = None  # what dCKA regresses out: INPUTS, or "a:<layer>" (a layer of side A)
+    confounder_about: str = ""
+    inputs: np.ndarray | None = field(default=None, repr=False, compare=False)  # the confounder's values
 
     def options(self) -> dict:
         """Keyword arguments of ``similarity_matrix`` and the inference functions."""
-        out = {}
+        out = {} if self.inputs is None else {"inputs": self.inputs}
         if self.batch_size is not None:
             out["batch_size"] = self.batch_size
             out["debiased"] = self.minibatch_debiased
@@ -334,7 +350,8 @@ class Settings:
 
     @property
     def key(self) -> tuple:
-        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.parameter)
+        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.parameter,
+                self.confounder)
 
     @property
     def info(self):
@@ -346,25 +363,66 @@ class Settings:
             return f"Minibatch linear CKA (b = {self.batch_size}{', unbiased HSIC' if self.minibatch_debiased else ''})"
         if self.parameter is not None:
             return MEASURE_PARAMETERS[self.measure].shown.format(self.parameter)
+        if self.confounder is not None:
+            return f"dCKA ({self.confounder_about} regressed out)"
         return self.info.label
 
     def export(self) -> dict:
         return {"measure": self.measure, "measure_label": self.label,
                 "debiased": self.measure == "linear_cka_debiased" or (self.batch_size is not None and self.minibatch_debiased),
                 "batch_size": self.batch_size, **{p.name: None for p in MEASURE_PARAMETERS.values()},
-                **{k: v for k, v in self.options().items() if k not in ("batch_size", "debiased")}}
+                **{k: v for k, v in self.options().items() if k not in ("batch_size", "debiased", "inputs")},
+                "confounder": self.confounder_about or None}
 
 
-def measure_controls(n: int) -> tuple[Settings, bool]:
+def measure_controls(a: Side, b: Side) -> tuple[Settings, bool]:
     """The measure row: (the measure and its estimator options, whether the heatmap's colours are
     fitted to its values)."""
     cols = st.columns([1.1, 1.6, 1.2, 0.9], vertical_alignment="bottom")
     with cols[3]:
         fitted = colour_scale_control()
-    return _measure_settings(cols, n), fitted
+    return _measure_settings(cols, a, b), fitted
 
 
-def _measure_settings(cols, n: int) -> Settings:
+INPUTS = "inputs"
+
+
+def confounder_choices(a: Side, b: Side) -> dict[str, str]:
+    """What dCKA can regress out here: the inputs, when both sides read the same ones and they are
+    numbers (pixels, arrays), then every layer of side A."""
+    choices = {}
+    if a.inputs is not None and b.inputs is not None and (a.inputs is b.inputs or np.array_equal(a.inputs, b.inputs)):
+        choices[INPUTS] = a.inputs_about
+    return choices | {f"a:{layer}": f"layer {layer} of A" for layer in a.names}
+
+
+def _confounder_settings(measure: str, a: Side, b: Side) -> Settings:
+    choices = confounder_choices(a, b)
+    choice = choose(st.selectbox, "Regress out", choices, key="cmp_confounder",
+                    help="Deconfounded CKA removes, from each layer's Gram matrix, what an affine function of this "
+                         "one's explains: the similarity the two sides inherit from it. The inputs are the usual "
+                         "choice (Cui et al.); texts have no numeric inputs, so pick an early layer of A instead (it "
+                         "then leaves the heatmap).")
+    inputs = a.inputs if choice == INPUTS else a.layers[choice[2:]]
+    return Settings(measure, confounder=choice, confounder_about=choices[choice], inputs=inputs)
+
+
+def without_confounder(a: Side, settings: Settings) -> Side:
+    """Side A without the layer dCKA regresses out (its row would be undefined: nothing is left of a
+    layer once it is regressed out of itself)."""
+    if settings.confounder is None or not settings.confounder.startswith("a:"):
+        return a
+    layer = settings.confounder[2:]
+    kept = [k for k in a.names if k != layer]
+    if not kept:
+        raise RepresentationError(f"regressing out {layer}, side A's only layer, leaves nothing of A to compare: pick "
+                                  "more layers of A, or regress out the inputs.")
+    return replace(a, key=f"{a.key}-{layer}", layers={k: a.layers[k] for k in kept},
+                   shapes={k: a.shapes[k] for k in kept})
+
+
+def _measure_settings(cols, a: Side, b: Side) -> Settings:
+    n = a.n
     with cols[0]:
         measure = choose(st.selectbox, "Measure", MEASURE_CHOICES, key="cmp_measure",
                          help="Linear CKA is the usual choice; the others answer different questions (see Theory).")
@@ -387,6 +445,9 @@ def _measure_settings(cols, n: int) -> Settings:
                                        help="Nguyen et al.'s choice: the value barely depends on b.")
             return Settings("linear_cka", batch_size=int(batch), minibatch_debiased=bool(unbiased))
         return Settings("linear_cka")
+    if MEASURES[measure].needs_inputs:
+        with cols[1]:
+            return _confounder_settings(measure, a, b)
     if measure in MEASURE_PARAMETERS:
         parameter = MEASURE_PARAMETERS[measure]
         with cols[1]:

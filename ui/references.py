@@ -46,6 +46,8 @@ PAPERS = {
     "kriegeskorte2008": Paper("Kriegeskorte, Mur & Bandettini, 2008",
                               "Representational Similarity Analysis – Connecting the Branches of Systems Neuroscience",
                               "https://doi.org/10.3389/neuro.06.004.2008"),
+    "cui2022": Paper("Cui et al., NeurIPS 2022", "Deconfounded Representation Similarity for Comparison of Neural "
+                     "Networks", "https://arxiv.org/abs/2202.00095"),
     "dinh2017": Paper("Dinh et al., ICML 2017", "Sharp Minima Can Generalize for Deep Nets",
                       "https://arxiv.org/abs/1703.04933"),
 }

@@ -269,6 +269,30 @@ def test_other_estimators_and_measures(zoo_at):
     assert not _errors(at)
 
 
+def test_deconfounded_cka_regresses_out_the_pixels_or_a_layer_of_a(zoo_at, downloads):
+    """dCKA on two zoo networks regresses out the digits' pixels by default (the core's matrix with
+    inputs=X_test); choosing a layer of A regresses that out and drops it from A's rows."""
+    from cka_core.measures import similarity_matrix
+
+    at = zoo_at
+    rerun(at.selectbox(key="cmp_measure").set_value("Deconfounded CKA (dCKA)"))
+    a, b = _zoo("mlp_seed0"), _zoo("mlp_seed1")
+    inputs = sample_models.digits().X_test
+    values, rows, _, _ = _heatmap(at)
+    np.testing.assert_allclose(values, similarity_matrix(a, b, measure="deconfounded_cka", inputs=inputs), atol=1e-9)
+    assert rows == list(a) and not _errors(at)
+    assert at.selectbox(key="cmp_confounder").value == "the digits' pixels"
+    rerun(at.selectbox(key="cmp_confounder").set_value("layer hidden1 of A"))
+    values, rows, _, _ = _heatmap(at)
+    assert rows == ["hidden2", "hidden3", "logits"]
+    np.testing.assert_allclose(values, similarity_matrix({k: a[k] for k in rows}, b, measure="deconfounded_cka",
+                                                         inputs=a["hidden1"]), atol=1e-9)
+    doc = json.loads(_download(at, downloads, "cmp_json"))
+    assert doc["measure"] == "deconfounded_cka" and doc["confounder"] == "layer hidden1 of A" and "inputs" not in doc
+    assert not _errors(at)
+    rerun(at.selectbox(key="cmp_confounder").set_value("the digits' pixels"))
+
+
 def test_same_model_on_both_sides(zoo_at):
     at = zoo_at
     rerun(at.selectbox(key="cmp_measure").set_value("Linear CKA"))
