@@ -25,7 +25,7 @@ def main() -> None:
     X, subset_note = inv.working_matrix(rep.key, rep)
     st.caption(f"Representation: **{rep.label}** — {rep.X.shape[0]} examples × {rep.X.shape[1]} features.")
     _, reference_errors = inv.identity_values(rep.key, X)
-    if len(reference_errors) == len(MEASURES):
+    if len(reference_errors) == len(inv.ONE_LAYER_MEASURES):
         st.error("No similarity measure can be computed on this representation, so there is nothing to compare: "
                  + " ".join(f"**{MEASURES[m].label}**: {msg}" for m, msg in reference_errors.items())
                  + " Pick another source in the sidebar.")
@@ -170,7 +170,8 @@ def table_section(table: dict) -> None:
         "class that contains the transformation (a permutation is also an orthogonal map, and orthogonal maps and "
         "isotropic scalings are invertible linear maps), so the cell must be 0. Noise and top-k PC projection are in "
         f"no invariance class: those columns only show how much each measure moves. Seed {inv.TABLE_SEED} for every "
-        "random map; movement 0.000 can still hide a change below 5·10⁻⁴."
+        "random map; movement 0.000 can still hide a change below 5·10⁻⁴. Deconfounded CKA is not in the table: it "
+        "also needs the inputs the layer was computed from (the Confounders page shows it)."
     )
     if table["failed"]:
         st.error("Columns left empty: " + " ".join(f"**{TRANSFORMATIONS[t].label}**: {msg}"

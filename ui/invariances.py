@@ -87,9 +87,14 @@ def working_matrix(rep_key: str, _rep: data.Representation) -> tuple[np.ndarray,
     return X, note
 
 
+#: The measures of one representation against its transformation: all but dCKA, which needs the
+#: inputs the layer was computed from (the Confounders page shows it on the zoo's networks).
+ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs)
+
+
 def _all_measures(X: np.ndarray, Y: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     values, errors = {}, {}
-    for name in MEASURES:
+    for name in ONE_LAYER_MEASURES:
         try:
             values[name] = similarity(X, Y, name)
         except RepresentationError as error:
@@ -167,7 +172,7 @@ def table(rep_key: str, _X: np.ndarray) -> dict:
 
 
 def _table(rep_key: str, _X: np.ndarray) -> dict:
-    measures, names = list(MEASURES), list(transforms.TRANSFORMATIONS)
+    measures, names = list(ONE_LAYER_MEASURES), list(transforms.TRANSFORMATIONS)
     reference, ref_errors = identity_values(rep_key, _X)
     shape = (len(measures), len(names))
     values, moved = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -258,10 +263,11 @@ def panel_view(rep_key: str, X: np.ndarray, name: str, strength: float | None, s
     reference, reference_errors = identity_values(rep_key, X)
     result = panel(rep_key, X, name, strength, seed)
     values, errors = result["values"], {**reference_errors, **result["errors"]}
-    declared = {m: transforms.declared_invariant(MEASURES[m].invariances, name) for m in MEASURES}
-    moved = {m: movement(m, values[m], reference[m]) for m in MEASURES if m in values and m in reference}
+    declared = {m: transforms.declared_invariant(MEASURES[m].invariances, name) for m in ONE_LAYER_MEASURES}
+    moved = {m: movement(m, values[m], reference[m]) for m in ONE_LAYER_MEASURES if m in values and m in reference}
     shown = []
-    for m, measure in MEASURES.items():
+    for m in ONE_LAYER_MEASURES:
+        measure = MEASURES[m]
         low, high = measure.value_range
         tail = (f" Range {low:g} to {high:.3g}, {'higher' if measure.higher_is_similar else 'lower'} = more similar; "
                 f"identical inputs give {'—' if reference.get(m) is None else f'{reference[m]:.4f}'}.")
@@ -275,7 +281,7 @@ def panel_view(rep_key: str, X: np.ndarray, name: str, strength: float | None, s
                                   measure.higher_is_similar, declared[m],
                                   f"{measure.description}{tail} ({measure.reference})"))
     broken = [MEASURES[m].label for m in moved if declared[m] and abs(values[m] - reference[m]) > INVARIANCE_TOL]
-    order = [m for m in MEASURES if m in moved]
+    order = [m for m in ONE_LAYER_MEASURES if m in moved]
     bars = movement_bars([MEASURES[m].label for m in order], [moved[m] for m in order], [declared[m] for m in order],
                          title=f"How far each measure moved: {SHORT[name]}")
     return PanelView(shown, errors, result.get("prediction"), broken, bars,

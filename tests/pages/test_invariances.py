@@ -16,6 +16,8 @@ from ui import invariances as inv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/invariances.py"
+# Every measure of one representation: dCKA also needs the inputs, so it is on the Confounders page.
+ONE_LAYER = {m: info for m, info in MEASURES.items() if not info.needs_inputs}
 LABELS = {"orthogonal": "Orthogonal map", "isotropic": "Isotropic scaling", "anisotropic": "Anisotropic scaling",
           "one_feature": "One feature scaled", "invertible": "Invertible linear map",
           "permutation": "Feature permutation", "translation": "Translation", "noise": "Gaussian noise",
@@ -78,7 +80,7 @@ def test_renders_with_metrics_charts_and_theory(default_view):
     assert not page.exception
     assert page.selectbox(key="inv_transform").value == LABELS["invertible"]
     values = metrics(page)
-    assert set(values) >= {info.label for info in MEASURES.values()}
+    assert set(values) >= {info.label for info in ONE_LAYER.values()}
     ids = " ".join(e.proto.id for e in page.get("plotly_chart"))
     for key in ("inv_bars", "inv_spectrum", "inv_table"):
         assert key in ids
@@ -93,7 +95,7 @@ def test_table_has_no_declared_invariance_violation(default_view):
     trace = spec["data"][0]
     text = np.array(trace["text"], dtype=object)
     z = np.array([decode(row) for row in trace["z"]]) if isinstance(trace["z"], list) else decode(trace["z"])
-    assert text.shape == (len(MEASURES), len(LABELS))
+    assert text.shape == (len(ONE_LAYER), len(LABELS))
     assert not any("⚠" in cell for cell in text.ravel())
     declared = np.vectorize(lambda cell: "✓" in cell)(text)
     assert declared.any() and (~declared).any()
@@ -101,7 +103,7 @@ def test_table_has_no_declared_invariance_violation(default_view):
     assert np.all(z[declared] < 1e-6)
     assert z[~declared].max() > 0.05  # something does move: the table is not trivially zero
     # mean CCA (invariant to every invertible map) is ✓ in every linear-map column
-    measures = list(MEASURES)
+    measures = list(ONE_LAYER)
     row = text[measures.index("mean_cca")]
     assert all("✓" in row[j] for j, t in enumerate(LABELS) if t not in ("noise", "top_k"))
     assert "every declared invariance holds" in takeaway_text(page)
@@ -179,7 +181,7 @@ def test_bar_chart_matches_the_metrics(default_view):
     bars = chart(page, "inv_bars")["data"][0]
     heights = decode(bars["x"])  # horizontal bars: one per measure, top to bottom
     labels = list(bars["y"])
-    assert labels[0] == "Linear CKA" and len(labels) == len(MEASURES)
+    assert labels[0] == "Linear CKA" and len(labels) == len(ONE_LAYER)
     assert heights[labels.index("Mean CCA")] < 1e-6  # declared invariance: no bar
     assert abs(heights[0] - (1 - metrics(page)["Linear CKA"])) < 1e-4
 
