@@ -198,11 +198,18 @@ def layer_shapes(name: str) -> dict[str, tuple[int, ...]]:
     return _layer_shapes(network.key, module(name), network.layers)
 
 
+def zoo_twin(name: str) -> str | None:
+    """The zoo network that is ``name``'s architecture at initialisation, never trained, if the zoo has one."""
+    untrained = "mlp_untrained"
+    return untrained if sample_models.ZOO[get(name).architecture].config == sample_models.ZOO[untrained].config else None
+
+
 @st.cache_resource(max_entries=8, show_spinner="Capturing an untrained twin…")
 def _untrained_twin(architecture: str) -> tuple[str, dict[str, np.ndarray]]:
-    spec, untrained = sample_models.ZOO[architecture], sample_models.ZOO["mlp_untrained"]
-    if spec.config == untrained.config:
-        return "mlp_untrained (the same architecture, never trained)", _zoo_activations("mlp_untrained")["test"]
+    twin = zoo_twin(architecture)
+    if twin is not None:
+        return f"{twin} (the same architecture, never trained)", _zoo_activations(twin)["test"]
+    spec = sample_models.ZOO[architecture]
     with torch.random.fork_rng():  # torch's global random state is left untouched
         torch.manual_seed(spec.seed)
         net = sample_models.build(spec.config).eval()

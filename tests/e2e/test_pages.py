@@ -19,6 +19,7 @@ PAGES = {
     "outliers": ("outliers", 2),
     "invariances": ("invariances", 1),
     "separability": ("separability", 2),
+    "confounders": ("confounders", 1),
     "function_preserving": ("function_preserving", 2),
     "theory": ("theory", 0),
 }

@@ -40,6 +40,7 @@ SCENARIOS = {
     "pages/outliers.py": [{"src_kind": SAMPLE}, {"out_what": "Random fraction"}],
     "pages/invariances.py": [{"src_kind": SAMPLE}, {"inv_transform": TRANSFORMATIONS["top_k"].label}],
     "pages/separability.py": [{"src_kind": SAMPLE}],
+    "pages/confounders.py": [{}],
     "pages/function_preserving.py": [{"src_kind": SAMPLE}],
     "pages/compare.py": [
         {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.MEASURE_CHOICES["linear_cka"],

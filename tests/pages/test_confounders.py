@@ -1,0 +1,126 @@
+"""AppTest of the Confounders page: the chart's CKA and dCKA curves are the independent reference's
+values on the zoo's layers, the takeaway follows them, any reference and partner set works (the
+CNN against its freshly initialised twin), and a link restores the choices."""
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs
+
+import numpy as np
+import pytest
+import torch
+
+import sample_models
+from cka_core import capture
+
+from tests.cka_core import reference as ref
+
+from .apptest import open_page, rerun
+
+PAGE = "pages/confounders.py"
+
+
+def _zoo(name: str) -> dict[str, np.ndarray]:
+    data = sample_models.digits()
+    acts = capture(sample_models.load(name), data.X_test, sample_models.layer_names(name))
+    return {k: np.asarray(v, dtype=np.float64).reshape(v.shape[0], -1) for k, v in acts.items()}
+
+
+def _series(at, key: str = "con_curves") -> dict[str, np.ndarray]:
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key))
+    out = {}
+    for trace in json.loads(chart.proto.spec)["data"]:
+        y = trace["y"]
+        if isinstance(y, dict) and "bdata" in y:
+            y = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"])
+        out[trace["name"]] = np.asarray(y, dtype=float)
+    return out
+
+
+def _takeaway(at) -> str:
+    return " ".join(m.value for m in at.markdown if "**Takeaway.**" in m.value)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return open_page(PAGE)
+
+
+def test_default_curves_are_the_reference_values(shared):
+    at = shared
+    assert at.multiselect(key="con_partners_mlp_seed0").value == ["mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"]
+    series = _series(at)
+    ours, pixels = _zoo("mlp_seed0"), sample_models.digits().X_test
+    for partner in ("mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"):
+        theirs = _zoo(partner)
+        np.testing.assert_allclose(series[f"{partner}: CKA"], [ref.linear_cka(ours[k], theirs[k]) for k in ours],
+                                   atol=1e-6)
+        np.testing.assert_allclose(series[f"{partner}: dCKA"],
+                                   [ref.deconfounded_cka(ours[k], theirs[k], pixels) for k in ours], atol=1e-6)
+    np.testing.assert_allclose(series["CKA with the pixels"], [ref.linear_cka(pixels, ours[k]) for k in ours],
+                               atol=1e-6)
+    # Cui et al.'s finding on the zoo: the pixels explain much of the untrained network's similarity
+    # at the first layer, little of the retrained one's.
+    untrained, seed = series["mlp_untrained: dCKA"][0] / series["mlp_untrained: CKA"][0], \
+        series["mlp_seed1: dCKA"][0] / series["mlp_seed1: CKA"][0]
+    assert untrained < 0.6 < 0.8 < seed
+
+
+def test_takeaway_states_the_shown_numbers(shared):
+    series = _series(shared)
+    text = _takeaway(shared)
+    for name in ("mlp_untrained: CKA", "mlp_seed1: CKA", "mlp_untrained: dCKA", "mlp_seed1: dCKA"):
+        assert f"{series[name][0]:.2f}" in text, (name, text)
+    share = series["mlp_untrained: dCKA"][0] / series["mlp_seed1: dCKA"][0]
+    assert f"{share:.0%}" in text and "most of what made it look similar was the inputs" in text
+
+
+def test_metrics_and_compare_link(shared):
+    labels = [m.label for m in shared.metric]
+    assert labels == ["mlp_seed1 at hidden1: dCKA", "mlp_untrained at hidden1: dCKA",
+                      "mlp_shuffled_labels at hidden1: dCKA"]
+    link = next(p for p in shared.get("page_link") if "Compare" in p.proto.label)
+    assert link.proto.page == "compare"
+    assert parse_qs(link.proto.query_string) == {"cmp_a_model": ["mlp_seed0"], "cmp_b_model": ["mlp_seed1"],
+                                                 "cmp_measure": ["Deconfounded CKA (dCKA)"]}
+
+
+def test_the_compare_link_opens_compare_with_dcka():
+    at = open_page("pages/compare.py", {"cmp_a_model": "mlp_seed0", "cmp_b_model": "mlp_seed1",
+                                         "cmp_measure": "Deconfounded CKA (dCKA)"})
+    assert at.selectbox(key="cmp_measure").value == "Deconfounded CKA (dCKA)" and not at.error
+    assert at.selectbox(key="cmp_confounder").value == "the digits' pixels"
+
+
+def test_a_cnn_against_its_fresh_untrained_twin():
+    at = open_page(PAGE, {"con_reference": "cnn"})
+    assert at.multiselect(key="con_partners_cnn").value == ["untrained twin"]
+    torch.manual_seed(sample_models.ZOO["cnn"].seed)
+    twin = sample_models.build(sample_models.ZOO["cnn"].config).eval()
+    ours = _zoo("cnn")
+    theirs = {k: np.asarray(v, dtype=np.float64).reshape(v.shape[0], -1)
+              for k, v in capture(twin, sample_models.digits().X_test, list(ours)).items()}
+    series = _series(at)
+    np.testing.assert_allclose(series["untrained twin: dCKA"],
+                               [ref.deconfounded_cka(ours[k], theirs[k], sample_models.digits().X_test) for k in ours],
+                               atol=1e-6)
+    assert "untrained twin" in _takeaway(at) and not at.error
+
+
+def test_no_partner_is_an_info_not_an_error(shared):
+    at = rerun(shared.multiselect(key="con_partners_mlp_seed0").set_value([]))
+    assert any("Pick at least one network" in i.value for i in at.info) and not at.error
+    rerun(at.multiselect(key="con_partners_mlp_seed0").set_value(["mlp_seed1", "mlp_untrained",
+                                                                   "mlp_shuffled_labels"]))
+
+
+def test_the_layer_control_moves_the_metrics_and_the_takeaway(shared):
+    at = rerun(shared.selectbox(key="con_layer_mlp_seed0").set_value("hidden3"))
+    series = _series(at)
+    assert [m.label for m in at.metric][0] == "mlp_seed1 at hidden3: dCKA"
+    assert at.metric[0].value == f"{series['mlp_seed1: dCKA'][2]:.3f}"
+    text = _takeaway(at)
+    assert "At hidden3," in text
+    assert f"{series['mlp_untrained: dCKA'][2]:.2f}" in text
+    rerun(at.selectbox(key="con_layer_mlp_seed0").set_value("hidden1"))
