@@ -8,7 +8,11 @@ shared with another session.
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +32,13 @@ MODEL_SOURCES = {"upload": "Upload", "launch": "Launch model", "hub": "Hub id"}
 INPUT_SOURCES = {"builtin": "Built-in sentences", "upload": "Upload inputs"}
 DEFAULT_SENTENCES = 200
 STORE_SIZE = 6            # forward-pass results kept per session
+MODELS_KEPT = 4           # loaded models kept per session
+LOADS_STATE, LOADED_MODELS, STOPPED_LOADS = "own_loads", "own_loaded_models", "own_stopped_loads"
+#: Seconds one script run follows a model that is loading before it lets the run end (the load goes
+#: on, and a later run picks it up). None in the app: follow until it is loaded. Tests set 0 to
+#: stand in for a click that restarts the script while a model loads.
+LOAD_FOLLOW_SECONDS: float | None = None
+_LOG = logging.getLogger("cka_explorer")
 BATCH_SIZE = 16
 RUN_STATE = "own_run"     # the session's store of forward passes
 
@@ -45,14 +56,82 @@ class ModelChoice:
         return f"{self.model.digest}:{hashlib.sha256('|'.join(self.layers).encode()).hexdigest()[:8]}"
 
 
-@st.cache_resource(max_entries=4, scope="session", show_spinner="Loading the model…")
-def _loaded(digest: str, filename: str, _data: bytes, tokenizer_digest: str, _tokenizer: bytes | None):
-    return own.load_model(_data, filename, tokenizer=_tokenizer, threads=1)
+@dataclass
+class ModelLoad:
+    """One model being loaded in a thread of its own, so that a Stop click ends the wait at once: the
+    script follows the thread (:func:`loaded_model`) with a Stop button; a stopped load is abandoned
+    (its thread finishes in the background and nothing it returns is kept)."""
+
+    key: tuple
+    what: str
+    started: float = field(default_factory=time.perf_counter)
+    model: object = None
+    failure: str | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
 
-@st.cache_resource(max_entries=4, scope="session", show_spinner="Loading the model…")
-def _loaded_path(path: str, mtime: float, allow_hub: bool):
-    return own.load_model(path, allow_hub=allow_hub, threads=1)
+def _load(job: ModelLoad, load: Callable[[], object]) -> None:
+    """The load's thread: no Streamlit call in here."""
+    try:
+        job.model = load()
+    except RepresentationError as error:
+        job.failure = str(error)
+    except Exception as error:  # noqa: BLE001 - a thread's exception would otherwise vanish
+        _LOG.exception("model load failed")
+        job.failure = f"{job.what} could not be loaded ({type(error).__name__}: {error})."
+
+
+def _stop_load(side: str) -> None:
+    job = st.session_state.get(LOADS_STATE, {}).pop(side, None)
+    if job is not None:
+        st.session_state.setdefault(STOPPED_LOADS, {})[side] = job.key
+
+
+def _load_again(side: str) -> None:
+    st.session_state.get(STOPPED_LOADS, {}).pop(side, None)
+
+
+def loaded_model(side: str, key: tuple, what: str, load: Callable[[], object]):
+    """The model ``key`` names, loaded once per session (bounded), or None while it loads or after a
+    Stop. Loading shows the time so far and a Stop button; a click elsewhere leaves the load running,
+    and the next run picks it up."""
+    kept = st.session_state.setdefault(LOADED_MODELS, OrderedDict())
+    if key in kept:
+        kept.move_to_end(key)
+        return kept[key]
+    if st.session_state.get(STOPPED_LOADS, {}).get(side) == key:
+        st.warning(f"Stopped loading {what}; nothing was kept.", icon=":material/stop_circle:")
+        st.button("Load it again", key=f"own_load_again_{side.lower()}", on_click=_load_again, args=(side,),
+                  icon=":material/refresh:")
+        return None
+    loads = st.session_state.setdefault(LOADS_STATE, {})
+    job = loads.get(side)
+    if job is None or job.key != key:  # a new choice abandons the side's previous load
+        job = loads[side] = ModelLoad(key, what)
+        job.thread = threading.Thread(target=_load, args=(job, load), name="cka-model-load", daemon=True)
+        job.thread.start()
+    st.button("Stop loading", key=f"own_stop_load_{side.lower()}", on_click=_stop_load, args=(side,),
+              icon=":material/stop_circle:")
+    slot = st.empty()
+    deadline = None if LOAD_FOLLOW_SECONDS is None else time.perf_counter() + LOAD_FOLLOW_SECONDS
+    while True:  # each caption is a point where a click (Stop, or anything else) restarts the run
+        slot.caption(f":material/hourglass_top: Loading {what}… {time.perf_counter() - job.started:.0f} s")
+        if not job.running or (deadline is not None and time.perf_counter() >= deadline):
+            break
+        time.sleep(0.2)
+    if job.running:
+        return None
+    del loads[side]
+    if job.failure is not None:
+        raise RepresentationError(job.failure)
+    kept[key] = job.model
+    while len(kept) > MODELS_KEPT:
+        kept.popitem(last=False)
+    st.rerun()  # draw the side without the Stop button and the progress line
 
 
 def _digest(file) -> str:
@@ -82,16 +161,23 @@ def model_picker(side: str) -> ModelChoice | None:
             raise RepresentationError("upload one model file (.zip of a Hugging Face directory, .onnx or .pt2) and at "
                                       "most one tokenizer.json" + (f"; {', '.join(others)} is neither" if others else ""))
         model_file, tokenizer = model_files[0], tokenizers[0] if tokenizers else None
-        model = _loaded(_digest(model_file), model_file.name, model_file.getvalue(),
-                        _digest(tokenizer) if tokenizer else "", tokenizer.getvalue() if tokenizer else None)
+        data, tokenizer_data = model_file.getvalue(), tokenizer.getvalue() if tokenizer else None
+        model = loaded_model(side, ("upload", _digest(model_file), model_file.name,
+                                    _digest(tokenizer) if tokenizer else ""), model_file.name,
+                             lambda: own.load_model(data, model_file.name, tokenizer=tokenizer_data, threads=1))
     elif where == "launch":
         path = st.selectbox("Model", launched, key=f"cmp_{key}_model_launch", bind="query-params")
-        model = _loaded_path(path, Path(path).stat().st_mtime if Path(path).exists() else 0.0, False)
+        mtime = Path(path).stat().st_mtime if Path(path).exists() else 0.0
+        model = loaded_model(side, ("path", path, mtime), Path(path).name,
+                             lambda: own.load_model(path, threads=1))
     else:
         hub_id = st.text_input("Hugging Face Hub id", key=f"cmp_{key}_hub", placeholder="e.g. bert-base-uncased")
         if not hub_id:
             return None
-        model = _loaded_path(hub_id.strip(), 0.0, True)
+        model = loaded_model(side, ("hub", hub_id.strip()), hub_id.strip(),
+                             lambda: own.load_model(hub_id.strip(), allow_hub=True, threads=1))
+    if model is None:
+        return None
     st.caption(f"**{model.name}** — {model.format}, {len(model.layers)} layers, reads {model.input_kind}s.")
     names = [layer.name for layer in model.layers]
     chosen = st.multiselect("Layers", names, default=list(model.default_layers), key=f"cmp_{key}_own_layers_{model.digest[:8]}",

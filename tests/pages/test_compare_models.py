@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
@@ -160,3 +161,59 @@ def test_models_named_at_launch_are_offered_and_hub_ids_only_where_allowed(monke
     monkeypatch.setenv("CKA_ALLOW_HUB", "1")
     at = rerun(at)
     assert "Hub id" in at.radio(key="cmp_a_model_source").options
+
+
+def _slow_loads(monkeypatch, seconds: float):
+    """Every model load takes ``seconds`` longer; returns the list of loads that finished."""
+    import ui.own_models
+
+    finished, real = [], own.load_model
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        model = real(*args, **kwargs)
+        finished.append(model)
+        return model
+
+    monkeypatch.setattr(ui.own_models.own, "load_model", slow)
+    return finished
+
+
+def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
+    """While a model loads, the side shows the time so far and Stop; Stop ends the wait at once, the
+    abandoned load keeps nothing when it ends, and 'Load it again' loads it."""
+    import ui.own_models
+
+    finished = _slow_loads(monkeypatch, 1.5)
+    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", 0)  # a click restarts the script while it loads
+    at = open_page(PAGE, {"cmp_a_kind": "Your model"})
+    at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
+    assert any("Loading bert.zip" in c.value for c in at.caption)
+    at = rerun(at.button(key="own_stop_load_a").click())
+    assert any("Stopped loading bert.zip; nothing was kept" in w.value for w in at.warning)
+    deadline = time.time() + 30
+    while not finished and time.time() < deadline:
+        time.sleep(0.1)
+    at = rerun(at)  # the abandoned load has ended: still stopped, nothing kept
+    assert finished and any("Stopped loading" in w.value for w in at.warning)
+    assert not at.session_state[ui.own_models.LOADED_MODELS]
+    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", None)
+    at = rerun(at.button(key="own_load_again_a").click())
+    assert not at.warning and not any("load" in e.value.lower() for e in at.error)
+    assert any("**bert** — huggingface" in c.value for c in at.caption)
+
+
+def test_a_click_elsewhere_while_loading_does_not_restart_the_load(monkeypatch):
+    import ui.own_models
+
+    finished = _slow_loads(monkeypatch, 1.0)
+    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", 0)
+    at = open_page(PAGE, {"cmp_a_kind": "Your model"})
+    at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
+    job = at.session_state[ui.own_models.LOADS_STATE]["A"]
+    at = rerun(at.radio(key="cmp_b_kind").set_value("Upload files"))  # a click elsewhere mid-load
+    assert at.session_state[ui.own_models.LOADS_STATE]["A"] is job  # the same load, not a new one
+    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", None)
+    at = rerun(at)
+    assert len(finished) == 1 and not at.error
+    assert any("**bert** — huggingface" in c.value for c in at.caption)
