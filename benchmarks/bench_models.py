@@ -33,6 +33,7 @@ from cka_core.models.huggingface import quiet_transformers
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = 13
 BATCH = 64
+HIDDEN, FFN, BLOCKS = 768, 3072, 12
 
 
 def _peak_rss_mib() -> float:
@@ -120,9 +121,34 @@ def export(work: Path, tokens: int) -> dict:
     return seconds
 
 
+def encoder_flops(count: int, tokens: int) -> float:
+    """Floating-point operations of one forward pass of one encoder: per token and block, the four
+    attention projections (4 h^2 multiply-adds), the feed-forward pair (2 h f) and the attention
+    scores and mixing (2 t h); 2 flops per multiply-add."""
+    per_token_block = 4 * HIDDEN**2 + 2 * HIDDEN * FFN + 2 * tokens * HIDDEN
+    return 2.0 * per_token_block * BLOCKS * count * tokens
+
+
+def gemm_rate(repeats: int = 20) -> float:
+    """This machine's float32 matrix-product rate (flop/s) on the feed-forward's shape, a batch of 64
+    sentences of 32 tokens times (768 x 3072), with every core torch uses: the most any forward pass
+    of these encoders can reach, since almost all of its work is such products."""
+    import torch
+
+    a, b = torch.randn(2048, HIDDEN), torch.randn(HIDDEN, FFN)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2.0 * 2048 * HIDDEN * FFN * repeats / (time.perf_counter() - start)
+
+
 def child(task: str, work: Path, count: int, tokens: int) -> dict:
     """One measurement, in this (fresh) process."""
     _quiet()
+    if task == "floor":
+        return {"gemm_flops_per_s": gemm_rate(), "flops_both": 2 * encoder_flops(count, tokens)}
     from cka_core import cka_matrix
     from cka_core import models as own
 
@@ -156,8 +182,9 @@ def _run_child(task: str, work: Path, count: int, tokens: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(budget: dict, formats: dict, exports: dict, count: int, tokens: int) -> str:
+def report(budget: dict, formats: dict, exports: dict, floor: dict, count: int, tokens: int) -> str:
     eager = formats["eager"]["forward_s"]
+    floor_s = floor["flops_both"] / floor["gemm_flops_per_s"]
     lines = [
         "# Your own models at research size",
         "",
@@ -181,7 +208,16 @@ def report(budget: dict, formats: dict, exports: dict, count: int, tokens: int) 
                      f"{'—' if name == 'eager' else ('met' if ratio <= 1.5 else 'NOT met')} | "
                      f"{result['peak_mib'] / 1024:.2f} GB |")
     lines += ["", "Export of model A (once, not budgeted): " +
-              ", ".join(f"{k} {v:.0f} s" for k, v in exports.items()) + "."]
+              ", ".join(f"{k} {v:.0f} s" for k, v in exports.items()) + ".",
+              "",
+              f"**The compute floor.** The two forward passes are {floor['flops_both'] / 1e12:.2f} TFLOP, almost all "
+              f"of it float32 matrix products. This machine multiplies float32 matrices of the feed-forward's shape at "
+              f"{floor['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s with both cores (measured in the same run), so no float32 "
+              f"forward pass can take less than {floor_s:.1f} s here; the measured forward pass ran at "
+              f"{floor['flops_both'] / budget['forward_s'] / 1e9:.0f} GFLOP/s, "
+              f"{floor_s / budget['forward_s']:.0%} of that rate."
+              + (" The 30 s budget is below the floor: it cannot be met on this machine without lower precision, "
+                 "which would change the values." if floor_s > 30 else "")]
     return "\n".join(lines) + "\n"
 
 
@@ -202,13 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         build(work, args.tokens)
         print("budget run…", file=sys.stderr, flush=True)
         budget = _run_child("budget", work, args.sentences, args.tokens)
+        floor = _run_child("floor", work, args.sentences, args.tokens)
         print("exporting model A…", file=sys.stderr, flush=True)
         exports = export(work, args.tokens)
         formats = {}
         for task in ("eager", "onnx", "torch.export"):
             print(f"{task}…", file=sys.stderr, flush=True)
             formats[task] = _run_child(task, work, args.sentences, args.tokens)
-    text_report = report(budget, formats, exports, args.sentences, args.tokens)
+    text_report = report(budget, formats, exports, floor, args.sentences, args.tokens)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text_report)
     print(text_report)
