@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -246,11 +247,93 @@ def principal_spectrum(X) -> tuple[np.ndarray, np.ndarray]:
     return s**2 / x.shape[0], vt.T
 
 
-def top_k_projection(X, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Projection on the top-k principal components (Ding et al. 2021's PC deletion):
-    mean + X_c V_k V_k^T, i.e. the directions of the smallest variance are deleted.
+def numerical_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> int:
+    """How many directions of X_c have non-zero variance: singular values above s_1 max(n, d) eps
+    (round-off of an SVD of an (n, d) matrix; the threshold of ``views.LayerView.spectrum``)."""
+    s = np.asarray(singular_values, dtype=np.float64)
+    if s.size == 0 or s[0] == 0.0:
+        return 0
+    return int(np.sum(s > s[0] * max(shape) * np.finfo(np.float64).eps))
 
-    Returns (projected X, covariance eigenvalues of X). k >= rank(X_c) leaves X unchanged.
+
+WHICH_COMPONENTS = ("top", "bottom")
+
+
+def deleted_components(which: str, k, rank: int) -> slice:
+    """Which of ``rank`` principal components (in descending variance) a deletion of k takes: the first k
+    (``which="top"``) or the last k (``"bottom"``)."""
+    if which not in WHICH_COMPONENTS:
+        raise RepresentationError(f"which = {which!r} is not a set of principal components; use 'top' (the k of "
+                                  "largest variance) or 'bottom' (the k of smallest non-zero variance).")
+    whole = (isinstance(k, numbers.Real) and not isinstance(k, (bool, np.bool_)) and math.isfinite(k)
+             and int(k) == k)
+    if not (whole and 0 <= k <= rank):
+        raise RepresentationError(f"k = {k!r} principal components cannot be deleted out of {rank} with non-zero "
+                                  f"variance (the numerical rank of X); pick an integer k between 0 and {rank}.")
+    k = int(k)
+    return slice(0, k) if which == "top" else slice(rank - k, rank)
+
+
+def kept_components(which: str, k, rank: int) -> np.ndarray:
+    """The components a deletion of k keeps, as a mask over the ``rank`` components (descending variance)."""
+    kept = np.ones(rank, dtype=bool)
+    kept[deleted_components(which, k, rank)] = False
+    return kept
+
+
+def nonzero_spectrum(X) -> tuple[np.ndarray, np.ndarray]:
+    """(covariance eigenvalues lambda_1 >= ... >= lambda_r, principal axes (d, r)) of the r = rank
+    directions of X_c with non-zero variance (sqrt(lambda) is proportional to the singular values)."""
+    x = _matrix(X)
+    lambdas, axes = principal_spectrum(x)
+    rank = numerical_rank(np.sqrt(lambdas), x.shape)
+    return lambdas[:rank], axes[:, :rank]
+
+
+def projection_on(X, axes: np.ndarray) -> np.ndarray:
+    """mean + X_c V V^T: X with only its components along the orthonormal axes V (columns) kept."""
+    x = _matrix(X)
+    mean = x.mean(axis=0)
+    return mean + ((x - mean) @ axes) @ axes.T
+
+
+def delete_components(X, k: int, which: str = "bottom") -> tuple[np.ndarray, np.ndarray]:
+    """Delete k principal components of X (Ding et al. 2021's PC deletion): mean + X_c (I - V_S V_S^T),
+    V_S the unit principal axes of the deleted set S, the k of largest variance (``which="top"``) or the
+    k of smallest non-zero variance (``"bottom"``, counted within the numerical rank r: directions with
+    no variance are not components to delete).
+
+    Returns (X with the deletion, the covariance eigenvalues lambda_1 >= ... >= lambda_r of the r
+    directions with non-zero variance): ``deletion_cka`` of those gives linear CKA in closed form.
+    """
+    x = _matrix(X)
+    lambdas, axes = nonzero_spectrum(x)
+    # Computed as the projection on the kept axes V_K, mean + X_c V_K V_K^T: the same matrix (X_c has no
+    # component outside its r axes), but its round-off is relative to what is kept. Subtracting the deleted
+    # part instead leaves round-off of the largest deleted component, which after a top-k deletion can pass
+    # the rank threshold of the small remainder and show up as a new direction (PWCCA then reads 0.99).
+    return projection_on(x, axes[:, kept_components(which, k, lambdas.size)]), lambdas
+
+
+def deletion_cka(lambdas, k: int, which: str = "bottom") -> float:
+    """Linear CKA between X and X with k principal components deleted (docs/theory.md §8.3):
+    sqrt(sum_{i kept} lambda_i^2 / sum_i lambda_i^2), lambda the covariance eigenvalues sorted in
+    descending order, the first k deleted (``which="top"``) or the last k (``"bottom"``). Pass the
+    eigenvalues of the directions with non-zero variance, as ``delete_components`` returns them."""
+    lam = np.sort(np.asarray(lambdas, dtype=np.float64))[::-1]
+    total = float(np.sum(lam**2))
+    if total == 0:
+        raise RepresentationError("X has no variance, so its principal components are undefined.")
+    return float(np.sqrt(np.sum(lam[kept_components(which, k, lam.size)] ** 2) / total))
+
+
+def top_k_projection(X, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Projection on the top-k principal components (Ding et al. 2021's PC deletion): mean + X_c V_k V_k^T,
+    i.e. every direction with non-zero variance but the k leading ones deleted (``delete_components``
+    of the bottom rank - k).
+
+    Returns (projected X, covariance eigenvalues of its directions with non-zero variance). k >= rank(X_c)
+    leaves X unchanged.
     """
     x = _matrix(X)
     d = x.shape[1]
@@ -259,20 +342,16 @@ def top_k_projection(X, k: int) -> tuple[np.ndarray, np.ndarray]:
             f"k = {k!r} principal components is not possible for {d} feature(s); pick an integer "
             f"k between 1 and {d}."
         )
-    mean = x.mean(axis=0)
-    lambdas, axes = principal_spectrum(x)
-    vk = axes[:, : int(k)]
-    return mean + ((x - mean) @ vk) @ vk.T, lambdas
+    lambdas, axes = nonzero_spectrum(x)
+    return projection_on(x, axes[:, : int(k)]), lambdas
 
 
 def top_k_cka(lambdas, k: int) -> float:
     """Linear CKA between X and its top-k PC projection (notes R8, derived):
-    sqrt(sum_{i<=k} lambda_i^2 / sum_i lambda_i^2), with lambda the covariance eigenvalues (descending)."""
-    lam = np.sort(np.asarray(lambdas, dtype=np.float64))[::-1]
-    total = float(np.sum(lam**2))
-    if total == 0:
-        raise RepresentationError("X has no variance, so its principal components are undefined.")
-    return float(np.sqrt(np.sum(lam[: int(k)] ** 2) / total))
+    sqrt(sum_{i<=k} lambda_i^2 / sum_i lambda_i^2), with lambda the covariance eigenvalues: the
+    closed form of ``deletion_cka`` with all but the k largest deleted."""
+    lam = np.asarray(lambdas, dtype=np.float64)
+    return deletion_cka(lam, max(lam.size - int(k), 0), "bottom")
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ PAGES = (
              "CKA ignores rotations and isotropic scaling, but not per-feature scaling or invertible linear maps; "
              "CCA ignores all of them. Which measure moves under which transformation, and which is a distance "
              "(1 − CKA breaks the triangle inequality)?", uses_source=True),
+    PageInfo("pages/sensitivity.py", "Specific and sensitive?", ":material/troubleshoot:", "sensitivity", "Experiment",
+             "Delete a layer's low-variance principal components: the network loses accuracy, yet CKA stays closer "
+             "to the original than a network retrained from another seed (Ding et al.)."),
     PageInfo("pages/confounders.py", "Confounders", ":material/join_inner:", "confounders", "Experiment",
              "Untrained networks look like trained ones in early layers because every network reads the same "
              "inputs; regressing the inputs out (deconfounded CKA) shows what training shared (Cui et al.)."),

@@ -18,6 +18,7 @@ PAGES = {
     "": ("home", 0),
     "outliers": ("outliers", 2),
     "invariances": ("invariances", 1),
+    "sensitivity": ("sensitivity", 2),
     "separability": ("separability", 2),
     "confounders": ("confounders", 1),
     "function_preserving": ("function_preserving", 2),

@@ -39,6 +39,7 @@ SCENARIOS = {
     "pages/estimators.py": [{"src_kind": SAMPLE}],
     "pages/outliers.py": [{"src_kind": SAMPLE}, {"out_what": "Random fraction"}],
     "pages/invariances.py": [{"src_kind": SAMPLE}, {"inv_transform": TRANSFORMATIONS["top_k"].label}],
+    "pages/sensitivity.py": [{}],
     "pages/separability.py": [{"src_kind": SAMPLE}],
     "pages/confounders.py": [{}],
     "pages/function_preserving.py": [{"src_kind": SAMPLE}],
