@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .errors import RepresentationError
+from .linalg import thin_svd
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -24,7 +25,7 @@ def random_direction(dim: int, seed: int = 0) -> np.ndarray:
 def top_principal_direction(X: np.ndarray) -> np.ndarray:
     """The first principal axis of X (largest-variance direction), sign fixed for reproducibility."""
     xc = np.asarray(X, dtype=np.float64) - np.mean(X, axis=0)
-    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    _, _, vt = thin_svd(xc)
     v = vt[0]
     return v if v[np.argmax(np.abs(v))] > 0 else -v
 

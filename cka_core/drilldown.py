@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import RepresentationError
+from .linalg import thin_svd
 from .validation import as_matrix, check_rows
 
 __all__ = [
@@ -59,7 +60,7 @@ def centred_gram(X) -> np.ndarray:
 
 def _svd(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left singular vectors and singular values of X_c, numerical rank only (descending)."""
-    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    u, s, _ = thin_svd(xc)
     if s.size == 0 or s[0] == 0.0:
         return u[:, :0], s[:0]
     rank = int((s > s[0] * max(xc.shape) * np.finfo(np.float64).eps).sum())

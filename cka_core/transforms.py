@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import RepresentationError
+from .linalg import thin_svd
 from .measures import INVERTIBLE, ISOTROPIC, ORTHOGONAL, PERMUTATION, TRANSLATION
 from .validation import as_matrix
 
@@ -234,7 +235,7 @@ def covariance_eigenvalues(X) -> np.ndarray:
     """Eigenvalues lambda_1 >= lambda_2 >= ... of the covariance Sigma = X_c^T X_c / n (min(n, d) of them),
     from the singular values of X_c."""
     x = _matrix(X)
-    return np.linalg.svd(_centred(x), compute_uv=False) ** 2 / x.shape[0]
+    return thin_svd(_centred(x), compute_uv=False) ** 2 / x.shape[0]
 
 
 def principal_spectrum(X) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +244,7 @@ def principal_spectrum(X) -> tuple[np.ndarray, np.ndarray]:
     Returns (lambdas, axes) with axes of shape (d, min(n, d)), one unit axis per column.
     """
     x = _matrix(X)
-    _, s, vt = np.linalg.svd(_centred(x), full_matrices=False)
+    _, s, vt = thin_svd(_centred(x))
     return s**2 / x.shape[0], vt.T
 
 

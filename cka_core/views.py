@@ -21,6 +21,7 @@ import torch
 from scipy.spatial.distance import pdist, squareform
 
 from .errors import RepresentationError
+from .linalg import thin_svd
 from .kernels import (centre_features, centre_gram, cka_from_hsic, median, rbf_from_squared, scaled_to_unit,
                       squared_distances, u_centre_gram)
 from .validation import as_matrix, check_not_constant, check_rows
@@ -64,7 +65,7 @@ class LayerView:
         rank-revealing SVD (values at round-off level of the largest are not directions), with s
         at unit norm (the layer at unit Frobenius norm)."""
         def compute():
-            u, s, _ = np.linalg.svd(self.xc, full_matrices=False)
+            u, s, _ = thin_svd(self.xc)
             rank = int((s > s[0] * max(self.xc.shape) * np.finfo(float).eps).sum())
             return u[:, :rank], s[:rank] / np.linalg.norm(s[:rank])
         return self._cached(("spectrum",), compute)
