@@ -5,6 +5,8 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from .reference import random_orthogonal
+
 # One hypothesis profile for the property tests: enough examples to matter, no deadline (the first
 # call into torch/BLAS can be slow), and no health check on generation time.
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,3 +50,20 @@ def pairs(draw, min_n: int = 5, max_n: int = 40, max_d: int = 12):
 
 seeds = st.integers(0, 2**32 - 1)
 scales = st.floats(1e-3, 1e3)
+
+
+def invariance_map(kind: str, Z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Z under a random map of one invariance class (a key of cka_core.measures.INVARIANCES)."""
+    d = Z.shape[1]
+    if kind == "orthogonal":
+        return Z @ random_orthogonal(d, rng)
+    if kind == "isotropic_scaling":
+        return Z * float(rng.choice([1e-2, 0.3, 7.0, 250.0]))
+    if kind == "invertible_linear":      # condition number <= 10
+        M = random_orthogonal(d, rng) * rng.uniform(0.3, 3.0, d) @ random_orthogonal(d, rng)
+        return Z @ M
+    if kind == "translation":
+        return Z + rng.uniform(-20, 20, d)
+    if kind == "permutation":
+        return Z[:, rng.permutation(d)]
+    raise AssertionError(kind)

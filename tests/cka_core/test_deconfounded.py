@@ -12,7 +12,7 @@ from cka_core.measures import similarity_matrix
 from cka_core.views import LayerView, deconfounded_cka_of
 
 from . import reference as ref
-from .cka_testdata import PROPERTY_FEW, seeds
+from .cka_testdata import PROPERTY_FEW, invariance_map, seeds
 
 
 def confounded_triple(rng, n: int, d0: int, dx: int, dy: int):
@@ -57,19 +57,6 @@ def test_the_input_similarity_no_longer_counts():
     assert dcka_gain > 0.4 and dcka_gain > 3 * cka_gain
 
 
-def _transform(kind, Z, rng):
-    d = Z.shape[1]
-    if kind == "orthogonal":
-        return Z @ ref.random_orthogonal(d, rng)
-    if kind == "isotropic_scaling":
-        return Z * float(rng.choice([1e-2, 0.3, 7.0, 250.0]))
-    if kind == "translation":
-        return Z + rng.uniform(-20, 20, d)
-    if kind == "permutation":
-        return Z[:, rng.permutation(d)]
-    raise AssertionError(kind)
-
-
 @PROPERTY_FEW
 @given(seed=seeds, kind=st.sampled_from(sorted(cka_core.MEASURES["deconfounded_cka"].invariances)),
        side=st.sampled_from(["X", "Y", "inputs"]))
@@ -81,7 +68,7 @@ def test_property_declared_invariances_hold(seed, kind, side):
                                      int(rng.integers(2, 8)), int(rng.integers(2, 8)))
     base = dcka(X, Y, inputs)
     moved = {"X": X, "Y": Y, "inputs": inputs}
-    moved[side] = _transform(kind, moved[side], rng)
+    moved[side] = invariance_map(kind, moved[side], rng)
     assert dcka(moved["X"], moved["Y"], moved["inputs"]) == pytest.approx(base, abs=1e-7)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import cka_core
 
 from . import reference as ref
-from .cka_testdata import PROPERTY_FEW, correlated_pair, seeds
+from .cka_testdata import PROPERTY_FEW, correlated_pair, invariance_map, seeds
 
 NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
          "shape_metric", "rsa", "linear_regression"]
@@ -122,22 +122,6 @@ def test_svcca_keeps_99_percent_of_variance():
 
 # ----------------------------------------------------------------- invariances (hypothesis)
 
-def _transform(kind, Z, rng):
-    d = Z.shape[1]
-    if kind == "orthogonal":
-        return Z @ ref.random_orthogonal(d, rng)
-    if kind == "isotropic_scaling":
-        return Z * float(rng.choice([1e-2, 0.3, 7.0, 250.0]))
-    if kind == "invertible_linear":      # condition number <= 10
-        M = ref.random_orthogonal(d, rng) * rng.uniform(0.3, 3.0, d) @ ref.random_orthogonal(d, rng)
-        return Z @ M
-    if kind == "translation":
-        return Z + rng.uniform(-20, 20, d)
-    if kind == "permutation":
-        return Z[:, rng.permutation(d)]
-    raise AssertionError(kind)
-
-
 # One case per (measure, invariance it declares): the list is read from the registry, so a
 # declaration added later is tested automatically.
 DECLARED = [(name, inv) for name in NAMES if name in cka_core.MEASURES
@@ -156,8 +140,8 @@ def test_property_declared_invariances_hold(name, invariance, seed, side):
     w = max(2, _min_width(name))
     X, Y = correlated_pair(rng, n, int(rng.integers(w, 7)), int(rng.integers(w, 7)))
     base = cka_core.similarity(X, Y, name)
-    Xt = _transform(invariance, X, rng) if side in ("X", "both") else X
-    Yt = _transform(invariance, Y, rng) if side in ("Y", "both") else Y
+    Xt = invariance_map(invariance, X, rng) if side in ("X", "both") else X
+    Yt = invariance_map(invariance, Y, rng) if side in ("Y", "both") else Y
     assert cka_core.similarity(Xt, Yt, name) == pytest.approx(base, abs=1e-6)
 
 
@@ -176,7 +160,7 @@ def test_property_declared_invariances_hold_on_integer_data(name, invariance, se
         base = cka_core.similarity(X, Y, name)
     except cka_core.RepresentationError:
         assume(False)  # e.g. a constant column, or CCA on collinear columns
-    Xt = _transform(invariance, X, rng)
+    Xt = invariance_map(invariance, X, rng)
     assert cka_core.similarity(Xt, Y, name) == pytest.approx(base, abs=1e-6)
 
 

@@ -1,6 +1,7 @@
 """Shared AppTest helpers for the page tests."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -45,3 +46,16 @@ def finetuned(at: AppTest, architecture: str, target: str = "identity") -> str:
     at.session_state[models.FINETUNED_STATE] = {**at.session_state[models.FINETUNED_STATE], name: entry} \
         if models.FINETUNED_STATE in at.session_state else {name: entry}
     return name
+
+
+def takeaway_text(at: AppTest) -> str:
+    """The page's one takeaway box (markdown)."""
+    [box] = [m.value for m in at.markdown if "**Takeaway.**" in m.value]
+    return box
+
+
+def number_after(text: str, prefix: str) -> float:
+    """The number written right after ``prefix`` in ``text``."""
+    match = re.search(re.escape(prefix) + r"\s*(-?[0-9.]+(?:e[-+][0-9]+)?)", text)
+    assert match, f"{prefix!r} not in {text!r}"
+    return float(match.group(1).rstrip("."))

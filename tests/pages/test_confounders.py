@@ -16,7 +16,7 @@ from cka_core import capture
 
 from tests.cka_core import reference as ref
 
-from .apptest import open_page, rerun
+from .apptest import open_page, rerun, takeaway_text
 
 PAGE = "pages/confounders.py"
 
@@ -36,10 +36,6 @@ def _series(at, key: str = "con_curves") -> dict[str, np.ndarray]:
             y = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"])
         out[trace["name"]] = np.asarray(y, dtype=float)
     return out
-
-
-def _takeaway(at) -> str:
-    return " ".join(m.value for m in at.markdown if "**Takeaway.**" in m.value)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +65,7 @@ def test_default_curves_are_the_reference_values(shared):
 
 def test_takeaway_states_the_shown_numbers(shared):
     series = _series(shared)
-    text = _takeaway(shared)
+    text = takeaway_text(shared)
     for name in ("mlp_untrained: CKA", "mlp_seed1: CKA", "mlp_untrained: dCKA", "mlp_seed1: dCKA"):
         assert f"{series[name][0]:.2f}" in text, (name, text)
     share = series["mlp_untrained: dCKA"][0] / series["mlp_seed1: dCKA"][0]
@@ -105,7 +101,7 @@ def test_a_cnn_against_its_fresh_untrained_twin():
     np.testing.assert_allclose(series["untrained twin: dCKA"],
                                [ref.deconfounded_cka(ours[k], theirs[k], sample_models.digits().X_test) for k in ours],
                                atol=1e-6)
-    assert "untrained twin" in _takeaway(at) and not at.error
+    assert "untrained twin" in takeaway_text(at) and not at.error
 
 
 def test_no_partner_is_an_info_not_an_error(shared):
@@ -120,7 +116,7 @@ def test_the_layer_control_moves_the_metrics_and_the_takeaway(shared):
     series = _series(at)
     assert [m.label for m in at.metric][0] == "mlp_seed1 at hidden3: dCKA"
     assert at.metric[0].value == f"{series['mlp_seed1: dCKA'][2]:.3f}"
-    text = _takeaway(at)
+    text = takeaway_text(at)
     assert "At hidden3," in text
     assert f"{series['mlp_untrained: dCKA'][2]:.2f}" in text
     rerun(at.selectbox(key="con_layer_mlp_seed0").set_value("hidden1"))

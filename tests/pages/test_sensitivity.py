@@ -3,7 +3,6 @@ explicit eigendecomposition, the float64 reference measures, the zoo network run
 layer), the takeaway following the k slider, and bad links answered with a notice, not a traceback."""
 from __future__ import annotations
 
-import re
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from cka_core import capture
 from tests.cka_core import reference as ref
 from ui import shell
 
-from .apptest import metric, open_page, rerun
+from .apptest import metric, number_after, open_page, rerun, takeaway_text
 
 PAGE = "pages/sensitivity.py"
 NETWORK, LAYER = "mlp_seed0", "hidden2"
@@ -58,17 +57,6 @@ def probe_accuracy(edited: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- reading the page
-def takeaway_text(at) -> str:
-    [text] = [m.value for m in at.markdown if "**Takeaway.**" in m.value]
-    return text
-
-
-def number_after(text: str, prefix: str) -> float:
-    match = re.search(re.escape(prefix) + r"\s*(-?[0-9.]+)", text)
-    assert match, f"{prefix!r} not in {text!r}"
-    return float(match.group(1).rstrip("."))
-
-
 def k_slider(at, which: str):
     [slider] = [s for s in at.select_slider if s.key.startswith(f"sen_k_{which}_")]
     return slider

@@ -2,23 +2,11 @@
 the sentence are the page's metrics, and its words (unchanged, strongly similar, ...) follow them."""
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from tests.pages.apptest import metric, open_page
+from tests.pages.apptest import metric, number_after, open_page
+from tests.pages.apptest import takeaway_text as takeaway
 from ui import navigation
-
-
-def takeaway(at) -> str:
-    [box] = [m.value for m in at.markdown if "**Takeaway.**" in m.value]
-    return box
-
-
-def number_after(text: str, prefix: str) -> float:
-    match = re.search(re.escape(prefix) + r"\s*(-?[0-9.]+(?:e[-+][0-9]+)?)", text)
-    assert match, f"{prefix!r} not in {text!r}"
-    return float(match.group(1).rstrip("."))
 
 
 def delta_text(at, label: str) -> str:
