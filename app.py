@@ -29,7 +29,7 @@ PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=p
 
 with timed_run() as run:  # logged only when CKA_RUN_LOG is set (benchmarks/load_test.py --capacity)
     remember_url_at_load()
-    page = st.navigation(PAGES)
+    page = st.navigation(PAGES, expanded=True)  # every page in view: past twelve, Streamlit hides some
     run["page"] = st.session_state[CURRENT_PAGE] = page.url_path
     notice_area = st.container()  # above the page; filled once the run has seen what the URL asked for
     with st.sidebar, error_boundary("The sidebar"):

@@ -40,6 +40,9 @@ PAGES = (
     PageInfo("pages/confounders.py", "Confounders", ":material/join_inner:", "confounders", "Experiment",
              "Untrained networks look like trained ones in early layers because every network reads the same "
              "inputs; regressing the inputs out (deconfounded CKA) shows what training shared (Cui et al.)."),
+    PageInfo("pages/pooling.py", "Pooling", ":material/grid_view:", "pooling", "Experiment",
+             "Flatten a feature map, average it, or make every position or step a row: CKA can rank the same "
+             "networks differently under each, so a comparison holds only for its reduction."),
     PageInfo("pages/separability.py", "Separability", ":material/call_split:", "separability", "Experiment",
              "Move a class along a direction every decision boundary ignores: the classifier's decisions are "
              "untouched, CKA collapses (Davari et al. Cor. 4).", uses_source=True),

@@ -21,6 +21,7 @@ PAGES = {
     "sensitivity": ("sensitivity", 2),
     "separability": ("separability", 2),
     "confounders": ("confounders", 1),
+    "pooling": ("pooling", 3),
     "function_preserving": ("function_preserving", 2),
     "theory": ("theory", 0),
 }
@@ -112,12 +113,22 @@ def test_every_page_in_the_browser(page, app_url, path):
     expect(page.get_by_test_id("stException")).to_have_count(0)
     expect(page.get_by_test_id("stHeading").first).to_be_visible()
     _takeaway_and_proof_without_scrolling(page, path)
+    if path == "":
+        _every_page_in_the_navigation(page)
     if path in PAGES:
         _draws(page, path)
     _fits_a_phone(page, path)
     page.set_viewport_size({"width": 1400, "height": 900})
     if path in WITH_THEORY:
         _theory_formulas_typeset_and_fit(page, path)
+
+
+def _every_page_in_the_navigation(page) -> None:
+    """Past twelve pages Streamlit folds the sidebar's menu behind "View more"; every page stays in view."""
+    links = page.get_by_test_id("stSidebarNavLink")
+    expect(links).to_have_count(len(navigation.PAGES))
+    for link in links.all():
+        expect(link).to_be_visible()
 
 
 def _draws(page, path: str) -> None:

@@ -42,6 +42,7 @@ SCENARIOS = {
     "pages/sensitivity.py": [{}],
     "pages/separability.py": [{"src_kind": SAMPLE}],
     "pages/confounders.py": [{}],
+    "pages/pooling.py": [{}],
     "pages/function_preserving.py": [{"src_kind": SAMPLE}],
     "pages/compare.py": [
         {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.MEASURE_CHOICES["linear_cka"],
