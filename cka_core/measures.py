@@ -193,6 +193,25 @@ MEASURES: dict[str, MeasureInfo] = {
 }
 
 
+def identical_and_unrelated(measure: str) -> tuple[float, float]:
+    """The measure's value for identical inputs (the similar end of its range) and for unrelated ones
+    (0 for a similarity, the far end of the range for a distance)."""
+    info = MEASURES.get(measure)
+    if info is None:
+        raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
+    low, high = info.value_range
+    return (high, 0.0) if info.higher_is_similar else (low, high)
+
+
+def movement(measure: str, value: float, reference: float) -> float:
+    """|value - reference| as a fraction of the way from "identical" to "unrelated" (see
+    :func:`identical_and_unrelated`), one scale for every measure. Dividing by the whole range instead
+    would make a similarity that can go negative (debiased CKA, RSA: range -1 to 1) look half as
+    sensitive as biased CKA for the same change."""
+    identical, unrelated = identical_and_unrelated(measure)
+    return abs(float(value) - float(reference)) / abs(identical - unrelated)
+
+
 def similarity(X, Y, measure: str = "linear_cka", **options) -> float:
     """The value of ``measure`` between X and Y; see ``MEASURES`` for the names and what each means."""
     info = MEASURES.get(measure)

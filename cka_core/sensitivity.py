@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from .errors import RepresentationError
-from .measures import MEASURES, TRANSLATION, similarity
+from .measures import MEASURES, TRANSLATION, identical_and_unrelated, movement, similarity
 from .transforms import (WHICH_COMPONENTS, deleted_components, deletion_cka, kept_components, nonzero_spectrum,
                          projection_on)
 from .validation import as_matrix, check_rows
@@ -82,13 +82,10 @@ class Sweep:
 
 
 def dissimilarity(measure: str, value: float) -> float:
-    """A measure's value on one scale for every measure: |value - identical| / |identical - unrelated|,
-    i.e. 1 - value for a similarity in [0, 1] (identical 1, unrelated 0) and angle / (pi/2) for an angle
-    (identical 0, unrelated orthogonal, pi/2). The range is that of ``MEASURES[measure]``."""
-    info = _info(measure)
-    low, high = info.value_range
-    identical, unrelated = (high, 0.0) if info.higher_is_similar else (low, high)
-    return abs(float(value) - identical) / abs(identical - unrelated)
+    """A measure's value on one scale for every measure: how far it is from the value for identical
+    inputs, as a share of the way to unrelated ones (``measures.movement``): 1 - value for a similarity
+    in [0, 1], angle / (pi/2) for an angle."""
+    return movement(measure, value, identical_and_unrelated(measure)[0])
 
 
 def _info(measure: str):

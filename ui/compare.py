@@ -181,16 +181,24 @@ def _launch_side(side: str, path: str) -> Side:
                     {"kind": "launch file", "files": [{"file": str(file), "sha256": digest, "bytes": stat.st_size}]})
 
 
+@st.cache_resource(max_entries=2, scope="session")
+def _inputs_matrix(digest: str, _examples) -> np.ndarray | None:
+    """The examples as one read-only matrix, what dCKA regresses out: built once per inputs (not on
+    every rerun), and one object for both sides that read them. None for texts, images of different
+    sizes, or inputs over MAX_INPUT_VALUES (a layer can be regressed out instead)."""
+    values = sum(image.size for image in _examples.images) + sum(v.size for v in _examples.arrays.values())
+    if not 0 < values <= MAX_INPUT_VALUES:  # texts have no values
+        return None
+    try:
+        return readonly(_examples.as_matrix())
+    except RepresentationError:  # images of different sizes
+        return None
+
+
 def model_side(choice: own.ModelChoice, representations, examples) -> Side:
     """One side from a loaded model's reduced layers on ``examples``."""
     layers = {k: readonly_rows(v) for k, v in representations.layers.items()}
-    inputs = None
-    values = sum(image.size for image in examples.images) + sum(v.size for v in examples.arrays.values())
-    if 0 < values <= MAX_INPUT_VALUES:  # texts (0): only a layer can be regressed out
-        try:
-            inputs = readonly(examples.as_matrix())
-        except RepresentationError:  # images of different sizes
-            pass
+    inputs = _inputs_matrix(examples.digest, examples)
     return Side(choice.side, f"{choice.model.name} ({choice.model.format})",
                 f"{choice.key}#{examples.digest[:16]}:{representations.reduction}", layers,
                 {k: (v.shape[1],) for k, v in layers.items()}, None,

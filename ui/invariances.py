@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cka_core import MEASURES, RepresentationError, cka_matrix, similarity
+from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
 from cka_core import transforms
 from cka_core.measures import similarity_matrix
 from cka_core.triangle import TriangleCheck, triangle_check
@@ -106,18 +107,6 @@ def _all_measures(X: np.ndarray, Y: np.ndarray) -> tuple[dict[str, float], dict[
 def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """m(X, X) for every measure (the reference each movement is measured from), and any errors."""
     return _all_measures(_X, _X)
-
-
-def movement(name: str, value: float, reference: float) -> float:
-    """|m(X, T(X)) - m(X, X)| as a fraction of the way from "identical" to "unrelated": the span
-    between the measure's value for identical inputs (the similar end of its range) and for unrelated
-    ones (0 for a similarity, the far end for a distance). Dividing by the whole range instead would
-    make a similarity that can go negative (debiased CKA, RSA: range -1 to 1) look half as sensitive
-    as biased CKA for the same change."""
-    info = MEASURES[name]
-    low, high = info.value_range
-    identical, unrelated = (high, 0.0) if info.higher_is_similar else (low, high)
-    return abs(value - reference) / abs(identical - unrelated)
 
 
 #: Transformations that keep every bit of information in X (an inverse exists), unlike noise and PC deletion.

@@ -26,7 +26,6 @@ STEP_PHRASES = {"mean": "averaged over the 8 steps", "first": "at the first step
 MAP_REDUCTIONS = dict(reduction.MAP_REDUCTIONS)
 MAP_SHORT = {"flatten": "Flatten", "avg_pool": "Average pool", "positions": "Positions as rows"}
 MAP_PHRASES = {"flatten": "flattened", "avg_pool": "average-pooled", "positions": "with every position as a row"}
-TWIN = "its untrained twin"
 
 
 def _maps(name: str, split_layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -54,6 +53,11 @@ class CnnView:
     maps: dict                   # reduction -> (L, L) linear CKA map of the CNN's own layers (NaN: rows differ)
     twin: dict                   # reduction -> per-layer CKA with the untrained twin (NaN: not a map)
     twin_about: str
+
+    @property
+    def convolutions(self) -> list[int]:
+        """Indices of the layers that output feature maps (c, h, w)."""
+        return [i for i, k in enumerate(self.layers) if len(self.shapes[k]) == 3]
 
 
 @st.cache_data(max_entries=4, show_spinner="Reducing the CNN's feature maps three ways…")
@@ -110,7 +114,7 @@ def cnn_maps_figure(view: CnnView) -> go.Figure:
 
 def cnn_twin_figure(view: CnnView) -> go.Figure:
     """Each convolutional layer against the same layer of the untrained twin, per reduction."""
-    convs = [i for i, k in enumerate(view.layers) if len(view.shapes[k]) == 3]
+    convs = view.convolutions
     fig = go.Figure()
     for how, colour in zip(MAP_REDUCTIONS, ("#1f77b4", "#ff7f0e", "#2ca02c")):
         values = view.twin[how][convs]
@@ -185,8 +189,7 @@ def takeaway(cnn: CnnView, rnn: RnnView) -> str:
     recurrent = (f"Against {rnn.reference}, {first} and {second} read {rnn.values[high][0]:.3f} and "
                  f"{rnn.values[high][1]:.3f} {STEP_PHRASES[high]}, but {rnn.values[low][0]:.3f} and "
                  f"{rnn.values[low][1]:.3f} {STEP_PHRASES[low]}: {verdict}.")
-    convs = [i for i, k in enumerate(cnn.layers) if len(cnn.shapes[k]) == 3]
-    i = max(convs, key=lambda c: np.ptp([cnn.twin[h][c] for h in MAP_REDUCTIONS]))
+    i = max(cnn.convolutions, key=lambda c: np.ptp([cnn.twin[h][c] for h in MAP_REDUCTIONS]))
     most = max(MAP_REDUCTIONS, key=lambda h: cnn.twin[h][i])
     least = min(MAP_REDUCTIONS, key=lambda h: cnn.twin[h][i])
     return (f"{recurrent} The CNN's {cnn.layers[i]} against its untrained twin: {cnn.twin[most][i]:.2f} "
