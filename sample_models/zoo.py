@@ -85,6 +85,9 @@ ZOO: dict[str, ModelSpec] = {
     "mlp_deep": ModelSpec(
         "ReLU MLP with 5 hidden layers of 64: with the logits, a 6-layer CKA map",
         {**_MLP, "depth": 5}, seed=0),
+    "mlp_deep_wide": ModelSpec(
+        "ReLU MLP, 14 hidden layers of 256 (seed 1): large for the digits, its CKA map has a block (Nguyen et al.)",
+        {**_MLP, "width": 256, "depth": 14}, seed=1),
     "cnn": ModelSpec(
         "Small CNN (conv 16, conv 32 + max-pool, fc 64): convolutional rather than dense features",
         {"kind": "cnn", "channels": [16, 32], "fc": 64}, seed=0),

@@ -37,6 +37,10 @@ PAGES = (
     PageInfo("pages/sensitivity.py", "Specific and sensitive?", ":material/troubleshoot:", "sensitivity", "Experiment",
              "Delete a layer's low-variance principal components: the network loses accuracy, yet CKA stays closer "
              "to the original than a network retrained from another seed (Ding et al.)."),
+    PageInfo("pages/block_structure.py", "Block structure", ":material/view_module:", "block_structure",
+             "Experiment", "A network large for its data shows a block of layers CKA calls identical: remove the "
+                           "examples that dominate those layers' first principal component and see whether it "
+                           "survives (Nguyen et al.)."),
     PageInfo("pages/confounders.py", "Confounders", ":material/join_inner:", "confounders", "Experiment",
              "Untrained networks look like trained ones in early layers because every network reads the same "
              "inputs; regressing the inputs out (deconfounded CKA) shows what training shared (Cui et al.)."),

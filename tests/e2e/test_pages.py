@@ -19,6 +19,7 @@ PAGES = {
     "outliers": ("outliers", 2),
     "invariances": ("invariances", 1),
     "sensitivity": ("sensitivity", 2),
+    "block_structure": ("block_structure", 4),
     "separability": ("separability", 2),
     "confounders": ("confounders", 1),
     "pooling": ("pooling", 3),

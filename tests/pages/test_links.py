@@ -40,6 +40,7 @@ SCENARIOS = {
     "pages/outliers.py": [{"src_kind": SAMPLE}, {"out_what": "Random fraction"}],
     "pages/invariances.py": [{"src_kind": SAMPLE}, {"inv_transform": TRANSFORMATIONS["top_k"].label}],
     "pages/sensitivity.py": [{}],
+    "pages/block_structure.py": [{}],
     "pages/separability.py": [{"src_kind": SAMPLE}],
     "pages/confounders.py": [{}],
     "pages/pooling.py": [{}],

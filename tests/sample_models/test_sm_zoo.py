@@ -11,7 +11,7 @@ from sample_models.architectures import build
 from sample_models.zoo import WEIGHTS_DIR, ZOO
 
 REQUIRED = [
-    "mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide", "mlp_deep", "cnn", "mlp_untrained",
+    "mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide", "mlp_deep", "mlp_deep_wide", "cnn", "mlp_untrained",
     "mlp_shuffled_labels", "mlp_gamma_homogeneous", "mlp_gamma_heterogeneous", "rnn_relu",
     "rnn_gamma_heterogeneous", "rnn_adaptive",
 ]

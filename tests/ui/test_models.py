@@ -20,7 +20,7 @@ def test_every_zoo_network_is_registered_with_its_layers_and_flags():
         assert list(network.run_from_layers) == sample_models.run_from_layers(name)
         assert network.trained == (sample_models.ZOO[name].role == "trained")
     relu = {n for n in models.zoo_names() if models.get(n).relu_mlp}
-    assert relu == {"mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide", "mlp_deep", "mlp_untrained",
+    assert relu == {"mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide", "mlp_deep", "mlp_deep_wide", "mlp_untrained",
                     "mlp_shuffled_labels"}
     assert not models.get("rnn_relu").can_run_from("step3") and models.get("rnn_relu").can_run_from("step8")
 
