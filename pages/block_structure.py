@@ -102,7 +102,7 @@ def maps(shown: blk.BlockView) -> None:
     right.plotly_chart(blk.map_figure(shown, shown.map_removed, f"without the top {shown.m} dominant"),
                        key="blk_map_removed", config=figures.CHART_CONFIG)
     st.caption(f"Debiased linear CKA between every pair of layers of {shown.name}, on all {shown.n} test digits (left) "
-               f"and on the {shown.n - shown.m} left after removing the {shown.m} most dominant along {shown.layer}'s "
+               f"and on the {shown.remaining} left after removing the {shown.m} most dominant along {shown.layer}'s "
                "first principal axis (right). The orange square is the block found on every digit.")
 
 

@@ -62,13 +62,17 @@ class Gamma(nn.Module):
         unconstrained; here s is clamped into [0, 1], and a neuron whose s is pushed below 0
         on the first step would get no gradient for s ever again (every neuron did, in our
         runs from s = 0). Starting mid-range lets each neuron move its saturation either way.
+    clamp : bool
+        True (default): in the forward pass n is clamped to at least :data:`N_MIN` and s into
+        [0, 1]. False: n and s are used as they are, as in the authors' code (the networks
+        trained by their protocol, ``init="geadah"`` in :mod:`sample_models.architectures`).
 
-    In the forward pass n is clamped to at least :data:`N_MIN` and s into [0, 1]; the raw
-    parameters are left as they are, :meth:`effective` returns the values actually used.
+    The raw parameters are left as they are; :meth:`effective` returns the values actually used.
     The input's last dimension must be ``size`` in heterogeneous mode.
     """
 
-    def __init__(self, size: int, mode: str = "heterogeneous", n0: float | None = None, s0: float = 0.5):
+    def __init__(self, size: int, mode: str = "heterogeneous", n0: float | None = None, s0: float = 0.5,
+                 clamp: bool = True):
         super().__init__()
         if mode not in ("homogeneous", "heterogeneous"):
             raise ValueError(f"mode must be 'homogeneous' or 'heterogeneous', got {mode!r}.")
@@ -78,9 +82,13 @@ class Gamma(nn.Module):
         n_init = default_gain_init(k) if n0 is None else torch.full((k,), float(n0))
         self.n = nn.Parameter(n_init)
         self.s = nn.Parameter(torch.full((k,), float(s0)))
+        self.clamp = bool(clamp)
 
     def effective(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The (n, s) used in the forward pass: n clamped to >= N_MIN, s clamped into [0, 1]."""
+        """The (n, s) used in the forward pass: n clamped to >= N_MIN, s clamped into [0, 1] (as they are
+        when ``clamp`` is False)."""
+        if not self.clamp:
+            return self.n, self.s
         return self.n.clamp_min(N_MIN), self.s.clamp(0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,4 +96,4 @@ class Gamma(nn.Module):
         return gamma(x, n, s)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, mode={self.mode!r}"
+        return f"size={self.size}, mode={self.mode!r}, clamp={self.clamp}"

@@ -25,7 +25,8 @@ CNN (:class:`CNN`, an ``nn.Sequential``)::
     logits  = Linear(64, 10)
 
 Recurrent networks (:class:`RNN`, :class:`AdaptiveRNN`) read the 8x8 image row by row
-(8 steps of 8 pixels)::
+(8 steps of 8 pixels), or, with ``steps=64, input_size=1, permutation_seed=k``, pixel by pixel in
+a fixed random order (Geadah et al.'s permuted sequential task, psMNIST, on the digits)::
 
     a_t = input(x_t) + recurrent(h_{t-1})       (input: Linear(8, H), recurrent: Linear(H, H, bias=False))
     h_t = act(a_t)                               (ReLU, or Gamma per neuron; h_0 = 0)
@@ -39,6 +40,13 @@ its gain and saturation at every step (Geadah et al.'s adaptive recurrent unit):
     g^i_t = tanh(u * a^i_t + W g^i_{t-1} + b)    (g: G-dimensional, g_0 = 0)
     n^i_t = w_n . g^i_t + b_n,   s^i_t = w_s . g^i_t + b_s
     h^i_t = gamma(a^i_t; max(n^i_t, 1e-3), clip(s^i_t, 0, 1))
+
+``init="geadah"`` builds a recurrent network as the authors' code does (github.com/vgeadah/NonlinMod,
+``Networks.py``, ``common.py``; docs/theory.md §10.4): input weights Kaiming-normal, recurrent
+weights "henaff" (the exponential of a skew-symmetric matrix of 2x2 rotation blocks, angles
+U(-pi, 0)), gamma starting at s = 0 with one gain n = 5 + 2 U(0, 1) for every neuron, the
+controller's input and state weights initialised the same way with zero biases, and n, s used
+without clamping. ``init="torch"`` (default) keeps torch's defaults, s starting at 0.5 and the clamps.
 """
 from __future__ import annotations
 
@@ -48,23 +56,40 @@ import numpy as np
 import torch
 from torch import nn
 
-from .activations import N_MIN, Gamma, gamma
+from .activations import N_MIN, Gamma, default_gain_init, gamma
 
-__all__ = ["MLP", "CNN", "RNN", "AdaptiveRNN", "AdaptiveController", "make_activation", "build", "ACTIVATIONS"]
+__all__ = ["MLP", "CNN", "RNN", "AdaptiveRNN", "AdaptiveController", "make_activation", "henaff_orthogonal", "build",
+           "ACTIVATIONS", "INITS"]
 
 ACTIVATIONS = ("relu", "tanh", "gamma_homogeneous", "gamma_heterogeneous")
+INITS = ("torch", "geadah")
 
 
-def make_activation(name: str, size: int) -> nn.Module:
-    """The activation module called ``name`` (one of :data:`ACTIVATIONS`) for ``size`` neurons."""
+def henaff_orthogonal(size: int) -> torch.Tensor:
+    """exp(A) for A skew-symmetric with A[2i, 2i+1] = -A[2i+1, 2i] = theta_i, theta_i ~ U(-pi, 0):
+    a block-diagonal orthogonal matrix of 2x2 rotations (Henaff et al.'s initialisation, as used by
+    Geadah et al.). Angles from torch's global generator, so a seeded build is reproducible."""
+    theta = -torch.pi * torch.rand(size // 2, dtype=torch.float64)
+    A = torch.zeros(size, size, dtype=torch.float64)
+    idx = torch.arange(0, 2 * (size // 2), 2)
+    A[idx, idx + 1] = theta
+    return torch.linalg.matrix_exp(A - A.T).to(torch.float32)
+
+
+def make_activation(name: str, size: int, init: str = "torch") -> nn.Module:
+    """The activation module called ``name`` (one of :data:`ACTIVATIONS`) for ``size`` neurons.
+
+    ``init="geadah"``: gamma as the authors start it, s = 0 and one gain 5 + 2 U(0, 1) shared by
+    every neuron at the start, unclamped."""
     if name == "relu":
         return nn.ReLU()
     if name == "tanh":
         return nn.Tanh()
-    if name == "gamma_homogeneous":
-        return Gamma(size, mode="homogeneous")
-    if name == "gamma_heterogeneous":
-        return Gamma(size, mode="heterogeneous")
+    if name in ("gamma_homogeneous", "gamma_heterogeneous"):
+        mode = name.removeprefix("gamma_")
+        if init == "geadah":
+            return Gamma(size, mode=mode, n0=float(default_gain_init(1)), s0=0.0, clamp=False)
+        return Gamma(size, mode=mode)
     raise ValueError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
 
 
@@ -157,32 +182,53 @@ class CNN(_SequentialModel):
 
 
 class RNN(nn.Module):
-    """Elman RNN over the 8 rows of a digit, with ReLU, tanh or gamma activation.
+    """Elman RNN over a digit read as ``steps`` pieces of ``input_size`` pixels, with ReLU, tanh or gamma.
 
-    Takes (n, 64) rows (or (n, 8, 8) sequences) and returns (n, n_classes) logits computed from
-    the last hidden state. Modules ``step1`` ... ``step<steps>`` (identities) expose the hidden
-    state after each step; ``step<steps>`` is the final hidden state.
+    Takes (n, 64) images (or (n, 8, 8) ones) and returns (n, n_classes) logits
+    computed from the last hidden state. Modules ``step1`` ... ``step<steps>`` (identities) expose
+    the hidden state after each step; ``step<steps>`` is the final hidden state. The default reads
+    the 8 rows; ``permutation_seed`` first puts the 64 pixels in the fixed order
+    ``numpy.random.RandomState(permutation_seed).permutation(64)`` (the authors' psMNIST order).
+    ``init``: one of :data:`INITS` (module docstring).
     """
 
     input_dim = 64
 
     def __init__(self, hidden_size: int = 64, activation: str = "relu", steps: int = 8,
-                 input_size: int = 8, n_classes: int = 10):
+                 input_size: int = 8, n_classes: int = 10, permutation_seed: int | None = None,
+                 init: str = "torch"):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}.")
         self.hidden_size = hidden_size
         self.steps = steps
         self.input_size = input_size
         self.input_dim = steps * input_size
         self.activation = activation
+        self.init = init
+        order = (np.arange(self.input_dim) if permutation_seed is None
+                 else np.random.RandomState(permutation_seed).permutation(self.input_dim))
+        # Derived from the config, so not saved with the weights.
+        self.register_buffer("reading_order", torch.from_numpy(order), persistent=False)
         self.input = nn.Linear(input_size, hidden_size)
         self.recurrent = nn.Linear(hidden_size, hidden_size, bias=False)
+        if init == "geadah":
+            nn.init.kaiming_normal_(self.input.weight)
+            with torch.no_grad():
+                self.recurrent.weight.copy_(henaff_orthogonal(hidden_size))
         self._make_cell()
         for t in range(1, steps + 1):
             self.add_module(f"step{t}", nn.Identity())
         self.logits = nn.Linear(hidden_size, n_classes)
 
     def _make_cell(self) -> None:
-        self.act = make_activation(self.activation, self.hidden_size)
+        self.act = make_activation(self.activation, self.hidden_size, self.init)
+
+    def step_of_feature(self) -> np.ndarray:
+        """The time step (0-based) at which each of the 64 input features is read: shape (64,)."""
+        steps = np.empty(self.input_dim, dtype=np.int64)
+        steps[self.reading_order.numpy()] = np.arange(self.input_dim) // self.input_size
+        return steps
 
     def _cell(self, a: torch.Tensor, state):
         """One step of the activation: (pre-activation, cell state) -> (h, new state, (n, s) or None)."""
@@ -197,7 +243,7 @@ class RNN(nn.Module):
                 f"expected inputs of shape (n, {self.input_dim}) or (n, {self.steps}, "
                 f"{self.input_size}), got {tuple(x.shape)}."
             )
-        return x.reshape(x.shape[0], self.steps, self.input_size)
+        return x[:, self.reading_order].reshape(x.shape[0], self.steps, self.input_size)
 
     def _run(self, x: torch.Tensor, record: bool = False):
         seq = self._sequence(x)
@@ -245,10 +291,10 @@ class AdaptiveController(nn.Module):
     and the new states (n, H, G).
     """
 
-    def __init__(self, size: int = 16, s_bias0: float = 0.5):
+    def __init__(self, size: int = 16, init: str = "torch"):
         super().__init__()
         self.size = size
-        self.s_bias0 = float(s_bias0)
+        self.init = init
         self.u = nn.Parameter(torch.empty(size))
         self.state = nn.Linear(size, size)  # W g + b
         self.readout_n = nn.Linear(size, 1)
@@ -256,16 +302,25 @@ class AdaptiveController(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.uniform_(self.u, -1.0, 1.0)
-        nn.init.orthogonal_(self.state.weight)
+        """As in the authors' code: small Xavier readouts and an n bias of 5 + 2U(0,1). ``"geadah"``:
+        their input (Kaiming-normal, fan-in 1) and state (henaff) weights and an s bias of 0.
+        ``"torch"``: u ~ U(-1, 1), an orthogonal state matrix, uniform Xavier readouts and an s
+        bias of 0.5 (mid-range, like Gamma's s0, since these s are clamped into [0, 1])."""
+        if self.init == "geadah":
+            with torch.no_grad():
+                self.u.normal_(0.0, 2.0 ** 0.5)
+                self.state.weight.copy_(henaff_orthogonal(self.size))
+            nn.init.xavier_normal_(self.readout_n.weight, gain=0.1)
+            nn.init.xavier_normal_(self.readout_s.weight, gain=0.01)
+        else:
+            nn.init.uniform_(self.u, -1.0, 1.0)
+            nn.init.orthogonal_(self.state.weight)
+            nn.init.xavier_uniform_(self.readout_n.weight, gain=0.1)
+            nn.init.xavier_uniform_(self.readout_s.weight, gain=0.01)
         nn.init.zeros_(self.state.bias)
-        # As in the authors' code: small Xavier readouts and an n bias of 5 + 2U(0,1). The s
-        # bias starts at s_bias0 (0.5, mid-range, like Gamma's s0; the authors use 0).
-        nn.init.xavier_uniform_(self.readout_n.weight, gain=0.1)
-        nn.init.xavier_uniform_(self.readout_s.weight, gain=0.01)
         with torch.no_grad():
             self.readout_n.bias.copy_(5.0 + 2.0 * torch.rand(1))
-            self.readout_s.bias.fill_(self.s_bias0)
+            self.readout_s.bias.fill_(0.0 if self.init == "geadah" else 0.5)
 
     def initial_state(self, a: torch.Tensor) -> torch.Tensor:
         return a.new_zeros(*a.shape, self.size)
@@ -285,20 +340,23 @@ class AdaptiveRNN(RNN):
     """
 
     def __init__(self, hidden_size: int = 64, controller_size: int = 16, steps: int = 8,
-                 input_size: int = 8, n_classes: int = 10):
+                 input_size: int = 8, n_classes: int = 10, permutation_seed: int | None = None,
+                 init: str = "torch"):
         self.controller_size = controller_size
         super().__init__(hidden_size=hidden_size, activation="adaptive", steps=steps,
-                         input_size=input_size, n_classes=n_classes)
+                         input_size=input_size, n_classes=n_classes, permutation_seed=permutation_seed,
+                         init=init)
 
     def _make_cell(self) -> None:
-        self.controller = AdaptiveController(self.controller_size)
+        self.controller = AdaptiveController(self.controller_size, self.init)
 
     def _cell(self, a, state):
         if state is None:
             state = self.controller.initial_state(a)
         n, s, state = self.controller(a, state)
-        n = n.clamp_min(N_MIN)
-        s = s.clamp(0.0, 1.0)
+        if self.init == "torch":  # the authors' units use n and s as the controller gives them
+            n = n.clamp_min(N_MIN)
+            s = s.clamp(0.0, 1.0)
         return gamma(a, n, s), state, (n, s)
 
     @torch.no_grad()
@@ -306,7 +364,7 @@ class AdaptiveRNN(RNN):
         """Per-step gain and saturation of every neuron, as used in the forward pass.
 
         Returns ``(n_t, s_t)``: float64 arrays of shape (batch, steps, hidden), n clamped to
-        at least 1e-3 and s into [0, 1].
+        at least 1e-3 and s into [0, 1] unless the network was built with ``init="geadah"``.
         """
         x = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x, dtype=np.float32))
         _, trace = self._run(x.to(self.logits.weight.dtype), record=True)

@@ -3,15 +3,18 @@
 Three perturbations, each scaled by an amplitude ``A`` (``A = 0`` gives back the clean network
 exactly, bit for bit):
 
-- ``"sin_gain"`` -- gain modulation of the input: time step ``t = 0 .. T-1`` of the sequence is
-  multiplied by ``1 + A sin(2 pi f t / T)``. The recurrent models read the 8x8 digit row by row
-  (``T = 8`` steps); for the MLPs the same factor multiplies the image rows, which is the same
-  input change.
+- ``"sin_gain"`` -- gain modulation of the input: what is read at time step ``t = 0 .. T-1`` is
+  multiplied by ``1 + A sin(2 pi f t / T)``. The row-by-row recurrent models read the 8x8 digit
+  in ``T = 8`` steps, so row t gets the factor of step t; for the MLPs the same factor multiplies
+  the image rows, which is the same input change; the pixel-by-pixel models read ``T = 64``
+  pixels in their own order, and each pixel gets the factor of the step that reads it.
 - ``"noise"`` -- additive Gaussian noise of standard deviation ``A`` on every pixel; the noise
   pattern is fixed by ``seed`` (one draw, scaled by ``A``), so the curve over ``A`` is smooth.
 - ``"drive"`` -- a step drive ``+A`` added to the pre-activations: for the RNNs to the recurrent
-  pre-activation ``a_t = U x_t + W h_{t-1} + b`` of every unit, for steps ``t`` in a window
-  (1-based, inclusive); for the MLPs to the first hidden layer's pre-activation.
+  pre-activation ``a_t = U x_t + W h_{t-1} + b`` of every unit, for the steps in a window given in
+  eighths of the sequence (1-based, inclusive: the steps of the 8-step networks, steps
+  8(first-1)+1 .. 8 last of the 64-step ones; Geadah et al. drive steps 200-400 of 784, eighths 3-4);
+  for the MLPs to the first hidden layer's pre-activation.
 
 The drive is applied through a forward hook on a private deep copy of the network (the input
 drive module ``input`` of the RNNs, called once on the whole sequence, or ``hidden1.linear`` of the
@@ -43,6 +46,7 @@ __all__ = [
     "RankAgreement",
     "sites",
     "sin_gain_factors",
+    "drive_mask",
     "sin_gain",
     "noise_pattern",
     "gaussian_noise",
@@ -56,6 +60,8 @@ __all__ = [
 
 #: Perturbation kinds, in the order the page shows them.
 KINDS = ("sin_gain", "noise", "drive")
+#: The drive window is given in this many equal parts of the sequence.
+EIGHTHS = 8
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,9 @@ class Perturbation:
     kind : one of :data:`KINDS`.
     frequency : f of the sin gain modulation (cycles over the sequence).
     seed : seed of the Gaussian noise pattern.
-    window : (first, last) step, 1-based and inclusive, of the RNNs' step drive; the MLPs have no
-        steps and take the drive on every input.
+    window : (first, last) eighth of the sequence, 1-based and inclusive, of the RNNs' step drive
+        (for the 8-step networks the steps themselves); the MLPs have no steps and take the drive
+        on every input.
     """
 
     kind: str
@@ -80,8 +87,9 @@ class Perturbation:
         if not math.isfinite(self.frequency):
             raise ValueError(f"frequency must be a finite number, got {self.frequency!r}.")
         first, last = self.window
-        if not (1 <= int(first) <= int(last)):
-            raise ValueError(f"window must be (first, last) steps with 1 <= first <= last, got {self.window!r}.")
+        if not (1 <= int(first) <= int(last) <= EIGHTHS):
+            raise ValueError(f"window must be (first, last) eighths of the sequence with 1 <= first <= last <= "
+                             f"{EIGHTHS}, got {self.window!r}.")
 
 
 @dataclass(frozen=True)
@@ -90,14 +98,20 @@ class Sites:
 
     hidden : the representation CKA compares (the RNNs' final hidden state, the MLPs' last
         hidden layer). drive : the module whose output is the drive-able part of the
-        pre-activation. steps : the number of time steps (image rows). recurrent : whether
-        ``drive``'s output has a time axis (shape (n, steps, hidden)).
+        pre-activation. step_of_feature : (64,) the time step (0-based) at which each input
+        feature is read (the MLPs: its image row). steps : the number of time steps.
+        recurrent : whether ``drive``'s output has a time axis (shape (n, steps, hidden)).
     """
 
     hidden: str
     drive: str
+    step_of_feature: np.ndarray
     steps: int
     recurrent: bool
+
+
+#: An MLP sees the whole image at once; its gain modulation follows the image rows.
+IMAGE_ROWS = np.arange(64) // 8
 
 
 def sites(model: nn.Module) -> Sites:
@@ -105,9 +119,11 @@ def sites(model: nn.Module) -> Sites:
     from .architectures import MLP, RNN
 
     if isinstance(model, RNN):
-        return Sites(hidden=f"step{model.steps}", drive="input", steps=model.steps, recurrent=True)
+        return Sites(hidden=f"step{model.steps}", drive="input", step_of_feature=model.step_of_feature(),
+                     steps=model.steps, recurrent=True)
     if isinstance(model, MLP):
-        return Sites(hidden=f"hidden{model.depth}", drive="hidden1.linear", steps=8, recurrent=False)
+        return Sites(hidden=f"hidden{model.depth}", drive="hidden1.linear", step_of_feature=IMAGE_ROWS, steps=8,
+                     recurrent=False)
     raise ValueError(
         f"perturbations know the zoo's RNNs and MLPs, not {type(model).__name__}; "
         "pick one of rnn_relu, rnn_gamma_heterogeneous, rnn_adaptive, mlp_seed0, mlp_gamma_*."
@@ -137,17 +153,19 @@ def _as_rows(X) -> np.ndarray:
     return X
 
 
-def sin_gain(X, amplitude: float, frequency: float = 1.0, steps: int = 8) -> np.ndarray:
-    """``X`` (n, steps * row) with row ``t`` of every example multiplied by ``1 + A sin(2 pi f t / T)``.
+def sin_gain(X, amplitude: float, frequency: float = 1.0, step_of_feature=IMAGE_ROWS) -> np.ndarray:
+    """``X`` (n, d) with feature j of every example multiplied by ``1 + A sin(2 pi f t_j / T)``, t_j =
+    ``step_of_feature[j]`` the step that reads it and T = max t + 1 the number of steps (default: the
+    image rows, T = 8).
 
     Zeros stay zeros (the paper multiplies the non-zero inputs). ``A = 0`` returns ``X`` exactly.
     """
     X = _as_rows(X)
-    n, d = X.shape
-    if d % steps:
-        raise ValueError(f"X has {d} features, not a whole number of {steps} rows.")
-    factors = sin_gain_factors(amplitude, frequency, steps).astype(X.dtype)
-    return (X.reshape(n, steps, d // steps) * factors[None, :, None]).reshape(n, d)
+    steps = np.asarray(step_of_feature)
+    if steps.shape != (X.shape[1],):
+        raise ValueError(f"X has {X.shape[1]} features but step_of_feature gives the step of {steps.size}.")
+    factors = sin_gain_factors(amplitude, frequency, int(steps.max()) + 1).astype(X.dtype)
+    return X * factors[steps][None, :]
 
 
 def noise_pattern(shape: tuple[int, ...], seed: int = 0, dtype=np.float32) -> np.ndarray:
@@ -164,10 +182,10 @@ def gaussian_noise(X, amplitude: float, seed: int = 0) -> np.ndarray:
     return X + X.dtype.type(a) * noise_pattern(X.shape, seed, X.dtype)
 
 
-def perturb_inputs(X, perturbation: Perturbation, amplitude: float, steps: int = 8) -> np.ndarray:
+def perturb_inputs(X, perturbation: Perturbation, amplitude: float, step_of_feature=IMAGE_ROWS) -> np.ndarray:
     """The perturbed inputs (the drive leaves the inputs as they are)."""
     if perturbation.kind == "sin_gain":
-        return sin_gain(X, amplitude, perturbation.frequency, steps)
+        return sin_gain(X, amplitude, perturbation.frequency, step_of_feature)
     if perturbation.kind == "noise":
         return gaussian_noise(X, amplitude, perturbation.seed)
     return _as_rows(X)
@@ -185,6 +203,13 @@ class PerturbedOutputs:
     hidden: np.ndarray
 
 
+def drive_mask(steps: int, window: tuple[int, int]) -> torch.Tensor:
+    """1 for the steps t = 0 .. steps-1 in the window of eighths (first, last), i.e. first - 1 <= 8t // steps
+    <= last - 1, else 0: shape (steps,)."""
+    eighth = torch.arange(steps) * EIGHTHS // steps
+    return ((eighth >= window[0] - 1) & (eighth <= window[1] - 1)).to(torch.float32)
+
+
 def _drive_hook(site: Sites, perturbation: Perturbation, box: dict):
     first, last = (int(v) for v in perturbation.window)
 
@@ -193,9 +218,7 @@ def _drive_hook(site: Sites, perturbation: Perturbation, box: dict):
         if a == 0.0:
             return output
         if site.recurrent:  # output: (n, steps, hidden), the input drive of every step
-            mask = torch.zeros(output.shape[1], dtype=output.dtype)
-            mask[first - 1 : min(last, output.shape[1])] = 1.0
-            return output + output.new_tensor(a) * mask[None, :, None]
+            return output + output.new_tensor(a) * drive_mask(site.steps, (first, last)).to(output.dtype)[None, :, None]
         return output + output.new_tensor(a)
 
     return hook
@@ -237,7 +260,7 @@ def run_perturbed(model: nn.Module, X, perturbation: Perturbation, amplitudes) -
             with torch.no_grad():
                 for a in amps:
                     box["amplitude"] = float(a)
-                    x = perturb_inputs(X, perturbation, float(a), site.steps)
+                    x = perturb_inputs(X, perturbation, float(a), site.step_of_feature)
                     captured.clear()
                     out = work(torch.tensor(x, dtype=dtype))
                     logits.append(out.numpy().copy())
@@ -259,7 +282,7 @@ def adaptation_trace(model: nn.Module, X, perturbation: Perturbation, amplitude:
         raise ValueError(f"{type(model).__name__} does not adapt its activations; use the adaptive RNN.")
     with _perturbed_copy(model, perturbation) as (work, site, box):
         box["amplitude"] = float(_amplitudes(amplitude))
-        x = perturb_inputs(X, perturbation, float(amplitude), site.steps)
+        x = perturb_inputs(X, perturbation, float(amplitude), site.step_of_feature)
         if rows is not None:
             x = x[np.asarray(rows, dtype=np.int64).reshape(-1)]
         return work.adaptation_trace(np.array(x, dtype=np.float32))

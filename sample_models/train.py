@@ -1,7 +1,10 @@
 """Retrain the model zoo deterministically: ``python -m sample_models.train [names...]``.
 
-Each model is trained on the digits training split with AdamW, a cosine learning-rate
-schedule, cross-entropy, and a batch order drawn from a generator seeded with the model's seed.
+Each model is trained on the digits training split with cross-entropy and a batch order drawn from
+a generator seeded with the model's seed: with AdamW and a one-cycle cosine learning rate, or, for
+the networks of Geadah et al.'s protocol (``schedule="plateau"``), with Adam and the learning rate
+divided by 10 whenever the loss on a held-out, class-stratified fifth of the training split stops
+improving, keeping the last epoch's weights as the authors do.
 Torch runs on one thread with deterministic algorithms, so a rerun on the same machine gives
 bit-identical weights (other CPUs may differ in the last bits). Weights are written to
 ``sample_models/weights/<name>.safetensors`` and ``weights/manifest.json`` records every
@@ -48,19 +51,28 @@ def train_model(spec: ModelSpec, log=None) -> tuple[nn.Module, dict]:
 
     torch.manual_seed(spec.seed)
     model = build(spec.config)
-    n = X_train.shape[0]
+    fit = np.arange(X_train.shape[0])
+    held_out = fit[:0]
+    if spec.schedule == "plateau":
+        fit, held_out = _stratified_fifth(y_true.numpy(), spec.seed)
+    n = fit.size
     final_loss = float("nan")
     if spec.epochs > 0:
-        opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-        steps_per_epoch = math.ceil(n / spec.batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=spec.lr, total_steps=spec.epochs * steps_per_epoch,
-            pct_start=0.1, anneal_strategy="cos")
-        gen = torch.Generator().manual_seed(spec.seed)
         loss_fn = nn.CrossEntropyLoss()
+        steps_per_epoch = math.ceil(n / spec.batch_size)
+        if spec.schedule == "plateau":
+            opt = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "min", patience=spec.patience)
+            per_batch = None
+        else:
+            opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+            per_batch = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=spec.lr, total_steps=spec.epochs * steps_per_epoch,
+                pct_start=0.1, anneal_strategy="cos")
+        gen = torch.Generator().manual_seed(spec.seed)
         for epoch in range(spec.epochs):
             model.train()
-            order = torch.randperm(n, generator=gen)
+            order = torch.from_numpy(fit)[torch.randperm(n, generator=gen)]
             total = 0.0
             for i in range(0, n, spec.batch_size):
                 idx = order[i : i + spec.batch_size]
@@ -68,9 +80,14 @@ def train_model(spec: ModelSpec, log=None) -> tuple[nn.Module, dict]:
                 loss = loss_fn(model(X_train[idx]), y_train[idx])
                 loss.backward()
                 opt.step()
-                sched.step()
+                if per_batch is not None:
+                    per_batch.step()
                 total += float(loss.detach()) * idx.numel()
             final_loss = total / n
+            if per_batch is None:
+                model.eval()
+                with torch.no_grad():
+                    plateau.step(float(loss_fn(model(X_train[held_out]), y_train[held_out])))
             if log is not None and (epoch + 1) % max(1, spec.epochs // 5) == 0:
                 log(f"    epoch {epoch + 1:4d}/{spec.epochs}  train loss {final_loss:.4f}")
     model.eval()
@@ -81,6 +98,16 @@ def train_model(spec: ModelSpec, log=None) -> tuple[nn.Module, dict]:
         "final_train_loss": final_loss,
     }
     return model, metrics
+
+
+def _stratified_fifth(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices trained on, indices held out): a fifth of each class held out, drawn with ``seed``."""
+    rng = np.random.RandomState(seed)
+    held = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: round(0.2 * np.count_nonzero(y == c))]
+                           for c in np.unique(y)])
+    mask = np.zeros(y.size, dtype=bool)
+    mask[held] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
 def _sha256(path: Path) -> str:

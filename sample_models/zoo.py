@@ -44,6 +44,9 @@ class ModelSpec:
     initialisation and the batch order. ``epochs == 0`` means the model is kept at its
     initialisation. ``shuffle_labels`` trains on a fixed permutation of the training labels.
     ``role`` is ``"trained"`` (held to the accuracy floors) or ``"control"`` (near chance).
+    ``schedule`` is ``"one_cycle"`` (AdamW with a one-cycle cosine learning rate) or ``"plateau"``
+    (Geadah et al.'s protocol: Adam, the learning rate divided by 10 when the loss on a held-out
+    fifth of the training split has not improved for ``patience`` epochs; the last epoch's weights).
     """
 
     description: str
@@ -55,8 +58,11 @@ class ModelSpec:
     batch_size: int = 64
     shuffle_labels: bool = False
     role: str = "trained"  # "trained": must generalise; "control": must stay near chance on test
+    schedule: str = "one_cycle"
+    patience: int = 5  # "plateau" only
 
     def training_dict(self) -> dict:
+        schedule = {"schedule": self.schedule, "patience": self.patience} if self.schedule == "plateau" else {}
         return {
             "seed": self.seed,
             "epochs": self.epochs,
@@ -64,10 +70,14 @@ class ModelSpec:
             "weight_decay": self.weight_decay,
             "batch_size": self.batch_size,
             "shuffle_labels": self.shuffle_labels,
+            **schedule,
         }
 
 
 _MLP = {"kind": "mlp", "width": 64, "depth": 3, "activation": "relu"}
+# Geadah et al.'s permuted sequential task on the digits: one pixel per step, a fixed order.
+PIXEL_RNN_SEEDS = (1, 2, 3)
+_PIXEL_RNN = {"kind": "rnn", "hidden_size": 64, "steps": 64, "input_size": 1, "permutation_seed": 1, "init": "geadah"}
 
 ZOO: dict[str, ModelSpec] = {
     "mlp_seed0": ModelSpec(
@@ -113,6 +123,17 @@ ZOO: dict[str, ModelSpec] = {
     "rnn_adaptive": ModelSpec(
         "Adaptive recurrent units: a shared controller RNN resets each unit's gain and saturation at every step",
         {"kind": "adaptive_rnn", "hidden_size": 64, "controller_size": 16}, seed=0),
+    **{f"pixel_rnn_{kind}" + ("" if seed == 1 else f"_seed{seed}"): ModelSpec(
+        f"{what}, one pixel per step in a fixed random order, built and trained as Geadah et al.'s" if seed == 1 else
+        f"pixel_rnn_{kind} retrained from seed {seed} (same pixel order): how much its robustness varies between runs",
+        {**_PIXEL_RNN, **config}, seed=seed, lr=3e-3, weight_decay=0.0, batch_size=100, schedule="plateau")
+       for seed in PIXEL_RNN_SEEDS
+       for kind, what, config in (
+           ("relu", "RNN of 64 ReLU units", {"activation": "relu"}),
+           ("gamma_homogeneous", "RNN, 64 γ units sharing one (n, s)", {"activation": "gamma_homogeneous"}),
+           ("gamma_heterogeneous", "RNN, 64 γ units with their own (n, s)", {"activation": "gamma_heterogeneous"}),
+           ("adaptive", "RNN of 64 adaptive units", {"kind": "adaptive_rnn", "controller_size": 16}),
+       )},
 }
 
 

@@ -134,6 +134,11 @@ class BlockView:
     random_curve: list[BlockSummary]
 
     @property
+    def remaining(self) -> int:
+        """How many test digits the map on the right is computed on."""
+        return self.n - self.m
+
+    @property
     def block_names(self) -> str:
         first, last = self.block
         return f"{self.layers[first]}–{self.layers[last]}"

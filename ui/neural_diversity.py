@@ -18,27 +18,47 @@ from plotly.subplots import make_subplots
 import sample_models
 from cka_core.accumulator import cka_matrix_or_nan
 from sample_models import perturbations as pert
+from sample_models.zoo import PIXEL_RNN_SEEDS
 
 from . import figures, models
+from .widgets import percent
 
-# The networks compared, in display order: code -> short label.
-NETWORKS = {
-    "mlp_seed0": "MLP ReLU",
-    "mlp_gamma_homogeneous": "MLP γ homog.",
-    "mlp_gamma_heterogeneous": "MLP γ heterog.",
-    "rnn_relu": "RNN ReLU",
-    "rnn_gamma_heterogeneous": "RNN γ heterog.",
-    "rnn_adaptive": "RNN adaptive",
+# The two sets of networks whose robustness is compared: how they read the digit -> label.
+PROTOCOLS = {
+    "pixels": "Geadah et al.'s protocol: pixel by pixel, 64 steps",
+    "rows": "The zoo's networks: row by row, 8 steps (and MLPs)",
 }
-NETWORK_COLOURS = {
-    "mlp_seed0": "#7f7f7f",
-    "mlp_gamma_homogeneous": "#1f77b4",
-    "mlp_gamma_heterogeneous": "#2ca02c",
-    "rnn_relu": "#8c564b",
-    "rnn_gamma_heterogeneous": "#9467bd",
-    "rnn_adaptive": "#d62728",
+# The networks of each protocol, in display order: code -> short label.
+NETWORK_SETS = {
+    "pixels": {
+        "pixel_rnn_relu": "RNN ReLU",
+        "pixel_rnn_gamma_homogeneous": "RNN γ homog.",
+        "pixel_rnn_gamma_heterogeneous": "RNN γ heterog.",
+        "pixel_rnn_adaptive": "RNN adaptive",
+    },
+    "rows": {
+        "mlp_seed0": "MLP ReLU",
+        "mlp_gamma_homogeneous": "MLP γ homog.",
+        "mlp_gamma_heterogeneous": "MLP γ heterog.",
+        "rnn_relu": "RNN ReLU",
+        "rnn_gamma_heterogeneous": "RNN γ heterog.",
+        "rnn_adaptive": "RNN adaptive",
+    },
 }
-NETWORK_DASH = {name: ("dash" if name.startswith("mlp") else "solid") for name in NETWORKS}
+# Section 2's networks (the zoo's, with their learned (n, s)).
+NETWORKS = NETWORK_SETS["rows"]
+ADAPTIVE = {"pixels": "pixel_rnn_adaptive", "rows": "rnn_adaptive"}
+NETWORKS_CAPTION = {
+    "pixels": "RNNs of 64 units reading one pixel per step in a fixed random order, as Geadah et al.'s read psMNIST, "
+              "with their initialisation and training (Adam, learning rate cut on a validation plateau).",
+    "rows": "Dashed: MLPs (the same change applied along the image rows, the drive on the first hidden layer); solid: "
+            "RNNs reading one row per step.",
+}
+_COLOURS = {"ReLU": "#8c564b", "γ homog.": "#1f77b4", "γ heterog.": "#2ca02c", "adaptive": "#d62728"}
+LABELS = {name: label for networks in NETWORK_SETS.values() for name, label in networks.items()}
+NETWORK_COLOURS = {name: ("#7f7f7f" if label == "MLP ReLU" else _COLOURS[label.split(" ", 1)[1]])
+                   for name, label in LABELS.items()}
+NETWORK_DASH = {name: ("dash" if name.startswith("mlp") else "solid") for name in LABELS}
 
 PERTURBATIONS = {
     "sin_gain": "Gain modulation 1 + A·sin(2πf·t/T)",
@@ -90,9 +110,9 @@ def test_label(index: int) -> int:
     return int(models.digits().y_test[index])
 
 
-def adaptive_units() -> list[int]:
+def adaptive_units(protocol: str) -> list[int]:
     """The adaptive RNN's units, for the unit picker."""
-    return list(range(model("rnn_adaptive").hidden_size))
+    return list(range(model(ADAPTIVE[protocol]).hidden_size))
 
 
 def preset_values(label: str) -> tuple[float | None, float | None]:
@@ -145,14 +165,18 @@ class NetworkNow:
 
 
 def networks_now(s: "Sweep", k: int) -> list[NetworkNow]:
-    return [NetworkNow(NETWORKS[name], float(s.accuracy[i, 0]), float(s.accuracy[i, k]),
+    return [NetworkNow(LABELS[name], float(s.accuracy[i, 0]), float(s.accuracy[i, k]),
                        float(s.cka_self[i, k]) if np.isfinite(s.cka_self[i, k]) else None)
-            for i, name in enumerate(NETWORKS)]
+            for i, name in enumerate(s.names)]
+
+
+def _adaptive_index(s: "Sweep") -> int:
+    return next(i for i, name in enumerate(s.names) if name in ADAPTIVE.values())
 
 
 def adaptive_predictions(s: "Sweep", k: int, index: int) -> tuple[int, int]:
     """The adaptive RNN's answer on test digit ``index``, clean and under the perturbation."""
-    aru = list(NETWORKS).index("rnn_adaptive")
+    aru = _adaptive_index(s)
     return int(s.predictions[aru, 0, index]), int(s.predictions[aru, k, index])
 
 
@@ -160,7 +184,7 @@ def kind_settings(kind: str, frequency: float, seed: int, window: tuple[int, int
     """(frequency, seed, window) with the settings of the other kinds at their defaults, so that
     moving a disabled slider does not recompute (only the chosen kind's settings key the cache)."""
     return (float(frequency) if kind == "sin_gain" else 1.0, int(seed) if kind == "noise" else 0,
-            (int(window[0]), int(window[1])) if kind == "drive" else (1, 8))
+            (int(window[0]), int(window[1])) if kind == "drive" else (1, pert.EIGHTHS))
 
 
 # --- the sweep: every network x every amplitude ---------------------------------------------------
@@ -168,7 +192,7 @@ def kind_settings(kind: str, frequency: float, seed: int, window: tuple[int, int
 
 @dataclass(frozen=True)
 class Sweep:
-    """Accuracy and CKA of every network (axis 0, in NETWORKS order) at every grid amplitude.
+    """Accuracy and CKA of every network (axis 0, in the order of ``names``) at every grid amplitude.
 
     accuracy: (networks, k). cka_self: (networks, k), CKA between a network's hidden states on
     clean and on perturbed inputs (NaN where undefined: a constant layer). cka_between: (k, networks,
@@ -177,6 +201,7 @@ class Sweep:
     (networks, k, test digits) predicted classes.
     """
 
+    names: tuple[str, ...]
     amplitudes: np.ndarray
     accuracy: np.ndarray
     cka_self: np.ndarray
@@ -191,12 +216,12 @@ def _is_constant(h: np.ndarray) -> bool:
 
 
 @st.cache_data(max_entries=24, show_spinner="Running every network over the amplitude grid…")
-def sweep(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sweep:
-    """All networks on the 359 test digits at every grid amplitude of one perturbation setting."""
+def sweep(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sweep:
+    """The protocol's networks on the 359 test digits at every grid amplitude of one perturbation setting."""
     spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
     digits = sample_models.digits()
     amps = grid(kind)
-    names = list(NETWORKS)
+    names = list(NETWORK_SETS[protocol])
     acc = np.zeros((len(names), amps.size))
     predictions = np.zeros((len(names), amps.size, digits.y_test.size), dtype=np.int8)
     hidden = []
@@ -217,7 +242,7 @@ def sweep(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sw
             cka_self[both, 0] = 1.0
         elif both:
             cka_self[both, k] = np.diag(cka_matrix_or_nan([hidden[i][0] for i in both], [hidden[i][k] for i in both]))
-    return Sweep(amps, acc, cka_self, cka_between, constant, predictions)
+    return Sweep(tuple(names), amps, acc, cka_self, cka_between, constant, predictions)
 
 
 @dataclass(frozen=True)
@@ -234,7 +259,7 @@ class Verdict:
 
 def verdict(s: Sweep, k: int) -> Verdict:
     """The plain statement of section 4, computed from the numbers at grid amplitude ``k``."""
-    names = list(NETWORKS)
+    names = s.names
     amplitude = float(s.amplitudes[k])
     cka = s.cka_self[:, k]
     retained = s.accuracy[:, k] / s.accuracy[:, 0]
@@ -246,8 +271,8 @@ def verdict(s: Sweep, k: int) -> Verdict:
         return Verdict("error", "Fewer than two networks have a defined CKA at this amplitude, so there is nothing "
                                 "to rank; lower the amplitude.", None)
     agreement = pert.rank_agreement(cka[valid], retained[valid])
-    top_acc = " / ".join(NETWORKS[names[valid[i]]] for i in agreement.top_b)
-    top_cka = " / ".join(NETWORKS[names[valid[i]]] for i in agreement.top_a)
+    top_acc = " / ".join(LABELS[names[valid[i]]] for i in agreement.top_b)
+    top_cka = " / ".join(LABELS[names[valid[i]]] for i in agreement.top_a)
     if agreement.spearman is None:
         what = "every network retained the same accuracy" if np.ptp(retained[valid]) == 0 else "every CKA is the same"
         return Verdict("info", f"There is nothing to rank at A = {amplitude:g}: {what}.", agreement, top_acc, top_cka)
@@ -285,20 +310,145 @@ def adaptive_rank(s: Sweep, k: int) -> tuple[int, float]:
     """(rank of the adaptive RNN by accuracy retained at amplitude ``k``, 1 = most robust; its
     accuracy change in points)."""
     retained = s.accuracy[:, k] / s.accuracy[:, 0]
-    aru = list(NETWORKS).index("rnn_adaptive")
+    aru = _adaptive_index(s)
     rank = 1 + int(np.count_nonzero(retained > retained[aru]))
     return rank, 100 * float(s.accuracy[aru, k] - s.accuracy[aru, 0])
 
 
-def paper_comparison(s: Sweep, k: int) -> str:
-    """How the zoo's adaptive RNN fares against Geadah et al.'s finding, at amplitude ``k``."""
+def standing(s: Sweep, k: int) -> str:
+    """Where the adaptive RNN ranks by accuracy retained at amplitude ``k``, against the paper."""
     rank, points = adaptive_rank(s, k)
-    n = len(NETWORKS)
-    standing = ("the most robust, as in the paper" if rank == 1 else
-                "the least robust, the opposite of the paper" if rank == n else
-                f"number {rank} of {n}, not the most robust as in the paper")
-    return (f"Geadah et al. found the adaptive networks the most robust; in this zoo, at A = {s.amplitudes[k]:g}, "
-            f"the adaptive RNN is {standing} ({points:+.1f} points of accuracy).")
+    n = len(s.names)
+    where = ("the most robust, as in the paper" if rank == 1 else
+             "the least robust, the opposite of the paper" if rank == n else
+             f"number {rank} of {n}, not the most robust as in the paper")
+    return f"the adaptive RNN is {where} ({points:+.1f} points of accuracy)"
+
+
+def pixel_networks(seed: int) -> list[str]:
+    """The networks of Geadah et al.'s protocol trained from ``seed`` (NETWORK_SETS["pixels"] is seed 1's)."""
+    return [name if seed == 1 else f"{name}_seed{seed}" for name in NETWORK_SETS["pixels"]]
+
+
+@dataclass(frozen=True)
+class SeedRobustness:
+    """The networks of Geadah et al.'s protocol over their training seeds, at one perturbation and amplitude.
+
+    ranks: the adaptive RNN's rank (1 = most robust) by accuracy retained among each seed's networks.
+    mean_retained: each network's accuracy retained averaged over the seeds (NETWORK_SETS["pixels"] order).
+    mean_rank: the adaptive RNN's rank by that average.
+    """
+
+    ranks: tuple[int, ...]
+    mean_retained: tuple[float, ...]
+    mean_rank: int
+
+
+def _adaptive_rank(retained: np.ndarray) -> int:
+    """1 + how many networks kept more accuracy than the adaptive RNN (listed last in the pixel set)."""
+    return 1 + int(np.count_nonzero(retained > retained[-1]))
+
+
+def _retained(names: list[str], spec: pert.Perturbation, amplitude: float) -> np.ndarray:
+    """Accuracy retained (perturbed / clean) of each network on the test digits."""
+    digits = sample_models.digits()
+    curves = np.array([pert.accuracy_curve(model(name), digits.X_test, digits.y_test, spec, [0.0, amplitude])
+                       for name in names])
+    return curves[:, 1] / curves[:, 0]
+
+
+def _seed_robustness(spec: pert.Perturbation, amplitude: float) -> SeedRobustness:
+    retained = [_retained(pixel_networks(training_seed), spec, amplitude) for training_seed in PIXEL_RNN_SEEDS]
+    mean = np.mean(retained, axis=0)
+    return SeedRobustness(tuple(_adaptive_rank(r) for r in retained), tuple(float(v) for v in mean),
+                          _adaptive_rank(mean))
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the other training seeds…")
+def seed_robustness(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> SeedRobustness:
+    """The protocol's networks of every training seed on the test digits, clean and at grid amplitude ``k``."""
+    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
+    return _seed_robustness(spec, float(grid(kind)[k]))
+
+
+# Geadah et al.'s test settings, scaled to the digits: (label, perturbation, amplitude, what the paper reports).
+PAPER_SETTINGS = (
+    ("Gain 1 + 0.5 sin(2πt/T)", pert.Perturbation("sin_gain", frequency=1.0), 0.5, "adaptive most robust"),
+    ("Drive +1 on eighths 3–4", pert.Perturbation("drive", window=(3, 4)), 1.0, "adaptive most robust"),
+    ("Input noise of std 0.2", pert.Perturbation("noise"), 0.2, "not tested"),
+)
+
+
+@dataclass(frozen=True)
+class Score:
+    """The adaptive RNNs at one of the paper's test settings."""
+
+    label: str
+    paper: str
+    seeds: SeedRobustness          # Geadah et al.'s protocol, over the training seeds
+    zoo_rank: int                  # among the zoo's row-by-row networks
+    zoo_count: int
+
+
+@st.cache_data(max_entries=1, show_spinner="Scoring the adaptive RNNs at the paper's settings…")
+def scorecard() -> list[Score]:
+    """Per test setting of the paper: the adaptive RNN's rank by accuracy retained, in each training seed of their
+    protocol, averaged over the seeds, and among the zoo's row-by-row networks (1 = most robust)."""
+    scores = []
+    rows = list(NETWORK_SETS["rows"])
+    for label, spec, amplitude, paper in PAPER_SETTINGS:
+        zoo = _retained(rows, spec, amplitude)
+        zoo_rank = 1 + int(np.count_nonzero(zoo > zoo[rows.index(ADAPTIVE["rows"])]))
+        scores.append(Score(label, paper, _seed_robustness(spec, amplitude), zoo_rank, len(rows)))
+    return scores
+
+
+def scorecard_rows(scores: list[Score]) -> list[dict[str, str]]:
+    n = len(NETWORK_SETS["pixels"])
+    return [{"Perturbation": score.label, "Paper": score.paper,
+             "Pixels, per seed": f"{', '.join(map(str, score.seeds.ranks))} of {n}",
+             "Pixels, seed mean": f"{score.seeds.mean_rank} of {n} ({percent(score.seeds.mean_retained[-1])} kept, "
+                                  f"best other {percent(max(score.seeds.mean_retained[:-1]))})",
+             "Zoo, rows": f"{score.zoo_rank} of {score.zoo_count}"} for score in scores]
+
+
+def scorecard_verdict(scores: list[Score]) -> str:
+    """What the scorecard says about the paper's claim, in one sentence."""
+    tested = [score for score in scores if score.paper == PAPER_SETTINGS[0][3]]
+    named = {score.label: "the " + score.label[0].lower() + score.label[1:] for score in tested}
+    held = [named[score.label] for score in tested if score.seeds.mean_rank == 1]
+    failed = [named[score.label] for score in tested if score.seeds.mean_rank != 1]
+    zoo_last = [named[score.label] for score in tested if score.zoo_rank == score.zoo_count]
+    parts = []
+    if held:
+        parts.append(f"with their protocol the adaptive RNN is the most robust on average over the seeds under "
+                     f"{' and '.join(held)}, as the paper reports")
+    if failed:
+        parts.append(f"{'but not' if held else 'it is not'} under {' and '.join(failed)}")
+    text = "; ".join(parts) if parts else "the paper's settings are not scored"
+    if zoo_last:
+        text += f"; the zoo's row-by-row adaptive RNN is the least robust of its set under {' and '.join(zoo_last)}"
+    return text[0].upper() + text[1:] + "."
+
+
+def paper_comparison(pixels: Sweep, rows: Sweep, k: int, seeds: SeedRobustness | None) -> str:
+    """How the adaptive RNN of each protocol fares against Geadah et al.'s finding, at amplitude ``k``; ``seeds``:
+    the protocol's networks over their training seeds (:func:`seed_robustness`; None at k = 0)."""
+    if k == 0 or seeds is None:
+        return ("Geadah et al. found the adaptive networks the most robust to shifts in the input statistics; raise "
+                "the amplitude in section 3 to see whether they are here.")
+    n = len(pixels.names)
+    most = sum(rank == 1 for rank in seeds.ranks)
+    on_average = ("the most robust" if seeds.mean_rank == 1 else
+                  f"number {seeds.mean_rank} of {n}")
+    return (f"Geadah et al. found the adaptive networks the most robust. At A = {pixels.amplitudes[k]:g}, with their "
+            f"protocol (the digits read pixel by pixel, 64 steps; their initialisation and training), in the run "
+            f"shown below (training seed 1) {standing(pixels, k)}. Over {len(seeds.ranks)} training seeds it is the most robust of the {n} in "
+            f"**{most} of {len(seeds.ranks)}** (ranks {', '.join(map(str, seeds.ranks))}) and **{on_average}** by "
+            f"accuracy retained averaged over the seeds ({percent(seeds.mean_retained[-1])} against "
+            f"{', '.join(percent(v) for v in seeds.mean_retained[:-1])} for "
+            f"{', '.join(list(NETWORK_SETS['pixels'].values())[:-1])}). Among the zoo's networks, which read the "
+            f"digit row by row in 8 steps, {standing(rows, k)}.")
 
 
 def takeaway(result: Verdict, amplitude: float) -> str:
@@ -335,54 +485,60 @@ def learned_parameters() -> dict[str, dict[str, np.ndarray]]:
         for layer, (n, s) in sample_models.gamma_parameters(model(name)).items():
             label = NETWORKS[name] + ("" if layer == "act" else f" · {layer}")
             groups[label] = {"n": n, "s": s, "network": name}
-    n_t, s_t = clean_adaptive_trace()
+    n_t, s_t = clean_adaptive_trace("rows")
     groups[NETWORKS["rnn_adaptive"] + " · mean over steps"] = {
         "n": n_t.mean(axis=(0, 1)), "s": s_t.mean(axis=(0, 1)), "network": "rnn_adaptive"}
     return groups
 
 
-@st.cache_data(max_entries=2, show_spinner=False)
-def clean_adaptive_trace() -> tuple[np.ndarray, np.ndarray]:
-    """The adaptive RNN's per-step (n, s) on the clean test digits, each (digits, steps, units) float32."""
-    n_t, s_t = model("rnn_adaptive").adaptation_trace(sample_models.digits().X_test)
+@st.cache_data(max_entries=4, show_spinner=False)
+def clean_adaptive_trace(protocol: str) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol's adaptive RNN's per-step (n, s) on the clean test digits, each (digits, steps, units) float32."""
+    n_t, s_t = model(ADAPTIVE[protocol]).adaptation_trace(sample_models.digits().X_test)
     return n_t.astype(np.float32), s_t.astype(np.float32)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def digit_trace(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+def digit_trace(protocol: str, index: int, kind: str, amplitude: float, frequency: float, seed: int,
                 window: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The adaptive RNN's per-step (n, s) on test digit ``index`` under a perturbation, each (steps, units)."""
     spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
-    n_t, s_t = pert.adaptation_trace(model("rnn_adaptive"), sample_models.digits().X_test, spec, amplitude,
+    n_t, s_t = pert.adaptation_trace(model(ADAPTIVE[protocol]), sample_models.digits().X_test, spec, amplitude,
                                      rows=[index])
     return n_t[0], s_t[0]
 
 
-def trace_summary(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+def _clean_digit_trace(protocol: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    return digit_trace(protocol, index, "sin_gain", 0.0, 1.0, 0, (1, pert.EIGHTHS))
+
+
+def trace_summary(protocol: str, index: int, kind: str, amplitude: float, frequency: float, seed: int,
                   window: tuple[int, int]) -> dict[str, float]:
     """How much digit ``index``'s adaptive units move: mean |n_{t+1} - n_t| (clean), the fraction of
-    (unit, step) pairs with s clipped to 0 or 1 (clean), mean |n_t(perturbed) - n_t(clean)|."""
-    n0, s0 = digit_trace(index, "sin_gain", 0.0, 1.0, 0, (1, 8))
-    n1, _ = digit_trace(index, kind, amplitude, frequency, seed, window)
+    (unit, step) pairs with s outside (0, 1) (clean; clipped there, or past it in the unclamped units of
+    Geadah et al.'s protocol), mean |n_t(perturbed) - n_t(clean)|."""
+    n0, s0 = _clean_digit_trace(protocol, index)
+    n1, _ = digit_trace(protocol, index, kind, amplitude, frequency, seed, window)
     return {"gain_change": float(np.abs(np.diff(n0, axis=0)).mean()),
             "clipped": float(np.mean((s0 <= 0) | (s0 >= 1))),
             "gain_shift": float(np.abs(n1 - n0).mean())}
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def most_adaptive_units(count: int) -> list[int]:
+def most_adaptive_units(protocol: str, count: int) -> list[int]:
     """The adaptive RNN's units whose gain moves most from step to step (mean over the test digits)."""
-    n_t, _ = clean_adaptive_trace()
+    n_t, _ = clean_adaptive_trace(protocol)
     movement = np.abs(np.diff(n_t, axis=1)).mean(axis=(0, 1))
     return sorted(int(u) for u in np.argsort(movement)[::-1][:count])
 
 
-def perturbed_digit(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+def perturbed_digit(protocol: str, index: int, kind: str, amplitude: float, frequency: float, seed: int,
                     window: tuple[int, int]) -> np.ndarray:
-    """Test digit ``index`` as the networks see it (8 x 8; the drive leaves the input unchanged)."""
+    """Test digit ``index`` as the protocol's networks see it (8 x 8; the drive leaves the input unchanged)."""
     X = sample_models.digits().X_test
     spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
-    return pert.perturb_inputs(X, spec, amplitude)[index].reshape(8, 8)
+    step_of_feature = pert.sites(model(ADAPTIVE[protocol])).step_of_feature
+    return pert.perturb_inputs(X, spec, amplitude, step_of_feature)[index].reshape(8, 8)
 
 
 # --- figures ---
@@ -463,15 +619,15 @@ def diversity_figure(groups: dict[str, dict[str, np.ndarray]]) -> go.Figure:
     return fig
 
 
-def amplitude_figure(amps: np.ndarray, values: np.ndarray, current: int, *, title: str, y_title: str,
-                     y_range: tuple[float, float] | None = None) -> go.Figure:
+def amplitude_figure(names: tuple[str, ...], amps: np.ndarray, values: np.ndarray, current: int, *, title: str,
+                     y_title: str, y_range: tuple[float, float] | None = None) -> go.Figure:
     """One line per network against amplitude, the current amplitude marked."""
     fig = go.Figure()
-    for i, name in enumerate(NETWORKS):
+    for i, name in enumerate(names):
         fig.add_trace(go.Scatter(
-            x=amps, y=values[i], mode="lines+markers", name=NETWORKS[name],
+            x=amps, y=values[i], mode="lines+markers", name=LABELS[name],
             line=dict(color=NETWORK_COLOURS[name], dash=NETWORK_DASH[name]), marker=dict(size=5),
-            hovertemplate=f"{NETWORKS[name]}<br>A=%{{x:.2f}}<br>{y_title}=%{{y:.4f}}<extra></extra>"))
+            hovertemplate=f"{LABELS[name]}<br>A=%{{x:.2f}}<br>{y_title}=%{{y:.4f}}<extra></extra>"))
     fig.add_vline(x=float(amps[current]), line=dict(color=figures.COLOURS["current"], width=2),
                   annotation_text=f"A = {amps[current]:g}", annotation_position="top")
     fig.update_layout(title=title, xaxis_title="amplitude A", yaxis_title=y_title, **_LAYOUT)
@@ -482,15 +638,15 @@ def amplitude_figure(amps: np.ndarray, values: np.ndarray, current: int, *, titl
     return fig
 
 
-def cka_vs_retained(cka: np.ndarray, retained: np.ndarray) -> go.Figure:
+def cka_vs_retained(names: tuple[str, ...], cka: np.ndarray, retained: np.ndarray) -> go.Figure:
     fig = go.Figure()
-    for i, name in enumerate(NETWORKS):
+    for i, name in enumerate(names):
         if not np.isfinite(cka[i]):
             continue
         fig.add_trace(go.Scatter(
-            x=[cka[i]], y=[retained[i]], mode="markers+text", name=NETWORKS[name], text=[NETWORKS[name]],
+            x=[cka[i]], y=[retained[i]], mode="markers+text", name=LABELS[name], text=[LABELS[name]],
             textposition="top center", marker=dict(size=13, color=NETWORK_COLOURS[name]), showlegend=False,
-            hovertemplate=f"{NETWORKS[name]}<br>CKA=%{{x:.4f}}<br>accuracy retained=%{{y:.4f}}<extra></extra>"))
+            hovertemplate=f"{LABELS[name]}<br>CKA=%{{x:.4f}}<br>accuracy retained=%{{y:.4f}}<extra></extra>"))
     fig.update_layout(title="Does more similar mean more robust?", xaxis_title="CKA(clean, perturbed)",
                       yaxis_title="accuracy retained (perturbed / clean)", **_LAYOUT)
     finite = cka[np.isfinite(cka)]
@@ -519,8 +675,9 @@ def rank_curve(amps: np.ndarray, rho: np.ndarray, tau: np.ndarray, current: int)
     return fig
 
 
-def trace_figure(result: dict[str, np.ndarray], neurons: list[int], show_perturbed: bool) -> go.Figure:
-    """``result``: n_clean, s_clean, n_pert, s_pert, each (steps, units) for one digit."""
+def trace_figure(result: dict[str, np.ndarray], neurons: list[int], show_perturbed: bool, clamped: bool) -> go.Figure:
+    """``result``: n_clean, s_clean, n_pert, s_pert, each (steps, units) for one digit. ``clamped``: s lies in
+    [0, 1] (the zoo's units; Geadah et al.'s are unclamped)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("gain n<sub>t</sub>", "saturation s<sub>t</sub>"), horizontal_spacing=0.08)
     steps = np.arange(1, result["n_clean"].shape[0] + 1)
     palette = figures.CLASS_COLOURS
@@ -528,7 +685,8 @@ def trace_figure(result: dict[str, np.ndarray], neurons: list[int], show_perturb
         colour = palette[j % len(palette)]
         for col, key in ((1, "n"), (2, "s")):
             fig.add_trace(go.Scatter(
-                x=steps, y=result[f"{key}_clean"][:, unit], mode="lines+markers", name=f"unit {unit}",
+                x=steps, y=result[f"{key}_clean"][:, unit], mode="lines+markers" if steps.size <= 16 else "lines",
+                name=f"unit {unit}",
                 legendgroup=str(unit), showlegend=col == 1, line=dict(color=colour),
                 hovertemplate=f"unit {unit}, clean<br>step %{{x}}<br>{key}=%{{y:.3f}}<extra></extra>"), row=1, col=col)
             if show_perturbed:
@@ -540,24 +698,30 @@ def trace_figure(result: dict[str, np.ndarray], neurons: list[int], show_perturb
     fig.update_layout(title="Adaptive units: gain and saturation at each step (dotted: perturbed input)",
                       **_LAYOUT)
     _apply_template(fig)
-    fig.update_xaxes(title_text="time step t (image row)", dtick=1)
-    fig.update_yaxes(range=[-0.05, 1.05], row=1, col=2)
+    rows = steps.size == 8
+    fig.update_xaxes(title_text="time step t (image row)" if rows else "time step t (one pixel each)",
+                     dtick=1 if rows else 8)
+    if clamped:
+        fig.update_yaxes(range=[-0.05, 1.05], row=1, col=2)
     return fig
 
 
-def digit_figure(image: np.ndarray, image_pert: np.ndarray) -> go.Figure:
-    """The clean and the perturbed digit, one above the other (row t is time step t)."""
+def digit_figure(image: np.ndarray, image_pert: np.ndarray, step_of_pixel: np.ndarray) -> go.Figure:
+    """The clean and the perturbed digit side by side; ``step_of_pixel`` (8, 8): the step (1-based) that reads
+    each pixel (its row for the row-by-row networks)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("clean", "perturbed"), horizontal_spacing=0.08)
     lo, hi = float(min(image.min(), image_pert.min(), 0.0)), float(max(image.max(), image_pert.max(), 1.0))
     for col, img in ((1, image), (2, image_pert)):
         fig.add_trace(go.Heatmap(z=img, zmin=lo, zmax=hi, colorscale="Greys", showscale=False,
-                                 y=np.arange(1, 9), x=np.arange(1, 9),
-                                 hovertemplate="row (step) %{y}, column %{x}<br>pixel %{z:.3f}<extra></extra>"),
+                                 y=np.arange(1, 9), x=np.arange(1, 9), customdata=step_of_pixel,
+                                 hovertemplate="row %{y}, column %{x}, read at step %{customdata}"
+                                               "<br>pixel %{z:.3f}<extra></extra>"),
                       row=1, col=col)
         fig.update_yaxes(range=[8.5, 0.5], scaleanchor=f"x{'' if col == 1 else 2}", constrain="domain",
                          tickvals=[1, 4, 8], showticklabels=col == 1, row=1, col=col)
         fig.update_xaxes(range=[0.5, 8.5], constrain="domain", showticklabels=False, row=1, col=col)
-    fig.update_layout(title="The input; row t is step t", **{**_LAYOUT, "height": 230,
+    title = "The input; row t is step t" if step_of_pixel.max() == 8 else "The input (hover: each pixel's step)"
+    fig.update_layout(title=title, **{**_LAYOUT, "height": 230,
                                                               "margin": dict(l=30, r=5, t=60, b=5)})
     _apply_template(fig)
     return fig
@@ -580,52 +744,53 @@ def diversity_chart() -> go.Figure:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def accuracy_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
-    s = sweep(kind, frequency, seed, window)
-    return amplitude_figure(s.amplitudes, s.accuracy, k, title=f"Test accuracy vs amplitude — {PERTURBATIONS[kind]}",
+def accuracy_chart(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(protocol, kind, frequency, seed, window)
+    return amplitude_figure(s.names, s.amplitudes, s.accuracy, k, title=f"Test accuracy vs amplitude — {PERTURBATIONS[kind]}",
                             y_title="test accuracy", y_range=(0.0, 1.02))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def cka_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
-    s = sweep(kind, frequency, seed, window)
-    return amplitude_figure(s.amplitudes, s.cka_self, k, title="CKA(clean, perturbed hidden state) vs amplitude",
+def cka_chart(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(protocol, kind, frequency, seed, window)
+    return amplitude_figure(s.names, s.amplitudes, s.cka_self, k, title="CKA(clean, perturbed hidden state) vs amplitude",
                             y_title="linear CKA", y_range=(0.0, 1.02))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def scatter_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
-    s = sweep(kind, frequency, seed, window)
-    return cka_vs_retained(s.cka_self[:, k], s.accuracy[:, k] / s.accuracy[:, 0])
+def scatter_chart(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(protocol, kind, frequency, seed, window)
+    return cka_vs_retained(s.names, s.cka_self[:, k], s.accuracy[:, k] / s.accuracy[:, 0])
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def rank_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
-    s = sweep(kind, frequency, seed, window)
+def rank_chart(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(protocol, kind, frequency, seed, window)
     rhos, taus = rank_over_amplitudes(s)
     return rank_curve(s.amplitudes, rhos, taus, k)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def between_chart(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
-    s = sweep(kind, frequency, seed, window)
-    labels = list(NETWORKS.values())
+def between_chart(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> go.Figure:
+    s = sweep(protocol, kind, frequency, seed, window)
+    labels = [LABELS[name] for name in s.names]
     title = "CKA between the networks' hidden states, " + ("clean digits" if k == 0 else f"A = {s.amplitudes[k]:g}")
     return heatmap_figure(s.cka_between[k], labels, title)
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
-def trace_chart(index: int, units: tuple[int, ...], kind: str, amplitude: float, frequency: float, seed: int,
-                window: tuple[int, int]) -> go.Figure:
+def trace_chart(protocol: str, index: int, units: tuple[int, ...], kind: str, amplitude: float, frequency: float,
+                seed: int, window: tuple[int, int]) -> go.Figure:
     """amplitude 0: the clean trace only."""
-    n0, s0 = digit_trace(index, "sin_gain", 0.0, 1.0, 0, (1, 8))
-    n1, s1 = digit_trace(index, kind, amplitude, frequency, seed, window)
+    n0, s0 = _clean_digit_trace(protocol, index)
+    n1, s1 = digit_trace(protocol, index, kind, amplitude, frequency, seed, window)
     result = {"n_clean": n0, "s_clean": s0, "n_pert": n1, "s_pert": s1}
-    return trace_figure(result, list(units), amplitude != 0.0)
+    return trace_figure(result, list(units), amplitude != 0.0, model(ADAPTIVE[protocol]).init == "torch")
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
-def digit_chart(index: int, kind: str, amplitude: float, frequency: float, seed: int,
+def digit_chart(protocol: str, index: int, kind: str, amplitude: float, frequency: float, seed: int,
                 window: tuple[int, int]) -> go.Figure:
     clean = sample_models.digits().X_test[index].reshape(8, 8)
-    return digit_figure(clean, perturbed_digit(index, kind, amplitude, frequency, seed, window))
+    step_of_pixel = pert.sites(model(ADAPTIVE[protocol])).step_of_feature.reshape(8, 8) + 1
+    return digit_figure(clean, perturbed_digit(protocol, index, kind, amplitude, frequency, seed, window), step_of_pixel)

@@ -12,7 +12,13 @@ from sample_models import perturbations as P
 from .apptest import metric, open_page, rerun
 
 PAGE = "pages/neural_diversity.py"
-LABELS = {  # page label -> zoo model
+PIXELS = {  # page label -> zoo model, Geadah et al.'s protocol (the default)
+    "RNN ReLU": "pixel_rnn_relu",
+    "RNN γ homog.": "pixel_rnn_gamma_homogeneous",
+    "RNN γ heterog.": "pixel_rnn_gamma_heterogeneous",
+    "RNN adaptive": "pixel_rnn_adaptive",
+}
+ROWS = {  # the zoo's row-by-row networks and MLPs
     "MLP ReLU": "mlp_seed0",
     "MLP γ homog.": "mlp_gamma_homogeneous",
     "MLP γ heterog.": "mlp_gamma_heterogeneous",
@@ -20,6 +26,8 @@ LABELS = {  # page label -> zoo model
     "RNN γ heterog.": "rnn_gamma_heterogeneous",
     "RNN adaptive": "rnn_adaptive",
 }
+ROWS_LABEL = "The zoo's networks: row by row, 8 steps (and MLPs)"
+PIXELS_LABEL = "Geadah et al.'s protocol: pixel by pixel, 64 steps"
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +35,11 @@ def at():
     return open_page(PAGE)
 
 
-def _core(spec: P.Perturbation, amplitude: float):
+def _core(spec: P.Perturbation, amplitude: float, networks=PIXELS):
     """Accuracy (clean, perturbed) and CKA(clean, perturbed) of every network, from the core directly."""
     data = sample_models.digits()
     out = {}
-    for label, name in LABELS.items():
+    for label, name in networks.items():
         run = P.run_perturbed(sample_models.load(name), data.X_test, spec, [0.0, amplitude])
         acc = [sample_models.accuracy(logits, data.y_test) for logits in run.logits]
         out[label] = (acc[0], acc[1], linear_cka(run.hidden[0], run.hidden[1]))
@@ -48,9 +56,7 @@ def test_every_section_draws(at):
     assert not at.error
 
 
-def test_default_numbers_are_the_core_numbers_and_the_verdict_follows_them(at):
-    """Default: gain modulation A = 0.5, f = 1 (Geadah et al.'s test setting)."""
-    core = _core(P.Perturbation("sin_gain", frequency=1.0), 0.5)
+def _check_numbers(at, core):
     for label, (clean, now, cka) in core.items():
         assert metric(at, f"{label} · accuracy") == pytest.approx(now, abs=6e-4)
         assert metric(at, f"{label} · CKA") == pytest.approx(cka, abs=6e-5)
@@ -62,11 +68,75 @@ def test_default_numbers_are_the_core_numbers_and_the_verdict_follows_them(at):
     assert "at A = 0.5" in statement and best in statement
 
 
+def _retained(core) -> dict[str, float]:
+    return {label: now / clean for label, (clean, now, _) in core.items()}
+
+
+def _adaptive_rank(retained: dict[str, float]) -> int:
+    return 1 + sum(r > retained["RNN adaptive"] for r in retained.values())
+
+
+def test_default_numbers_are_the_core_numbers_and_the_verdict_follows_them(at):
+    """Default: Geadah et al.'s protocol, gain modulation A = 0.5, f = 1 (their test setting)."""
+    assert at.radio(key="nd_protocol").value == PIXELS_LABEL
+    _check_numbers(at, _core(P.Perturbation("sin_gain", frequency=1.0), 0.5))
+
+
+def test_the_paper_check_ranks_the_adaptive_rnn_in_every_seed_and_protocol(at):
+    """The top box's ranks are recomputed here from the zoo: each training seed's four pixel networks, their
+    average over the seeds, and the zoo's row-by-row set."""
+    spec = P.Perturbation("sin_gain", frequency=1.0)
+    per_seed = [_retained(_core(spec, 0.5, {label: name + ("" if seed == 1 else f"_seed{seed}")
+                                           for label, name in PIXELS.items()}))
+                for seed in sample_models.zoo.PIXEL_RNN_SEEDS]
+    ranks = [_adaptive_rank(r) for r in per_seed]
+    mean = {label: np.mean([r[label] for r in per_seed]) for label in PIXELS}
+    text = next(i.value for i in at.info if "Geadah et al. found" in i.value)
+    assert f"in **{ranks.count(1)} of 3** (ranks {', '.join(map(str, ranks))})" in text
+    mean_rank = _adaptive_rank(mean)
+    assert ("**the most robust**" if mean_rank == 1 else f"**number {mean_rank} of 4**") in text
+    assert f"({100 * mean['RNN adaptive']:.1f}% against {100 * mean['RNN ReLU']:.1f}%," in text
+    rows_rank = _adaptive_rank(_retained(_core(spec, 0.5, ROWS)))
+    where = {1: "the most robust, as in the paper", 6: "the least robust, the opposite of the paper"}
+    assert where.get(rows_rank, f"number {rows_rank} of 6") in text.split("row by row")[1]
+
+
+def test_the_scorecard_is_the_zoo_at_the_papers_settings(at):
+    """Each row recomputed from the core: the adaptive RNN's rank in every training seed, by the seeds' mean, and
+    among the zoo's row-by-row set; the sentence under it follows the mean ranks."""
+    settings = [(P.Perturbation("sin_gain", frequency=1.0), 0.5), (P.Perturbation("drive", window=(3, 4)), 1.0),
+                (P.Perturbation("noise"), 0.2)]
+    table = at.dataframe[0].value
+    held = []
+    for (spec, amplitude), (_, row) in zip(settings, table.iterrows(), strict=True):
+        per_seed = [_retained(_core(spec, amplitude, {label: name + ("" if seed == 1 else f"_seed{seed}")
+                                                     for label, name in PIXELS.items()}))
+                    for seed in sample_models.zoo.PIXEL_RNN_SEEDS]
+        assert row["Pixels, per seed"] == f"{', '.join(str(_adaptive_rank(r)) for r in per_seed)} of 4"
+        mean = {label: np.mean([r[label] for r in per_seed]) for label in PIXELS}
+        assert row["Pixels, seed mean"].startswith(f"{_adaptive_rank(mean)} of 4 ({100 * mean['RNN adaptive']:.1f}% kept")
+        assert row["Zoo, rows"] == f"{_adaptive_rank(_retained(_core(spec, amplitude, ROWS)))} of 6"
+        held.append(_adaptive_rank(mean) == 1)
+    verdict = next(m.value for m in at.markdown if "With their protocol" in m.value or "it is not" in m.value)
+    first = verdict.split(";")[0]  # the settings where the paper's claim holds on average, if any
+    assert ("as the paper reports" in first) == any(held[:2])
+    assert ("the gain 1 + 0.5 sin" in first and "as the paper reports" in first) == held[0]
+    assert ("the drive +1" in first and "as the paper reports" in first) == held[1]
+
+
+def test_the_zoo_networks_are_one_click_away(at):
+    rerun(at.radio(key="nd_protocol").set_value(ROWS_LABEL))
+    _check_numbers(at, _core(P.Perturbation("sin_gain", frequency=1.0), 0.5, ROWS))
+    assert metric(at, "RNN adaptive · accuracy") == pytest.approx(
+        _core(P.Perturbation("sin_gain"), 0.5, {"RNN adaptive": "rnn_adaptive"})["RNN adaptive"][1], abs=6e-4)
+    rerun(at.radio(key="nd_protocol").set_value(PIXELS_LABEL))
+
+
 def test_amplitude_zero_is_the_clean_network(at):
     at.slider(key="nd_amp_sin").set_value(0.0)
     rerun(at)
     data = sample_models.digits()
-    for label, name in LABELS.items():
+    for label, name in PIXELS.items():
         clean = sample_models.accuracy(sample_models.predict(sample_models.load(name), data.X_test), data.y_test)
         assert metric(at, f"{label} · accuracy") == pytest.approx(clean, abs=6e-4)
         assert metric(at, f"{label} · CKA") == 1.0
@@ -82,14 +152,14 @@ def test_noise_and_drive_controls_reach_the_core(at):
     rerun(at)
     core = _core(P.Perturbation("noise", seed=2), 0.3)
     assert metric(at, "RNN adaptive · accuracy") == pytest.approx(core["RNN adaptive"][1], abs=6e-4)
-    assert metric(at, "MLP ReLU · CKA") == pytest.approx(core["MLP ReLU"][2], abs=6e-5)
+    assert metric(at, "RNN ReLU · CKA") == pytest.approx(core["RNN ReLU"][2], abs=6e-5)
 
     rerun(at.radio(key="nd_kind").set_value("Step drive +A on pre-activations"))
     at.slider(key="nd_amp_drive").set_value(1.0)
     at.slider(key="nd_window").set_value((8, 8))
     rerun(at)
     core = _core(P.Perturbation("drive", window=(8, 8)), 1.0)
-    for label in ("RNN ReLU", "MLP γ heterog."):
+    for label in ("RNN ReLU", "RNN adaptive"):
         assert metric(at, f"{label} · accuracy") == pytest.approx(core[label][1], abs=6e-4)
     at.radio(key="nd_kind").set_value("Gain modulation 1 + A·sin(2πf·t/T)")
     rerun(at)
@@ -139,7 +209,7 @@ def test_verdict_reports_bad_cases_instead_of_failing():
     cka = np.full((m, k), np.nan)
     cka[:, 0] = 1.0
     cka[0, 1:] = 0.5  # only one network with a defined CKA
-    s = Sweep(np.array([0.0, 0.5, 1.0]), acc, cka, np.full((k, m, m), np.nan), ~np.isfinite(cka),
+    s = Sweep(tuple(NETWORKS), np.array([0.0, 0.5, 1.0]), acc, cka, np.full((k, m, m), np.nan), ~np.isfinite(cka),
               np.zeros((m, k, 3), np.int8))
     assert verdict(s, 1).level == "error"
     assert verdict(s, 0).level == "info"

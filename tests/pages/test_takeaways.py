@@ -76,5 +76,5 @@ def test_neural_diversity_sentence_carries_the_rank_statistics(amplitude):
     text = takeaway(at)
     assert number_after(text, "Spearman ρ =") == pytest.approx(metric(at, "Spearman ρ"), abs=6e-3)
     assert f"at A = {float(amplitude):g}" in text
-    paper = next(w.value for w in at.warning if "Geadah et al. found" in w.value)
-    assert f"at A = {float(amplitude):g}" in paper
+    paper = next(i.value for i in at.info if "Geadah et al. found" in i.value)
+    assert f"At A = {float(amplitude):g}," in paper

@@ -132,3 +132,49 @@ def test_build_configs_and_errors():
         build({"kind": "transformer"})
     with pytest.raises(ValueError, match="activation"):
         MLP(activation="gelu")
+
+
+def test_henaff_initialisation_is_a_block_of_rotations():
+    torch.manual_seed(3)
+    W = sm.architectures.henaff_orthogonal(7).double()
+    torch.testing.assert_close(W @ W.T, torch.eye(7, dtype=torch.float64), atol=1e-6, rtol=0)
+    for i in range(0, 6, 2):  # 2x2 rotation blocks by angles in [-pi, 0]; the odd unit left alone
+        c, s = W[i, i], W[i, i + 1]
+        assert torch.isclose(W[i + 1, i + 1], c, atol=1e-6) and torch.isclose(W[i + 1, i], -s, atol=1e-6)
+        assert s <= 1e-6  # sin(theta) <= 0 for theta in [-pi, 0]
+    assert W[6, 6] == pytest.approx(1.0) and torch.count_nonzero(W.abs() > 1e-7) == 3 * 4 + 1
+
+
+def test_pixel_rnn_reads_one_pixel_per_step_in_its_fixed_order():
+    torch.manual_seed(0)
+    m = RNN(hidden_size=6, steps=64, input_size=1, permutation_seed=5)
+    order = np.random.RandomState(5).permutation(64)
+    assert np.array_equal(m.reading_order.numpy(), order)
+    assert np.array_equal(m.step_of_feature()[order], np.arange(64))  # pixel order[t] is read at step t
+    assert np.array_equal(RNN().step_of_feature(), np.arange(64) // 8)  # row by row: the pixel's row
+    X = torch.rand(4, 64)
+    h = torch.zeros(4, 6)
+    with torch.no_grad():
+        for t in range(64):
+            h = torch.relu(m.input(X[:, order[t]].unsqueeze(1)) + m.recurrent(h))
+        torch.testing.assert_close(m(X), m.logits(h))
+    assert "reading_order" not in m.state_dict()  # rebuilt from the config, not stored with the weights
+
+
+def test_geadah_initialisation_and_unclamped_units():
+    torch.manual_seed(0)
+    rnn = RNN(hidden_size=10, activation="gamma_heterogeneous", init="geadah")
+    assert not rnn.act.clamp and torch.all(rnn.act.s == 0)
+    n0 = rnn.act.n.detach()
+    assert torch.all(n0 == n0[0]) and 5 <= float(n0[0]) <= 7  # one draw for every unit
+    W = rnn.recurrent.weight.double()
+    torch.testing.assert_close(W @ W.T, torch.eye(10, dtype=torch.float64), atol=1e-6, rtol=0)
+    aru = AdaptiveRNN(hidden_size=5, controller_size=4, init="geadah")
+    assert aru.controller.readout_s.bias.item() == 0.0 and 5 <= aru.controller.readout_n.bias.item() <= 7
+    with torch.no_grad():
+        aru.controller.readout_s.bias.fill_(-2.0)  # s far below 0 and n below 1e-3 pass through unclamped
+        aru.controller.readout_n.bias.fill_(-1.0)
+    n, s = aru.adaptation_trace(np.random.default_rng(0).random((3, 64), dtype=np.float32))
+    assert s.max() < 0 and n.max() < 0
+    with pytest.raises(ValueError, match="init"):
+        RNN(init="xavier")

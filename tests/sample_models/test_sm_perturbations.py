@@ -9,7 +9,7 @@ import sample_models
 from sample_models import perturbations as P
 
 NETWORKS = ["mlp_seed0", "mlp_gamma_homogeneous", "mlp_gamma_heterogeneous",
-            "rnn_relu", "rnn_gamma_heterogeneous", "rnn_adaptive"]
+            "rnn_relu", "rnn_gamma_heterogeneous", "rnn_adaptive", "pixel_rnn_gamma_heterogeneous", "pixel_rnn_adaptive"]
 SPECS = [P.Perturbation("sin_gain", frequency=1.5), P.Perturbation("noise", seed=4),
          P.Perturbation("drive", window=(2, 5))]
 
@@ -215,3 +215,34 @@ def test_bad_specs_are_refused(models):
         P.sites(sample_models.load("cnn"))
     with pytest.raises(ValueError, match="adapt"):
         P.adaptation_trace(models["rnn_relu"], np.zeros((1, 64), np.float32), P.Perturbation("noise"), 0.1)
+
+
+def _manual_pixel_rnn_relu(model, X, gain, drive):
+    """h_t = relu(U gain_t x_{order[t]} + b + W h_{t-1} + drive_t) over the 64 pixel steps, written out."""
+    order = np.random.RandomState(1).permutation(64)  # the zoo's permutation_seed
+    assert np.array_equal(order, model.reading_order.numpy())
+    X = torch.tensor(X)
+    h = torch.zeros(len(X), model.hidden_size)
+    with torch.no_grad():
+        for t in range(64):
+            x = X[:, order[t]].unsqueeze(1) * gain[t]
+            h = torch.relu(model.input(x) + model.recurrent(h) + drive[t])
+        return model.logits(h).numpy()
+
+
+def test_pixel_rnn_sin_gain_follows_the_reading_order_and_the_drive_its_eighths(data):
+    """Geadah et al.'s protocol: the pixel read at step t gets 1 + A sin(2 pi f t / 64); a drive on eighths 3-4
+    covers steps 17-32 (1-based), their 200-400 of 784 scaled."""
+    model = sample_models.load("pixel_rnn_relu")
+    X = data.X_test[:40]
+    t = np.arange(64)
+    gain = 1 + 0.5 * np.sin(2 * np.pi * 2.0 * t / 64)
+    out = P.run_perturbed(model, X, P.Perturbation("sin_gain", frequency=2.0), [0.5])
+    expected = _manual_pixel_rnn_relu(model, X, gain.astype(np.float32), np.zeros(64))
+    assert np.allclose(out.logits[0], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    drive = np.where((t >= 16) & (t <= 31), 0.7, 0.0).astype(np.float32)
+    assert np.array_equal(P.drive_mask(64, (3, 4)).numpy(), drive / np.float32(0.7))
+    out = P.run_perturbed(model, X, P.Perturbation("drive", window=(3, 4)), [0.7])
+    expected = _manual_pixel_rnn_relu(model, X, np.ones(64, np.float32), drive)
+    assert np.allclose(out.logits[0], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    assert np.array_equal(P.drive_mask(8, (3, 4)).numpy(), [0, 0, 1, 1, 0, 0, 0, 0])  # 8 steps: the steps themselves

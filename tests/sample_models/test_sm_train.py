@@ -3,11 +3,12 @@ import dataclasses
 import hashlib
 import json
 
+import numpy as np
 import pytest
 import torch
 
 import sample_models as sm
-from sample_models.train import main, train_model
+from sample_models.train import _stratified_fifth, main, train_model
 from sample_models.zoo import WEIGHTS_DIR, ZOO
 
 
@@ -54,3 +55,18 @@ def test_cli_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         main(["--out", "/nonexistent", "mlp_seed9"])
     assert "mlp_seed0" in capsys.readouterr().err
+
+
+def test_geadah_protocol_holds_out_a_stratified_fifth_and_is_deterministic(one_thread):
+    y = sm.digits().y_train
+    fit, held = _stratified_fifth(y, seed=1)
+    assert np.intersect1d(fit, held).size == 0 and np.union1d(fit, held).size == y.size
+    for c in range(10):
+        assert np.count_nonzero(y[held] == c) == round(0.2 * np.count_nonzero(y == c))
+    assert not np.array_equal(held, _stratified_fifth(y, seed=2)[1])
+    spec = dataclasses.replace(ZOO["pixel_rnn_relu"], epochs=2)
+    a, ma = train_model(spec)
+    b, mb = train_model(spec)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items()) and ma == mb
+    assert ZOO["pixel_rnn_relu"].training_dict()["schedule"] == "plateau"
+    assert "schedule" not in ZOO["mlp_seed0"].training_dict()  # the one-cycle models' records are unchanged

@@ -14,8 +14,11 @@ REQUIRED = [
     "mlp_seed0", "mlp_seed1", "mlp_seed2", "mlp_wide", "mlp_deep", "mlp_deep_wide", "cnn", "mlp_untrained",
     "mlp_shuffled_labels", "mlp_gamma_homogeneous", "mlp_gamma_heterogeneous", "rnn_relu",
     "rnn_gamma_heterogeneous", "rnn_adaptive",
+    *[f"pixel_rnn_{kind}{suffix}" for suffix in ("", "_seed2", "_seed3")
+      for kind in ("relu", "gamma_homogeneous", "gamma_heterogeneous", "adaptive")],
 ]
-RECURRENT = ["rnn_relu", "rnn_gamma_heterogeneous", "rnn_adaptive"]
+PIXEL = [nm for nm in REQUIRED if nm.startswith("pixel_rnn")]
+RECURRENT = ["rnn_relu", "rnn_gamma_heterogeneous", "rnn_adaptive", *PIXEL]
 CONTROLS = ["mlp_untrained", "mlp_shuffled_labels"]
 FEEDFORWARD = [nm for nm in REQUIRED if nm not in RECURRENT]
 
@@ -87,6 +90,10 @@ def test_accuracy_floors_and_controls():
         acc = sm.accuracy(sm.predict(name, d.X_test), d.y_test)
         if name in CONTROLS:
             assert acc <= 0.2, (name, acc)
+        elif name in PIXEL:
+            # 64 steps of one pixel in a random order, learned from 1150 digits (a fifth held out): Geadah et
+            # al.'s harder task, and their short Adam schedule; these land at 88-95 %
+            assert acc >= 0.85, (name, acc)
         elif name in RECURRENT:
             assert acc >= 0.90, (name, acc)
         else:
@@ -140,7 +147,7 @@ def test_run_from_reproduces_the_model(name):
     layers = sm.run_from_layers(model)
     reps, logits = _capture(model, layers, X)
     if name in RECURRENT:
-        assert layers == ["step8", "logits"]
+        assert layers == [f"step{model.steps}", "logits"]
     else:
         assert layers == sm.layer_names(model)
     for layer in layers:
