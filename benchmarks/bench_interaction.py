@@ -58,6 +58,9 @@ def main() -> int:
     rows, slowest = [], (0.0, "", "")
     for page in PAGES:
         timings = bench_page(page, args.repeats)
+        if not timings:  # a page whose controls are all selects and radios
+            print(f"{page}: no sliders, skipped", flush=True)
+            continue
         values = [t for ts in timings.values() for t in ts]
         worst_key = max(timings, key=lambda k: max(timings[k]))
         rows.append((page, len(timings), statistics.median(values), max(values), worst_key))
