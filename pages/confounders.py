@@ -57,7 +57,10 @@ def controls() -> tuple[str, list[str], str]:
     with left:
         reference = st.selectbox("Reference network (trained)", names, index=names.index("mlp_seed0"),
                                  key="con_reference", bind="query-params",
-                                 help="Each of its layers is compared with the same layer of every partner.")
+                                 help="Each of its layers is compared with the same layer of every partner. "
+                                      "Networks with a layer that is the same for every test digit (the "
+                                      "pixel-by-pixel RNNs, whose first steps read only blank pixels) are not "
+                                      "offered: CKA is undefined there.")
     layers = models.get(reference).layers
     with middle:
         layer = st.selectbox("Layer for the numbers", layers, key=f"con_layer_{reference}", bind="query-params",

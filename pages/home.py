@@ -51,7 +51,10 @@ the time.
 
 Davari et al. (ICLR 2023) show that translating a handful of points, moving one class along a direction a classifier
 ignores, or rescaling neurons can take CKA from 1 to nearly 0 — and that a network can be fine-tuned to
-any target CKA map with its accuracy intact. Each page of this tool lets you do that yourself.
+any target CKA map with its accuracy intact. Later work found more: CKA barely moves when components a classifier
+needs are deleted (Ding et al.), calls a block of layers identical because of a few dominant examples (Nguyen et
+al.), credits training with similarity the inputs alone explain (Cui et al.), and changes with how a layer is pooled.
+Each page of this tool lets you do that yourself.
 """
     )
 

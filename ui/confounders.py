@@ -38,8 +38,10 @@ class Curves:
 
 
 def references() -> list[str]:
-    """Trained networks that other networks share their layers with (candidates for the reference)."""
-    return [name for name in models.names(trained=True) if partners(name)]
+    """Trained networks that other networks share their layers with (candidates for the reference), leaving out
+    those with a layer that is the same for every test digit, where CKA and dCKA are undefined (the pixel-by-pixel
+    RNNs' first steps read pixels blank in every digit)."""
+    return [name for name in models.names(trained=True) if partners(name) and not models.constant_layers(name)]
 
 
 def partners(reference: str) -> list[str]:

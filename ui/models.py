@@ -108,7 +108,9 @@ def _is_relu_mlp(config: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------ modules
-@st.cache_resource(max_entries=16, show_spinner="Loading the network…")
+# Room for the whole zoo (26 networks, 5 MB of weights): the registry builds every entry's layer list from its
+# module, so a smaller cache would reload networks from disk on every run that lists them.
+@st.cache_resource(max_entries=64, show_spinner="Loading the network…")
 def _zoo_module(name: str) -> nn.Module:
     return sample_models.load(name)
 
@@ -170,6 +172,29 @@ def activations(name: str) -> dict[str, dict[str, np.ndarray]]:
     if network.kind == LOADED:
         return {"test": st.session_state[LOADED_STATE][name]["layers"]}
     return _finetuned_activations(network.key, name)
+
+
+def is_constant(layer: np.ndarray) -> bool:
+    """Whether every example (row) gives the same values, up to float32 round-off: CKA is 0/0 there."""
+    layer = np.asarray(layer, dtype=np.float64)  # a float32 mean of equal values is off by ~1e-6 itself
+    centred = layer - layer.mean(axis=0)
+    return not np.any(np.abs(centred) > 1e-7 * (1.0 + np.abs(layer).max()))
+
+
+@st.cache_data(max_entries=64, show_spinner="Checking which layers vary across the digits…")
+def _constant_layers(key: str, name: str) -> tuple[str, ...]:
+    network = get(name)
+    # the zoo's layers are captured here and dropped: caching every network's activations to answer this would
+    # hold hundreds of MB (a 64-step network's 65 layers are 60 MB)
+    layers = (capture_rows(module(name), digits().X_test, network.layers, dtype=None) if network.kind != LOADED
+              else activations(name)["test"])
+    return tuple(layer for layer, values in layers.items() if is_constant(values))
+
+
+def constant_layers(name: str) -> tuple[str, ...]:
+    """The network's layers that are the same for every test digit (e.g. the first steps of an RNN that
+    has read only pixels blank in every digit)."""
+    return _constant_layers(get(name).key, name)
 
 
 def labels(name: str) -> tuple[np.ndarray | None, np.ndarray | None]:

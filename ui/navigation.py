@@ -27,35 +27,35 @@ PAGES = (
     PageInfo("pages/compare.py", "Compare models", ":material/compare:", "compare", "Compare",
              "Two networks or your own activations, layer by layer, with intervals, p-values and the sanity "
              "checks that catch the bugs peer libraries shipped."),
-    PageInfo("pages/outliers.py", "Outliers", ":material/scatter_plot:", "outliers", "Experiment",
+    PageInfo("pages/outliers.py", "Outliers", ":material/scatter_plot:", "outliers", "Davari et al.'s pitfalls",
              "Translating one point, or a subset, far enough drives CKA to a limit near 0, whatever the "
              "direction, even one the network cannot see (Davari et al. Thm 1, Cor. 3).", uses_source=True),
-    PageInfo("pages/invariances.py", "Invariances", ":material/sync_alt:", "invariances", "Experiment",
+    PageInfo("pages/invariances.py", "Invariances", ":material/sync_alt:", "invariances", "Davari et al.'s pitfalls",
              "CKA ignores rotations and isotropic scaling, but not per-feature scaling or invertible linear maps; "
              "CCA ignores all of them. Which measure moves under which transformation, and which is a distance "
              "(1 − CKA breaks the triangle inequality)?", uses_source=True),
-    PageInfo("pages/sensitivity.py", "Specific and sensitive?", ":material/troubleshoot:", "sensitivity", "Experiment",
-             "Delete a layer's low-variance principal components: the network loses accuracy, yet CKA stays closer "
-             "to the original than a network retrained from another seed (Ding et al.)."),
-    PageInfo("pages/block_structure.py", "Block structure", ":material/view_module:", "block_structure",
-             "Experiment", "A network large for its data shows a block of layers CKA calls identical: remove the "
-                           "examples that dominate those layers' first principal component and see whether it "
-                           "survives (Nguyen et al.)."),
-    PageInfo("pages/confounders.py", "Confounders", ":material/join_inner:", "confounders", "Experiment",
-             "Untrained networks look like trained ones in early layers because every network reads the same "
-             "inputs; regressing the inputs out (deconfounded CKA) shows what training shared (Cui et al.)."),
-    PageInfo("pages/pooling.py", "Pooling", ":material/grid_view:", "pooling", "Experiment",
-             "Flatten a feature map, average it, or make every position or step a row: CKA can rank the same "
-             "networks differently under each, so a comparison holds only for its reduction."),
-    PageInfo("pages/separability.py", "Separability", ":material/call_split:", "separability", "Experiment",
+    PageInfo("pages/separability.py", "Separability", ":material/call_split:", "separability", "Davari et al.'s pitfalls",
              "Move a class along a direction every decision boundary ignores: the classifier's decisions are "
              "untouched, CKA collapses (Davari et al. Cor. 4).", uses_source=True),
     PageInfo("pages/function_preserving.py", "Function-preserving edits", ":material/tune:", "function_preserving",
-             "Experiment", "Rescale neurons across a ReLU, or translate in the next layer's null space: the network "
+             "Davari et al.'s pitfalls", "Rescale neurons across a ReLU, or translate in the next layer's null space: the network "
                            "computes exactly the same function, yet its layer-by-layer CKA map changes."),
-    PageInfo("pages/manipulate.py", "Manipulate", ":material/model_training:", "manipulate", "Experiment",
+    PageInfo("pages/manipulate.py", "Manipulate", ":material/model_training:", "manipulate", "Davari et al.'s pitfalls",
              "Fine-tune a network toward any CKA map you choose while its accuracy barely moves (Davari et al. §4.3)."),
-    PageInfo("pages/neural_diversity.py", "Neural diversity", ":material/neurology:", "neural_diversity", "Experiment",
+    PageInfo("pages/sensitivity.py", "Specific and sensitive?", ":material/troubleshoot:", "sensitivity", "More pitfalls",
+             "Delete a layer's low-variance principal components: the network loses accuracy, yet CKA stays closer "
+             "to the original than a network retrained from another seed (Ding et al.)."),
+    PageInfo("pages/block_structure.py", "Block structure", ":material/view_module:", "block_structure",
+             "More pitfalls", "A network large for its data shows a block of layers CKA calls identical: remove the "
+                           "examples that dominate those layers' first principal component and see whether it "
+                           "survives (Nguyen et al.)."),
+    PageInfo("pages/confounders.py", "Confounders", ":material/join_inner:", "confounders", "More pitfalls",
+             "Untrained networks look like trained ones in early layers because every network reads the same "
+             "inputs; regressing the inputs out (deconfounded CKA) shows what training shared (Cui et al.)."),
+    PageInfo("pages/pooling.py", "Pooling", ":material/grid_view:", "pooling", "More pitfalls",
+             "Flatten a feature map, average it, or make every position or step a row: CKA can rank the same "
+             "networks differently under each, so a comparison holds only for its reduction."),
+    PageInfo("pages/neural_diversity.py", "Neural diversity", ":material/neurology:", "neural_diversity", "Neurons that adapt",
              "Neurons that learn their own activation curves, their robustness to input shifts, and whether CKA "
              "ranks that robustness (Geadah et al.)."),
 )

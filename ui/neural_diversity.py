@@ -210,11 +210,6 @@ class Sweep:
     predictions: np.ndarray
 
 
-def _is_constant(h: np.ndarray) -> bool:
-    centred = h - h.mean(axis=0)
-    return not np.any(np.abs(centred) > 1e-7 * (1.0 + np.abs(h).max()))
-
-
 @st.cache_data(max_entries=24, show_spinner="Running every network over the amplitude grid…")
 def sweep(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int]) -> Sweep:
     """The protocol's networks on the 359 test digits at every grid amplitude of one perturbation setting."""
@@ -230,7 +225,7 @@ def sweep(protocol: str, kind: str, frequency: float, seed: int, window: tuple[i
         predictions[i] = np.argmax(out.logits, axis=2)
         acc[i] = np.mean(predictions[i] == digits.y_test[None, :], axis=1)
         hidden.append(out.hidden.astype(np.float64))
-    constant = np.array([[_is_constant(h[k]) for k in range(amps.size)] for h in hidden])
+    constant = np.array([[models.is_constant(h[k]) for k in range(amps.size)] for h in hidden])
     cka_self = np.full((len(names), amps.size), np.nan)
     cka_between = np.full((amps.size, len(names), len(names)), np.nan)
     for k in range(amps.size):

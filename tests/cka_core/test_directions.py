@@ -86,7 +86,9 @@ def test_zoo_null_space_moves_keep_the_logits_or_are_refused(name, layer, digits
     with torch.no_grad():
         before = model.run_from(layer, torch.as_tensor(np.asarray(z), dtype=torch.float32).reshape(shape))
         after = model.run_from(layer, moved.reshape(shape))
-    torch.testing.assert_close(after, before, rtol=0, atol=1e-4)
+    # float32 round-off scales with the logits (mlp_deep_wide's reach ~600); a move the network can see shifts
+    # them by O(1)
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-4 * max(1.0, float(before.abs().max()) / 10))
 
 
 def test_the_cnn_and_rnn_cases_that_registration_order_got_wrong():

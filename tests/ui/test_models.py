@@ -99,3 +99,21 @@ def test_a_fine_tuned_name_is_unique_and_says_where_it_came_from():
     with torch.no_grad():
         net.logits.bias += 1.0
     assert models.finetuned_entry(net, "mlp_deep", "Identity", 0.95)[0] != name
+
+
+def test_constant_layers_are_the_layers_every_digit_leaves_the_same():
+    """Brute force: capture every layer and look for columns that never change. The pixel-by-pixel RNNs'
+    first steps read pixels blank in every test digit; every other zoo network varies everywhere."""
+    import numpy as np
+
+    from cka_core import capture
+
+    X = sample_models.digits().X_test
+    for name in ("pixel_rnn_relu", "pixel_rnn_adaptive_seed2", "rnn_relu", "mlp_deep_wide", "cnn"):
+        reps = capture(sample_models.load(name), X, layers=sample_models.layer_names(name))
+        brute = tuple(layer for layer, values in reps.items()
+                      if np.ptp(np.asarray(values, dtype=np.float64).reshape(len(X), -1), axis=0).max() == 0)
+        assert models.constant_layers(name) == brute, name
+    assert models.constant_layers("pixel_rnn_relu")[:1] == ("step1",)  # pixel 24 is blank in every digit
+    assert models.is_constant(np.full((5, 3), 1.0828954, dtype=np.float32))  # float32 mean round-off is not spread
+    assert not models.is_constant(np.array([[0.0], [1e-3]]))
