@@ -43,7 +43,7 @@ def paper_check(kind: str, k: int, setting: tuple) -> None:
     st.caption("Pixels: Geadah et al.'s protocol (the digits read one pixel per step in a fixed random order, their "
                "initialisation and training), 4 RNNs per training seed, 3 seeds. Zoo, rows: the zoo's 3 row-by-row "
                "RNNs and 3 MLPs. The drive window is the paper's steps 200–400 of 784 scaled (steps 17–32 of 64); "
-               "the paper's noise is a random drive on the pre-activations, not input noise.")
+               "the paper's noise is the noisy drive, not input noise.")
     st.markdown(f"**{nd.scorecard_verdict(scores)}**")
     pixels, rows = (nd.sweep(protocol, kind, *setting) for protocol in nd.PROTOCOLS)
     seeds = nd.seed_robustness(kind, *setting, k) if k else None
@@ -161,14 +161,21 @@ def robustness() -> tuple[str, str, int, tuple]:
         amplitudes["noise"] = st.slider("Noise standard deviation A", 0.0, top, default, step=step, key="nd_amp_noise",
                                         bind="query-params", disabled=kind != "noise",
                                         help="Pixels are in [0, 1]; the noise is added to every pixel.")
-        seed = st.slider("Noise seed", 0, 9, 0, key="nd_seed", bind="query-params", disabled=kind != "noise")
         top, step, default = nd.AMPLITUDES["drive"]
         amplitudes["drive"] = st.slider("Step drive amplitude A", 0.0, top, default, step=step, key="nd_amp_drive",
                                         bind="query-params", disabled=kind != "drive",
                                         help="Added to every unit's pre-activation (RNNs: in the window; "
                                              "MLPs: the first hidden layer).")
+        top, step, default = nd.AMPLITUDES["noisy_drive"]
+        amplitudes["noisy_drive"] = st.slider(
+            "Noisy drive mean A", 0.0, top, default, step=step, key="nd_amp_noisy", bind="query-params",
+            disabled=kind != "noisy_drive",
+            help="Like the step drive, plus Gaussian noise of variance 0.4·A drawn for every digit, step and unit "
+                 "(a fixed pattern per seed): at A = 5 it is Geadah et al.'s noise, N(5, 2); at A = 0 nothing.")
+        seed = st.slider("Noise seed", 0, 9, 0, key="nd_seed", bind="query-params",
+                         disabled=kind not in ("noise", "noisy_drive"))
         window = st.slider("Drive window (eighths of the sequence)", 1, 8, (3, 4), key="nd_window",
-                           bind="query-params", disabled=kind != "drive",
+                           bind="query-params", disabled=kind not in ("drive", "noisy_drive"),
                            help="First and last eighth of the sequence that get the drive: those rows for the "
                                 "row-by-row RNNs, steps 8(first − 1) + 1 to 8·last of the 64 pixel steps. Geadah et "
                                 "al. drive steps 200–400 of 784: eighths 3–4.")
@@ -189,10 +196,13 @@ def robustness() -> tuple[str, str, int, tuple]:
             r"\text{noise:}\quad \tilde x = x + A\,z,\qquad z \sim \mathcal N(0, I)\ \text{(one fixed draw per seed)}",
             r"\text{step drive (RNN):}\quad a_t = U x_t + W h_{t-1} + b + A\,\mathbb 1[t_0 \le t \le t_1],\qquad "
             r"\text{(MLP):}\quad a^{(1)} = W_1 x + b_1 + A",
+            r"\text{noisy drive:}\quad A \;\to\; A + \sqrt{0.4A}\,z_{t,i},\qquad z_{t,i}\sim\mathcal N(0,1)"
+            r"\ \text{(one fixed draw per seed; } A = 5:\ \mathcal N(5, 2)\text{)}",
         ],
         "Geadah et al. test networks trained on clean sequences under shifts of the input statistics they never saw: "
         "the non-zero inputs multiplied by a slow sinusoidal gain ($A = 0.5$, $f = 1$ over the 784 pixels of psMNIST) "
-        "and a constant drive of +1 added to the pre-activations for steps 200–400. Their protocol here: the 64 "
+        "and a constant drive of +1 added to the pre-activations for steps 200–400, and their noise is a random drive "
+        "drawn from N(5, 2) there. Their protocol here: the 64 "
         "pixels of an 8×8 digit, one per step in a fixed random order ($T = 64$). The zoo's networks read the 8 rows "
         "($T = 8$); an MLP sees all rows at once, so the same row-wise gain is the same input change for it. "
         "At $A = 0$ every network gives back its clean logits exactly.",

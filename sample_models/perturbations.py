@@ -10,6 +10,9 @@ exactly, bit for bit):
   pixels in their own order, and each pixel gets the factor of the step that reads it.
 - ``"noise"`` -- additive Gaussian noise of standard deviation ``A`` on every pixel; the noise
   pattern is fixed by ``seed`` (one draw, scaled by ``A``), so the curve over ``A`` is smooth.
+- ``"noisy_drive"`` -- the drive made noisy, as Geadah et al.'s noise: ``+A + sqrt(0.4 A) z`` with ``z``
+  a fixed standard-normal pattern (one value per example, step and unit, from ``seed``), so at
+  ``A = 5`` it is their N(5, 2) and at ``A = 0`` nothing; same window and sites as the drive.
 - ``"drive"`` -- a step drive ``+A`` added to the pre-activations: for the RNNs to the recurrent
   pre-activation ``a_t = U x_t + W h_{t-1} + b`` of every unit, for the steps in a window given in
   eighths of the sequence (1-based, inclusive: the steps of the 8-step networks, steps
@@ -40,6 +43,7 @@ from .activations import N_MIN, SOFTPLUS_THRESHOLD
 
 __all__ = [
     "KINDS",
+    "DRIVES",
     "Perturbation",
     "Sites",
     "PerturbedOutputs",
@@ -59,7 +63,11 @@ __all__ = [
 ]
 
 #: Perturbation kinds, in the order the page shows them.
-KINDS = ("sin_gain", "noise", "drive")
+KINDS = ("sin_gain", "noise", "drive", "noisy_drive")
+#: The kinds that act on the pre-activations (through a hook) rather than on the inputs.
+DRIVES = ("drive", "noisy_drive")
+#: Variance of the noisy drive per unit of its mean: Geadah et al.'s N(5, 2) at A = 5.
+NOISY_DRIVE_VARIANCE = 0.4
 #: The drive window is given in this many equal parts of the sequence.
 EIGHTHS = 8
 
@@ -70,7 +78,7 @@ class Perturbation:
 
     kind : one of :data:`KINDS`.
     frequency : f of the sin gain modulation (cycles over the sequence).
-    seed : seed of the Gaussian noise pattern.
+    seed : seed of the Gaussian noise pattern (input noise and noisy drive).
     window : (first, last) eighth of the sequence, 1-based and inclusive, of the RNNs' step drive
         (for the 8-step networks the steps themselves); the MLPs have no steps and take the drive
         on every input.
@@ -217,24 +225,29 @@ def _drive_hook(site: Sites, perturbation: Perturbation, box: dict):
         a = box["amplitude"]
         if a == 0.0:
             return output
+        drive = output.new_tensor(a)
+        if perturbation.kind == "noisy_drive":  # one pattern for the whole X; a run on some rows gets theirs
+            z = noise_pattern((box["examples"],) + tuple(output.shape[1:]), perturbation.seed)[box["rows"]]
+            drive = drive + output.new_tensor(np.sqrt(NOISY_DRIVE_VARIANCE * a)) * torch.from_numpy(z).to(output.dtype)
         if site.recurrent:  # output: (n, steps, hidden), the input drive of every step
-            return output + output.new_tensor(a) * drive_mask(site.steps, (first, last)).to(output.dtype)[None, :, None]
-        return output + output.new_tensor(a)
+            return output + drive * drive_mask(site.steps, (first, last)).to(output.dtype)[None, :, None]
+        return output + drive
 
     return hook
 
 
 @contextmanager
-def _perturbed_copy(model: nn.Module, perturbation: Perturbation):
-    """A private deep copy of ``model`` with the drive hook in place (when the kind is "drive").
+def _perturbed_copy(model: nn.Module, perturbation: Perturbation, examples: int, rows=None):
+    """A private deep copy of ``model`` with the drive hook in place (when the kind is a drive).
 
-    Yields ``(copy, sites, box)``; ``box["amplitude"]`` sets the drive of the next forward passes.
+    Yields ``(copy, sites, box)``; ``box["amplitude"]`` sets the drive of the next forward passes, which
+    run on ``rows`` of ``examples`` examples (all of them by default).
     """
     site = sites(model)
     work = copy.deepcopy(model).eval()
-    box: dict = {"amplitude": 0.0}
+    box: dict = {"amplitude": 0.0, "examples": examples, "rows": slice(None) if rows is None else rows}
     handles = []
-    if perturbation.kind == "drive":
+    if perturbation.kind in DRIVES:
         handles.append(dict(work.named_modules())[site.drive].register_forward_hook(_drive_hook(site, perturbation, box)))
     try:
         yield work, site, box
@@ -251,7 +264,7 @@ def run_perturbed(model: nn.Module, X, perturbation: Perturbation, amplitudes) -
     """
     amps = np.atleast_1d(_amplitudes(amplitudes))
     logits, hidden = [], []
-    with _perturbed_copy(model, perturbation) as (work, site, box):
+    with _perturbed_copy(model, perturbation, len(X)) as (work, site, box):
         captured: list[torch.Tensor] = []
         handle = dict(work.named_modules())[site.hidden].register_forward_hook(
             lambda m, i, o: captured.append(o.detach().clone()))
@@ -280,11 +293,12 @@ def adaptation_trace(model: nn.Module, X, perturbation: Perturbation, amplitude:
     """
     if not hasattr(model, "adaptation_trace"):
         raise ValueError(f"{type(model).__name__} does not adapt its activations; use the adaptive RNN.")
-    with _perturbed_copy(model, perturbation) as (work, site, box):
+    rows = None if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    with _perturbed_copy(model, perturbation, len(X), rows) as (work, site, box):
         box["amplitude"] = float(_amplitudes(amplitude))
         x = perturb_inputs(X, perturbation, float(amplitude), site.step_of_feature)
         if rows is not None:
-            x = x[np.asarray(rows, dtype=np.int64).reshape(-1)]
+            x = x[rows]
         return work.adaptation_trace(np.array(x, dtype=np.float32))
 
 

@@ -64,12 +64,14 @@ PERTURBATIONS = {
     "sin_gain": "Gain modulation 1 + A·sin(2πf·t/T)",
     "noise": "Gaussian noise (std A)",
     "drive": "Step drive +A on pre-activations",
+    "noisy_drive": "Noisy drive N(A, 0.4A) on pre-activations",
 }
 # The amplitude slider of each kind: (max, step, default). Its values are the grid of the curves.
 AMPLITUDES = {
     "sin_gain": (1.0, 0.1, 0.5),   # Geadah et al. test at A = 0.5, f = 1
     "noise": (0.5, 0.05, 0.2),     # pixels are in [0, 1]
     "drive": (2.0, 0.2, 1.0),      # Geadah et al. add +1
+    "noisy_drive": (6.0, 0.5, 5.0),  # Geadah et al.'s noise: N(5, 2)
 }
 
 # gamma presets: code -> (label, n, s)
@@ -183,8 +185,8 @@ def adaptive_predictions(s: "Sweep", k: int, index: int) -> tuple[int, int]:
 def kind_settings(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> tuple[float, int, tuple[int, int]]:
     """(frequency, seed, window) with the settings of the other kinds at their defaults, so that
     moving a disabled slider does not recompute (only the chosen kind's settings key the cache)."""
-    return (float(frequency) if kind == "sin_gain" else 1.0, int(seed) if kind == "noise" else 0,
-            (int(window[0]), int(window[1])) if kind == "drive" else (1, pert.EIGHTHS))
+    return (float(frequency) if kind == "sin_gain" else 1.0, int(seed) if kind in ("noise", "noisy_drive") else 0,
+            (int(window[0]), int(window[1])) if kind in pert.DRIVES else (1, pert.EIGHTHS))
 
 
 # --- the sweep: every network x every amplitude ---------------------------------------------------
@@ -370,6 +372,8 @@ def seed_robustness(kind: str, frequency: float, seed: int, window: tuple[int, i
 PAPER_SETTINGS = (
     ("Gain 1 + 0.5 sin(2πt/T)", pert.Perturbation("sin_gain", frequency=1.0), 0.5, "adaptive most robust"),
     ("Drive +1 on eighths 3–4", pert.Perturbation("drive", window=(3, 4)), 1.0, "adaptive most robust"),
+    ("Noisy drive N(5, 2) on eighths 3–4", pert.Perturbation("noisy_drive", window=(3, 4)), 5.0,
+     "adaptive most robust"),
     ("Input noise of std 0.2", pert.Perturbation("noise"), 0.2, "not tested"),
 )
 

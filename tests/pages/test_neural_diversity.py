@@ -105,7 +105,7 @@ def test_the_scorecard_is_the_zoo_at_the_papers_settings(at):
     """Each row recomputed from the core: the adaptive RNN's rank in every training seed, by the seeds' mean, and
     among the zoo's row-by-row set; the sentence under it follows the mean ranks."""
     settings = [(P.Perturbation("sin_gain", frequency=1.0), 0.5), (P.Perturbation("drive", window=(3, 4)), 1.0),
-                (P.Perturbation("noise"), 0.2)]
+                (P.Perturbation("noisy_drive", window=(3, 4)), 5.0), (P.Perturbation("noise"), 0.2)]
     table = at.dataframe[0].value
     held = []
     for (spec, amplitude), (_, row) in zip(settings, table.iterrows(), strict=True):
@@ -119,9 +119,10 @@ def test_the_scorecard_is_the_zoo_at_the_papers_settings(at):
         held.append(_adaptive_rank(mean) == 1)
     verdict = next(m.value for m in at.markdown if "With their protocol" in m.value or "it is not" in m.value)
     first = verdict.split(";")[0]  # the settings where the paper's claim holds on average, if any
-    assert ("as the paper reports" in first) == any(held[:2])
+    assert ("as the paper reports" in first) == any(held[:3])
     assert ("the gain 1 + 0.5 sin" in first and "as the paper reports" in first) == held[0]
     assert ("the drive +1" in first and "as the paper reports" in first) == held[1]
+    assert ("the noisy drive" in first and "as the paper reports" in first) == held[2]
 
 
 def test_the_zoo_networks_are_one_click_away(at):
@@ -153,6 +154,13 @@ def test_noise_and_drive_controls_reach_the_core(at):
     core = _core(P.Perturbation("noise", seed=2), 0.3)
     assert metric(at, "RNN adaptive · accuracy") == pytest.approx(core["RNN adaptive"][1], abs=6e-4)
     assert metric(at, "RNN ReLU · CKA") == pytest.approx(core["RNN ReLU"][2], abs=6e-5)
+
+    rerun(at.radio(key="nd_kind").set_value("Noisy drive N(A, 0.4A) on pre-activations"))
+    at.slider(key="nd_amp_noisy").set_value(4.0)
+    rerun(at)
+    core = _core(P.Perturbation("noisy_drive", seed=2, window=(3, 4)), 4.0)
+    for label in ("RNN γ heterog.", "RNN adaptive"):
+        assert metric(at, f"{label} · accuracy") == pytest.approx(core[label][1], abs=6e-4)
 
     rerun(at.radio(key="nd_kind").set_value("Step drive +A on pre-activations"))
     at.slider(key="nd_amp_drive").set_value(1.0)

@@ -11,7 +11,7 @@ from sample_models import perturbations as P
 NETWORKS = ["mlp_seed0", "mlp_gamma_homogeneous", "mlp_gamma_heterogeneous",
             "rnn_relu", "rnn_gamma_heterogeneous", "rnn_adaptive", "pixel_rnn_gamma_heterogeneous", "pixel_rnn_adaptive"]
 SPECS = [P.Perturbation("sin_gain", frequency=1.5), P.Perturbation("noise", seed=4),
-         P.Perturbation("drive", window=(2, 5))]
+         P.Perturbation("drive", window=(2, 5)), P.Perturbation("noisy_drive", seed=3, window=(2, 5))]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -246,3 +246,31 @@ def test_pixel_rnn_sin_gain_follows_the_reading_order_and_the_drive_its_eighths(
     expected = _manual_pixel_rnn_relu(model, X, np.ones(64, np.float32), drive)
     assert np.allclose(out.logits[0], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
     assert np.array_equal(P.drive_mask(8, (3, 4)).numpy(), [0, 0, 1, 1, 0, 0, 0, 0])  # 8 steps: the steps themselves
+
+
+def test_noisy_drive_is_the_drive_plus_a_fixed_pattern_of_variance_0_4_a(data):
+    """Geadah et al.'s noise, N(5, 2) on the pre-activations in the window at A = 5: the step drive plus
+    sqrt(0.4 A) z, z one standard-normal value per digit, step and unit from the seed; a run on some rows gets
+    their rows of the pattern."""
+    model = sample_models.load("pixel_rnn_relu")
+    X = data.X_test[:40]
+    z = P.noise_pattern((40, 64, model.hidden_size), seed=7)
+    window = P.drive_mask(64, (3, 4)).numpy()
+    order = model.reading_order.numpy()
+    t = torch.tensor(X)
+    h = torch.zeros(40, model.hidden_size)
+    with torch.no_grad():
+        for step in range(64):
+            drive = torch.from_numpy(window[step] * (5.0 + np.float32(np.sqrt(2.0)) * z[:, step]))
+            h = torch.relu(model.input(t[:, order[step]].unsqueeze(1)) + model.recurrent(h) + drive)
+        expected = model.logits(h).numpy()
+    out = P.run_perturbed(model, X, P.Perturbation("noisy_drive", seed=7, window=(3, 4)), [5.0])
+    assert np.allclose(out.logits[0], expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    other = P.run_perturbed(model, X, P.Perturbation("noisy_drive", seed=8, window=(3, 4)), [5.0])
+    assert not np.allclose(other.logits[0], out.logits[0])
+    aru = sample_models.load("pixel_rnn_adaptive")
+    spec = P.Perturbation("noisy_drive", seed=7, window=(3, 4))
+    full = P.adaptation_trace(aru, X, spec, 5.0)
+    some = P.adaptation_trace(aru, X, spec, 5.0, rows=[3, 17])
+    # float32 over 64 steps on batches of 2 and of 40: round-off, not a misplaced pattern (that moves n by O(1))
+    assert np.abs(some[0] - full[0][[3, 17]]).max() < 1e-3 and np.abs(some[1] - full[1][[3, 17]]).max() < 1e-3
