@@ -163,8 +163,14 @@ def most_dominated_layer(shares: Sequence[float], block: tuple[int, int]) -> int
     return first + int(np.argmax(np.asarray(shares[first:last + 1], dtype=np.float64)))
 
 
+def removal_maps(layers, order, ms: Sequence[int], *, debiased: bool = False) -> np.ndarray:
+    """The CKA maps without the first m examples of ``order``, for each m in ``ms``: shape (len(ms), L, L).
+    They do not depend on any block, so one set serves every threshold."""
+    order = np.asarray(order)
+    return np.stack([cka_map_without(layers, order[:m], debiased=debiased) for m in ms])
+
+
 def removal_curve(layers, order, ms: Sequence[int], block: tuple[int, int], *,
                   debiased: bool = False) -> list[BlockSummary]:
     """The block's summary on the map without the first m examples of ``order``, for each m in ``ms``."""
-    order = np.asarray(order)
-    return [block_summary(cka_map_without(layers, order[:m], debiased=debiased), block) for m in ms]
+    return [block_summary(C, block) for C in removal_maps(layers, order, ms, debiased=debiased)]

@@ -227,8 +227,10 @@ def _drive_hook(site: Sites, perturbation: Perturbation, box: dict):
             return output
         drive = output.new_tensor(a)
         if perturbation.kind == "noisy_drive":  # one pattern for the whole X; a run on some rows gets theirs
-            z = noise_pattern((box["examples"],) + tuple(output.shape[1:]), perturbation.seed)[box["rows"]]
-            drive = drive + output.new_tensor(np.sqrt(NOISY_DRIVE_VARIANCE * a)) * torch.from_numpy(z).to(output.dtype)
+            if "pattern" not in box:  # drawn once, then scaled for every amplitude of the curve
+                z = noise_pattern((box["examples"],) + tuple(output.shape[1:]), perturbation.seed)[box["rows"]]
+                box["pattern"] = torch.from_numpy(z).to(output.dtype)
+            drive = drive + output.new_tensor(np.sqrt(NOISY_DRIVE_VARIANCE * a)) * box["pattern"]
         if site.recurrent:  # output: (n, steps, hidden), the input drive of every step
             return output + drive * drive_mask(site.steps, (first, last)).to(output.dtype)[None, :, None]
         return output + drive

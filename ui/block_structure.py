@@ -2,8 +2,9 @@
 network's own CKA map, the block in it, the examples that dominate the block's first principal
 component, and the map again without them, against the same number of random examples removed.
 
-The map without the first m examples of an order, and the block's mean CKA along m, are cached per
-(network key, layer defining dominance, block, random seed); the m slider only reads them.
+The maps without the first m examples of an order are cached per (network key, layer defining
+dominance, random seed, m) and, for the removal curves, per (network key, layer, random seed): the
+block found at the chosen threshold is summarised from them, so moving the threshold recomputes no map.
 """
 from __future__ import annotations
 
@@ -104,10 +105,16 @@ def curve_ms(name: str) -> list[int]:
 
 
 @st.cache_data(max_entries=32, show_spinner="Removing examples one group after another…")
+def curve_maps(key: str, name: str, layer: str, random_seed: int | None) -> np.ndarray:
+    """The CKA maps without the first m examples of :func:`removal_order`, for every m of :func:`curve_ms`
+    (not keyed on the block: moving the threshold only re-reads them)."""
+    return blocks.removal_maps(_layers(name), removal_order(name, layer, random_seed), curve_ms(name),
+                               debiased=DEBIASED)
+
+
 def curve(key: str, name: str, layer: str, random_seed: int | None, block: tuple[int, int]) -> list[BlockSummary]:
     """The block's summary without the first m examples of :func:`removal_order`, for every m of :func:`curve_ms`."""
-    return blocks.removal_curve(_layers(name), removal_order(name, layer, random_seed), curve_ms(name), block,
-                                debiased=DEBIASED)
+    return [blocks.block_summary(C, block) for C in curve_maps(key, name, layer, random_seed)]
 
 
 # ----------------------------------------------------------------------------- what the page shows

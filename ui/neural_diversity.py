@@ -303,13 +303,16 @@ def verdict(s: Sweep, k: int) -> Verdict:
     return Verdict("success" if good else "warning", text, agreement, top_acc, top_cka, how)
 
 
+def _rank(retained: np.ndarray, index: int) -> int:
+    """Network ``index``'s rank by accuracy retained: 1 + how many networks kept more (ties share a rank)."""
+    return 1 + int(np.count_nonzero(retained > retained[index]))
+
+
 def adaptive_rank(s: Sweep, k: int) -> tuple[int, float]:
     """(rank of the adaptive RNN by accuracy retained at amplitude ``k``, 1 = most robust; its
     accuracy change in points)."""
-    retained = s.accuracy[:, k] / s.accuracy[:, 0]
     aru = _adaptive_index(s)
-    rank = 1 + int(np.count_nonzero(retained > retained[aru]))
-    return rank, 100 * float(s.accuracy[aru, k] - s.accuracy[aru, 0])
+    return _rank(s.accuracy[:, k] / s.accuracy[:, 0], aru), 100 * float(s.accuracy[aru, k] - s.accuracy[aru, 0])
 
 
 def standing(s: Sweep, k: int) -> str:
@@ -342,8 +345,8 @@ class SeedRobustness:
 
 
 def _adaptive_rank(retained: np.ndarray) -> int:
-    """1 + how many networks kept more accuracy than the adaptive RNN (listed last in the pixel set)."""
-    return 1 + int(np.count_nonzero(retained > retained[-1]))
+    """The adaptive RNN's :func:`_rank` among one seed's pixel networks (it is listed last)."""
+    return _rank(retained, -1)
 
 
 def _retained(names: list[str], spec: pert.Perturbation, amplitude: float) -> np.ndarray:
@@ -397,7 +400,7 @@ def scorecard() -> list[Score]:
     rows = list(NETWORK_SETS["rows"])
     for label, spec, amplitude, paper in PAPER_SETTINGS:
         zoo = _retained(rows, spec, amplitude)
-        zoo_rank = 1 + int(np.count_nonzero(zoo > zoo[rows.index(ADAPTIVE["rows"])]))
+        zoo_rank = _rank(zoo, rows.index(ADAPTIVE["rows"]))
         scores.append(Score(label, paper, _seed_robustness(spec, amplitude), zoo_rank, len(rows)))
     return scores
 
@@ -442,8 +445,8 @@ def paper_comparison(pixels: Sweep, rows: Sweep, k: int, seeds: SeedRobustness |
                   f"number {seeds.mean_rank} of {n}")
     return (f"Geadah et al. found the adaptive networks the most robust. At A = {pixels.amplitudes[k]:g}, with their "
             f"protocol (the digits read pixel by pixel, 64 steps; their initialisation and training), in the run "
-            f"shown below (training seed 1) {standing(pixels, k)}. Over {len(seeds.ranks)} training seeds it is the most robust of the {n} in "
-            f"**{most} of {len(seeds.ranks)}** (ranks {', '.join(map(str, seeds.ranks))}) and **{on_average}** by "
+            f"shown below (training seed 1) {standing(pixels, k)}. Over {len(seeds.ranks)} training seeds it is the "
+            f"most robust of the {n} in **{most} of {len(seeds.ranks)}** (ranks {', '.join(map(str, seeds.ranks))}) and **{on_average}** by "
             f"accuracy retained averaged over the seeds ({percent(seeds.mean_retained[-1])} against "
             f"{', '.join(percent(v) for v in seeds.mean_retained[:-1])} for "
             f"{', '.join(list(NETWORK_SETS['pixels'].values())[:-1])}). Among the zoo's networks, which read the "
