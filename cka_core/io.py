@@ -13,7 +13,6 @@ import array
 import csv
 import io
 import math
-import re
 import struct
 import tokenize
 import warnings
@@ -31,8 +30,6 @@ MAX_ELEMENTS = 2**28  # 268M values: larger arrays are refused before allocating
 MAX_ARRAYS = 1024  # layers per file; more would not fit a heatmap, and each adds a row of CKAs
 MAX_CSV_COLUMNS = 2**17  # csv keeps one Python string per cell of a row: this bounds one row's memory
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
-#: Names of arrays that hold class labels, not activations: never compared as a layer.
-LABEL_KEYS = ("labels", "y", "targets")
 
 _NPY_HEADER_WINDOW = 16 * 1024  # numpy refuses headers over 10,000 bytes: read no more to find one
 _MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful
@@ -522,38 +519,5 @@ def _is_numeric_row(row: list[str]) -> bool:
     return all(_is_number(cell) for cell in row)
 
 
-#: Names that parameters have in a torch state_dict, not activations.
-WEIGHT_NAME = re.compile(r"(^|[._/])(weight|bias|running_mean|running_var|num_batches_tracked|in_proj_weight|"
-                         r"in_proj_bias)$")
-
-
-def activation_layers(arrays: dict[str, np.ndarray], filename: str) -> dict[str, np.ndarray]:
-    """The arrays of a file that are activations: everything but the labels (:data:`LABEL_KEYS`).
-    A file that looks like a model's weights (see :func:`weights_reason`) is refused."""
-    layers = {k: v for k, v in arrays.items() if k not in LABEL_KEYS}
-    if not layers:
-        raise RepresentationError(f"{filename!r} only holds labels ({', '.join(arrays)}); add an array of "
-                                  "activations (one row per example).")
-    reason = weights_reason(layers)
-    if reason is not None:
-        raise RepresentationError(
-            f"{filename!r} looks like a model's weights (a state_dict), not activations: {reason}. CKA compares "
-            "the activations of the same examples. Load the model itself (Compare → Your model: a Hugging Face "
-            "directory, .onnx or .pt2), or capture its layers on your inputs with cka_core.capture(model, inputs, "
-            "layers) and save that: np.savez('acts.npz', **acts).")
-    return layers
-
-
-def weights_reason(arrays: dict[str, np.ndarray]) -> str | None:
-    """Why ``arrays`` look like parameters rather than activations, or None. Parameters are named
-    after what they are (``fc1.weight``, ``bn.running_mean``) and mix vectors (biases) with matrices
-    whose rows are units, not examples."""
-    names = list(arrays)
-    named = [k for k in names if WEIGHT_NAME.search(k)]
-    vectors = [k for k in names if arrays[k].ndim == 1]
-    if named and len(named) * 2 >= len(names):
-        return f"{len(named)} of its {len(names)} arrays are named like parameters ({', '.join(named[:3])}…)"
-    if named and vectors and len(vectors) < len(names):
-        return (f"it mixes 1-d vectors ({', '.join(vectors[:2])}) with matrices and has parameter names "
-                f"({', '.join(named[:2])})")
-    return None
+# Arrays that are a model's weights, not activations: judged in one place (cka_core.weights).
+from .weights import LABEL_KEYS, WEIGHT_NAME, activation_layers, weights_reason  # noqa: E402,F401

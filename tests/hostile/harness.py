@@ -1,0 +1,112 @@
+"""The hostile-files suite's harness: each case is a file built by hand in a temp dir, loaded in a
+fresh subprocess the way the app or the command line loads it, with its peak memory and time
+measured from outside (os.wait4's rusage covers the loader and the worker it starts).
+
+A case's file may plant a *canary*: a pickle (or other code) that, if anything ever ran it, would
+create ``<tmp>/CANARY``. The suite asserts the canary never appears, and each canary case can give
+``unsafe_load``, the careless loader the trick is aimed at, to prove the canary is live.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARY = "CANARY"
+#: The caps the suite runs under (the host's settings, lowered so that hangs end quickly).
+SUITE_CAPS = {"CKA_MODEL_MEMORY_MB": "1024", "CKA_MODEL_LOAD_SECONDS": "30", "CKA_MODEL_FORWARD_SECONDS": "8"}
+#: What one hostile load may cost, measured from outside: the worker's memory cap above the
+#: start-up of a Python process with torch (~0.6 GiB), and the caps' seconds plus start-ups.
+MAX_PEAK_BYTES = (1024 + 900) * 2**20
+MAX_SECONDS = 30 + 8 + 20
+
+
+class Canary:
+    """Unpickling this creates ``<directory>/CANARY``: proof that something ran the file's code."""
+
+    def __init__(self, directory: Path):
+        self.path = str(Path(directory) / CANARY)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def canary_pickle(directory: Path, protocol: int = 2) -> bytes:
+    import pickle
+
+    return pickle.dumps({"x": Canary(directory)}, protocol=protocol)
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a case's builder wrote: the argv of the loader (see tests/hostile/load.py)."""
+
+    via: str                       # model | model-run | inputs | representations | stream | cli
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Path], Built] = field(repr=False)
+    #: A regular expression the one-line error must match (case-insensitive); None: must load.
+    expect: str | None
+    #: The careless loader this file is aimed at (e.g. torch.export.load): run on the built file in
+    #: the test process, it must create the canary (the proof that the trick is real).
+    unsafe_load: Callable[[Built], None] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str
+    returncode: int
+    peak_bytes: int
+    seconds: float
+    stderr: str
+
+
+def run(built: Built, *, env: dict | None = None, timeout: float = 300) -> Outcome:
+    """Load ``built`` in a fresh subprocess under SUITE_CAPS; its peak RSS (with its children's) and time."""
+    if built.via == "cli":
+        argv = [sys.executable, "-m", "cka_core", *built.args]
+    else:
+        argv = [sys.executable, "-m", "tests.hostile.load", built.via, *built.args]
+    environment = {**os.environ, **SUITE_CAPS, **(env or {}), "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryFile() as stdout_file, tempfile.TemporaryFile() as stderr_file:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=stdout_file, stderr=stderr_file,
+                                   stdin=subprocess.DEVNULL)
+        returncode, peak = _wait(process.pid, start + timeout)
+        seconds = time.perf_counter() - start
+        process.returncode = returncode  # reaped here, by wait4, so that its rusage is ours to read
+        stdout_file.seek(0), stderr_file.seek(0)
+        stdout, stderr = stdout_file.read(), stderr_file.read()
+    out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
+    if built.via == "cli":
+        lines = [line for line in err.splitlines() if line.strip()]
+        return Outcome(process.returncode == 0, lines[-1] if lines else "", process.returncode, peak, seconds, err)
+    try:
+        result = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        result = {"ok": False, "message": f"no result (exit {process.returncode}): {err[-2000:]}"}
+    return Outcome(bool(result["ok"]), result["message"], process.returncode, peak, seconds, err)
+
+
+def _wait(pid: int, deadline: float) -> tuple[int, int]:
+    """Reap ``pid`` with wait4 (killing it at ``deadline``): its exit code and peak RSS in bytes, the
+    maximum over it and the children it reaped (Linux reports both for a reaped child)."""
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
+        if time.perf_counter() > deadline:
+            os.kill(pid, 9)
+        time.sleep(0.05)
