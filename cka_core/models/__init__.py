@@ -28,10 +28,19 @@ BUILTIN = "builtin:sentences"
 
 
 def load_model(source, filename: str | None = None, *, tokenizer: bytes | None = None, allow_hub: bool = False,
-               threads: int = 0) -> LoadedModel:
+               threads: int = 0, isolated: bool = False) -> LoadedModel:
     """A model from a path (a Hugging Face directory or .zip of one, a .onnx or a .pt2 file), from
     bytes with their ``filename``, or from a Hub id when ``allow_hub``. ``tokenizer``: the bytes of a
-    tokenizer.json for ONNX and torch.export language models."""
+    tokenizer.json for ONNX and torch.export language models.
+
+    Every file is checked before it is loaded (no code from it runs; sizes within :mod:`.caps`).
+    ``isolated``: load and run it in a worker process with a memory limit and a clock (what the app
+    and the command line do with every model: a file from a stranger may still be slow or large in
+    ways no check sees beforehand); close it with ``model.close()``."""
+    if isolated:
+        from .worker import IsolatedModel
+
+        return IsolatedModel(source, filename, tokenizer=tokenizer, allow_hub=allow_hub, threads=threads)
     from .huggingface import HuggingFaceModel, load_zip
 
     if isinstance(source, (bytes, bytearray)):

@@ -63,6 +63,9 @@ class LoadedModel(ABC):
     def run(self, feed: Feed, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The outputs (batch, ...) of ``layers`` for one batch."""
 
+    def close(self) -> None:
+        """Release what the model holds outside this process (a worker's process); in-process, nothing."""
+
     def describe(self) -> dict:
         """What an export records about the model."""
         return {"format": self.format, "name": self.name, "sha256": self.digest, "inputs": self.input_kind}
