@@ -16,14 +16,14 @@ import math
 import struct
 import tokenize
 import warnings
-import zipfile
-import zlib
+from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
 
 from .errors import RepresentationError
+from .safezip import DEFLATED, STORED, Archive, open_archive
 from .validation import as_matrix
 
 MAX_ELEMENTS = 2**28  # 268M values: larger arrays are refused before allocating; a file unpacks to 8 B a value at most
@@ -33,11 +33,8 @@ SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
 
 _NPY_HEADER_WINDOW = 16 * 1024  # numpy refuses headers over 10,000 bytes: read no more to find one
 _MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful
-_READ_CHUNK = 1 << 20  # an .npz member is inflated this much at a time
 _ZIP_SPARE_ENTRIES = 16  # torch.save adds a few records (data.pkl, version, byteorder...) to its tensors
 _ZIP_SPARE_BYTES = 64 << 20  # ... and a pickle of the object tree: room for those next to the arrays
-# What zipfile raises on a corrupt archive or member: bad headers and offsets, bad deflate streams,
-# truncation, unsupported features (encryption, odd versions), malformed extra fields.
 # The bound of the current load_representations call: a context variable, so concurrent sessions
 # (threads) with different bounds cannot see each other's, without threading it through every reader.
 _MAX_VALUES: ContextVar[int] = ContextVar("max_values", default=MAX_ELEMENTS)
@@ -55,8 +52,6 @@ def _bytes_text(n: int) -> str:
     return f"{n / 2**30:.0f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
-               RuntimeError, struct.error, OverflowError, KeyError)
 # numpy evaluates an .npy header with ast.literal_eval (after tokenising it when that fails):
 # arbitrary header text fails in all of these ways.
 _NPY_HEADER_ERRORS = (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, tokenize.TokenError,
@@ -104,6 +99,8 @@ def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
     if not arrays:
         raise RepresentationError(f"{filename!r} holds no arrays; save at least one (n_examples, ...) array.")
     _check_count(len(arrays), filename)
+    # From shapes, before the per-array checks: a state_dict's scalar counter is not "a single number" to fix.
+    refuse_weights(arrays, filename)
     # Before _checked copies anything: a .pt tensor may be a broadcast view far larger than its storage.
     _check_total(sum(array.size * 8 for array in arrays.values()), filename)
     return {name: _checked(array, filename, name) for name, array in arrays.items()}
@@ -225,38 +222,34 @@ def _read_npy(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
 
 def _read_npz(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     archive = _open_zip(data, filename, "save it with numpy.savez")
-    members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
+    members = [m for m in archive.members if m.name.endswith(".npy")]
     _check_count(len(members), filename)  # before reading any of them
     arrays: dict[str, np.ndarray] = {}
     total = 0
-    for info in members:
-        name = info.filename[: -len(".npy")]
-        # bzip2 and lzma members decompress a whole chunk at once, however large it inflates: a few KB can
-        # become GBs before a single byte is returned. numpy only writes stored and deflated members.
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+    for member in members:
+        name = member.name[: -len(".npy")]
+        # numpy only writes stored and deflated members; anything else is not an .npz numpy wrote.
+        if member.method not in (STORED, DEFLATED):
             raise RepresentationError(
-                f"{filename!r}, array {name!r} uses zip compression method {info.compress_type}; "
+                f"{filename!r}, array {name!r} uses zip compression method {member.method}; "
                 "save the archive with numpy.savez or numpy.savez_compressed."
             )
-        try:
-            with archive.open(info) as member:
-                array = _read_npz_member(member, filename, name, _max_bytes() - total)
-        except _ZIP_ERRORS as error:
-            if isinstance(error, RepresentationError):
-                raise
-            raise RepresentationError(
-                f"{filename!r}, array {name!r} is corrupt ({str(error)[:160]}); save it again with numpy.savez."
-            ) from None
+        array = _read_npz_member(archive.chunks(member.name), filename, name, _max_bytes() - total)
         total += array.size * 8
         arrays[name] = array
     return arrays
 
 
-def _read_npz_member(member, filename: str, name: str, room: int) -> np.ndarray:
-    """One member's array. Zip bombs: trust neither the zip's sizes nor its ratio; read only what the
-    .npy header (already checked against the limits) says the array needs, plus one byte to see that
-    nothing follows. The buffer grows as data arrive, so a header's claim alone allocates nothing."""
-    head = member.read(_NPY_HEADER_WINDOW)
+def _read_npz_member(chunks: Iterator[bytes], filename: str, name: str, room: int) -> np.ndarray:
+    """One member's array from its inflated ``chunks``. Zip bombs: the reader already stops past the
+    member's declared size; here only what the .npy header (checked against the limits) says the array
+    needs is kept, plus one chunk to see that nothing follows. The buffer grows as data arrive, so a
+    header's claim alone allocates nothing."""
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= _NPY_HEADER_WINDOW:
+            break
     header = io.BytesIO(head)
     shape, fortran, dtype = _npy_header(header, filename, name)
     needed = math.prod(shape) * dtype.itemsize
@@ -265,10 +258,9 @@ def _read_npz_member(member, filename: str, name: str, room: int) -> np.ndarray:
             f"{filename!r} holds more than the {_bytes_text(_max_bytes())} of arrays this tool loads from one "
             "file; subsample examples or save fewer layers."
         )
-    body = bytearray(head[header.tell():])
-    while len(body) <= needed:
-        chunk = member.read(min(_READ_CHUNK, needed + 1 - len(body)))
-        if not chunk:
+    body = bytearray(memoryview(head)[header.tell():])
+    for chunk in chunks:  # the same iterator: what follows the header window
+        if len(body) > needed:
             break
         body += chunk  # bytearray grows in place (realloc), not by copying into a new buffer
     if len(body) != needed:
@@ -280,19 +272,11 @@ def _read_npz_member(member, filename: str, name: str, room: int) -> np.ndarray:
     return _array_from(body, shape, fortran, dtype)
 
 
-def _open_zip(data: bytes, filename: str, fix: str) -> zipfile.ZipFile:
-    """The archive's table of contents, refusing more entries than any file of ours holds."""
-    # Each central-directory entry starts with this signature, so counting it bounds the number of
-    # entries before zipfile builds an object for each (a 50 MB upload can list a million).
-    if data.count(b"PK\x01\x02") > MAX_ARRAYS + _ZIP_SPARE_ENTRIES:
-        raise RepresentationError(
-            f"{filename!r} lists more than {MAX_ARRAYS} entries, more than the layers this tool compares; "
-            "save only the layers you want to compare."
-        )
-    try:
-        return zipfile.ZipFile(io.BytesIO(data))
-    except _ZIP_ERRORS as error:
-        raise RepresentationError(f"{filename!r} is not a valid zip archive ({str(error)[:160]}); {fix}.") from None
+def _open_zip(data: bytes, filename: str, fix: str) -> Archive:
+    """The archive, validated by the one strict reader, refusing more entries than any file of ours
+    holds. No inflation ratio: each member is bounded by what its own header may claim."""
+    return open_archive(data, filename, max_members=MAX_ARRAYS + _ZIP_SPARE_ENTRIES, max_ratio=None,
+                        fix=f"{fix} (at most {MAX_ARRAYS} layers, only the layers you want to compare)")
 
 
 # ----------------------------------------------------------------- .pt and .safetensors
@@ -349,46 +333,24 @@ def _key_name(key, index: int) -> str:
 
 
 def _check_torch_archive(data: bytes, filename: str) -> None:
-    """Bound what torch's zip reader allocates, before it reads anything.
+    """Validate a torch.save zip before torch's own reader (miniz) sees it, and bound what it allocates.
 
-    torch allocates each record at the uncompressed size the central directory declares, then inflates
-    into it: a few MB of deflated zeros can fill GBs. So the declared sizes are summed here first, from
-    the same central directory torch will read: zipfile finds it next to the end record, torch at the
-    offset the end record states; an archive where the two differ (bytes prepended, a second directory)
-    is refused, so the two readers cannot be shown different tables of contents.
+    The strict reader accepts only an archive every zip reader reads alike (one directory, no duplicate
+    names, no stray bytes), so torch reads exactly the members checked here; and, as torch allocates
+    each record at its declared uncompressed size before inflating into it, the declared sizes are
+    summed first. Every member is read through (capped) so that no stream torch inflates can lie.
     """
     fix = "save it with torch.save, or use .safetensors"
     archive = _open_zip(data, filename, fix)
-    if _central_directory_offset(data) != archive.start_dir:
-        raise RepresentationError(
-            f"{filename!r} is not a plain torch.save archive (its zip directory is not where its end record "
-            f"points, or it has a trailing comment); {fix}."
-        )
-    declared = sum(info.file_size for info in archive.infolist())
+    declared = sum(member.size for member in archive.members)
     if declared > _max_bytes() + _ZIP_SPARE_BYTES:
         raise RepresentationError(
             f"{filename!r} declares {_approx(declared)} bytes of tensor data, over the "
             f"{_bytes_text(_max_bytes())} this tool loads from one file; subsample examples or save fewer layers."
         )
-
-
-def _central_directory_offset(data: bytes) -> int | None:
-    """Where the zip's end record says its central directory starts, as torch's (miniz's) reader reads it.
-
-    Only an end record in the last 22 bytes (no archive comment, as torch.save writes) counts, so that it
-    is the one both zipfile and miniz find; for zip64, only a zip64 record right before its locator,
-    which is where zipfile looks while miniz follows the locator's pointer.
-    """
-    end = len(data) - 22
-    if end < 0 or data[end: end + 4] != b"PK\x05\x06" or data[-2:] != b"\x00\x00":
-        return None
-    locator = end - 20
-    if locator >= 0 and data[locator: locator + 4] == b"PK\x06\x07":
-        record = struct.unpack_from("<Q", data, locator + 8)[0]
-        if record != locator - 56 or data[record: record + 4] != b"PK\x06\x06":
-            return None
-        return struct.unpack_from("<Q", data, record + 48)[0]
-    return struct.unpack_from("<L", data, end + 16)[0]
+    for member in archive.members:
+        for _ in archive.chunks(member.name):
+            pass
 
 
 def _check_tensor(tensor, filename: str, name: str) -> None:
@@ -520,4 +482,4 @@ def _is_numeric_row(row: list[str]) -> bool:
 
 
 # Arrays that are a model's weights, not activations: judged in one place (cka_core.weights).
-from .weights import LABEL_KEYS, WEIGHT_NAME, activation_layers, weights_reason  # noqa: E402,F401
+from .weights import LABEL_KEYS, WEIGHT_NAME, activation_layers, refuse_weights, weights_reason  # noqa: E402,F401
