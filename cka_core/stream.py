@@ -31,6 +31,7 @@ import numpy as np
 from .accumulator import CKAAccumulator
 from .errors import RepresentationError
 from .io import LABEL_KEYS, _npy_header
+from .weights import refuse_weights
 
 BLOCK_VALUES = 2**19  # values of one side per block (2 MiB as float32); its float64 copies are what a step adds
 WIDE_BLOCK_ROWS = 2048
@@ -231,6 +232,7 @@ def open_layers(spec: str | os.PathLike) -> StreamedLayers:
             layers = (dataclasses.replace(layers[0], name=_shared_stem(paths)),)
         if not layers:
             raise RepresentationError(f"{path} holds no layers.")
+        refuse_weights({l.name: (l.rows, *l.row_shape) for l in layers}, str(path))  # judged from headers alone
         rows = {layer.rows for layer in layers}
         if len(rows) > 1:
             raise RepresentationError(f"{path}: its layers have different numbers of rows "

@@ -233,9 +233,8 @@ def test_a_state_dict_is_refused_as_weights_not_activations(fmt):
     from cka_core.io import activation_layers
 
     data, name = _state_dict_file(fmt)
-    arrays = load_representations(data, name)
     with pytest.raises(cka_core.RepresentationError, match=r"looks like a model's weights .*hidden\d.linear.(weight|bias).*Your model"):
-        activation_layers(arrays, name)
+        activation_layers(load_representations(data, name), name)  # refused by the reader itself, before this
 
 
 def test_activations_named_after_modules_are_not_taken_for_weights():
