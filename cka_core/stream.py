@@ -15,13 +15,12 @@ exactly the in-memory ``cka_matrix`` of the concatenated data (docs/theory.md §
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import mmap
 import os
 import re
 import struct
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ import numpy as np
 
 from .accumulator import CKAAccumulator
 from .errors import RepresentationError
-from .io import LABEL_KEYS, _npy_header
+from .io import LABEL_KEYS, SAFETENSORS_MAX_HEADER, _npy_header, safetensors_header
+from .safezip import STORED, open_archive
 from .weights import refuse_weights
 
 BLOCK_VALUES = 2**19  # values of one side per block (2 MiB as float32); its float64 copies are what a step adds
@@ -86,49 +86,43 @@ def _npy_layer(path: Path, name: str, handle, offset: int = 0) -> StoredLayer:
 
 
 def _npz_layers(path: Path) -> list[StoredLayer]:
-    layers = []
-    with path.open("rb") as handle, zipfile.ZipFile(handle) as archive:
-        for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
+    """Each .npy member's rows where they lie in the file: the archive is validated by the strict reader
+    over a memory map (nothing is read into memory), and only stored members can be read in blocks."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        archive = open_archive(mapped, str(path), fix="save it again with np.savez (not savez_compressed)")
+        layers = []
+        for member in archive.members:
+            if not member.name.endswith(".npy"):
                 continue
-            name = info.filename[: -len(".npy")]
-            if info.compress_type != zipfile.ZIP_STORED:
+            name = member.name[: -len(".npy")]
+            if member.method != STORED:
                 raise RepresentationError(f"{path}: array {name!r} is compressed, so its rows cannot be read in blocks; "
                                           "save it with np.savez (not savez_compressed), or as .npy files.")
-            handle.seek(info.header_offset)
-            local = handle.read(30)
-            if local[:4] != b"PK\x03\x04":
-                raise RepresentationError(f"{path}: the zip entry of {name!r} is corrupt; save it again.")
-            name_length, extra_length = struct.unpack("<HH", local[26:30])
-            layers.append(_npy_layer(path, name, handle, info.header_offset + 30 + name_length + extra_length))
+            layer = _npy_layer(path, name, handle, member.data_offset)
+            if layer.offset + layer.rows * layer.row_bytes != member.data_offset + member.size:
+                raise RepresentationError(f"{path}: array {name!r} holds more or fewer bytes than its header "
+                                          "describes; save it again with np.savez.")
+            layers.append(layer)
     return layers
 
 
 def _safetensors_layers(path: Path) -> list[StoredLayer]:
     with path.open("rb") as handle:
         head = handle.read(8)
-        if len(head) != 8:
-            raise RepresentationError(f"{path} is not a .safetensors file (too short).")
-        (length,) = struct.unpack("<Q", head)
-        if length > min(100 * 2**20, path.stat().st_size):
-            raise RepresentationError(f"{path}: its header claims {length:,} bytes; not a valid .safetensors file.")
-        try:
-            header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise RepresentationError(f"{path}: its header is not valid JSON; not a valid .safetensors file.") from None
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        header = safetensors_header(head + handle.read(min(length, SAFETENSORS_MAX_HEADER)), str(path),
+                                    file_size=path.stat().st_size)
     layers = []
     for name, meta in header.items():
         if name == "__metadata__":
             continue
-        dtype = SAFETENSORS_DTYPES.get(meta.get("dtype")) if isinstance(meta, dict) else None
+        dtype = SAFETENSORS_DTYPES.get(meta["dtype"])
         if dtype is None:
             raise RepresentationError(f"{path}: tensor {name!r} has an unsupported dtype; save float32 tensors.")
         shape, (begin, end) = meta["shape"], meta["data_offsets"]
         if not shape:
             raise RepresentationError(f"{path}: tensor {name!r} is a scalar; save one row per example.")
         layer = StoredLayer(name, path, 8 + length + begin, shape[0], tuple(shape[1:]) or (1,), np.dtype(dtype))
-        if end - begin != layer.rows * layer.row_bytes:
-            raise RepresentationError(f"{path}: tensor {name!r} has {end - begin} bytes for shape {shape}; corrupt file.")
         _check_span(path, name, layer.offset, end - begin)
         layers.append(layer)
     return layers
@@ -155,7 +149,7 @@ def _file_layers(path: Path) -> list[StoredLayer]:
             return _npz_layers(path)
         if suffix == ".safetensors":
             return _safetensors_layers(path)
-    except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as error:
+    except (OSError, KeyError, ValueError, TypeError) as error:
         if isinstance(error, RepresentationError):
             raise
         raise RepresentationError(f"{path} could not be read ({type(error).__name__}: {error}).") from None
