@@ -299,10 +299,14 @@ def _run_models(args) -> tuple[dict, dict, dict, object]:
     examples = models.read_inputs(args.inputs)
     loaded, reduced = [], []
     for source, tokenizer in zip(args.model, tokenizers):
-        model = models.load_model(source, tokenizer=tokenizer, allow_hub=args.allow_hub)
-        layers = tuple(args.layers.split(",")) if args.layers else model.default_layers
-        how = args.pool or models.default_reduction(model, layers)
-        reps = models.represent(model, examples, layers, how, progress=rate(f"{model.name} ({model.format})"))
+        # In a worker process with the host's caps (cka_core.models.caps): a model file may come from anyone.
+        model = models.load_model(source, tokenizer=tokenizer, allow_hub=args.allow_hub, isolated=True)
+        try:
+            layers = tuple(args.layers.split(",")) if args.layers else model.default_layers
+            how = args.pool or models.default_reduction(model, layers)
+            reps = models.represent(model, examples, layers, how, progress=rate(f"{model.name} ({model.format})"))
+        finally:
+            model.close()
         loaded.append(model)
         reduced.append(reps)
     if not np.array_equal(reduced[0].example_of_row, reduced[1].example_of_row):

@@ -23,6 +23,7 @@ from cka_core import RepresentationError
 from cka_core import models as own
 from cka_core.models import reduction
 from cka_core.models.huggingface import hub_allowed
+from cka_core.models.worker import Worker
 
 from . import models
 from .launch import launch_models
@@ -58,9 +59,9 @@ class ModelChoice:
 
 @dataclass
 class ModelLoad:
-    """One model being loaded in a thread of its own, so that a Stop click ends the wait at once: the
-    script follows the thread (:func:`loaded_model`) with a Stop button; a stopped load is abandoned
-    (its thread finishes in the background and nothing it returns is kept)."""
+    """One model being loaded in a worker process of its own (cka_core.models.worker: a memory
+    limit, a clock, nothing from the file runs in the server), followed by a thread so that the
+    script can show the time so far with a Stop button (:func:`loaded_model`); Stop kills the worker."""
 
     key: tuple
     what: str
@@ -68,16 +69,17 @@ class ModelLoad:
     model: object = None
     failure: str | None = None
     thread: threading.Thread | None = None
+    worker: Worker = field(default_factory=lambda: Worker(threads=1), repr=False)
 
     @property
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
 
-def _load(job: ModelLoad, load: Callable[[], object]) -> None:
+def _load(job: ModelLoad, load: Callable[[Worker], object]) -> None:
     """The load's thread: no Streamlit call in here."""
     try:
-        job.model = load()
+        job.model = load(job.worker)
     except RepresentationError as error:
         job.failure = str(error)
     except Exception as error:  # noqa: BLE001 - a thread's exception would otherwise vanish
@@ -88,6 +90,7 @@ def _load(job: ModelLoad, load: Callable[[], object]) -> None:
 def _stop_load(side: str) -> None:
     job = st.session_state.get(LOADS_STATE, {}).pop(side, None)
     if job is not None:
+        job.worker.kill()
         st.session_state.setdefault(STOPPED_LOADS, {})[side] = job.key
 
 
@@ -95,7 +98,7 @@ def _load_again(side: str) -> None:
     st.session_state.get(STOPPED_LOADS, {}).pop(side, None)
 
 
-def loaded_model(side: str, key: tuple, what: str, load: Callable[[], object]):
+def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], object]):
     """The model ``key`` names, loaded once per session (bounded), or None while it loads or after a
     Stop. Loading shows the time so far and a Stop button; a click elsewhere leaves the load running,
     and the next run picks it up."""
@@ -111,6 +114,8 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[], object]):
     loads = st.session_state.setdefault(LOADS_STATE, {})
     job = loads.get(side)
     if job is None or job.key != key:  # a new choice abandons the side's previous load
+        if job is not None:
+            job.worker.kill()
         job = loads[side] = ModelLoad(key, what)
         job.thread = threading.Thread(target=_load, args=(job, load), name="cka-model-load", daemon=True)
         job.thread.start()
@@ -130,7 +135,7 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[], object]):
         raise RepresentationError(job.failure)
     kept[key] = job.model
     while len(kept) > MODELS_KEPT:
-        kept.popitem(last=False)
+        kept.popitem(last=False)[1].close()  # its worker process
     st.rerun()  # draw the side without the Stop button and the progress line
 
 
@@ -164,18 +169,19 @@ def model_picker(side: str) -> ModelChoice | None:
         data, tokenizer_data = model_file.getvalue(), tokenizer.getvalue() if tokenizer else None
         model = loaded_model(side, ("upload", _digest(model_file), model_file.name,
                                     _digest(tokenizer) if tokenizer else ""), model_file.name,
-                             lambda: own.load_model(data, model_file.name, tokenizer=tokenizer_data, threads=1))
+                             lambda worker: own.load_model(data, model_file.name, tokenizer=tokenizer_data, threads=1,
+                                                            worker=worker))
     elif where == "launch":
         path = st.selectbox("Model", launched, key=f"cmp_{key}_model_launch", bind="query-params")
         mtime = Path(path).stat().st_mtime if Path(path).exists() else 0.0
         model = loaded_model(side, ("path", path, mtime), Path(path).name,
-                             lambda: own.load_model(path, threads=1))
+                             lambda worker: own.load_model(path, threads=1, worker=worker))
     else:
         hub_id = st.text_input("Hugging Face Hub id", key=f"cmp_{key}_hub", placeholder="e.g. bert-base-uncased")
         if not hub_id:
             return None
         model = loaded_model(side, ("hub", hub_id.strip()), hub_id.strip(),
-                             lambda: own.load_model(hub_id.strip(), allow_hub=True, threads=1))
+                             lambda worker: own.load_model(hub_id.strip(), allow_hub=True, threads=1, worker=worker))
     if model is None:
         return None
     st.caption(f"**{model.name}** — {model.format}, {len(model.layers)} layers, reads {model.input_kind}s.")

@@ -9,7 +9,7 @@ reduced to representations.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import RepresentationError
 from .base import Layer, LoadedModel, Representations, Stopped, represent, represent_all
@@ -28,7 +28,7 @@ BUILTIN = "builtin:sentences"
 
 
 def load_model(source, filename: str | None = None, *, tokenizer: bytes | None = None, allow_hub: bool = False,
-               threads: int = 0, isolated: bool = False) -> LoadedModel:
+               threads: int = 0, isolated: bool = False, worker=None) -> LoadedModel:
     """A model from a path (a Hugging Face directory or .zip of one, a .onnx or a .pt2 file), from
     bytes with their ``filename``, or from a Hub id when ``allow_hub``. ``tokenizer``: the bytes of a
     tokenizer.json for ONNX and torch.export language models.
@@ -36,19 +36,27 @@ def load_model(source, filename: str | None = None, *, tokenizer: bytes | None =
     Every file is checked before it is loaded (no code from it runs; sizes within :mod:`.caps`).
     ``isolated``: load and run it in a worker process with a memory limit and a clock (what the app
     and the command line do with every model: a file from a stranger may still be slow or large in
-    ways no check sees beforehand); close it with ``model.close()``."""
-    if isolated:
+    ways no check sees beforehand); close it with ``model.close()``. ``worker``: a
+    :class:`~cka_core.models.worker.Worker` the caller started (implies ``isolated``), so that it can
+    kill a load that is still running."""
+    if isolated or worker is not None:
         from .worker import IsolatedModel
 
-        return IsolatedModel(source, filename, tokenizer=tokenizer, allow_hub=allow_hub, threads=threads)
-    from .huggingface import HuggingFaceModel, load_zip
+        return IsolatedModel(source, filename, tokenizer=tokenizer, allow_hub=allow_hub, threads=threads,
+                             worker=worker)
+    from .huggingface import HuggingFaceModel
 
+    directory = None  # where a .onnx on this machine may read its external data
     if isinstance(source, (bytes, bytearray)):
         data, name = bytes(source), filename or "model"
     else:
         path = Path(source)
         if path.is_dir():
-            return HuggingFaceModel(path, allow_hub=allow_hub)
+            graphs = sorted(path.glob("*.onnx"))
+            if len(graphs) == 1 and not (path / "config.json").exists():
+                path = graphs[0]  # a directory of one .onnx and its data files
+            else:
+                return HuggingFaceModel(path, allow_hub=allow_hub)
         if not path.exists():
             if allow_hub and isinstance(source, str) and "/" in source and not source.endswith(MODEL_SUFFIXES):
                 return HuggingFaceModel(source, allow_hub=True)
@@ -56,20 +64,40 @@ def load_model(source, filename: str | None = None, *, tokenizer: bytes | None =
                 " (Hub ids are off here: download the model and load its directory, or set CKA_ALLOW_HUB=1 where "
                 "the Hub is reachable)")
             raise RepresentationError(f"{source}: no such file or model directory{hub_note}.")
-        data, name = path.read_bytes(), filename or path.name
+        data, name, directory = path.read_bytes(), filename or path.name, path.parent
     suffix = Path(name).suffix.lower()
     if suffix == ".zip":
-        return load_zip(data, name, allow_hub=False)
+        return _load_archive(data, name, tokenizer=tokenizer, threads=threads)
     if suffix == ".onnx":
-        from .onnx_graph import OnnxModel
+        from .onnx_graph import DirectoryFiles, OnnxModel
 
-        return OnnxModel(data, name, tokenizer=tokenizer, threads=threads)
+        files = DirectoryFiles(directory, name) if directory is not None else None
+        return OnnxModel(data, name, tokenizer=tokenizer, threads=threads, files=files)
     if suffix == ".pt2":
         from .exported import ExportedModel
 
         return ExportedModel(data, name, tokenizer=tokenizer)
     raise RepresentationError(f"{name}: a model is a Hugging Face directory (or a .zip of it), a .onnx or a .pt2 "
                               f"file, not {suffix or 'a file without a suffix'}.")
+
+
+def _load_archive(data: bytes, name: str, *, tokenizer: bytes | None, threads: int) -> LoadedModel:
+    """A model .zip: one .onnx with its external-data files (read from the archive in memory, never
+    unpacked), or else a Hugging Face directory (a config.json beside its weights)."""
+    from ..safezip import open_archive
+    from .huggingface import load_zip
+
+    try:
+        archive = open_archive(data, name)
+    except RepresentationError:
+        return load_zip(data, name, allow_hub=False)  # the directory reader words what is wrong with it
+    graphs = [member for member in archive.names if member.lower().endswith(".onnx")]
+    if len(graphs) == 1 and not any(PurePosixPath(member).name == "config.json" for member in archive.names):
+        from .onnx_graph import ArchiveFiles, OnnxModel
+
+        return OnnxModel(archive.read(graphs[0]), name, tokenizer=tokenizer, threads=threads,
+                         files=ArchiveFiles(archive, graphs[0], name))
+    return load_zip(data, name, allow_hub=False)
 
 
 def builtin_sentences(count: int = 500) -> Examples:

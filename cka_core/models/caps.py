@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from ..errors import RepresentationError
+
 MiB = 2**20
 
 
@@ -56,7 +58,7 @@ ENVIRONMENT = {
 
 def current() -> ModelCaps:
     """The defaults, with each cap the host set in the environment (read on every call, so a test
-    or a host can change them without a restart). A malformed setting is a ValueError naming it."""
+    or a host can change them without a restart). A malformed setting is a RepresentationError naming it."""
     settings = {}
     for field in fields(ModelCaps):
         variable, unit = ENVIRONMENT[field.name]
@@ -66,9 +68,9 @@ def current() -> ModelCaps:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"{variable}={text!r} is not a number; set it to a positive number or unset it.") from None
+            raise RepresentationError(f"{variable}={text!r} is not a number; set it to a positive number or unset it.") from None
         if not value > 0:
-            raise ValueError(f"{variable}={text!r} must be positive; unset it for the default.")
+            raise RepresentationError(f"{variable}={text!r} must be positive; unset it for the default.")
         settings[field.name] = int(value * unit) if field.type in (int, "int") else value * unit
     return ModelCaps(**settings)
 

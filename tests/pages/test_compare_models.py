@@ -180,22 +180,23 @@ def _slow_loads(monkeypatch, seconds: float):
 
 
 def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
-    """While a model loads, the side shows the time so far and Stop; Stop ends the wait at once, the
-    abandoned load keeps nothing when it ends, and 'Load it again' loads it."""
+    """While a model loads, the side shows the time so far and Stop; Stop ends the wait at once and
+    kills the load's worker process, nothing is kept, and 'Load it again' loads it."""
     import ui.own_models
 
-    finished = _slow_loads(monkeypatch, 1.5)
+    _slow_loads(monkeypatch, 1.5)
     monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", 0)  # a click restarts the script while it loads
     at = open_page(PAGE, {"cmp_a_kind": "Your model"})
     at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
     assert any("Loading bert.zip" in c.value for c in at.caption)
+    job = at.session_state[ui.own_models.LOADS_STATE]["A"]
     at = rerun(at.button(key="own_stop_load_a").click())
     assert any("Stopped loading bert.zip; nothing was kept" in w.value for w in at.warning)
-    deadline = time.time() + 30
-    while not finished and time.time() < deadline:
-        time.sleep(0.1)
+    job.thread.join(timeout=30)
+    assert not job.thread.is_alive() and not job.worker.alive  # the worker was killed, so the load ended
+    assert job.model is None
     at = rerun(at)  # the abandoned load has ended: still stopped, nothing kept
-    assert finished and any("Stopped loading" in w.value for w in at.warning)
+    assert any("Stopped loading" in w.value for w in at.warning)
     assert not at.session_state[ui.own_models.LOADED_MODELS]
     monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", None)
     at = rerun(at.button(key="own_load_again_a").click())
