@@ -220,8 +220,8 @@ def _end_records(view: memoryview) -> tuple[int, int, int]:
     record, which must be the file's last 22 bytes (no comment), and the zip64 records before it."""
     end = len(view) - 22
     if end < 0 or bytes(view[end:end + 4]) != _END:
-        raise _Bad("it does not end with a zip end record (not a zip archive, or data or a comment "
-                                "after the archive)")
+        raise _Bad("it is not a readable .zip archive (it does not end with a zip end record: truncated, not "
+                   "a zip, or data or a comment after the archive)")
     _, disk, cd_disk, here, count, cd_size, cd_offset, comment = _unpack(_END_FMT, view, end, "end record")
     if comment or disk or cd_disk or here != count:
         raise _Bad("its end record has a comment or spans several disks")
@@ -378,11 +378,11 @@ def _check_names(members: list[Member]) -> None:
     seen: dict[str, str] = {}
     for member in members:
         name = member.name
-        if not name or "\\" in name or "\x00" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-            raise _Bad("its name is absolute, has a drive letter, a backslash or a NUL", name)
         parts = name.rstrip("/").split("/")
-        if ".." in parts or any(c < " " for c in name):
-            raise _Bad("its name climbs out of the archive ('..') or holds control characters", name)
+        if not name or "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in parts:
+            raise _Bad("its name points outside the archive (absolute, a drive letter, a backslash or '..')", name)
+        if any(c < " " for c in name):
+            raise _Bad("its name holds a NUL or control characters", name)
         key = unicodedata.normalize("NFC", "/".join(p for p in parts if p not in ("", "."))).casefold()
         if key in seen:
             raise _Bad(f"two members are named alike ({seen[key]!r}); a zip reader may take either",

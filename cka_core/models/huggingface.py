@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import io
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import RepresentationError
+from ..safezip import extract, open_archive
 from . import reduction
 from .base import Feed, Layer, LoadedModel
 from .inputs import ARRAY, IMAGE, TEXT, Examples
@@ -73,29 +72,18 @@ def check_directory(directory: Path) -> dict:
 
 
 def extract_zip(data: bytes, filename: str, into: Path) -> Path:
-    """Unpack an uploaded .zip of a model directory into ``into`` (names checked: no absolute paths,
-    no '..', no links; sizes bounded before inflating); returns the directory holding config.json."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
-        raise RepresentationError(f"{filename} is not a readable .zip archive ({type(error).__name__}).") from None
-    if len(members) > MAX_MEMBERS:
-        raise RepresentationError(f"{filename} holds {len(members):,} files, over the limit of {MAX_MEMBERS:,}.")
-    if sum(m.file_size for m in members) > MAX_DIRECTORY_BYTES:
+    """Unpack an uploaded .zip of a model directory into ``into`` with the strict reader (names checked:
+    no absolute paths, no '..', no links, no duplicates; every member streamed to disk under the caps);
+    returns the directory holding config.json."""
+    archive = open_archive(data, filename, max_members=MAX_MEMBERS,
+                           fix="zip the directory model.save_pretrained(dir) wrote with a standard zip tool")
+    if sum(m.size for m in archive.members) > MAX_DIRECTORY_BYTES:
         raise RepresentationError(f"{filename} inflates to more than {MAX_DIRECTORY_BYTES // 2**30} GiB.")
-    root = into.resolve()
-    for member in members:
-        path = (root / member.filename).resolve()
-        if member.filename.startswith(("/", "\\")) or ".." in Path(member.filename).parts or root not in path.parents:
-            raise RepresentationError(f"{filename}: the member {member.filename!r} points outside the archive.")
-        if (member.external_attr >> 16) & 0o170000 == 0o120000:
-            raise RepresentationError(f"{filename}: the member {member.filename!r} is a symbolic link.")
     try:
-        archive.extractall(root)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+        extract(archive, into)
+    except OSError as error:
         raise RepresentationError(f"{filename} could not be unpacked ({type(error).__name__}: {error}).") from None
-    configs = sorted(root.rglob("config.json"), key=lambda p: len(p.parts))
+    configs = sorted(into.resolve().rglob("config.json"), key=lambda p: len(p.parts))
     if not configs:
         raise RepresentationError(f"{filename} holds no config.json: zip the model directory that "
                                   "model.save_pretrained(dir) wrote.")
