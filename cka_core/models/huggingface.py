@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
+import math
 import os
+import re
+import struct
 import tempfile
 from pathlib import Path
 
@@ -20,18 +24,32 @@ import numpy as np
 import torch
 
 from ..errors import RepresentationError
+from ..io import SAFETENSORS_MAX_HEADER, safetensors_header
 from ..safezip import extract, open_archive
-from . import reduction
+from . import caps, reduction
 from .base import Feed, Layer, LoadedModel
 from .inputs import ARRAY, IMAGE, TEXT, Examples
 
-SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".h5", ".msgpack")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 PROCESSOR_FILES = ("preprocessor_config.json",)
 MAX_DIRECTORY_BYTES = 4 * 2**30
 MAX_MEMBERS = 2_000
 MAX_TOKENS = 512
+MAX_JSON_BYTES = 16 * 2**20  # a config, tokenizer config or index; a tokenizer.json is read by transformers
+MAX_JSON_DEPTH = 32
+#: Other JSON files of a directory that may name custom classes (auto_map) for transformers to import.
+CUSTOM_CODE_FILES = ("tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
+BATCH = 16  # examples per forward pass the activation budget assumes
+#: Config fields that count blocks: num_hidden_layers, n_layer, encoder_layers, depths [3, 4, 6, 3], ...
+LAYER_KEY = re.compile(r"(^|_)(layers?|depths?)$")
+WIDTH_KEYS = frozenset({"hidden_size", "intermediate_size", "d_model", "n_embd", "n_inner", "d_ff", "ffn_dim",
+                        "encoder_ffn_dim", "decoder_ffn_dim", "embed_dim", "embedding_size", "hidden_sizes", "dim",
+                        "hidden_dim", "d_inner", "d_kv"})
+HEAD_KEYS = frozenset({"num_attention_heads", "n_head", "num_heads", "encoder_attention_heads",
+                       "decoder_attention_heads", "num_key_value_heads"})
+POSITION_KEYS = frozenset({"max_position_embeddings", "n_positions", "n_ctx", "max_source_positions"})
+IMAGE_SIZE_KEYS = frozenset({"size", "crop_size", "height", "width", "shortest_edge", "longest_edge", "image_size"})
 
 
 def quiet_transformers():
@@ -44,31 +62,211 @@ def quiet_transformers():
 
 
 def check_directory(directory: Path) -> dict:
-    """The parsed config.json of a model directory, after the refusals listed in the module docstring."""
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise RepresentationError(f"{directory.name}: no config.json; a Hugging Face model directory holds "
-                                  "config.json and model.safetensors (save it with model.save_pretrained(dir)).")
+    """The parsed config.json of a model directory, after the refusals listed in the module docstring
+    and the budget (:func:`check_budget`): nothing the directory asks for is built before this."""
+    config = _json_object(directory / "config.json", "config.json", required=(
+        "a Hugging Face model directory holds config.json and model.safetensors (save it with "
+        "model.save_pretrained(dir))"))
+    _refuse_remote_code(config, directory.name, "config.json")
+    for filename in CUSTOM_CODE_FILES:  # a tokenizer or processor can name custom classes as well
+        if (directory / filename).is_file():
+            _refuse_remote_code(_json_object(directory / filename, filename), directory.name, filename)
+    stored = sum(_declared_values(path, directory.name) for path in weight_files(directory))
+    check_budget(directory, config, stored)
+    return config
+
+
+def _json_object(path: Path, filename: str, required: str | None = None) -> dict:
+    """The JSON object in ``path`` (bounded in size); ``required``: the fix when it is missing."""
+    where = f"{path.parent.name}/{filename}"
+    if not path.is_file():
+        raise RepresentationError(f"{path.parent.name}: no {filename}; {required}.")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise RepresentationError(f"{where} is {path.stat().st_size:,} bytes, over the {MAX_JSON_BYTES:,} a "
+                                  "configuration needs; save it again with save_pretrained(dir).")
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RepresentationError(f"{directory.name}/config.json is not valid JSON ({error}).") from None
-    if not isinstance(config, dict):
-        raise RepresentationError(f"{directory.name}/config.json does not hold a configuration object.")
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise RepresentationError(f"{where} is not valid JSON ({str(error)[:200]}).") from None
+    if not isinstance(value, dict):
+        raise RepresentationError(f"{where} does not hold a configuration object.")
+    return value
+
+
+def _refuse_remote_code(config: dict, name: str, filename: str) -> None:
     if "auto_map" in config or config.get("trust_remote_code"):
         raise RepresentationError(
-            f"{directory.name}: its config asks for remote code (auto_map: custom Python classes shipped with the "
+            f"{name}: its {filename} asks for remote code (auto_map: custom Python classes shipped with the "
             "model). Running that code is refused; use a model whose architecture is built into transformers, or "
             "export it to ONNX or torch.export and load that file.")
-    names = {p.name for p in directory.iterdir()}
-    if not names & set(SAFE_WEIGHTS):
-        pickled = sorted(n for n in names if n.endswith(PICKLED_WEIGHTS))
-        raise RepresentationError(
-            f"{directory.name}: no model.safetensors. "
-            + (f"{', '.join(pickled)} {'is a pickle' if len(pickled) == 1 else 'are pickles'}, which can run "
-               "arbitrary code when loaded and is refused. " if pickled else "")
-            + "Convert the weights: model.save_pretrained(dir, safe_serialization=True).")
-    return config
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The safetensors files a directory's weights are in: model.safetensors, or the shards its
+    model.safetensors.index.json names (each a .safetensors file inside the directory)."""
+    files = [directory / "model.safetensors"] if (directory / "model.safetensors").is_file() else []
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = _json_object(index, index.name).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise RepresentationError(f"{directory.name}/{index.name} has no weight_map; save the model again "
+                                      "with model.save_pretrained(dir).")
+        files += [_shard(directory, value) for value in sorted(set(map(str, weight_map.values())))]
+    if files:
+        return files
+    pickled = sorted(p.name for p in directory.iterdir() if p.name.endswith(PICKLED_WEIGHTS))
+    raise RepresentationError(
+        f"{directory.name}: no model.safetensors. "
+        + (f"{', '.join(pickled)} {'is a pickle' if len(pickled) == 1 else 'are pickles'}, which can run "
+           "arbitrary code when loaded and is refused. " if pickled else "")
+        + "Convert the weights: model.save_pretrained(dir, safe_serialization=True).")
+
+
+def _shard(directory: Path, name: str) -> Path:
+    """One file named by an index's weight_map: a .safetensors file that exists inside ``directory``."""
+    where = f"{directory.name}/model.safetensors.index.json"
+    path = (directory / name).resolve()
+    if Path(name).is_absolute() or ".." in Path(name).parts or directory.resolve() not in path.parents:
+        raise RepresentationError(f"{where} names {name[:100]!r}, outside the model directory; an index may only "
+                                  "name the .safetensors shards beside it.")
+    if not name.endswith(".safetensors"):
+        raise RepresentationError(f"{where} names {name[:100]!r}, which is not a .safetensors file (a .bin is a "
+                                  "pickle, which can run arbitrary code when loaded); convert the weights: "
+                                  "model.save_pretrained(dir, safe_serialization=True).")
+    if not path.is_file():
+        raise RepresentationError(f"{where} names {name[:100]!r}, which is not in the directory; add the shard or "
+                                  "save the model again.")
+    return path
+
+
+def _declared_values(path: Path, name: str) -> int:
+    """How many values a safetensors file declares, from its header parsed strictly before
+    transformers opens it; a pickle (``torch.save``'s bytes or zip) under that name is refused."""
+    with path.open("rb") as handle:
+        head = handle.read(512)
+        if len(head) >= 8:  # the header's length, then the header (safetensors_header bounds what it may claim)
+            (length,) = struct.unpack_from("<Q", head)
+            head += handle.read(max(0, 8 + min(length, SAFETENSORS_MAX_HEADER) - len(head)))
+    where = f"{name}/{path.name}"
+    if _is_pickle(head):
+        raise RepresentationError(f"{where} is a pickle (torch.save's format), not safetensors: loading it can run "
+                                  "arbitrary code, so it is refused. Convert the weights: "
+                                  "model.save_pretrained(dir, safe_serialization=True).")
+    header = safetensors_header(head, where, file_size=path.stat().st_size)
+    return sum(math.prod(meta["shape"]) for key, meta in header.items() if key != "__metadata__")
+
+
+def _is_pickle(head: bytes) -> bool:
+    """Whether a file starts as a pickle does (protocol 2+) or as torch.save's zip around data.pkl."""
+    if head[:1] == b"\x80":
+        return True
+    if head[:4] != b"PK\x03\x04" or len(head) < 30:
+        return False
+    (name_length,) = struct.unpack_from("<H", head, 26)
+    return head[30:30 + name_length].endswith(b"data.pkl")
+
+
+def check_budget(directory: Path, config: dict, stored: int) -> None:
+    """Refuse, before anything is built, a model over the caps (:mod:`.caps`): more blocks than
+    ``layers``; an integer in its config (a vocabulary, a width) or more values in its weights files
+    (``stored``) or in the model its config builds (counted on the meta device, nothing allocated)
+    than ``parameters``; one batch's largest activation over ``activation_bytes``."""
+    limits, where = caps.current(), f"{directory.name}/config.json"
+    numbers = list(_integers(config, where))
+    stacks: dict[str, int] = {}
+    for key, value in numbers:  # depths [3, 4, 6, 3] add up; num_hidden_layers is one count
+        if LAYER_KEY.search(_leaf(key)):
+            stacks[key.split("[")[0]] = stacks.get(key.split("[")[0], 0) + value
+    for key, count in stacks.items():
+        if count > limits.layers:
+            raise _over(where, f"{_leaf(key)} = {count:,} layers", count, "layers", "use a model with fewer layers")
+    for key, value in numbers:
+        if value > limits.parameters:  # a size no tensor may have: refused before it reaches an allocator
+            raise _over(where, f"{_leaf(key)} = {value:,}", value, "parameters", "use a model of a usual size")
+    activation, what = _largest_activation(directory, config)
+    if activation > limits.activation_bytes:
+        raise _over(where, f"{what} on a batch of {BATCH}", activation, "activation_bytes",
+                    "use a smaller model or fewer tokens or pixels")
+    if stored > limits.parameters:
+        raise _over(f"{directory.name}'s weights", f"{stored:,} values", stored, "parameters",
+                    "use a smaller model")
+    built = _meta_parameters(directory)
+    if built > limits.parameters:
+        raise _over(where, f"a model of {built:,} parameters", built, "parameters", "use a smaller model")
+
+
+def _over(where: str, asks: str, value: int, cap: str, fix: str) -> RepresentationError:
+    """The one message of a refusal by a cap: what the file asks, the cap, its variable, the fix."""
+    variable, unit = caps.ENVIRONMENT[cap]
+    limit = getattr(caps.current(), cap)
+    amount = f" ({value / unit:,.1f} MiB)" if unit == caps.MiB else ""
+    cap_text = f"{limit / unit:,.1f} MiB" if unit == caps.MiB else f"{limit:,}"
+    return RepresentationError(f"{where} asks for {asks}{amount}, over the cap of {cap_text} ({variable}): {fix}, "
+                               f"or have the host raise {variable}.")
+
+
+def _integers(value, key: str, depth: int = 0):
+    """Every integer in a parsed JSON value, with its dotted path (a list's items as ``key[i]``)."""
+    if depth > MAX_JSON_DEPTH:
+        raise RepresentationError(f"{key} is nested deeper than any configuration; save it again with "
+                                  "save_pretrained(dir).")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield key, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _integers(v, f"{key}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _integers(v, f"{key}[{i}]", depth + 1)
+
+
+def _leaf(key: str) -> str:
+    """The field name of a dotted path: ``cfg.json.text_config.hidden_sizes[2]`` -> ``hidden_sizes``."""
+    return key.split("[")[0].rsplit(".", 1)[-1]
+
+
+def _largest_activation(directory: Path, config: dict) -> tuple[int, str]:
+    """Bytes (float32) of the largest tensor one batch of :data:`BATCH` forms, estimated from the
+    config's sizes (the widest hidden state, attention scores) and the inputs: up to MAX_TOKENS
+    tokens of text (fewer if its positions are fewer), or its processor's image size cut into
+    patches (a CNN's feature maps taken at a quarter of the side, where its stem puts them)."""
+    fields = {}
+    for key, value in _integers(config, "config.json"):
+        fields[_leaf(key)] = max(value, fields.get(_leaf(key), 0))
+    width = max((v for k, v in fields.items() if k in WIDTH_KEYS), default=1)
+    heads = max((v for k, v in fields.items() if k in HEAD_KEYS), default=0)  # a CNN attends nowhere
+    if any((directory / name).is_file() for name in TOKENIZER_FILES):
+        tokens = min([MAX_TOKENS] + [v for k, v in fields.items() if k in POSITION_KEYS])
+        pixels = 0
+    else:
+        processor = directory / PROCESSOR_FILES[0]
+        sizes = list(_integers(_json_object(processor, processor.name), processor.name)) if processor.is_file() else []
+        side = max([fields.get("image_size", 0)] + [v for k, v in sizes if _leaf(k) in IMAGE_SIZE_KEYS])
+        patch = fields.get("patch_size", 0)
+        tokens = (side // patch) ** 2 + 1 if patch else (side // 4) ** 2
+        pixels = BATCH * fields.get("num_channels", 3) * side * side * 4
+    candidates = [(BATCH * tokens * width * 4, f"hidden states of {tokens:,} positions x {width:,} features"),
+                  (BATCH * heads * tokens * tokens * 4, f"attention scores of {heads:,} heads x {tokens:,}^2 positions"),
+                  (pixels, "its input pixels")]
+    return max(candidates)
+
+
+def _meta_parameters(directory: Path) -> int:
+    """Parameters and buffers of the model the config describes, built on the meta device (shapes
+    only, nothing allocated: ~1 s for 256 BERT blocks, which is why the layer count is capped first)."""
+    transformers = quiet_transformers()
+    try:
+        config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True, trust_remote_code=False)
+        with torch.device("meta"):
+            model = transformers.AutoModel.from_config(config, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, ZeroDivisionError,
+            OverflowError) as error:
+        raise RepresentationError(f"{directory.name}/config.json does not describe a model transformers can build "
+                                  f"({type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+                                  "); save it again with model.save_pretrained(dir).") from None
+    return sum(t.numel() for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def extract_zip(data: bytes, filename: str, into: Path) -> Path:
