@@ -158,7 +158,12 @@ class Worker:
             self._started = True
             if message is None:
                 raise RepresentationError(self._death(what)) from None
-        reply, reply_arrays, _ = decode(message)
+        try:
+            reply, reply_arrays, _ = decode(message)
+        except (ValueError, KeyError, TypeError, OSError, struct.error):  # json, npz or pickled-array refusals
+            self.kill()
+            raise RepresentationError(f"{what}: the model's worker sent a malformed reply (refused, and the worker "
+                                      "stopped); load the model again.") from None
         if "error" in reply:
             raise RepresentationError(reply["error"])
         return reply, reply_arrays
