@@ -4,11 +4,16 @@
 as pickled (and falls back to a full unpickler for example inputs), loads compiled AOTInductor
 libraries, compiles the program's guard code as Python, resolves operator names by attribute
 lookup from ``torch`` (which reaches ``torch.os``) and parses symbolic shapes with sympy (which
-evaluates). So the archive is read first, as a zip of JSON and raw tensor bytes, and refused
-unless every member is one the current format writes for a plain program, no weight or constant
-is pickled, no custom object is stored, the guard code is empty, every operator is an ATen/prims
+evaluates). So the archive is read first, by the one strict zip reader (:mod:`cka_core.safezip`: no
+duplicate names or second directory that would show torch other members than the checks saw), as
+JSON and raw tensor bytes, and refused unless every member is one the current format writes for a
+plain program, no weight or constant is pickled or claims more values than its file holds or the
+caps allow, no custom object is stored, the guard code is empty, every operator is an ATen/prims
 operator or a Python operator, every symbolic expression uses only symbols, numbers and arithmetic,
-and the example inputs load with ``weights_only=True``. Only then is ``torch.export.load`` called.
+and the example inputs (a nested torch.save archive, validated alike) load with ``weights_only=True``
+as plain tensors their storage backs. ``torch.export.load`` is then given only a fresh archive
+rebuilt by torch's own writer from the validated contents, with empty example inputs (nothing left
+to unpickle); the checked example inputs are attached to the program afterwards.
 
 Layers are the program's modules, named as in the original model (``torch.export.unflatten``
 rebuilds the module hierarchy), and captured with forward hooks while the program runs.
@@ -19,14 +24,20 @@ import ast
 import hashlib
 import io
 import json
+import math
 import re
-import zipfile
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
 
 from ..errors import RepresentationError
+from ..io import _unique_keys
+from ..safezip import open_archive
+from . import caps as model_caps
 from . import reduction
 from .base import Feed, Layer, LoadedModel, default_layers
 from .inputs import ARRAY, IMAGE, TEXT, Examples
@@ -34,13 +45,19 @@ from .onnx_graph import images_as_tensor
 from .tokenizer import WordTokenizer, load_tokenizer
 
 MAX_MEMBERS = 100_000
-MAX_BYTES = 8 * 2**30
 MAX_JSON_BYTES = 256 * 2**20
+MAX_INPUT_MEMBERS = 1_000  # records of the example inputs' own torch.save archive
+SAMPLE_INPUTS = "data/sample_inputs/model.pt"
+#: Records torch's writer adds itself when the archive is rebuilt (so they are not copied).
+WRITER_RECORDS = (".data/version", ".data/serialization_id", "byteorder")
 #: What torch.export.save writes for a plain program named "model" (everything else is refused).
 ALLOWED_MEMBERS = re.compile(
     r"^(\.data/version|\.data/serialization_id|archive_format|archive_version|byteorder|models/model\.json|"
     r"data/weights/weight_\d+|data/weights/model_weights_config\.json|data/constants/tensor_\d+|"
     r"data/constants/model_constants_config\.json|data/sample_inputs/model\.pt)$")
+#: Each payload config, the directory of its payloads, and the only file names its entries may give.
+PAYLOADS = (("data/weights/model_weights_config.json", "data/weights/", re.compile(r"^weight_\d+$")),
+            ("data/constants/model_constants_config.json", "data/constants/", re.compile(r"^tensor_\d+$")))
 ALLOWED_TARGET = re.compile(r"^(torch\.ops\.(aten|prims)\.\w+(\.\w+)?|_operator\.\w+)$")
 OPERATORS = {"getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "pow", "and_", "or_", "not_",
              "eq", "ne", "lt", "le", "gt", "ge", "abs"}
@@ -54,55 +71,101 @@ SYMBOL_ASSUMPTIONS = {"positive", "negative", "nonnegative", "nonpositive", "int
                       "commutative"}
 
 
+FIX = "save the program again with torch.export.save (a plain exported program, no AOTInductor package, no custom objects)"
+
+
 def _refuse(filename: str, why: str) -> RepresentationError:
-    return RepresentationError(f"{filename} is refused: {why}. Save the program again with torch.export.save "
-                               "(a plain exported program, no AOTInductor package, no custom objects).")
+    return RepresentationError(f"{filename} is refused: {why}. {FIX[0].upper()}{FIX[1:]}.")
 
 
-def check_archive(data: bytes, filename: str) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """A .pt2 archive that passed :func:`check_archive`: its members' validated contents (by name inside
+    the archive's folder, the example inputs and the records torch's writer adds left out) and its
+    example inputs, loaded as plain tensors."""
+
+    members: dict[str, bytes] = field(repr=False)
+    example: tuple
+
+
+def check_archive(data: bytes, filename: str) -> Checked:
     """Raise RepresentationError unless ``data`` is a .pt2 archive that can be loaded without
-    running code from it (see the module docstring)."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
-        raise RepresentationError(f"{filename} is not a torch.export archive (not a readable zip: "
-                                  f"{type(error).__name__}); save it with torch.export.save(program, path).") from None
-    if not members or len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_BYTES:
-        raise _refuse(filename, "its size or number of members is out of bounds")
-    prefix = members[0].filename.split("/", 1)[0] + "/"
-    for member in members:
-        inner = member.filename[len(prefix):] if member.filename.startswith(prefix) else None
+    running code from it (see the module docstring); its validated contents otherwise."""
+    archive = open_archive(data, filename, max_members=MAX_MEMBERS, fix=FIX)
+    prefix = archive.members[0].name.split("/", 1)[0] + "/" if archive.members else ""
+    for member in archive.members:
+        inner = member.name[len(prefix):] if member.name.startswith(prefix) else None
         if inner is None or not ALLOWED_MEMBERS.match(inner):
-            raise _refuse(filename, f"it holds {member.filename!r}, which a plain exported program does not")
-        if inner.endswith(".json") and member.file_size > MAX_JSON_BYTES:
-            raise _refuse(filename, f"{member.filename!r} is too large")
-    names = {m.filename for m in members}
+            raise _refuse(filename, f"it holds {member.name!r}, which a plain exported program does not")
+        if inner.endswith(".json") and member.size > MAX_JSON_BYTES:
+            raise _refuse(filename, f"{member.name!r} is too large")
+    sizes = {m.name[len(prefix):]: m.size for m in archive.members}
 
     def read(inner: str) -> bytes:
-        if prefix + inner not in names:
+        if inner not in sizes:
             raise _refuse(filename, f"it has no {inner!r}")
-        try:
-            return archive.read(prefix + inner)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
-            raise _refuse(filename, f"{inner!r} cannot be read ({type(error).__name__})") from None
+        return archive.read(prefix + inner)
 
     def json_of(inner: str):
         try:
-            return json.loads(read(inner))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            raise _refuse(filename, f"{inner!r} is not valid JSON") from None
+            return json.loads(read(inner), object_pairs_hook=_unique_keys)
+        except (UnicodeDecodeError, ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
+            raise _refuse(filename, f"{inner!r} is not valid JSON (or repeats a key)") from None
 
-    for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
-        if prefix + config in names:
-            entries = json_of(config).get("config", {})
-            if not isinstance(entries, dict):
-                raise _refuse(filename, f"{config!r} is malformed")
-            for fqn, meta in entries.items():
-                if not isinstance(meta, dict) or meta.get("use_pickle") or not str(meta.get("path_name", "")).startswith(
-                        ("weight_", "tensor_")):
-                    raise _refuse(filename, f"{fqn!r} is stored as a pickle or a custom object")
-    program = json_of("models/model.json")
+    if read("byteorder") != b"little":
+        raise _refuse(filename, "its tensors are not stored little-endian")
+    values = sum(_payload_values(json_of(config), directory, names, sizes, filename)
+                 for config, directory, names in PAYLOADS if config in sizes)
+    caps = model_caps.current()
+    if values > caps.parameters:
+        raise _refuse(filename, f"its weights and constants hold {values:,} values, over the limit of "
+                                f"{caps.parameters:,} (CKA_MODEL_PARAMETERS)")
+    _check_program(json_of("models/model.json"), filename)
+    example = _example_inputs(read(SAMPLE_INPUTS), filename)
+    members = {inner: read(inner) for inner in sizes if inner != SAMPLE_INPUTS and inner not in WRITER_RECORDS}
+    return Checked(members, example)
+
+
+def _payload_values(config, directory: str, names: re.Pattern, sizes: dict[str, int], filename: str) -> int:
+    """Values the tensors of one payload config (weights or constants) will hold, after checking that
+    none is pickled or a custom object, each names a raw tensor file of the archive, and its shape,
+    strides and offset stay within that file (torch builds a zero tensor of the declared shape for
+    an empty file, and views the file as the declared shape otherwise)."""
+    entries = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(entries, dict):
+        raise _refuse(filename, f"its {directory} config is malformed")
+    total = 0
+    for fqn, meta in entries.items():
+        if (not isinstance(meta, dict) or meta.get("use_pickle") is not False
+                or not names.match(str(meta.get("path_name", "")))):
+            raise _refuse(filename, f"{str(fqn)[:80]!r} is stored as a pickle or a custom object")
+        record = directory + meta["path_name"]
+        tensor = meta.get("tensor_meta") if isinstance(meta.get("tensor_meta"), dict) else {}
+        shape = _ints(tensor.get("sizes"))
+        strides = _ints(tensor.get("strides"))
+        offset = _ints([tensor.get("storage_offset")])
+        dtype = _SERIALIZE_TO_TORCH_DTYPE.get(tensor.get("dtype")) if isinstance(tensor.get("dtype"), int) else None
+        if record not in sizes or shape is None or strides is None or offset is None or len(strides) != len(shape) \
+                or dtype is None:
+            raise _refuse(filename, f"{str(fqn)[:80]!r} has no tensor file or a malformed shape")
+        values = math.prod(shape)
+        extent = offset[0] + sum((n - 1) * s for n, s in zip(shape, strides)) + 1 if values else 0
+        if sizes[record] and extent * dtype.itemsize > sizes[record]:
+            raise _refuse(filename, f"{str(fqn)[:80]!r} claims more values than its file {record!r} holds")
+        total += values
+    return total
+
+
+def _ints(values) -> list[int] | None:
+    """[n, ...] from torch's [{"as_int": n}, ...] when every n is a non-negative integer, else None."""
+    if not isinstance(values, list) or len(values) > 64:
+        return None
+    out = [v.get("as_int") if isinstance(v, dict) and set(v) == {"as_int"} else None for v in values]
+    return out if all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in out) else None
+
+
+def _check_program(program, filename: str) -> None:
+    """The program's JSON: no guard code, operator or symbolic expression that loading would run."""
     if not isinstance(program, dict) or "graph_module" not in program:
         raise _refuse(filename, "models/model.json holds no program")
     for guard in program.get("guards_code") or ():
@@ -119,11 +182,52 @@ def check_archive(data: bytes, filename: str) -> None:
     for expression in _values_of(program, "expr_str"):
         if not _safe_expression(expression):
             raise _refuse(filename, f"the shape expression {str(expression)[:80]!r} is not plain arithmetic")
-    if prefix + "data/sample_inputs/model.pt" in names:
-        try:
-            torch.load(io.BytesIO(read("data/sample_inputs/model.pt")), weights_only=True)
-        except Exception:  # noqa: BLE001 - any failure here would make torch fall back to a full unpickler
-            raise _refuse(filename, "its example inputs do not load as plain tensors") from None
+
+
+def _example_inputs(data: bytes, filename: str) -> tuple:
+    """The program's example inputs ``(args, kwargs)``, from their own torch.save archive: validated by
+    the strict reader (so torch reads the records checked here), loaded with ``weights_only=True``
+    (torch.export.load would retry with a full unpickler), and refused unless every input is a plain
+    tensor whose shape its storage backs (a stride-0 view of a huge shape in a few bytes is refused
+    from its metadata, before anything runs on it) within ``caps.activation_bytes``."""
+    where = f"{filename}:{SAMPLE_INPUTS}"
+    caps = model_caps.current()
+    archive = open_archive(data, where, max_members=MAX_INPUT_MEMBERS, fix=FIX)
+    if sum(m.size for m in archive.members) > caps.activation_bytes:
+        raise _refuse(filename, "its example inputs are larger than the activation limit (CKA_MODEL_ACTIVATION_MB)")
+    for member in archive.members:  # every record inflates as declared before torch reads it
+        for _ in archive.chunks(member.name):
+            pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            example = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure here would make torch fall back to a full unpickler
+        raise _refuse(filename, "its example inputs do not load as plain tensors") from None
+    if not (isinstance(example, tuple) and len(example) == 2 and isinstance(example[0], tuple)
+            and isinstance(example[1], dict) and all(isinstance(k, str) for k in example[1])):
+        raise _refuse(filename, "its example inputs are not (args, kwargs)")
+    for tensor in (*example[0], *example[1].values()):
+        if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided or tensor.is_quantized \
+                or tensor.is_nested:
+            raise _refuse(filename, "its example inputs are not all plain tensors")
+        if tensor.numel() * tensor.element_size() > min(caps.activation_bytes, tensor.untyped_storage().nbytes()):
+            raise _refuse(filename, f"an example input of shape {tuple(tensor.shape)} is larger than the data "
+                                    "stored for it (a stride-0 view) or than the activation limit")
+    return example
+
+
+def _canonical(members: dict[str, bytes]) -> bytes:
+    """A fresh archive written by torch's own writer from validated contents, with empty example inputs
+    (so torch.export.load has nothing to unpickle): the only bytes torch.export.load is given."""
+    buffer = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(buffer)
+    writer.set_min_version(6)  # what torch.export.save sets
+    for name, content in members.items():
+        writer.write_record(name, content, len(content))
+    writer.write_record(SAMPLE_INPUTS, b"", 0)
+    writer.write_end_of_file()
+    return buffer.getvalue()
 
 
 def _values_of(tree, key: str) -> Iterator:
@@ -217,9 +321,10 @@ class ExportedModel(LoadedModel):
     def __init__(self, data: bytes, filename: str, *, tokenizer: bytes | None = None):
         self.name = filename.rsplit("/", 1)[-1].removesuffix(".pt2")
         self.digest = hashlib.sha256(data + (tokenizer or b"")).hexdigest()
-        check_archive(data, filename)
+        checked = check_archive(data, filename)
         try:
-            program = torch.export.load(io.BytesIO(data))
+            program = torch.export.load(io.BytesIO(_canonical(checked.members)))
+            program.example_inputs = checked.example
             self.module = torch.export.unflatten(program)
         except Exception as error:  # noqa: BLE001 - torch raises many types while deserialising
             raise RepresentationError(f"{filename} could not be loaded as an exported program "
