@@ -48,9 +48,13 @@ def _index_to(shard: str, payload) -> Case:
 
 
 def _torch_load(path: Path) -> None:
+    """torch.load with weights_only=False on the file's bytes (by path, torch would hand a
+    .safetensors name to safetensors instead)."""
+    import io
+
     import torch
 
-    torch.load(path, weights_only=False)
+    torch.load(io.BytesIO(path.read_bytes()), weights_only=False)
 
 
 def _pickled_safetensors(tmp: Path) -> Built:
