@@ -107,8 +107,9 @@ def check_archive(data: bytes, filename: str) -> Checked:
         return archive.read(prefix + inner)
 
     def json_of(inner: str):
+        content = read(inner)  # its own RepresentationError (a ValueError) is not a JSON error
         try:
-            return json.loads(read(inner), object_pairs_hook=_unique_keys)
+            return json.loads(content, object_pairs_hook=_unique_keys)
         except (UnicodeDecodeError, ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
             raise _refuse(filename, f"{inner!r} is not valid JSON (or repeats a key)") from None
 
