@@ -53,8 +53,8 @@ def load_model(source, filename: str | None = None, *, tokenizer: bytes | None =
         path = Path(source)
         if path.is_dir():
             graphs = sorted(path.glob("*.onnx"))
-            if len(graphs) == 1 and not (path / "config.json").exists():
-                path = graphs[0]  # a directory of one .onnx and its data files
+            if len(graphs) == 1 and not (path / "config.json").exists():  # one .onnx and its data files
+                path, filename = graphs[0], filename and f"{filename}/{graphs[0].name}"
             else:
                 return HuggingFaceModel(path, allow_hub=allow_hub)
         if not path.exists():
