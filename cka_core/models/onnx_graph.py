@@ -411,8 +411,9 @@ def _check_nodes(nodes, known: dict, types: dict, batch: set, filename: str, lim
             if size > limits.activation_bytes:
                 raise _refusal(filename, f"{where} would allocate", f"{_bytes(size)} ({elements:,} values)",
                                "activation_bytes", limits, ALLOCATION_FIX)
-        if node.op_type == "Loop" and node.input and known.get(node.input[0]) is not None:
-            trips = int(np.asarray(known[node.input[0]]).ravel()[0])
+        trips = known.get(node.input[0]) if node.op_type == "Loop" and node.input else None
+        if trips is not None and np.size(trips) == 1 and np.issubdtype(np.asarray(trips).dtype, np.integer):
+            trips = int(np.asarray(trips).ravel()[0])
             if trips > limits.loop_trips:
                 raise _refusal(filename, f"{where} would run", f"{trips:,} trips", "loop_trips", limits,
                                "export the loop with a smaller trip count, or raise the cap")
