@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "CANARY"
@@ -110,3 +113,50 @@ def _wait(pid: int, deadline: float) -> tuple[int, int]:
         if time.perf_counter() > deadline:
             os.kill(pid, 9)
         time.sleep(0.05)
+
+
+def check(case: Case, tmp_path: Path) -> None:
+    """Load the case's file as the product does: a one-line error matching ``expect`` (or a load),
+    no canary, no traceback, peak RSS and time under the caps."""
+    built = case.build(tmp_path)
+    outcome = run(built)
+    assert "ESCAPED" not in outcome.message and "Traceback" not in outcome.stderr, (outcome.message,
+                                                                                   outcome.stderr[-3000:])
+    assert not (tmp_path / CANARY).exists(), "the file's code ran"
+    if case.expect is None:
+        assert outcome.ok, outcome.message
+    else:
+        assert not outcome.ok, f"loaded: {outcome.message}"
+        assert "\n" not in outcome.message.strip()
+        assert re.search(case.expect, outcome.message, re.IGNORECASE), outcome.message
+    assert outcome.peak_bytes <= MAX_PEAK_BYTES, f"peak RSS {outcome.peak_bytes / 2**20:.0f} MiB"
+    assert outcome.seconds <= MAX_SECONDS, f"{outcome.seconds:.1f} s"
+
+
+def check_canary_is_live(case: Case, tmp_path: Path) -> None:
+    """The trick is real: the careless loader it is aimed at runs the file's code."""
+    built = case.build(tmp_path)
+    try:
+        case.unsafe_load(built)
+    except Exception:  # noqa: BLE001 - the careless loader may fail after the payload ran
+        pass
+    assert (tmp_path / CANARY).exists()
+
+
+def tests_for(cases: list[Case]):
+    """The two tests of one module of cases (a test file per module, so that xdist spreads them):
+    every case checked, and every canary shown live."""
+    ids = [case.name for case in cases]
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    def test_hostile_file(case, tmp_path):
+        check(case, tmp_path)
+
+    canaries = [case for case in cases if case.unsafe_load is not None]
+
+    @pytest.mark.parametrize("case", canaries, ids=[case.name for case in canaries])
+    def test_the_canary_is_live(case, tmp_path):
+        check_canary_is_live(case, tmp_path)
+
+    return test_hostile_file, test_the_canary_is_live
