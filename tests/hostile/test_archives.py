@@ -1,4 +1,5 @@
 """The hostile archives files (cases_archives.py), checked as harness.check says."""
 from . import cases_archives, harness
 
-test_hostile_file, test_the_canary_is_live = harness.tests_for(cases_archives.CASES)
+test_hostile_file = harness.hostile_test(cases_archives.CASES)
+test_the_canary_is_live = harness.canary_test(cases_archives.CASES)
