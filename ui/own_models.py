@@ -35,6 +35,7 @@ DEFAULT_SENTENCES = 200
 STORE_SIZE = 6            # forward-pass results kept per session
 MODELS_KEPT = 4           # loaded models kept per session
 LOADS_STATE, LOADED_MODELS, STOPPED_LOADS = "own_loads", "own_loaded_models", "own_stopped_loads"
+FAILED_LOADS = "own_failed_loads"  # side -> (key, message): a refused file is not loaded again on every rerun
 #: Seconds one script run follows a model that is loading before it lets the run end (the load goes
 #: on, and a later run picks it up). None in the app: follow until it is loaded. Tests set 0 to
 #: stand in for a click that restarts the script while a model loads.
@@ -106,6 +107,9 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], obje
     if key in kept:
         kept.move_to_end(key)
         return kept[key]
+    failed = st.session_state.get(FAILED_LOADS, {}).get(side)
+    if failed is not None and failed[0] == key:
+        raise RepresentationError(failed[1])
     if st.session_state.get(STOPPED_LOADS, {}).get(side) == key:
         st.warning(f"Stopped loading {what}; nothing was kept.", icon=":material/stop_circle:")
         st.button("Load it again", key=f"own_load_again_{side.lower()}", on_click=_load_again, args=(side,),
@@ -119,8 +123,9 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], obje
         job = loads[side] = ModelLoad(key, what)
         job.thread = threading.Thread(target=_load, args=(job, load), name="cka-model-load", daemon=True)
         job.thread.start()
-    st.button("Stop loading", key=f"own_stop_load_{side.lower()}", on_click=_stop_load, args=(side,),
-              icon=":material/stop_circle:")
+    progress = st.empty()  # the Stop button and the seconds so far, cleared when the load ends
+    progress.container().button("Stop loading", key=f"own_stop_load_{side.lower()}", on_click=_stop_load,
+                                args=(side,), icon=":material/stop_circle:")
     slot = st.empty()
     deadline = None if LOAD_FOLLOW_SECONDS is None else time.perf_counter() + LOAD_FOLLOW_SECONDS
     while True:  # each caption is a point where a click (Stop, or anything else) restarts the run
@@ -131,7 +136,10 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], obje
     if job.running:
         return None
     del loads[side]
+    progress.empty()
+    slot.empty()
     if job.failure is not None:
+        st.session_state.setdefault(FAILED_LOADS, {})[side] = (key, job.failure)
         raise RepresentationError(job.failure)
     kept[key] = job.model
     while len(kept) > MODELS_KEPT:

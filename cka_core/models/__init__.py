@@ -85,12 +85,11 @@ def _load_archive(data: bytes, name: str, *, tokenizer: bytes | None, threads: i
     """A model .zip: one .onnx with its external-data files (read from the archive in memory, never
     unpacked), or else a Hugging Face directory (a config.json beside its weights)."""
     from ..safezip import open_archive
-    from .huggingface import load_zip
+    from .huggingface import MAX_MEMBERS, load_zip
 
-    try:
-        archive = open_archive(data, name)
-    except RepresentationError:
-        return load_zip(data, name, allow_hub=False)  # the directory reader words what is wrong with it
+    archive = open_archive(data, name, max_members=MAX_MEMBERS,
+                           fix="zip the model's directory (save_pretrained, or the .onnx with its data file) with a "
+                               "standard zip tool")
     graphs = [member for member in archive.names if member.lower().endswith(".onnx")]
     if len(graphs) == 1 and not any(PurePosixPath(member).name == "config.json" for member in archive.names):
         from .onnx_graph import ArchiveFiles, OnnxModel

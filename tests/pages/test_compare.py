@@ -357,7 +357,7 @@ def _pickled_pt() -> bytes:
 ROWS = np.random.default_rng(2).standard_normal((50, 4))
 BAD = {
     "wrong format": ([("acts.txt", b"1 2 3\n4 5 6\n", "text/plain")], "unknown format"),
-    "not an archive": ([("acts.npz", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, MIME)], "not a valid zip archive"),
+    "not an archive": ([("acts.npz", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, MIME)], "not a readable .zip archive"),
     "pickle in npy": ([("acts.npy", _pickled_npy(), MIME)], "unpickling"),
     "pickle in pt": ([("acts.pt", _pickled_pt(), MIME)], "never unpickled"),
     "NaN": ([("acts.npz", _npz(h=np.where(ROWS > 1.5, np.nan, ROWS)), MIME)], "NaN"),

@@ -111,7 +111,7 @@ def test_the_loaded_model_can_be_picked_in_the_sidebar_for_the_pitfall_pages(mod
 
 
 @pytest.mark.parametrize(("files", "message"), [
-    ([("weights.pt2", b"not a zip", MIME)], "not a torch.export archive"),
+    ([("weights.pt2", b"not a zip", MIME)], "'weights.pt2' is refused: it is not a readable .zip archive"),
     ([("model.zip", mf.zipped(mf.bert_directory())[:200], MIME)], "not a readable .zip"),
     ([("a.onnx", b"x", MIME), ("b.onnx", b"y", MIME)], "upload one model file"),
 ])
