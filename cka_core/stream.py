@@ -50,6 +50,7 @@ class StoredLayer:
     rows: int
     row_shape: tuple[int, ...]
     dtype: np.dtype
+    shape: tuple[int, ...]  # as the header declares it: () for a scalar, which open_layers refuses
 
     @property
     def row_bytes(self) -> int:
@@ -77,10 +78,8 @@ def _npy_layer(path: Path, name: str, handle, offset: int = 0) -> StoredLayer:
     if fortran and len(shape) > 1:
         raise RepresentationError(f"{path}: layer {name!r} is stored column by column (Fortran order), so its "
                                   "rows are not contiguous; save it with np.save(path, np.ascontiguousarray(x)).")
-    if len(shape) < 1:
-        raise RepresentationError(f"{path}: layer {name!r} is a scalar; save one row per example.")
     start = handle.tell()
-    layer = StoredLayer(name, path, start, shape[0], tuple(shape[1:]) or (1,), dtype)
+    layer = StoredLayer(name, path, start, shape[0] if shape else 0, tuple(shape[1:]) or (1,), dtype, tuple(shape))
     _check_span(path, name, start, layer.rows * layer.row_bytes)
     return layer
 
@@ -99,7 +98,7 @@ def _npz_layers(path: Path) -> list[StoredLayer]:
                 raise RepresentationError(f"{path}: array {name!r} is compressed, so its rows cannot be read in blocks; "
                                           "save it with np.savez (not savez_compressed), or as .npy files.")
             layer = _npy_layer(path, name, handle, member.data_offset)
-            if layer.offset + layer.rows * layer.row_bytes != member.data_offset + member.size:
+            if layer.offset + math.prod(layer.shape) * layer.dtype.itemsize != member.data_offset + member.size:
                 raise RepresentationError(f"{path}: array {name!r} holds more or fewer bytes than its header "
                                           "describes; save it again with np.savez.")
             layers.append(layer)
@@ -120,9 +119,8 @@ def _safetensors_layers(path: Path) -> list[StoredLayer]:
         if dtype is None:
             raise RepresentationError(f"{path}: tensor {name!r} has an unsupported dtype; save float32 tensors.")
         shape, (begin, end) = meta["shape"], meta["data_offsets"]
-        if not shape:
-            raise RepresentationError(f"{path}: tensor {name!r} is a scalar; save one row per example.")
-        layer = StoredLayer(name, path, 8 + length + begin, shape[0], tuple(shape[1:]) or (1,), np.dtype(dtype))
+        layer = StoredLayer(name, path, 8 + length + begin, shape[0] if shape else 0, tuple(shape[1:]) or (1,),
+                            np.dtype(dtype), tuple(shape))
         _check_span(path, name, layer.offset, end - begin)
         layers.append(layer)
     return layers
@@ -226,7 +224,10 @@ def open_layers(spec: str | os.PathLike) -> StreamedLayers:
             layers = (dataclasses.replace(layers[0], name=_shared_stem(paths)),)
         if not layers:
             raise RepresentationError(f"{path} holds no layers.")
-        refuse_weights({l.name: (l.rows, *l.row_shape) for l in layers}, str(path))  # judged from headers alone
+        refuse_weights({l.name: l.shape for l in layers}, str(path))  # judged from headers alone, scalars too
+        scalar = next((layer for layer in layers if not layer.shape), None)
+        if scalar is not None:
+            raise RepresentationError(f"{path}: layer {scalar.name!r} is a scalar; save one row per example.")
         rows = {layer.rows for layer in layers}
         if len(rows) > 1:
             raise RepresentationError(f"{path}: its layers have different numbers of rows "

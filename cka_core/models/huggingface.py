@@ -33,7 +33,6 @@ from .inputs import ARRAY, IMAGE, TEXT, Examples
 PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".h5", ".msgpack")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 PROCESSOR_FILES = ("preprocessor_config.json",)
-MAX_DIRECTORY_BYTES = 4 * 2**30
 MAX_MEMBERS = 2_000
 MAX_TOKENS = 512
 MAX_JSON_BYTES = 16 * 2**20  # a config, tokenizer config or index; a tokenizer.json is read by transformers
@@ -275,8 +274,6 @@ def extract_zip(data: bytes, filename: str, into: Path) -> Path:
     returns the directory holding config.json."""
     archive = open_archive(data, filename, max_members=MAX_MEMBERS,
                            fix="zip the directory model.save_pretrained(dir) wrote with a standard zip tool")
-    if sum(m.size for m in archive.members) > MAX_DIRECTORY_BYTES:
-        raise RepresentationError(f"{filename} inflates to more than {MAX_DIRECTORY_BYTES // 2**30} GiB.")
     try:
         extract(archive, into)
     except OSError as error:
