@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 import sample_models
 from cka_core import capture
-from cka_core.inference import bootstrap, permutation_test
+from cka_core.stats.resampling import bootstrap, permutation_test
 from cka_core.measures import similarity_matrix
 
 

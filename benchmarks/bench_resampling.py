@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 import sample_models
 from cka_core import MEASURES, capture, similarity
-from cka_core.inference import bootstrap, permutation_test
+from cka_core.stats.resampling import bootstrap, permutation_test
 from cka_core.measures import LINEAR_CKA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def new_resampling(a, b, measure: str, count: int, seed: int = 0) -> tuple[float
     permutation_test(a, b, measure=measure, n_permutations=count, seed=seed)
     seconds = time.perf_counter() - start
     # the matrices themselves, for the comparison (not timed): the same draws through the same code paths
-    from cka_core.inference import _matrices, _null_matrices
+    from cka_core.stats.resampling import _matrices, _null_matrices
 
     _, resampled = _matrices(a, b, measure, {})
     _, shuffled = _null_matrices(a, b, measure, {})

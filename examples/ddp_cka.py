@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import sample_models
 from cka_core import CKAAccumulator, capture
-from cka_core.distributed import all_reduce_accumulator, rank_rows
+from cka_core.cka.distributed import all_reduce_accumulator, rank_rows
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=20, help="fine-tuning steps")

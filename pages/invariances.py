@@ -2,7 +2,7 @@
 import streamlit as st
 
 from cka_core import MEASURES, RepresentationError
-from cka_core.transforms import TRANSFORMATIONS, median_scale_ratio
+from cka_core.pitfalls.transforms import TRANSFORMATIONS, median_scale_ratio
 from ui import figures
 from ui import invariances as inv
 from ui.references import cite, derivation

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from cka_core import RepresentationError
-from cka_core.manipulation import ManipulationSettings
+from cka_core.pitfalls.manipulation import ManipulationSettings
 from ui import figures, models
 from ui import manipulate as man
 from ui.references import cite, derivation

@@ -15,8 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cka_core import RepresentationError, blocks
-from cka_core.blocks import BlockSummary
+from cka_core import RepresentationError
+from cka_core.pitfalls import blocks
+from cka_core.pitfalls.blocks import BlockSummary
 
 from . import figures, models
 

@@ -27,9 +27,10 @@ import streamlit as st
 import torch
 
 from cka_core import MEASURES, RepresentationError, cka_matrix
-from cka_core.accumulator import cka_matrix_or_nan
-from cka_core import drilldown, inference, sanity
-from cka_core.export import cells_csv, heatmap_document
+from cka_core.cka.matrix import cka_matrix_or_nan
+from cka_core.cka import drilldown
+from cka_core.stats import corrections, resampling, sanity
+from cka_core.io.export import cells_csv, heatmap_document
 from cka_core.io import SUPPORTED, activation_layers, load_representations
 from cka_core.measures import similarity_matrix
 
@@ -564,15 +565,15 @@ def drill(key_a: str, layer_a: str, key_b: str, layer_b: str, _x: np.ndarray, _y
 class Inference:
     """A resampling run, and its cells marked under one correction for testing every cell at once."""
 
-    bootstrap: inference.BootstrapResult
-    permutation: inference.PermutationResult
+    bootstrap: resampling.BootstrapResult
+    permutation: resampling.PermutationResult
     seconds: float
     seed: int
     p_adjustment: str = "none"
 
     @cached_property
     def p_adjusted(self) -> np.ndarray:
-        return inference.adjusted_p_values(self.permutation.p_values, self.p_adjustment)
+        return corrections.adjusted_p_values(self.permutation.p_values, self.p_adjustment)
 
     @cached_property
     def flagged(self) -> np.ndarray:
@@ -588,7 +589,7 @@ def with_p_adjustment(result: Inference | None, method: str) -> Inference | None
 
 def p_adjustment_floor_note(n_perm: int, n_cells: int, method: str) -> str | None:
     """Why no cell can pass under Holm with too few permutations, and how many it takes; None if fine."""
-    floor = inference.smallest_adjusted_p(n_perm, n_cells, method)
+    floor = corrections.smallest_adjusted_p(n_perm, n_cells, method)
     if floor <= ALPHA:
         return None
     return (f"With {n_perm} permutations no p-value goes below 1/{n_perm + 1}, so Holm's correction over {n_cells} cells "
@@ -627,7 +628,7 @@ def run_requested() -> bool:
 
 def p_adjustment_control() -> str:
     """How the p-values of all cells are corrected for being tested together (applied without rerunning)."""
-    return choose(st.selectbox, "Multiple comparisons", inference.P_ADJUSTMENTS, key="cmp_p_adjust",
+    return choose(st.selectbox, "Multiple comparisons", corrections.P_ADJUSTMENTS, key="cmp_p_adjust",
                   help="A heatmap tests every cell: at p ≤ 0.05 each, about one cell in twenty looks beyond chance "
                        "when nothing is related. Holm bounds the chance of any false call; Benjamini–Hochberg the "
                        "expected share of false calls among the calls (docs/theory.md §9).")
@@ -707,9 +708,9 @@ def _resample(job: ResamplingJob, layers: dict, other: dict | None, measure: str
         return progress
 
     try:
-        boot = inference.bootstrap(layers, other, measure=measure, n_resamples=n_boot, confidence=confidence,
+        boot = resampling.bootstrap(layers, other, measure=measure, n_resamples=n_boot, confidence=confidence,
                                    seed=seed, progress=reporter("Bootstrap", 0), **options)
-        perm = inference.permutation_test(layers, other, measure=measure, n_permutations=n_perm, seed=seed,
+        perm = resampling.permutation_test(layers, other, measure=measure, n_permutations=n_perm, seed=seed,
                                           progress=reporter("Permutations", n_boot), **options)
         job.result = Inference(boot, perm, time.perf_counter() - job.started, seed)
     except _Stopped:

@@ -12,7 +12,8 @@ import streamlit as st
 import sample_models
 from cka_core import linear_cka
 from cka_core.measures import inputs_view
-from cka_core.views import LayerView, deconfounded_cka_of
+from cka_core.measures.view import LayerView
+from cka_core.measures.deconfounded import deconfounded_cka_of
 
 from . import figures, models
 

@@ -16,8 +16,9 @@ import streamlit as st
 import torch
 from torch import nn
 
-from cka_core import capture, cka_matrix, edits
-from cka_core.directions import moved_random_fraction
+from cka_core import capture, cka_matrix
+from cka_core.pitfalls import edits
+from cka_core.pitfalls.directions import moved_random_fraction
 
 from . import figures, models
 from .arrays import readonly

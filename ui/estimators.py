@@ -18,7 +18,7 @@ import streamlit as st
 import torch
 
 from cka_core import cka_matrix, linear_cka, rbf_cka
-from cka_core.kernels import cka_from_hsic, u_centre_gram
+from cka_core.cka.kernels import cka_from_hsic, u_centre_gram
 
 from . import data, figures, models
 

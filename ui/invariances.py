@@ -15,9 +15,9 @@ import streamlit as st
 
 from cka_core import MEASURES, RepresentationError, cka_matrix, similarity
 from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
-from cka_core import transforms
+from cka_core.pitfalls import transforms
 from cka_core.measures import similarity_matrix
-from cka_core.triangle import TriangleCheck, triangle_check
+from cka_core.stats.triangle import TriangleCheck, triangle_check
 
 from . import data, figures, limits, models
 

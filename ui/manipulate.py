@@ -38,16 +38,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cka_core import RepresentationError
-from cka_core.manipulation import (
-    ManipulationResult,
-    ManipulationSettings,
-    MapManipulator,
-    check_target,
-    identity_target,
-    off_diagonal_mean_abs,
-    ones_target,
-    pair_target,
-)
+from cka_core.pitfalls.manipulation import (ManipulationResult, ManipulationSettings, MapManipulator, check_target,
+                                            identity_target, off_diagonal_mean_abs, ones_target, pair_target)
 
 from . import figures, models
 from .shell import read_page_param, write_page_param

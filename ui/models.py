@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 import sample_models
-from cka_core import RepresentationError, capture, directions
-from cka_core.manipulation import evaluation_map
+from cka_core import RepresentationError, capture
+from cka_core.pitfalls import directions
+from cka_core.pitfalls.manipulation import evaluation_map
 
 from .arrays import readonly, readonly_rows
 

@@ -16,7 +16,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import sample_models
-from cka_core.accumulator import cka_matrix_or_nan
+from cka_core.cka.matrix import cka_matrix_or_nan
 from sample_models import perturbations as pert
 from sample_models.zoo import PIXEL_RNN_SEEDS
 

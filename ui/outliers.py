@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from cka_core import rbf_cka
-from cka_core.translation import translation_cka_from_terms
+from cka_core.pitfalls.translation import translation_cka_from_terms
 
 from . import data, figures, limits
 from . import translation as tr

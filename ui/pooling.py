@@ -10,7 +10,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cka_core import linear_cka
-from cka_core.accumulator import cka_matrix_or_nan
+from cka_core.cka.matrix import cka_matrix_or_nan
 from cka_core.models import reduction
 
 from . import figures, models

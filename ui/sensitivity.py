@@ -16,9 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cka_core import MEASURES, RepresentationError, sensitivity
-from cka_core.sensitivity import Deletion, Sweep
-from cka_core.transforms import deleted_components, nonzero_spectrum
+from cka_core import MEASURES, RepresentationError
+from cka_core.pitfalls import sensitivity
+from cka_core.pitfalls.sensitivity import Deletion, Sweep
+from cka_core.pitfalls.transforms import deleted_components, nonzero_spectrum
 
 from . import figures, models
 from .probe import LinearProbe

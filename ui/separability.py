@@ -12,9 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from cka_core import RepresentationError, directions, separability
-from cka_core.separability import class_margins, normal_alignment
-from cka_core.translation import translation_cka_from_terms, translation_cka_limit
+from cka_core import RepresentationError
+from cka_core.pitfalls import directions, separability
+from cka_core.pitfalls.separability import class_margins, normal_alignment
+from cka_core.pitfalls.translation import translation_cka_from_terms, translation_cka_limit
 
 from . import data, figures, limits, models
 from . import translation as tr

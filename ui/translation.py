@@ -10,8 +10,9 @@ import numpy as np
 import scipy.linalg
 import streamlit as st
 
-from cka_core import CKAAccumulator, directions, linear_cka
-from cka_core.translation import TranslationTerms, translation_terms
+from cka_core import CKAAccumulator, linear_cka
+from cka_core.pitfalls import directions
+from cka_core.pitfalls.translation import TranslationTerms, translation_terms
 
 from . import data, models
 from .arrays import is_long, row_blocks

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from ..errors import RepresentationError
-from .base import Layer, LoadedModel, Representations, Stopped, represent, represent_all
-from .inputs import ARRAY, IMAGE, TEXT, Examples, read_arrays, read_images, read_text_file, texts
+from .base import Layer, LoadedModel, represent, represent_all, Representations, Stopped
+from .inputs import ARRAY, Examples, IMAGE, read_arrays, read_images, read_text_file, TEXT, texts
 from .reduction import DEFAULTS, MAP, MAP_REDUCTIONS, REDUCTIONS, TOKEN_REDUCTIONS, TOKENS
 
 __all__ = ["LoadedModel", "Layer", "Examples", "Representations", "Stopped", "represent", "represent_all", "load_model",
@@ -69,7 +69,8 @@ def load_model(source, filename: str | None = None, *, tokenizer: bytes | None =
     if suffix == ".zip":
         return _load_archive(data, name, tokenizer=tokenizer, threads=threads)
     if suffix == ".onnx":
-        from .onnx_graph import DirectoryFiles, OnnxModel
+        from .onnx_external import DirectoryFiles
+        from .onnx_graph import OnnxModel
 
         files = DirectoryFiles(directory, name) if directory is not None else None
         return OnnxModel(data, name, tokenizer=tokenizer, threads=threads, files=files)
@@ -84,15 +85,16 @@ def load_model(source, filename: str | None = None, *, tokenizer: bytes | None =
 def _load_archive(data: bytes, name: str, *, tokenizer: bytes | None, threads: int) -> LoadedModel:
     """A model .zip: one .onnx with its external-data files (read from the archive in memory, never
     unpacked), or else a Hugging Face directory (a config.json beside its weights)."""
-    from ..safezip import open_archive
-    from .huggingface import MAX_MEMBERS, load_zip
+    from ..io.safezip import open_archive
+    from .huggingface import load_zip, MAX_MEMBERS
 
     archive = open_archive(data, name, max_members=MAX_MEMBERS,
                            fix="zip the model's directory (save_pretrained, or the .onnx with its data file) with a "
                                "standard zip tool")
     graphs = [member for member in archive.names if member.lower().endswith(".onnx")]
     if len(graphs) == 1 and not any(PurePosixPath(member).name == "config.json" for member in archive.names):
-        from .onnx_graph import ArchiveFiles, OnnxModel
+        from .onnx_external import ArchiveFiles
+        from .onnx_graph import OnnxModel
 
         return OnnxModel(archive.read(graphs[0]), name, tokenizer=tokenizer, threads=threads,
                          files=ArchiveFiles(archive, graphs[0], name))

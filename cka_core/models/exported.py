@@ -35,14 +35,14 @@ import torch
 from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
 
 from ..errors import RepresentationError
-from ..io import _unique_keys
-from ..safezip import open_archive
-from . import caps as model_caps
+from ..io.safetensors_files import _unique_keys
+from ..io.safezip import open_archive
+from ..io import caps as model_caps
 from . import reduction
-from .base import Feed, Layer, LoadedModel, default_layers
-from .inputs import ARRAY, IMAGE, TEXT, Examples
+from .base import default_layers, Feed, Layer, LoadedModel
+from .inputs import ARRAY, Examples, IMAGE, TEXT
 from .onnx_graph import images_as_tensor
-from .tokenizer import WordTokenizer, load_tokenizer
+from .tokenizer import load_tokenizer, WordTokenizer
 
 MAX_MEMBERS = 100_000
 MAX_JSON_BYTES = 256 * 2**20

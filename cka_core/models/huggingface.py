@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from ..errors import RepresentationError
-from ..io import SAFETENSORS_MAX_HEADER, safetensors_header
-from ..safezip import extract, open_archive
-from . import caps, reduction
+from ..io.safetensors_files import safetensors_header, SAFETENSORS_MAX_HEADER
+from ..io.safezip import extract, open_archive
+from ..io import caps
+from . import reduction
 from .base import Feed, Layer, LoadedModel
-from .inputs import ARRAY, IMAGE, TEXT, Examples
+from .inputs import ARRAY, Examples, IMAGE, TEXT
 
 PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".h5", ".msgpack")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RepresentationError
-from ..io import load_representations
-from ..safezip import open_archive
+from ..io.representations import load_representations
+from ..io.safezip import open_archive
 
 TEXT, IMAGE, ARRAY = "text", "image", "array"
 MAX_EXAMPLES = 100_000

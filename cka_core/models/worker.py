@@ -35,7 +35,7 @@ import weakref
 import numpy as np
 
 from ..errors import RepresentationError
-from . import caps as model_caps
+from ..io import caps as model_caps
 from .base import Feed, Layer, LoadedModel
 from .inputs import Examples
 
@@ -328,7 +328,7 @@ def main(argv: list[str]) -> None:
     import onnxruntime  # noqa: F401
     import torch
 
-    from . import exported, huggingface, onnx_graph  # noqa: F401
+    from . import exported, huggingface, onnx_graph
 
     if threads:
         torch.set_num_threads(threads)

@@ -15,7 +15,7 @@ import numpy as np
 import torch.distributed as dist
 
 from cka_core import CKAAccumulator
-from cka_core.distributed import RankFailure, all_reduce_accumulator
+from cka_core.cka.distributed import RankFailure, all_reduce_accumulator
 
 # (name, debiased, batch_size, self-comparison)
 SETTINGS = [("biased", False, None, False), ("debiased", True, None, False), ("minibatch_biased", False, 32, False),

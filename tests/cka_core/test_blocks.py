@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cka_core import RepresentationError
-from cka_core import blocks as B
+from cka_core.pitfalls import blocks as B
 
 from . import reference as ref
 from .cka_testdata import PROPERTY

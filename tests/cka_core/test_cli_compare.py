@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from cka_core.cli import main
-from cka_core.export import CELL_COLUMNS, cells_csv, heatmap_document
-from cka_core.inference import bootstrap, holm_adjusted, permutation_test
+from cka_core.io.export import CELL_COLUMNS, cells_csv, heatmap_document
+from cka_core.stats.resampling import bootstrap, permutation_test
+from cka_core.stats.corrections import holm_adjusted
 
 from . import reference as ref
 from .cka_testdata import layers

@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cka_core
-from cka_core.inference import bootstrap, permutation_test
+from cka_core.stats.resampling import bootstrap, permutation_test
 from cka_core.measures import similarity_matrix
-from cka_core.views import LayerView, deconfounded_cka_of
+from cka_core.measures.view import LayerView
+from cka_core.measures.deconfounded import deconfounded_cka_of
 
 from . import reference as ref
 from .cka_testdata import PROPERTY_FEW, invariance_map, seeds

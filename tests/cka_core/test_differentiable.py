@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import sample_models
 from cka_core import RepresentationError, capture, cka_matrix
-from cka_core.differentiable import hsic1_matrix, log_cosh, map_loss, minibatch_cka_map, u_centred_gram
+from cka_core.cka.differentiable import hsic1_matrix, log_cosh, map_loss, minibatch_cka_map, u_centred_gram
 
 
 def _layers(seed: int, n: int, widths, offset: float = 0.0) -> list[torch.Tensor]:

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 import sample_models
-from cka_core import RepresentationError, capture, directions
+from cka_core import RepresentationError, capture
+from cka_core.pitfalls import directions
 
 
 class TwoReaders(nn.Module):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cka_core import cka_matrix
-from cka_core.distributed import rank_rows
+from cka_core.cka.distributed import rank_rows
 
 from .distributed_worker import SETTINGS
 

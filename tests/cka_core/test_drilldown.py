@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 
 from cka_core import RepresentationError, linear_cka
-from cka_core import drilldown
+from cka_core.cka import drilldown
 
 from . import reference as ref
 from .cka_testdata import PROPERTY_FEW, correlated_pair, pairs, with_offset_f32

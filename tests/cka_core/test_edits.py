@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import sample_models
-from cka_core import RepresentationError, capture, cka_matrix, edits, linear_cka
+from cka_core import RepresentationError, capture, cka_matrix, linear_cka
+from cka_core.pitfalls import edits
 
 from .cka_testdata import PROPERTY_FEW
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import cka_core
-import cka_core.kernels as kernels
-from cka_core.syrk import syrk_lower
+from cka_core.cka import kernels
+from cka_core.cka.syrk import syrk_lower
 
 from . import reference as ref
 from .cka_testdata import layers, with_offset_f32

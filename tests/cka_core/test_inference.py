@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import kstest
 
 from cka_core import RepresentationError, cka_matrix
-from cka_core.inference import bootstrap, permutation_test
+from cka_core.stats.resampling import bootstrap, permutation_test
 
 from . import reference as ref
 from .cka_testdata import correlated_pair, layers
@@ -72,7 +72,7 @@ def test_p_value_is_minimal_for_an_isometry(measure):
 
 
 def test_permutation_null_mean_matches_the_closed_form():
-    from cka_core.sanity import biased_null_mean
+    from cka_core.stats.sanity import biased_null_mean
 
     X, Y = correlated_pair(np.random.default_rng(9), 30, 40, 35)
     result = permutation_test([X], [Y], n_permutations=400, seed=10)
@@ -117,7 +117,7 @@ def test_resampling_reuses_per_layer_work_and_gives_the_from_scratch_values(meas
     """Bases, distances, ranks and kernels are prepared once per layer per resample (and reordered,
     not recomputed, per permutation): the intervals and p-values are those of recomputing every
     cell, for the same seeds, to round-off. Integer data (many tied distances) included."""
-    from cka_core.inference import _matrices, _null_matrices
+    from cka_core.stats.resampling import _matrices, _null_matrices
 
     rng = np.random.default_rng(7)
     a, b = _pair_layers(rng, 40)

@@ -8,18 +8,9 @@ import torch
 
 import sample_models
 from cka_core import RepresentationError
-from cka_core.manipulation import (
-    ManipulationSettings,
-    MapManipulator,
-    check_target,
-    identity_target,
-    manipulate,
-    off_diagonal_mean_abs,
-    ones_target,
-    pair_target,
-    stratified_split,
-    update_lambda,
-)
+from cka_core.pitfalls.manipulation import (ManipulationSettings, MapManipulator, check_target, identity_target,
+                                            manipulate, off_diagonal_mean_abs, ones_target, pair_target,
+                                            stratified_split, update_lambda)
 
 # A reduced setting that fits CI: three of the 6-layer MLP's layers, 60 instead of 150 epochs
 # (everything else as in the app's default run), a few seconds on one core.
@@ -109,7 +100,7 @@ def test_reduced_run_reaches_identity_and_keeps_test_accuracy(reduced_run):
     assert 100 * (result.accuracy_before - result.accuracy_after) <= 1.0
     assert result.evaluation == "evaluation set"
     # the maps are full-data debiased CKA of the returned network on the test split
-    from cka_core.manipulation import evaluation_map
+    from cka_core.pitfalls.manipulation import evaluation_map
     np.testing.assert_allclose(result.map_after, evaluation_map(result.model, sample_models.digits().X_test,
                                                                 REDUCED_LAYERS), atol=1e-12)
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cka_core import RepresentationError, cka_matrix
-from cka_core.accumulator import cka_matrix_or_nan
+from cka_core.cka.matrix import cka_matrix_or_nan
 from cka_core import models as own
 from cka_core.models import exported, reduction
 from tests import model_files as mf

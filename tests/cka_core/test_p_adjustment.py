@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cka_core import RepresentationError
-from cka_core.inference import adjusted_p_values, smallest_adjusted_p
+from cka_core.stats.corrections import adjusted_p_values, smallest_adjusted_p
 
 # p-values of permutation tests are multiples of 1/(N+1): ties are the rule, not the exception
 p_grids = st.lists(st.integers(1, 41), min_size=1, max_size=20).map(lambda k: np.array(k) / 41)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cka_core import RepresentationError
-from cka_core.safezip import BZIP2, DEFLATED, STORED, extract, open_archive
+from cka_core.io.safezip import BZIP2, DEFLATED, STORED, extract, open_archive
 from tests.hostile.cases_archives import Entry, central, end, local, pt2_bytes, raw_zip, two_directories
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cka_core import RepresentationError, cka_matrix, linear_cka
-from cka_core import sanity
+from cka_core.stats import sanity
 
 from . import reference as ref
 from .cka_testdata import layers

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cka_core import MEASURES, RepresentationError
-from cka_core import sensitivity as S
-from cka_core import transforms as T
+from cka_core.pitfalls import sensitivity as S
+from cka_core.pitfalls import transforms as T
 
 from . import reference as ref
 from .cka_testdata import PROPERTY, PROPERTY_FEW

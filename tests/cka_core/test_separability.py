@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 import cka_core
 from cka_core import RepresentationError
-from cka_core.directions import null_space_direction, random_direction
-from cka_core.separability import class_margins, normal_alignment, orthant_null_direction, translated_accuracy
+from cka_core.pitfalls.directions import null_space_direction, random_direction
+from cka_core.pitfalls.separability import (class_margins, normal_alignment, orthant_null_direction,
+                                            translated_accuracy)
 
 
 def _clusters(seed, n_per=40, k=4, d=12, sep=4.0, offset=3.0):

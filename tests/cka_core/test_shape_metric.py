@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import cka_core
 from cka_core.measures import similarity_matrix
-from cka_core.triangle import triangle_check, triangle_excess
+from cka_core.stats.triangle import triangle_check, triangle_excess
 
 from . import reference as ref
 from .cka_testdata import PROPERTY_FEW, correlated_pair, seeds

@@ -17,9 +17,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from cka_core import RepresentationError, cka_matrix
-from cka_core import stream
+from cka_core.io import streaming as stream
 from cka_core.cli import main
-from cka_core.stream import open_layers, shard_paths, streamed_cka_matrix
+from cka_core.io.streaming import open_layers, shard_paths, streamed_cka_matrix
 
 N = 1500
 

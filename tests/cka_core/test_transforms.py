@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cka_core import MEASURES, RepresentationError, linear_cka, similarity
-from cka_core import transforms as T
+from cka_core.pitfalls import transforms as T
 from cka_core.measures import INVARIANCES
 
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from cka_core import RepresentationError
 from cka_core.io import activation_layers, load_representations
-from cka_core.stream import open_layers
-from cka_core.weights import LABEL_KEYS, weights_reason
+from cka_core.io.streaming import open_layers
+from cka_core.io.weights import LABEL_KEYS, weights_reason
 from tests.hostile.cases_weights import ARCHITECTURES, FORMATS, WEIGHTS, activations, renamed, save, state_dict
 
 #: What each renamed state_dict is recognised by, when only its shapes are left.

@@ -40,7 +40,7 @@ def _load(via: str, args: list[str]) -> str:
         arrays = activation_layers(load_representations(path.read_bytes(), path.name), path.name)
         return f"{len(arrays)} layers"
     if via == "stream":
-        from cka_core.stream import open_layers
+        from cka_core.io.streaming import open_layers
 
         return f"{len(open_layers(path).names)} layers"
     raise SystemExit(f"unknown via {via!r}")

@@ -16,9 +16,10 @@ import torch
 from streamlit import config as st_config
 
 import sample_models
-from cka_core import cka_matrix, inference
-from cka_core.drilldown import pc_contributions
-from cka_core.export import CELL_COLUMNS
+from cka_core import cka_matrix
+from cka_core.stats import resampling as inference
+from cka_core.cka.drilldown import pc_contributions
+from cka_core.io.export import CELL_COLUMNS
 
 from tests.files import npy_bytes as _npy, npz_bytes as _npz
 

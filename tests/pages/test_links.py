@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.pages.apptest import metric, open_page
-from cka_core.transforms import TRANSFORMATIONS
+from cka_core.pitfalls.transforms import TRANSFORMATIONS
 from ui import compare, manipulate, navigation, shell
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -98,7 +98,7 @@ def test_numbers_match_an_independent_computation():
     probe = sample_models.LinearProbe().fit(
         capture(sample_models.load("mlp_seed0"), sample_models.digits().X_train, ["hidden3"])["hidden3"],
         sample_models.digits().y_train)
-    from cka_core.directions import null_space_direction
+    from cka_core.pitfalls.directions import null_space_direction
     v = null_space_direction((probe.coef_ * probe.scale_[:, None]).T, 0)
     scale = np.sqrt(np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)))
     moved = X + np.outer(mask * (10**0.5 * scale), v)

@@ -1,0 +1,74 @@
+"""Load representation files without ever unpickling them.
+
+``load_representations(data, filename)`` reads .npy, .npz, .pt, .safetensors and .csv bytes
+into a name -> array mapping (per-example shape kept), refusing pickles, oversized headers,
+zip bombs, non-numeric or non-finite data with a ``RepresentationError`` that says how to fix it.
+
+Uploads are hostile input: every size a file claims is checked against the limits below before
+anything of that size is allocated, and every parser failure becomes a ``RepresentationError``.
+"""
+from __future__ import annotations
+
+import array
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RepresentationError
+from .checks import _check_count, _check_total, _checked, _MAX_VALUES, MAX_ELEMENTS
+from .csv_files import _read_csv
+from .numpy_files import _read_npy, _read_npz
+from .safetensors_files import _read_safetensors
+from .torch_files import _read_torch
+from .weights import refuse_weights
+
+SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
+
+
+def load_representations(data: bytes, filename: str, *, max_values: int = MAX_ELEMENTS) -> dict[str, np.ndarray]:
+    """Parse the bytes of a representation file; the extension of ``filename`` picks the format.
+
+    Returns a dict layer name -> float32 or float64 array of shape (n_examples, ...) with at least
+    one example and one feature, all finite, in file order. A single-array format (.npy, .csv,
+    a bare tensor in .pt) is named after the file stem.
+
+    ``max_values`` (at most MAX_ELEMENTS) bounds the values of any one array and, at 8 bytes each,
+    what the whole file may unpack to; both are checked against headers before allocating. A hosted
+    app passes a lower bound than a local command line.
+    """
+    token = _MAX_VALUES.set(min(int(max_values), MAX_ELEMENTS))
+    try:
+        return _load(data, filename)
+    finally:
+        _MAX_VALUES.reset(token)
+
+
+def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
+    suffix = Path(filename).suffix.lower()
+    stem = Path(filename).stem or "layer"
+    if suffix not in SUPPORTED:
+        raise RepresentationError(
+            f"{filename!r}: unknown format {suffix or '(no extension)'}; save activations as one of "
+            f"{', '.join(SUPPORTED)}."
+        )
+    if not data:
+        raise RepresentationError(f"{filename!r} is empty (0 bytes); upload the file again.")
+    data = data if isinstance(data, bytes) else bytes(data)  # bytearray, memoryview
+    reader = {
+        ".npy": _read_npy,
+        ".npz": _read_npz,
+        ".pt": _read_torch,
+        ".pth": _read_torch,
+        ".safetensors": _read_safetensors,
+        ".csv": _read_csv,
+    }[suffix]
+    arrays = reader(data, filename, stem)
+    if not arrays:
+        raise RepresentationError(f"{filename!r} holds no arrays; save at least one (n_examples, ...) array.")
+    _check_count(len(arrays), filename)
+    # From shapes, before the per-array checks: a state_dict's scalar counter is not "a single number" to fix.
+    refuse_weights(arrays, filename)
+    # Before _checked copies anything: a .pt tensor may be a broadcast view far larger than its storage.
+    _check_total(sum(array.size * 8 for array in arrays.values()), filename)
+    return {name: _checked(array, filename, name) for name, array in arrays.items()}

@@ -1,0 +1,12 @@
+"""Similarity measures: the registry (:mod:`.registry`: every measure, its properties and one entry
+point) over one module per family: CKA (:mod:`.cka`), the column-space family (:mod:`.cca`), shape
+(:mod:`.shape`), RSA (:mod:`.rsa`), deconfounded CKA (:mod:`.deconfounded`), all on the per-layer
+work of :mod:`.view`."""
+from .cca import canonical_correlations, linear_regression_fit, mean_cca, pwcca, svcca
+from .cka import linear_cka, rbf_cka
+from .deconfounded import deconfounded_cka, inputs_view
+from .registry import (INVARIANCES, INVERTIBLE, ISOTROPIC, LINEAR_CKA, MEASURES, ORTHOGONAL, PERMUTATION, TRANSLATION,
+                       MeasureInfo, identical_and_unrelated, layer_views, matrix_of_views, movement, prepared_options,
+                       similarity, similarity_matrix)
+from .rsa import rsa
+from .shape import procrustes_angle, shape_distance

@@ -1,0 +1,194 @@
+"""Similarity measures beside CKA behind one entry point, each declaring its properties, and
+:func:`similarity_matrix`, any measure between every pair of layers.
+
+Every measure maps two representations of the same n examples to a number and says what it
+is invariant to (a map applied to either argument leaves it unchanged), its range and
+whether higher means more similar; the pages use this metadata to explain what moved.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cka.matrix import cka_matrix
+from ..errors import RepresentationError
+from .cka import linear_cka, rbf_cka
+from ..cka.validation import as_layers, check_rows
+from .view import LayerView
+from .cca import linear_regression_of, mean_cca_of, pwcca_of, svcca_of
+from .deconfounded import deconfounded_cka_of
+from .shape import procrustes_angle_of, shape_distance_of
+from .cka import rbf_cka_of
+from .rsa import rsa_of
+from .cca import linear_regression_fit, mean_cca, pwcca, svcca
+from .cka import _linear_cka_debiased
+from .deconfounded import deconfounded_cka, inputs_view
+from .rsa import rsa
+from .shape import procrustes_angle, shape_distance
+
+ORTHOGONAL = "orthogonal"
+ISOTROPIC = "isotropic_scaling"
+INVERTIBLE = "invertible_linear"
+TRANSLATION = "translation"
+PERMUTATION = "permutation"
+INVARIANCES = (ORTHOGONAL, ISOTROPIC, INVERTIBLE, TRANSLATION, PERMUTATION)
+
+
+@dataclass(frozen=True)
+class MeasureInfo:
+    """What a measure is: how to call it and how to read its value."""
+
+    name: str
+    label: str
+    function: Callable[..., float]
+    higher_is_similar: bool
+    value_range: tuple[float, float]
+    invariances: frozenset[str]
+    symmetric: bool
+    description: str
+    reference: str
+    of: Callable[..., float] | None = None  # the same on two LayerViews (per-layer work reusable)
+    needs_inputs: bool = False  # takes the inputs the layers were computed from (option ``inputs``)
+
+
+def prepared_options(info: MeasureInfo, options: dict, n: int) -> dict:
+    """``options`` with per-comparison arguments prepared once (the inputs of dCKA as a view, so that
+    every pair of layers and every resample regresses on the same prepared Gram)."""
+    if info.needs_inputs:
+        return {**options, "inputs": inputs_view(options.get("inputs"), n)}
+    if "inputs" in options:
+        raise RepresentationError(f"inputs apply to deconfounded CKA only, not to {info.name!r}.")
+    return options
+
+
+_ALL_BUT_LINEAR = frozenset({ORTHOGONAL, ISOTROPIC, TRANSLATION, PERMUTATION})
+
+MEASURES: dict[str, MeasureInfo] = {
+    m.name: m
+    for m in [
+        MeasureInfo("linear_cka", "Linear CKA", linear_cka, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
+                    "Alignment of the two centred linear Gram matrices; dominated by high-variance directions.",
+                    "Kornblith et al., ICML 2019"),
+        MeasureInfo("linear_cka_debiased", "Linear CKA (debiased)", _linear_cka_debiased, True, (-1.0, 1.0),
+                    _ALL_BUT_LINEAR, True,
+                    "Linear CKA with the unbiased HSIC estimator: no inflation when features outnumber examples.",
+                    "Song et al., JMLR 2012; Nguyen et al., ICLR 2021"),
+        MeasureInfo("rbf_cka", "RBF CKA", rbf_cka, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
+                    "CKA with Gaussian kernels, bandwidth sigma x the median distance; local structure.",
+                    "Kornblith et al., ICML 2019", rbf_cka_of),
+        MeasureInfo("deconfounded_cka", "Deconfounded CKA (dCKA)", deconfounded_cka, True, (0.0, 1.0),
+                    _ALL_BUT_LINEAR, True,
+                    "Linear CKA after regressing the inputs' similarity out of each layer's Gram matrix: what the "
+                    "layers share beyond what the inputs already share.",
+                    "Cui et al., NeurIPS 2022", deconfounded_cka_of, needs_inputs=True),
+        MeasureInfo("mean_cca", "Mean CCA", mean_cca, True, (0.0, 1.0), frozenset(INVARIANCES), True,
+                    "Mean canonical correlation; invariant to any invertible linear map, so it is 1 "
+                    "for every pair once features outnumber examples.",
+                    "Raghu et al., NeurIPS 2017", mean_cca_of),
+        MeasureInfo("svcca", "SVCCA", svcca, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
+                    "Mean CCA after keeping the singular directions that explain 99% of the variance.",
+                    "Raghu et al., NeurIPS 2017", svcca_of),
+        MeasureInfo("pwcca", "PWCCA", pwcca, True, (0.0, 1.0), frozenset({ISOTROPIC, TRANSLATION, PERMUTATION}), False,
+                    "Canonical correlations weighted by how much of the first representation each accounts for.",
+                    "Morcos et al., NeurIPS 2018", pwcca_of),
+        MeasureInfo("procrustes", "Procrustes angle", procrustes_angle, False, (0.0, float(np.pi / 2)),
+                    _ALL_BUT_LINEAR, True,
+                    "Angle between the two normalised shapes after the best rotation; a true metric.",
+                    "Williams et al., NeurIPS 2021; Ding et al., NeurIPS 2021", procrustes_angle_of),
+        MeasureInfo("shape_metric", "Shape metric (partial whitening)", shape_distance, False,
+                    (0.0, float(np.pi / 2)), _ALL_BUT_LINEAR, True,
+                    "Angle between the two shapes after partial whitening α (α = 0.5 by default): between the "
+                    "angle of mean CCA (α = 0) and the Procrustes angle (α = 1); a true metric for every α.",
+                    "Williams et al., NeurIPS 2021", shape_distance_of),
+        MeasureInfo("rsa", "RSA (Spearman of RDMs)", rsa, True, (-1.0, 1.0), _ALL_BUT_LINEAR, True,
+                    "Rank correlation of the pairwise Euclidean distances between examples.",
+                    "Kriegeskorte et al., Front. Syst. Neurosci. 2008", rsa_of),
+        MeasureInfo("linear_regression", "Linear regression R²", linear_regression_fit, True, (0.0, 1.0),
+                    _ALL_BUT_LINEAR, False,
+                    "How much of the second representation a linear map of the first explains.",
+                    "Kornblith et al., ICML 2019", linear_regression_of),
+    ]
+}
+
+
+def identical_and_unrelated(measure: str) -> tuple[float, float]:
+    """The measure's value for identical inputs (the similar end of its range) and for unrelated ones
+    (0 for a similarity, the far end of the range for a distance)."""
+    info = MEASURES.get(measure)
+    if info is None:
+        raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
+    low, high = info.value_range
+    return (high, 0.0) if info.higher_is_similar else (low, high)
+
+
+def movement(measure: str, value: float, reference: float) -> float:
+    """|value - reference| as a fraction of the way from "identical" to "unrelated" (see
+    :func:`identical_and_unrelated`), one scale for every measure. Dividing by the whole range instead
+    would make a similarity that can go negative (debiased CKA, RSA: range -1 to 1) look half as
+    sensitive as biased CKA for the same change."""
+    identical, unrelated = identical_and_unrelated(measure)
+    return abs(float(value) - float(reference)) / abs(identical - unrelated)
+
+
+def similarity(X, Y, measure: str = "linear_cka", **options) -> float:
+    """The value of ``measure`` between X and Y; see ``MEASURES`` for the names and what each means."""
+    info = MEASURES.get(measure)
+    if info is None:
+        raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
+    try:
+        return float(info.function(X, Y, **options))
+    except TypeError as error:
+        raise RepresentationError(f"bad option for measure {measure!r}: {error}") from None
+
+
+LINEAR_CKA = {"linear_cka": False, "linear_cka_debiased": True}
+
+
+def similarity_matrix(layers_a, layers_b=None, *, measure: str = "linear_cka", debiased: bool = False,
+                      batch_size: int | None = None, **options) -> np.ndarray:
+    """(L_a, L_b) values of ``measure`` between every pair of layers (``layers_b=None``: self-comparison).
+
+    Linear CKA goes through ``cka_matrix`` (per-layer statistics shared, one pass); the other
+    measures are evaluated pair by pair, each pair once when the matrix is symmetric.
+    """
+    if measure not in MEASURES:
+        raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
+    if measure in LINEAR_CKA and "inputs" not in options:
+        return cka_matrix(layers_a, layers_b, debiased=debiased or LINEAR_CKA[measure], batch_size=batch_size)
+    if batch_size is not None:
+        raise RepresentationError(f"batch_size applies to linear CKA only, not to {measure!r}.")
+    if debiased:
+        if measure != "rbf_cka":
+            raise RepresentationError(f"debiased applies to CKA only, not to {measure!r}.")
+        options = {**options, "debiased": True}
+    info = MEASURES[measure]
+    va, vb = layer_views(layers_a, layers_b, debiased=bool(options.get("debiased")))
+    return matrix_of_views(info, va, vb, symmetric=layers_b is None, **prepared_options(info, options, va[0].n))
+
+
+def layer_views(layers_a, layers_b=None, *, debiased: bool = False) -> tuple[list[LayerView], list[LayerView]]:
+    """One :class:`LayerView` per layer of each side (side B is side A's views for a self-comparison)."""
+    names_a, a = as_layers(layers_a, "layers_a")
+    va = [LayerView.of(t, f"layers_a[{name!r}]") for name, t in zip(names_a, a)]
+    if layers_b is None:
+        check_rows(a[0].shape[0], a[0].shape[0], debiased, "layers_a", "layers_a")
+        return va, va
+    names_b, b = as_layers(layers_b, "layers_b")
+    check_rows(a[0].shape[0], b[0].shape[0], debiased, "layers_a", "layers_b")
+    return va, [LayerView.of(t, f"layers_b[{name!r}]") for name, t in zip(names_b, b)]
+
+
+def matrix_of_views(info: MeasureInfo, va: list[LayerView], vb: list[LayerView], *, symmetric: bool = False,
+                    **options) -> np.ndarray:
+    """(L_a, L_b) values of a view-level measure; each pair once when the matrix is symmetric."""
+    symmetric = symmetric and info.symmetric
+    values = np.empty((len(va), len(vb)))
+    try:
+        for i, x in enumerate(va):
+            for j, y in enumerate(vb):
+                values[i, j] = values[j, i] if symmetric and j < i else info.of(x, y, **options)
+    except TypeError as error:
+        raise RepresentationError(f"bad option for measure {info.name!r}: {error}") from None
+    return values
