@@ -226,6 +226,14 @@ def _write(directory: Path, name: str, data: bytes, via: str) -> Built:
     return Built(via, (str(path),))
 
 
+def calling(target: str) -> dict[str, bytes]:
+    """The program's model.json with its first operator replaced by ``target`` (torch resolves a
+    target by attribute lookup, so a name outside ATen reaches Python)."""
+    name = next(n for n in pt2_members() if n.endswith("models/model.json"))
+    text = pt2_members()[name].decode()
+    return {name: text.replace('"torch.ops.aten.linear.default"', json.dumps(target), 1).encode()}
+
+
 def _pt2_case(name: str, make, expect: str | None, unsafe=None) -> Case:
     return Case(name, lambda d: _write(d, f"{name}.pt2", make(d), "model"), expect, unsafe)
 
@@ -279,6 +287,10 @@ CASES: list[Case] = [
         **pt2_members(), **stride0_inputs(pt2_members())}.items()]), r"stride-0|larger than the data"),
     _pt2_case("pt2_bzip2_bomb", lambda d: _pt2_bomb(), r"inflates past|zip bomb"),
     _pt2_case("pt2_trailing_data", lambda d: pt2_bytes() + b"\x00" * 64, r"end record"),
+    _pt2_case("pt2_operator_outside_aten", lambda d: raw_zip([Entry.of(n, c) for n, c in {
+        **pt2_members(), **calling("builtins.exec")}.items()]), r"calls 'builtins.exec', which is not an ATen operator"),
+    _pt2_case("pt2_custom_torch_op", lambda d: raw_zip([Entry.of(n, c) for n, c in {
+        **pt2_members(), **calling("torch.ops.evil.system.default")}.items()]), r"not an ATen operator"),
     _pt2_case("pt2_real", lambda d: pt2_bytes(), None),
     Case("images_zip_bzip2_bomb", lambda d: _write(d, "pictures.zip", bzip2_bomb("a.png"), "inputs"),
          r"inflates past|zip bomb"),

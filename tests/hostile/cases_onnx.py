@@ -267,6 +267,19 @@ def _plain(tmp: Path) -> harness.Built:
     return harness.Built("model", (str(_model_file(tmp, with_t("sparse", np.ones((4, 4), np.float32), None))),))
 
 
+def custom_operator(where: str):
+    """T made by an operator of a custom domain (running it would need a compiled extension library,
+    whose loading runs its code): at the top level, or inside an If branch."""
+    helper, numpy_helper = onnx_modules()[1:]
+    custom = helper.make_node("Evil", ["W"], ["T" if where == "top" else "t_then"], domain="com.evil.ops")
+    if where == "top":
+        return tiny_model([custom], opsets=["com.evil.ops"])
+    zeros = _constant("t_else", numpy_helper.from_array(np.zeros((4, 4), np.float32)))
+    return tiny_model([_constant("cond", numpy_helper.from_array(np.array(True))),
+                       helper.make_node("If", ["cond"], ["T"], then_branch=_branch("then", [custom], "t_then"),
+                                        else_branch=_branch("else", [zeros], "t_else"))], opsets=["com.evil.ops"])
+
+
 def _built(model_builder):
     return lambda tmp: harness.Built("model", (str(_model_file(tmp, model_builder())),))
 
@@ -290,6 +303,9 @@ CASES = [
     harness.Case("onnx-1e9-parameters-declared-not-stored", _built(undeclared_parameters), r"CKA_MODEL_PARAMETERS"),
     harness.Case("onnx-input-of-2gb-per-batch", _built(huge_activation), r"CKA_MODEL_ACTIVATION_MB"),
     harness.Case("onnx-loop-computed-trip-count-hangs", _hanging, r"too slow|seconds"),
+    harness.Case("onnx-custom-operator", _built(lambda: custom_operator("top")), r"custom operator 'Evil'"),
+    harness.Case("onnx-custom-operator-in-if-branch", _built(lambda: custom_operator("branch")),
+                 r"custom operator 'Evil'"),
     harness.Case("onnx-plain-file-loads", _plain, None),
     harness.Case("onnx-zip-with-external-data-loads", _zip_with_data, None),
 ]

@@ -120,6 +120,11 @@ def check(case: Case, tmp_path: Path) -> None:
     no canary, no traceback, peak RSS and time under the caps."""
     built = case.build(tmp_path)
     outcome = run(built)
+    if os.environ.get("HOSTILE_REPORT"):  # one JSON line per case, for the figures in docs/security.md
+        with open(os.environ["HOSTILE_REPORT"], "a") as report:
+            report.write(json.dumps({"case": case.name, "refused": not outcome.ok, "message": outcome.message[:160],
+                                     "peak_mib": round(outcome.peak_bytes / 2**20), "seconds": round(outcome.seconds, 1)})
+                         + "\n")
     assert "ESCAPED" not in outcome.message and "Traceback" not in outcome.stderr, (outcome.message,
                                                                                    outcome.stderr[-3000:])
     assert not (tmp_path / CANARY).exists(), "the file's code ran"
