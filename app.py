@@ -27,7 +27,7 @@ PAGES = {group: [st.Page(page.path, title=page.title, icon=page.icon, url_path=p
                  for page in navigation.PAGES if page.group == group]
          for group in navigation.GROUPS}
 
-with timed_run() as run:  # logged only when CKA_RUN_LOG is set (benchmarks/load_test.py --capacity)
+with timed_run() as run:  # logged only when CKA_RUN_LOG is set (python -m benchmarks.load_test)
     remember_url_at_load()
     page = st.navigation(PAGES, expanded=True)  # every page in view: past twelve, Streamlit hides some
     run["page"] = st.session_state[CURRENT_PAGE] = page.url_path

@@ -3,7 +3,7 @@
 
     python -m benchmarks.bench_resampling [--resamples 200] [--before 20] [--out benchmarks/results/resampling.md]
 
-* **after**: ``cka_core.inference.bootstrap`` + ``permutation_test`` as they are: per-layer work
+* **after**: ``cka_core.stats.resampling.bootstrap`` + ``permutation_test`` as they are: per-layer work
   once per resample (bases, distances, kernels), reordered rather than recomputed per permutation.
 * **before**: the previous algorithm, every cell recomputed from the resampled (or shuffled) arrays
   pair by pair (``similarity`` per cell), timed on ``--before`` resamples of each kind and scaled to

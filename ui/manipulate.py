@@ -8,7 +8,7 @@ would only be queued behind the running script, so no fragment is used here). Th
 on that:
 
 * **Train** (``on_click``) only records a start request; the next run builds a
-  :class:`cka_core.manipulation.MapManipulator` from the page's controls and keeps it in
+  :class:`cka_core.pitfalls.manipulation.MapManipulator` from the page's controls and keeps it in
   ``st.session_state`` (a few hundred kB: student, teacher, optimiser state).
 * At the end of the page the run trains epoch after epoch. Each epoch (pure torch, no UI call,
   so it is never cut in half) updates the manipulator in place, then the progress bar, the

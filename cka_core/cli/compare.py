@@ -1,6 +1,6 @@
 """Command line: ``cka compare A B [options]`` (or ``python -m cka_core compare ...``); ``--help`` lists the options.
 
-The files it writes come from :mod:`cka_core.export`, shared with the app's Compare page."""
+The files it writes come from :mod:`cka_core.io.export`, shared with the app's Compare page."""
 from __future__ import annotations
 
 import argparse
@@ -301,7 +301,7 @@ def _run_models(args) -> tuple[dict, dict, dict, object]:
     examples = models.read_inputs(args.inputs)
     loaded, reduced = [], []
     for source, tokenizer in zip(args.model, tokenizers):
-        # In a worker process with the host's caps (cka_core.models.caps): a model file may come from anyone.
+        # In a worker process with the host's caps (cka_core.io.caps): a model file may come from anyone.
         model = models.load_model(source, tokenizer=tokenizer, allow_hub=args.allow_hub, isolated=True)
         try:
             layers = tuple(args.layers.split(",")) if args.layers else model.default_layers

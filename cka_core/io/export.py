@@ -17,11 +17,11 @@ from ..measures.registry import MEASURES
 FORMATS = (".csv", ".json", ".png")
 
 BOOTSTRAP_METHOD = ("percentile bootstrap over examples (same rows resampled on both sides), re-centred on the "
-                    "full-data value: [v + q_lo - median, v + q_hi - median] (cka_core.inference.bootstrap)")
+                    "full-data value: [v + q_lo - median, v + q_hi - median] (cka_core.stats.resampling.bootstrap)")
 PERMUTATION_METHOD = ("rows of side B shuffled against side A; p = (1 + #{null at least as similar as observed}) "
-                      "/ (1 + n_permutations) (cka_core.inference.permutation_test)")
+                      "/ (1 + n_permutations) (cka_core.stats.resampling.permutation_test)")
 MARKING_RULE = ("not_above_null: permutation p (adjusted, when p_values_adjusted is given) > 0.05, or the "
-                "bootstrap interval overlaps the shuffled-rows null mean ± 2 sd (cka_core.sanity.not_above_null)")
+                "bootstrap interval overlaps the shuffled-rows null mean ± 2 sd (cka_core.stats.sanity.not_above_null)")
 
 CELL_COLUMNS = ("layer_a", "layer_b", "value", "ci_low", "ci_high", "p_value", "p_adjusted", "null_mean", "null_sd",
                 "not_above_null")
@@ -44,9 +44,9 @@ def heatmap_document(values, names_a, names_b, settings: dict, *, bootstrap=None
     """Everything needed to read and reproduce a heatmap, as JSON-ready data.
 
     ``settings`` (measure, estimator options, sources, n_examples...) are stored at the top level;
-    ``bootstrap`` / ``permutation`` are results of :mod:`cka_core.inference`; ``p_adjustment`` the
+    ``bootstrap`` / ``permutation`` are results of :mod:`cka_core.stats.resampling`; ``p_adjustment`` the
     correction for testing every cell at once (a key of ``P_ADJUSTMENTS``); ``flagged`` the cells
-    not above the null (:func:`cka_core.sanity.not_above_null`, given the adjusted p-values).
+    not above the null (:func:`cka_core.stats.sanity.not_above_null`, given the adjusted p-values).
     """
     doc = {"layers_a": list(map(str, names_a)), "layers_b": list(map(str, names_b)), "values": _matrix(values),
            **settings}

@@ -4,7 +4,7 @@
 as pickled (and falls back to a full unpickler for example inputs), loads compiled AOTInductor
 libraries, compiles the program's guard code as Python, resolves operator names by attribute
 lookup from ``torch`` (which reaches ``torch.os``) and parses symbolic shapes with sympy (which
-evaluates). So the archive is read first, by the one strict zip reader (:mod:`cka_core.safezip`: no
+evaluates). So the archive is read first, by the one strict zip reader (:mod:`cka_core.io.safezip`: no
 duplicate names or second directory that would show torch other members than the checks saw), as
 JSON and raw tensor bytes, and refused unless every member is one the current format writes for a
 plain program, no weight or constant is pickled or claims more values than its file holds or the

@@ -6,7 +6,7 @@ The objective is their Eq. 3,
 
 where f* is the frozen original network (distillation at temperature T) and M_theta is the
 debiased (unbiased-HSIC) linear CKA map between the chosen layers on the current batch
-(:func:`cka_core.differentiable.minibatch_cka_map`). lambda follows their Algorithm 1: after
+(:func:`cka_core.cka.differentiable.minibatch_cka_map`). lambda follows their Algorithm 1: after
 every epoch the accuracy on a held-out validation split is compared with the original
 network's; if it fell by more than ``eta`` percentage points lambda is multiplied by 0.8,
 otherwise divided by 0.8. Optimiser: AdamW with a cosine learning-rate schedule after a linear

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cka_core
+from cka_core.cka import accumulator
 
 from . import reference as ref
 from .cka_mp_worker import fill_accumulator
@@ -220,8 +221,8 @@ def test_a_pickled_accumulator_holds_arrays_not_tensors_and_merges_like_the_orig
             [x[:40] for x in A], [y[:40] for y in B])
         state = first.__getstate__()
         tensors, arrays = [], []
-        cka_core.accumulator._map_leaves(state["_stats"], torch.Tensor, tensors.append)
-        cka_core.accumulator._map_leaves(state["_stats"], np.ndarray, arrays.append)
+        accumulator._map_leaves(state["_stats"], torch.Tensor, tensors.append)
+        accumulator._map_leaves(state["_stats"], np.ndarray, arrays.append)
         assert not tensors and arrays
         copy = pickle.loads(pickle.dumps(first))
         copy.update([x[40:] for x in A], [y[40:] for y in B])

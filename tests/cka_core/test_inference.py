@@ -1,4 +1,4 @@
-"""cka_core.inference: bootstrap intervals hold the full-data value and shrink with n; permutation
+"""cka_core.stats.resampling: bootstrap intervals hold the full-data value and shrink with n; permutation
 p-values are uniform under independence and minimal (1 / (N + 1)) for X against an isometry of X."""
 import numpy as np
 import pytest

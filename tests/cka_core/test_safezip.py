@@ -1,4 +1,4 @@
-"""cka_core.safezip, the one strict zip reader: what it refuses (each trick by itself), what it caps
+"""cka_core.io.safezip, the one strict zip reader: what it refuses (each trick by itself), what it caps
 (every compression method it reads), what it reads exactly as zipfile does (archives written by
 zipfile, numpy, torch.save, torch.export.save), and that no input makes it raise anything but
 RepresentationError."""

@@ -1,4 +1,4 @@
-"""cka_core.sanity: each check passes on sound input and flags the bug it exists for; the closed-form
+"""cka_core.stats.sanity: each check passes on sound input and flags the bug it exists for; the closed-form
 shuffled-rows means are exact (checked by enumerating every permutation)."""
 import itertools
 

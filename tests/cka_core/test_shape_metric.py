@@ -1,6 +1,6 @@
 """The generalized shape metric (Williams et al. 2021) and the triangle inequality: values against
 the definition at every alpha, its two ends (Procrustes angle, mean CCA), the triangle inequality
-as a property, and cka_core.triangle against brute force over every triple."""
+as a property, and cka_core.stats.triangle against brute force over every triple."""
 import itertools
 import math
 

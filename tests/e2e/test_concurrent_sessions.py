@@ -1,5 +1,5 @@
 """Six browser sessions at once, each through its share of the pages with random moves, an upload
-and a stopped long job among them (a short run of benchmarks/load_test.py; the full one drives 10
+and a stopped long job among them (a short run of python -m benchmarks.load_test; the full one drives 10
 sessions for 3 minutes): no exception, no unexpected error alert, no lost connection, and the
 server stays under 1.5 GB. No timing assertions: on two shared cores the latencies measure the
 browsers as much as the app."""
