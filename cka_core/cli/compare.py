@@ -24,8 +24,6 @@ from .terminal import counter, rate, text_table, value_table
 
 MAX_RESAMPLES = 100_000
 STREAM_BYTES = 512 * 2**20
-#: The option of the one measure that takes it.
-MEASURE_PARAMETER_OF = {"sigma": "rbf_cka", "alpha": "shape_metric"}
 
 EPILOG = """\
 outputs (--out may be given several times; the suffix picks the format):
@@ -102,6 +100,19 @@ def _program() -> str:
     return "cka" if Path(sys.argv[0]).name == "cka" else "python -m cka_core"
 
 
+def _flag_parameters() -> dict:
+    """Each parameter name declared in the registry, with its first declaration (its flag's help)."""
+    out = {}
+    for info in MEASURES.values():
+        for parameter in info.parameters:
+            out.setdefault(parameter.name, parameter)
+    return out
+
+
+def _measures_taking(name: str) -> list[str]:
+    return [m for m, info in MEASURES.items() if any(p.name == name for p in info.parameters)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=_program(), description="CKA and other measures between the layers of two "
                      "representation files.")
@@ -126,10 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--measure", default="linear_cka", choices=sorted(MEASURES), help="similarity measure")
     compare.add_argument("--debiased", action="store_true", help="unbiased HSIC estimator (linear and RBF CKA)")
     compare.add_argument("--batch-size", type=int, default=None, help="minibatch estimator (Nguyen et al. 2021)")
-    compare.add_argument("--sigma", type=float, default=None, help="RBF bandwidth as a multiple of the median distance")
-    compare.add_argument("--alpha", type=float, default=None,
-                         help="partial whitening of --measure shape_metric: 0 whitened (CCA), 1 none (Procrustes); "
-                              "default 0.5")
+    for name, parameter in _flag_parameters().items():  # one flag per parameter declared in the registry
+        compare.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(parameter.default), default=None,
+                             choices=parameter.choices or None, help=parameter.flag_help)
     compare.add_argument("--confounder", default=None, metavar="C",
                          help="what --measure deconfounded_cka regresses out: a file holding one (n, ...) array of "
                               "the inputs, or a:LAYER (a layer of the first side, e.g. a:embeddings, then left out of "
@@ -153,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_outputs(args.out)
-        parameters = {name: getattr(args, name) for name in MEASURE_PARAMETER_OF if getattr(args, name) is not None}
-        for name, measure in MEASURE_PARAMETER_OF.items():
-            if name in parameters and args.measure != measure:
-                raise RepresentationError(f"--{name} applies to --measure {measure} only.")
+        parameters = {name: getattr(args, name) for name in _flag_parameters() if getattr(args, name) is not None}
+        for name in parameters:
+            measures = _measures_taking(name)
+            if args.measure not in measures:
+                raise RepresentationError(f"--{name.replace('_', '-')} applies to --measure {' or '.join(measures)} "
+                                          "only.")
         deconfounded = MEASURES[args.measure].needs_inputs
         if args.confounder and not deconfounded:
             raise RepresentationError("--confounder applies to --measure deconfounded_cka only.")

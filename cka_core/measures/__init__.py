@@ -6,7 +6,7 @@ from .cca import canonical_correlations, linear_regression_fit, mean_cca, pwcca,
 from .cka import linear_cka, rbf_cka
 from .deconfounded import deconfounded_cka, inputs_view
 from .registry import (INVARIANCES, INVERTIBLE, ISOTROPIC, LINEAR_CKA, MEASURES, ORTHOGONAL, PERMUTATION, TRANSLATION,
-                       MeasureInfo, identical_and_unrelated, layer_views, matrix_of_views, movement, prepared_options,
-                       similarity, similarity_matrix)
+                       MeasureInfo, MeasureParameter, identical_and_unrelated, layer_views, matrix_of_views, movement,
+                       parameter_defaults, prepared_options, similarity, similarity_matrix)
 from .rsa import rsa
 from .shape import procrustes_angle, shape_distance

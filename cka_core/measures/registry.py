@@ -37,6 +37,23 @@ INVARIANCES = (ORTHOGONAL, ISOTROPIC, INVERTIBLE, TRANSLATION, PERMUTATION)
 
 
 @dataclass(frozen=True)
+class MeasureParameter:
+    """A number a measure takes besides the data (the keyword ``name`` of its functions), declared once:
+    the Compare page's control, the command line's ``--name`` flag and the defaults elsewhere read it."""
+
+    name: str             # the keyword of the measure's functions (and of similarity_matrix)
+    default: float
+    label: str            # the Compare page's control
+    help: str             # one line under the control
+    flag_help: str        # the command line's --name flag
+    shown: str            # the measure's label with the value, "{:g}" in place of the value
+    low: float | None = None   # a range (a slider) ...
+    high: float | None = None
+    step: float | None = None
+    choices: tuple = ()        # ... or a few values (a select box)
+
+
+@dataclass(frozen=True)
 class MeasureInfo:
     """What a measure is: how to call it and how to read its value."""
 
@@ -51,6 +68,12 @@ class MeasureInfo:
     reference: str
     of: Callable[..., float] | None = None  # the same on two LayerViews (per-layer work reusable)
     needs_inputs: bool = False  # takes the inputs the layers were computed from (option ``inputs``)
+    parameters: tuple[MeasureParameter, ...] = ()  # the numbers it takes besides the data
+
+
+def parameter_defaults(measure: str) -> dict[str, float]:
+    """The declared default of each parameter of ``measure``, as keyword arguments."""
+    return {p.name: p.default for p in MEASURES[measure].parameters}
 
 
 def prepared_options(info: MeasureInfo, options: dict, n: int) -> dict:
@@ -77,7 +100,12 @@ MEASURES: dict[str, MeasureInfo] = {
                     "Song et al., JMLR 2012; Nguyen et al., ICLR 2021"),
         MeasureInfo("rbf_cka", "RBF CKA", rbf_cka, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
                     "CKA with Gaussian kernels, bandwidth sigma x the median distance; local structure.",
-                    "Kornblith et al., ICML 2019", rbf_cka_of),
+                    "Kornblith et al., ICML 2019", rbf_cka_of,
+                    parameters=(MeasureParameter(
+                        "sigma", 1.0, "Bandwidth σ (× median distance)",
+                        "Small σ: local neighbourhoods; large σ: close to linear CKA.",
+                        "RBF bandwidth as a multiple of the median distance",
+                        "RBF CKA (σ = {:g} × median distance)", low=0.1, high=3.0, step=0.1),)),
         MeasureInfo("deconfounded_cka", "Deconfounded CKA (dCKA)", deconfounded_cka, True, (0.0, 1.0),
                     _ALL_BUT_LINEAR, True,
                     "Linear CKA after regressing the inputs' similarity out of each layer's Gram matrix: what the "
@@ -101,7 +129,14 @@ MEASURES: dict[str, MeasureInfo] = {
                     (0.0, float(np.pi / 2)), _ALL_BUT_LINEAR, True,
                     "Angle between the two shapes after partial whitening α (α = 0.5 by default): between the "
                     "angle of mean CCA (α = 0) and the Procrustes angle (α = 1); a true metric for every α.",
-                    "Williams et al., NeurIPS 2021", shape_distance_of),
+                    "Williams et al., NeurIPS 2021", shape_distance_of,
+                    parameters=(MeasureParameter(
+                        "alpha", 0.5, "Partial whitening α",
+                        "0: whiten each layer first (the angle of mean CCA, blind to any invertible map); "
+                        "1: no whitening (the Procrustes angle). A metric for every α.",
+                        "partial whitening of --measure shape_metric: 0 whitened (CCA), 1 none (Procrustes); "
+                        "default 0.5",
+                        "Shape metric (α = {:g})", low=0.0, high=1.0, step=0.05),)),
         MeasureInfo("rsa", "RSA (Spearman of RDMs)", rsa, True, (-1.0, 1.0), _ALL_BUT_LINEAR, True,
                     "Rank correlation of the pairwise Euclidean distances between examples.",
                     "Kriegeskorte et al., Front. Syst. Neurosci. 2008", rsa_of),
