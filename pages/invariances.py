@@ -69,7 +69,9 @@ def distances_or_scores(rep) -> None:
         st.markdown(f"A distance obeys d(i, k) ≤ d(i, j) + d(j, k): if A is close to B and B to C, A is close to C. "
                     f"Every ordered triple of distinct layers of **{name}** (test digits) is checked. "
                     "1 − CKA is not a distance; the angle arccos(CKA) and the shape metrics are.")
-        alpha = st.slider("Partial whitening α (shape metric)", 0.0, 1.0, 0.5, step=0.05, key="inv_alpha",
+        whitening = inv.SHAPE_ALPHA  # range, step and default as declared in the registry
+        alpha = st.slider("Partial whitening α (shape metric)", whitening.low, whitening.high, whitening.default,
+                          step=whitening.step, key="inv_alpha",
                           bind="query-params", help="0: each layer whitened first (the angle of mean CCA); "
                                                     "1: not whitened (the Procrustes angle).")
     rows = inv.triangle_rows(name, alpha)

@@ -54,9 +54,8 @@ ALPHA, NULL_WIDTH = 0.05, 2.0
 
 SOURCE_KINDS = {"network": "Sample model", "own": "Your model", "upload": "Upload files", "launch": "Launch file"}
 ESTIMATORS = {"biased": "Biased", "debiased": "Debiased", "minibatch": "Minibatch"}
-MEASURE_CHOICES = {k: MEASURES[k].label for k in
-                   ("linear_cka", "rbf_cka", "deconfounded_cka", "mean_cca", "svcca", "pwcca", "procrustes", "shape_metric", "rsa",
-                    "linear_regression")}
+#: Measures reached through another's control rather than the Measure box (linear CKA's Estimator radio).
+ESTIMATOR_MEASURES = frozenset({"linear_cka_debiased"})
 STATUS_ICONS = {sanity.PASS: ":material/check_circle:", sanity.WARN: ":material/warning:",
                 sanity.FAIL: ":material/error:", sanity.INFO: ":material/info:"}
 MARKING_TEXT = (f"**✕** marks a cell whose value is not clearly beyond chance: its permutation p-value (corrected, "
@@ -311,38 +310,13 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
 
 # --------------------------------------------------------------------------- measure settings
 @dataclass(frozen=True)
-class MeasureParameter:
-    """The one number a measure takes besides the data, and its slider."""
-
-    name: str      # the keyword of similarity_matrix
-    label: str
-    low: float
-    high: float
-    default: float
-    step: float
-    help: str
-    shown: str     # the measure's label with the value, "{:g}" in place of the value
-
-
-MEASURE_PARAMETERS = {
-    "rbf_cka": MeasureParameter("sigma", "Bandwidth σ (× median distance)", 0.1, 3.0, 1.0, 0.1,
-                                "Small σ: local neighbourhoods; large σ: close to linear CKA.",
-                                "RBF CKA (σ = {:g} × median distance)"),
-    "shape_metric": MeasureParameter("alpha", "Partial whitening α", 0.0, 1.0, 0.5, 0.05,
-                                     "0: whiten each layer first (the angle of mean CCA, blind to any invertible map); "
-                                     "1: no whitening (the Procrustes angle). A metric for every α.",
-                                     "Shape metric (α = {:g})"),
-}
-
-
-@dataclass(frozen=True)
 class Settings:
     """The measure and its estimator options: everything the values depend on besides the data."""
 
     measure: str  # a MEASURES key
     batch_size: int | None = None
     minibatch_debiased: bool = True
-    parameter: float | None = None  # the value of MEASURE_PARAMETERS[measure]
+    parameters: tuple[tuple[str, float], ...] = ()  # (name, value) of each of MEASURES[measure].parameters
     confounder: str | None = None  # what dCKA regresses out: INPUTS, or "a:<layer>" (a layer of side A)
     confounder_about: str = ""
     inputs: np.ndarray | None = field(default=None, repr=False, compare=False)  # the confounder's values
@@ -353,13 +327,12 @@ class Settings:
         if self.batch_size is not None:
             out["batch_size"] = self.batch_size
             out["debiased"] = self.minibatch_debiased
-        if self.parameter is not None:
-            out[MEASURE_PARAMETERS[self.measure].name] = self.parameter
+        out.update(self.parameters)
         return out
 
     @property
     def key(self) -> tuple:
-        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.parameter,
+        return (self.measure, self.batch_size, self.minibatch_debiased if self.batch_size else None, self.parameters,
                 self.confounder)
 
     @property
@@ -370,8 +343,8 @@ class Settings:
     def label(self) -> str:
         if self.batch_size is not None:
             return f"Minibatch linear CKA (b = {self.batch_size}{', unbiased HSIC' if self.minibatch_debiased else ''})"
-        if self.parameter is not None:
-            return MEASURE_PARAMETERS[self.measure].shown.format(self.parameter)
+        if self.parameters:
+            return self.info.parameters[0].shown.format(*(value for _, value in self.parameters))
         if self.confounder is not None:
             return f"dCKA ({self.confounder_about} regressed out)"
         return self.info.label
@@ -379,9 +352,27 @@ class Settings:
     def export(self) -> dict:
         return {"measure": self.measure, "measure_label": self.label,
                 "debiased": self.measure == "linear_cka_debiased" or (self.batch_size is not None and self.minibatch_debiased),
-                "batch_size": self.batch_size, **{p.name: None for p in MEASURE_PARAMETERS.values()},
+                "batch_size": self.batch_size, **{p.name: None for info in MEASURES.values() for p in info.parameters},
                 **{k: v for k, v in self.options().items() if k not in ("batch_size", "debiased", "inputs")},
                 "confounder": self.confounder_about or None}
+
+
+def measure_choices() -> dict[str, str]:
+    """The Measure box: every registered measure (in registry order) but those reached through another's
+    control, by its label."""
+    return {k: info.label for k, info in MEASURES.items() if k not in ESTIMATOR_MEASURES}
+
+
+def parameter_control(parameter) -> float:
+    """The control of one declared measure parameter (a ``MeasureParameter``), bound to the URL as
+    ``cmp_<name>``: a slider over its range, or a select box over its choices."""
+    key = f"cmp_{parameter.name}"
+    if parameter.choices:
+        return st.selectbox(parameter.label, parameter.choices, index=parameter.choices.index(parameter.default),
+                            key=key, bind="query-params", help=parameter.help)
+    value = st.slider(parameter.label, parameter.low, parameter.high, parameter.default, step=parameter.step,
+                      key=key, bind="query-params", help=parameter.help)
+    return round(float(value), 2)
 
 
 def measure_controls(a: Side, b: Side) -> tuple[Settings, bool]:
@@ -433,7 +424,7 @@ def without_confounder(a: Side, settings: Settings) -> Side:
 def _measure_settings(cols, a: Side, b: Side) -> Settings:
     n = a.n
     with cols[0]:
-        measure = choose(st.selectbox, "Measure", MEASURE_CHOICES, key="cmp_measure",
+        measure = choose(st.selectbox, "Measure", measure_choices(), key="cmp_measure",
                          help="Linear CKA is the usual choice; the others answer different questions (see Theory).")
     if measure == "linear_cka":
         with cols[1]:
@@ -457,12 +448,10 @@ def _measure_settings(cols, a: Side, b: Side) -> Settings:
     if MEASURES[measure].needs_inputs:
         with cols[1]:
             return _confounder_settings(measure, a, b)
-    if measure in MEASURE_PARAMETERS:
-        parameter = MEASURE_PARAMETERS[measure]
+    if MEASURES[measure].parameters:
         with cols[1]:
-            value = st.slider(parameter.label, parameter.low, parameter.high, parameter.default, step=parameter.step,
-                              key=f"cmp_{parameter.name}", bind="query-params", help=parameter.help)
-        return Settings(measure, parameter=round(float(value), 2))
+            values = tuple((p.name, parameter_control(p)) for p in MEASURES[measure].parameters)
+        return Settings(measure, parameters=values)
     with cols[1]:
         st.caption(MEASURES[measure].description)
     return Settings(measure)

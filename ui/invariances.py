@@ -16,7 +16,7 @@ import streamlit as st
 from cka_core import MEASURES, RepresentationError, cka_matrix, similarity
 from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
 from cka_core.pitfalls import transforms
-from cka_core.measures import similarity_matrix
+from cka_core.measures import parameter_defaults, similarity_matrix
 from cka_core.stats.triangle import TriangleCheck, triangle_check
 
 from . import data, figures, limits, models
@@ -91,13 +91,15 @@ def working_matrix(rep_key: str, _rep: data.Representation) -> tuple[np.ndarray,
 #: The measures of one representation against its transformation: all but dCKA, which needs the
 #: inputs the layer was computed from (the Confounders page shows it on the zoo's networks).
 ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs)
+#: The shape metric's partial whitening, as the registry declares it (the triangle section's slider).
+SHAPE_ALPHA = next(p for p in MEASURES["shape_metric"].parameters if p.name == "alpha")
 
 
 def _all_measures(X: np.ndarray, Y: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     values, errors = {}, {}
     for name in ONE_LAYER_MEASURES:
         try:
-            values[name] = similarity(X, Y, name)
+            values[name] = similarity(X, Y, name, **parameter_defaults(name))  # each at its declared default
         except RepresentationError as error:
             errors[name] = str(error)
     return values, errors
@@ -182,7 +184,7 @@ def _table(rep_key: str, _X: np.ndarray) -> dict:
             if m in errors:
                 continue
             try:
-                values[i, j] = similarity(_X, Y, m)
+                values[i, j] = similarity(_X, Y, m, **parameter_defaults(m))
             except RepresentationError as error:
                 errors[m] = str(error)
                 continue

@@ -46,9 +46,9 @@ SCENARIOS = {
     "pages/pooling.py": [{}],
     "pages/function_preserving.py": [{"src_kind": SAMPLE}],
     "pages/compare.py": [
-        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.MEASURE_CHOICES["linear_cka"],
+        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.measure_choices()["linear_cka"],
          "cmp_estimator": compare.ESTIMATORS["minibatch"]},
-        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.MEASURE_CHOICES["rbf_cka"]},
+        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.measure_choices()["rbf_cka"]},
     ],
     "pages/manipulate.py": [{"man_target": manipulate.TARGETS["pair"]},
                             {"man_target": manipulate.TARGETS["match"]}],
