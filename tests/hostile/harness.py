@@ -1,6 +1,6 @@
 """The hostile-files suite's harness: each case is a file built by hand in a temp dir, loaded in a
-fresh subprocess the way the app or the command line loads it, with its peak memory and time
-measured from outside (os.wait4's rusage covers the loader and the worker it starts).
+fresh subprocess the way the app or the command line loads it, timed from outside, its peak memory
+reported by the loader itself (its own high-water mark and the worker processes it reaped).
 
 A case's file may plant a *canary*: a pickle (or other code) that, if anything ever ran it, would
 create ``<tmp>/CANARY``. The suite asserts the canary never appears, and each canary case can give
@@ -78,10 +78,7 @@ class Outcome:
 
 def run(built: Built, *, env: dict | None = None, timeout: float = 300) -> Outcome:
     """Load ``built`` in a fresh subprocess under SUITE_CAPS; its peak RSS (with its children's) and time."""
-    if built.via == "cli":
-        argv = [sys.executable, "-m", "cka_core", *built.args]
-    else:
-        argv = [sys.executable, "-m", "tests.hostile.load", built.via, *built.args]
+    argv = [sys.executable, "-m", "tests.hostile.load", built.via, *built.args]
     environment = {**os.environ, **SUITE_CAPS, **(env or {}), "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryFile() as stdout_file, tempfile.TemporaryFile() as stderr_file:
         start = time.perf_counter()
@@ -93,19 +90,18 @@ def run(built: Built, *, env: dict | None = None, timeout: float = 300) -> Outco
         stdout_file.seek(0), stderr_file.seek(0)
         stdout, stderr = stdout_file.read(), stderr_file.read()
     out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
-    if built.via == "cli":
-        lines = [line for line in err.splitlines() if line.strip()]
-        return Outcome(process.returncode == 0, lines[-1] if lines else "", process.returncode, peak, seconds, err)
     try:
         result = json.loads(out.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         result = {"ok": False, "message": f"no result (exit {process.returncode}): {err[-2000:]}"}
-    return Outcome(bool(result["ok"]), result["message"], process.returncode, peak, seconds, err)
+    # The loader's own account of its peak (see load.py); wait4's counts the test process it was forked from.
+    return Outcome(bool(result["ok"]), result["message"], process.returncode, result.get("peak_bytes", peak),
+                   seconds, err)
 
 
 def _wait(pid: int, deadline: float) -> tuple[int, int]:
-    """Reap ``pid`` with wait4 (killing it at ``deadline``): its exit code and peak RSS in bytes, the
-    maximum over it and the children it reaped (Linux reports both for a reaped child)."""
+    """Reap ``pid`` with wait4 (killing it at ``deadline``): its exit code and ru_maxrss in bytes (an upper
+    bound that includes the process it was forked from: used only when the loader could not report)."""
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:

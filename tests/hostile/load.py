@@ -7,10 +7,19 @@
     python -m tests.hostile.load inputs PATH                  # the examples a model reads
     python -m tests.hostile.load representations PATH         # an activations upload
     python -m tests.hostile.load stream PATH                  # the CLI's --stream reader
+    python -m tests.hostile.load cli ARGS...                  # the cka command (its last error line)
+
+It also reports its peak memory, ``peak_bytes``: the larger of its own high-water mark since it
+started (VmHWM) and that of the worker processes it reaped. (The kernel's ru_maxrss of a process
+counts the parent it was forked from, up to the exec: measured from outside, every case would weigh
+as much as the test process that started it.)
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import resource
 import sys
 import traceback
 from pathlib import Path
@@ -46,18 +55,36 @@ def _load(via: str, args: list[str]) -> str:
     raise SystemExit(f"unknown via {via!r}")
 
 
+def _cli(args: list[str]) -> dict:
+    """The cka command in this process: ok when it exits 0; its message is its last line on stderr."""
+    from cka_core.cli import main
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+        code = main(args)
+    lines = [line for line in errors.getvalue().splitlines() if line.strip()]
+    return {"ok": code == 0, "message": lines[-1] if lines else "", "returncode": code}
+
+
+def peak_bytes() -> int:
+    """This process's resident high-water mark since its exec, or that of a child it reaped."""
+    with open("/proc/self/status") as status:
+        own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+
+
 def main() -> None:
     from cka_core import RepresentationError
 
     via, *args = sys.argv[1:]
     try:
-        result = {"ok": True, "message": _load(via, args)}
+        result = _cli(args) if via == "cli" else {"ok": True, "message": _load(via, args)}
     except RepresentationError as error:
         result = {"ok": False, "message": str(error)}
     except BaseException as error:  # noqa: BLE001 - the suite reports what escaped
         result = {"ok": False, "message": f"ESCAPED {type(error).__name__}: {error}",
                   "traceback": traceback.format_exc()[-4000:]}
-    print(json.dumps(result))
+    print(json.dumps({**result, "peak_bytes": peak_bytes()}))
 
 
 if __name__ == "__main__":
