@@ -28,7 +28,7 @@ import torch
 from ..errors import RepresentationError
 from .kernels import cka_from_hsic, gram_lower_triangle, hsic_from_gram_sums, near_centred, row_dots
 from .validation import check_rows, min_rows
-from .memory import _check_feature_memory
+from .memory import check_feature_memory
 from .statistics import FeatureStatistics, GramStatistics
 from .layers import layer_layout, LayerLayout
 
@@ -80,7 +80,7 @@ class CKAAccumulator:
 
     def __init__(self, *, debiased: bool = False, batch_size: int | None = None):
         self.debiased = bool(debiased)
-        self.batch_size = _checked_batch_size(batch_size, debiased)
+        self.batch_size = checked_batch_size(batch_size, debiased)
         self.structure: LayerLayout | None = None
         self.n_examples = 0
         self._stats: FeatureStatistics | GramStatistics | None = None
@@ -173,7 +173,7 @@ class CKAAccumulator:
                                     bool(layout["self_compare"]))
         kind = GramStatistics if self.batch_size is not None else FeatureStatistics
         if kind is FeatureStatistics:
-            _check_feature_memory(self.structure, torch.device(device))
+            check_feature_memory(self.structure, torch.device(device))
         self._stats = kind.zeros(self.structure, torch.device(device))
         return self
 
@@ -220,7 +220,7 @@ class CKAAccumulator:
     def _update_features(self, unique: list[torch.Tensor]) -> None:
         structure = self.structure
         if self._stats is None:
-            _check_feature_memory(structure, unique[0].device)
+            check_feature_memory(structure, unique[0].device)
             self._stats = FeatureStatistics.empty(unique, structure)
         stats = self._stats
         shifted = [t.to(device=stats.device, dtype=torch.float64) - mu for t, mu in zip(unique, stats.shift)]
@@ -265,7 +265,7 @@ class CKAAccumulator:
         self.n_examples += chunk[0].shape[0]
 
 
-class _PrecisionLost(RepresentationError):
+class PrecisionLost(RepresentationError):
     """The products of a layer came close to underflow in the precision they are formed in."""
 
 
@@ -276,14 +276,14 @@ def _check_precision_range(squared_norms: torch.Tensor, dtype: torch.dtype, stru
     self term.)"""
     largest = float(squared_norms.max())
     if 0.0 < largest < math.sqrt(torch.finfo(dtype).tiny):
-        raise _PrecisionLost(
+        raise PrecisionLost(
             f"layer {structure.names[k]!r} is too small in magnitude (largest squared row norm "
             f"{largest:.1e}) for {str(dtype).removeprefix('torch.')} products; multiply it by a constant, e.g. "
             "one over its largest absolute value: CKA does not change."
         )
 
 
-def _checked_batch_size(batch_size, debiased: bool) -> int | None:
+def checked_batch_size(batch_size, debiased: bool) -> int | None:
     if batch_size is None:
         return None
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):

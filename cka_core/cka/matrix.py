@@ -9,7 +9,7 @@ from .kernels import scaled_to_unit
 from .validation import as_layers, check_rows
 from .memory import choose_form
 from .layers import layer_layout
-from .accumulator import _checked_batch_size, _cka_from_hsic_matrix, _PrecisionLost, CKAAccumulator
+from .accumulator import checked_batch_size, _cka_from_hsic_matrix, PrecisionLost, CKAAccumulator
 from .layers import LayerLayout
 
 
@@ -31,7 +31,7 @@ def cka_matrix(layers_a, layers_b=None, *, debiased: bool = False, batch_size: i
     -------
     np.ndarray of shape (L_a, L_b), float64.
     """
-    batch_size = _checked_batch_size(batch_size, debiased)
+    batch_size = checked_batch_size(batch_size, debiased)
     # With every row used (no batches, so no dropped short tail), the finiteness pass over the inputs
     # is deferred: a NaN or Inf reaches every HSIC of its layer, so sound HSIC values prove finite
     # inputs, and the inputs are scanned (for the message naming the layer) only when they are not.
@@ -42,7 +42,7 @@ def cka_matrix(layers_a, layers_b=None, *, debiased: bool = False, batch_size: i
         batch_size = n
     try:
         hsic = _hsic_of(structure, unique, debiased, batch_size)
-    except _PrecisionLost:
+    except PrecisionLost:
         hsic = None
     if hsic is None or not _sound(hsic):
         layer_layout(layers_a, layers_b)  # raises if an input holds NaN or Inf

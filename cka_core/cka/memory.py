@@ -35,7 +35,7 @@ def _gram_bytes(structure: LayerLayout, rows: int) -> int:
     return BYTES * ((len(structure.widths) + 2) * rows * rows + rows * max(structure.widths))
 
 
-def _check_feature_memory(structure: LayerLayout, device: torch.device) -> None:
+def check_feature_memory(structure: LayerLayout, device: torch.device) -> None:
     need, budget = _feature_bytes(structure), memory_budget_bytes(device)
     if need > budget:
         raise RepresentationError(

@@ -23,17 +23,17 @@ def _max_values() -> int:
     return _MAX_VALUES.get()
 
 
-def _max_bytes() -> int:
+def max_bytes() -> int:
     return 8 * _MAX_VALUES.get()
 
 
-def _bytes_text(n: int) -> str:
+def bytes_text(n: int) -> str:
     return f"{n / 2**30:.0f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def _checked(array, filename: str, name: str) -> np.ndarray:
     array = np.asarray(array)
-    _check_numeric(array.dtype, filename, name)
+    check_numeric(array.dtype, filename, name)
     if array.ndim == 0:
         raise RepresentationError(
             f"{filename!r}, array {name!r} is a single number; save an array of shape (n_examples, ...)."
@@ -50,14 +50,14 @@ def _checked(array, filename: str, name: str) -> np.ndarray:
     return array
 
 
-def _check_numeric(dtype: np.dtype, filename: str, name: str) -> None:
+def check_numeric(dtype: np.dtype, filename: str, name: str) -> None:
     if dtype.kind not in "biuf":
         raise RepresentationError(
             f"{filename!r}, array {name!r}: dtype {dtype} is not numeric; save float activations."
         )
 
 
-def _check_size(shape, itemsize: int, filename: str, name: str) -> None:
+def check_size(shape, itemsize: int, filename: str, name: str) -> None:
     """An array's claimed shape, from a header, before anything of that size is allocated.
 
     Exact Python integers: a hostile header may claim dimensions that overflow int64 or float64.
@@ -65,24 +65,24 @@ def _check_size(shape, itemsize: int, filename: str, name: str) -> None:
     elements = math.prod(shape)
     # Any one dimension too: (10**30, 0) holds no values, but no array can have that shape.
     limit = _max_values()
-    if elements > limit or elements * itemsize > _max_bytes() or any(d > limit for d in shape):
+    if elements > limit or elements * itemsize > max_bytes() or any(d > limit for d in shape):
         raise RepresentationError(
             f"{filename!r}, array {name!r} claims shape ({', '.join(_approx(d) for d in shape)}) "
             f"({_approx(elements)} values), over the limit of {limit:,} values "
-            f"({_bytes_text(_max_bytes())}) this tool loads; subsample examples or save fewer layers."
+            f"({bytes_text(max_bytes())}) this tool loads; subsample examples or save fewer layers."
         )
 
 
-def _check_total(nbytes: int, filename: str) -> None:
+def check_total(nbytes: int, filename: str) -> None:
     """All arrays of a file, counted at 8 bytes a value (what they may become as float64)."""
-    if nbytes > _max_bytes():
+    if nbytes > max_bytes():
         raise RepresentationError(
-            f"{filename!r} unpacks to {_approx(nbytes)} bytes, over the {_bytes_text(_max_bytes())} this tool "
+            f"{filename!r} unpacks to {_approx(nbytes)} bytes, over the {bytes_text(max_bytes())} this tool "
             "loads from one file; subsample examples or save fewer layers."
         )
 
 
-def _check_count(count: int, filename: str) -> None:
+def check_count(count: int, filename: str) -> None:
     if count > MAX_ARRAYS:
         raise RepresentationError(
             f"{filename!r} holds {count} arrays, more than the {MAX_ARRAYS} layers this tool compares; "
@@ -95,7 +95,7 @@ def _approx(n: int) -> str:
     return str(n) if n < 10**15 else f"{n:.3g}" if n < 10**300 else f"~2^{n.bit_length() - 1}"
 
 
-def _open_zip(data: bytes, filename: str, fix: str) -> Archive:
+def open_zip(data: bytes, filename: str, fix: str) -> Archive:
     """The archive, validated by the one strict reader, refusing more entries than any file of ours
     holds. No inflation ratio: each member is bounded by what its own header may claim."""
     return open_archive(data, filename, max_members=MAX_ARRAYS + _ZIP_SPARE_ENTRIES, max_ratio=None,
@@ -105,4 +105,4 @@ def _open_zip(data: bytes, filename: str, fix: str) -> Archive:
 _ZIP_SPARE_ENTRIES = 16  # torch.save adds a few records (data.pkl, version, byteorder...) to its tensors
 
 
-_MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful
+MAX_NDIM = 32  # numpy allows 64 dimensions; activations have a handful

@@ -7,7 +7,7 @@ import csv
 import io
 import numpy as np
 from ..errors import RepresentationError
-from .checks import _check_size, _max_values, MAX_CSV_COLUMNS
+from .checks import check_size, _max_values, MAX_CSV_COLUMNS
 
 
 def _read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
@@ -43,7 +43,7 @@ def _read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
                 ) from None
             n_rows += 1
             if len(values) > _max_values():
-                _check_size((n_rows, width), 8, filename, stem)
+                check_size((n_rows, width), 8, filename, stem)
     except UnicodeDecodeError:
         raise RepresentationError(f"{filename!r} is not UTF-8 text; save the CSV as plain UTF-8.") from None
     except csv.Error as error:  # a field over csv's size limit, a stray quote after a quoted field...

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from ..errors import RepresentationError
 from .safezip import DEFLATED, STORED
-from .checks import _bytes_text, _check_count, _check_numeric, _check_size, _max_bytes, _MAX_NDIM, _open_zip
+from .checks import bytes_text, check_count, check_numeric, check_size, max_bytes, MAX_NDIM, open_zip
 
 
 _NPY_HEADER_WINDOW = 16 * 1024  # numpy refuses headers over 10,000 bytes: read no more to find one
@@ -41,11 +41,11 @@ def _npy_header(handle, filename: str, name: str | None):
             f"{where} holds Python objects or records (dtype {dtype}); such files need unpickling, which "
             "this tool never does. Save a plain float array: np.save(path, x.astype('float32'), allow_pickle=False)."
         )
-    _check_numeric(dtype, filename, name or Path(filename).stem)
+    check_numeric(dtype, filename, name or Path(filename).stem)
     # numpy checks that the dims are ints; True, negative and astronomically large ones get through.
-    if len(shape) > _MAX_NDIM or any(isinstance(d, bool) or d < 0 for d in shape):
+    if len(shape) > MAX_NDIM or any(isinstance(d, bool) or d < 0 for d in shape):
         raise RepresentationError(f"{where} has an invalid shape in its header; save it again with numpy.save.")
-    _check_size(shape, dtype.itemsize, filename, name or Path(filename).stem)
+    check_size(shape, dtype.itemsize, filename, name or Path(filename).stem)
     return shape, fortran, dtype
 
 
@@ -55,7 +55,7 @@ def _array_from(buffer, shape, fortran: bool, dtype: np.dtype) -> np.ndarray:
     return flat.reshape(shape[::-1]).transpose() if fortran else flat.reshape(shape)
 
 
-def _read_npy(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+def read_npy(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     handle = io.BytesIO(data)
     shape, fortran, dtype = _npy_header(handle, filename, None)
     start, expected = handle.tell(), math.prod(shape) * dtype.itemsize
@@ -67,10 +67,10 @@ def _read_npy(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     return {stem: _array_from(bytearray(memoryview(data)[start: start + expected]), shape, fortran, dtype)}
 
 
-def _read_npz(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
-    archive = _open_zip(data, filename, "save it with numpy.savez")
+def read_npz(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+    archive = open_zip(data, filename, "save it with numpy.savez")
     members = [m for m in archive.members if m.name.endswith(".npy")]
-    _check_count(len(members), filename)  # before reading any of them
+    check_count(len(members), filename)  # before reading any of them
     arrays: dict[str, np.ndarray] = {}
     total = 0
     for member in members:
@@ -81,7 +81,7 @@ def _read_npz(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
                 f"{filename!r}, array {name!r} uses zip compression method {member.method}; "
                 "save the archive with numpy.savez or numpy.savez_compressed."
             )
-        array = _read_npz_member(archive.chunks(member.name), filename, name, _max_bytes() - total)
+        array = _read_npz_member(archive.chunks(member.name), filename, name, max_bytes() - total)
         total += array.size * 8
         arrays[name] = array
     return arrays
@@ -100,9 +100,9 @@ def _read_npz_member(chunks: Iterator[bytes], filename: str, name: str, room: in
     header = io.BytesIO(head)
     shape, fortran, dtype = _npy_header(header, filename, name)
     needed = math.prod(shape) * dtype.itemsize
-    if math.prod(shape) * 8 > room:  # counted as float64, as _check_total does: int8 and bool grow 8x
+    if math.prod(shape) * 8 > room:  # counted as float64, as check_total does: int8 and bool grow 8x
         raise RepresentationError(
-            f"{filename!r} holds more than the {_bytes_text(_max_bytes())} of arrays this tool loads from one "
+            f"{filename!r} holds more than the {bytes_text(max_bytes())} of arrays this tool loads from one "
             "file; subsample examples or save fewer layers."
         )
     body = bytearray(memoryview(head)[header.tell():])

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RepresentationError
-from .checks import _check_count, _check_total, _checked, _MAX_VALUES, MAX_ELEMENTS
+from .checks import check_count, check_total, _checked, _MAX_VALUES, MAX_ELEMENTS
 from .csv_files import _read_csv
-from .numpy_files import _read_npy, _read_npz
-from .safetensors_files import _read_safetensors
-from .torch_files import _read_torch
+from .numpy_files import read_npy, read_npz
+from .safetensors_files import read_safetensors
+from .torch_files import read_torch
 from .weights import refuse_weights
 
 SUPPORTED = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".csv")
@@ -56,19 +56,19 @@ def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
         raise RepresentationError(f"{filename!r} is empty (0 bytes); upload the file again.")
     data = data if isinstance(data, bytes) else bytes(data)  # bytearray, memoryview
     reader = {
-        ".npy": _read_npy,
-        ".npz": _read_npz,
-        ".pt": _read_torch,
-        ".pth": _read_torch,
-        ".safetensors": _read_safetensors,
+        ".npy": read_npy,
+        ".npz": read_npz,
+        ".pt": read_torch,
+        ".pth": read_torch,
+        ".safetensors": read_safetensors,
         ".csv": _read_csv,
     }[suffix]
     arrays = reader(data, filename, stem)
     if not arrays:
         raise RepresentationError(f"{filename!r} holds no arrays; save at least one (n_examples, ...) array.")
-    _check_count(len(arrays), filename)
+    check_count(len(arrays), filename)
     # From shapes, before the per-array checks: a state_dict's scalar counter is not "a single number" to fix.
     refuse_weights(arrays, filename)
     # Before _checked copies anything: a .pt tensor may be a broadcast view far larger than its storage.
-    _check_total(sum(array.size * 8 for array in arrays.values()), filename)
+    check_total(sum(array.size * 8 for array in arrays.values()), filename)
     return {name: _checked(array, filename, name) for name, array in arrays.items()}

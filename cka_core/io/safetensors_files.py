@@ -6,8 +6,8 @@ import math
 import struct
 import numpy as np
 from ..errors import RepresentationError
-from .checks import _approx, _check_count, _MAX_NDIM
-from .torch_files import _check_tensor, _tensor_to_numpy
+from .checks import _approx, check_count, MAX_NDIM
+from .torch_files import check_tensor, tensor_to_numpy
 
 
 #: Bytes per value of each safetensors dtype this tool can be handed (sub-byte ones are refused).
@@ -37,7 +37,7 @@ def safetensors_header(data_or_head: bytes, filename: str, *, file_size: int | N
             file_size is not None and 8 + length > file_size):
         raise refuse(f"its header claims {_approx(length)} bytes")
     try:
-        header = json.loads(bytes(data_or_head[8: 8 + length]).decode("utf-8"), object_pairs_hook=_unique_keys)
+        header = json.loads(bytes(data_or_head[8: 8 + length]).decode("utf-8"), object_pairs_hook=unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as error:
         raise refuse(f"its header is not valid JSON: {str(error)[:120]}") from None
     if not isinstance(header, dict):
@@ -54,7 +54,7 @@ def safetensors_header(data_or_head: bytes, filename: str, *, file_size: int | N
         itemsize, shape, offsets = SAFETENSORS_ITEMSIZE.get(meta["dtype"]), meta["shape"], meta["data_offsets"]
         if itemsize is None:
             raise refuse(f"tensor {name!r} has the unsupported dtype {str(meta['dtype'])[:20]!r}")
-        if not _whole_numbers(shape) or len(shape) > _MAX_NDIM or not _whole_numbers(offsets) or len(offsets) != 2:
+        if not _whole_numbers(shape) or len(shape) > MAX_NDIM or not _whole_numbers(offsets) or len(offsets) != 2:
             raise refuse(f"tensor {name!r} has a malformed shape or data_offsets")
         begin, end = offsets
         if end - begin != math.prod(shape) * itemsize:
@@ -70,7 +70,7 @@ def safetensors_header(data_or_head: bytes, filename: str, *, file_size: int | N
     return header
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
     """A JSON object, refusing a key given twice (json.loads keeps the last, Rust's serde the first)."""
     result = {}
     for key, value in pairs:
@@ -85,7 +85,7 @@ def _whole_numbers(values) -> bool:
                                             for v in values)
 
 
-def _read_safetensors(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+def read_safetensors(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -98,7 +98,7 @@ def _read_safetensors(data: bytes, filename: str, stem: str) -> dict[str, np.nda
             f"{filename!r} is not a valid .safetensors file ({str(error)[:160]}); save it with "
             "safetensors.torch.save_file (float32 tensors)."
         ) from None
-    _check_count(len(tensors), filename)
+    check_count(len(tensors), filename)
     for name, tensor in tensors.items():
-        _check_tensor(tensor, filename, name)
-    return {name: _tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}
+        check_tensor(tensor, filename, name)
+    return {name: tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}

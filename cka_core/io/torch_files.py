@@ -7,13 +7,13 @@ import io
 import warnings
 import numpy as np
 from ..errors import RepresentationError
-from .checks import _approx, _bytes_text, _check_count, _check_size, _check_total, _max_bytes, _open_zip
+from .checks import _approx, bytes_text, check_count, check_size, check_total, max_bytes, open_zip
 
 
 _ZIP_SPARE_BYTES = 64 << 20  # ... and a pickle of the object tree: room for those next to the arrays
 
 
-def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+def read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     import torch
 
     if data[:4] == b"PK\x03\x04":  # what torch.load checks to pick its zip reader over the legacy format
@@ -27,12 +27,12 @@ def _read_torch(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
             "save torch.save({'layer1': t1, 'layer2': t2}, path)."
         )
     tensors = {_key_name(key, index): tensor for index, (key, tensor) in enumerate(obj.items())}
-    _check_count(len(tensors), filename)
+    check_count(len(tensors), filename)
     for name, tensor in tensors.items():
-        _check_tensor(tensor, filename, name)
+        check_tensor(tensor, filename, name)
     # Before any conversion copies them: a small file can hold broadcast views of huge shape.
-    _check_total(sum(t.numel() * 8 for t in tensors.values()), filename)
-    return {name: _tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}
+    check_total(sum(t.numel() * 8 for t in tensors.values()), filename)
+    return {name: tensor_to_numpy(tensor, filename, name) for name, tensor in tensors.items()}
 
 
 def _torch_load(data: bytes, filename: str):
@@ -73,19 +73,19 @@ def _check_torch_archive(data: bytes, filename: str) -> None:
     summed first. Every member is read through (capped) so that no stream torch inflates can lie.
     """
     fix = "save it with torch.save, or use .safetensors"
-    archive = _open_zip(data, filename, fix)
+    archive = open_zip(data, filename, fix)
     declared = sum(member.size for member in archive.members)
-    if declared > _max_bytes() + _ZIP_SPARE_BYTES:
+    if declared > max_bytes() + _ZIP_SPARE_BYTES:
         raise RepresentationError(
             f"{filename!r} declares {_approx(declared)} bytes of tensor data, over the "
-            f"{_bytes_text(_max_bytes())} this tool loads from one file; subsample examples or save fewer layers."
+            f"{bytes_text(max_bytes())} this tool loads from one file; subsample examples or save fewer layers."
         )
     for member in archive.members:
         for _ in archive.chunks(member.name):
             pass
 
 
-def _check_tensor(tensor, filename: str, name: str) -> None:
+def check_tensor(tensor, filename: str, name: str) -> None:
     """A plain dense CPU tensor of real numbers and allowed size (weights_only also rebuilds sparse,
     quantized, nested and meta tensors, which have no numpy counterpart)."""
     import torch
@@ -101,10 +101,10 @@ def _check_tensor(tensor, filename: str, name: str) -> None:
         raise RepresentationError(
             f"{filename!r}, array {name!r}: dtype {tensor.dtype} is not real; save float activations."
         )
-    _check_size(tuple(tensor.shape), tensor.element_size(), filename, name)
+    check_size(tuple(tensor.shape), tensor.element_size(), filename, name)
 
 
-def _tensor_to_numpy(tensor, filename: str, name: str) -> np.ndarray:
+def tensor_to_numpy(tensor, filename: str, name: str) -> np.ndarray:
     import torch
 
     tensor = tensor.detach().resolve_conj().resolve_neg()

@@ -35,7 +35,7 @@ import torch
 from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
 
 from ..errors import RepresentationError
-from ..io.safetensors_files import _unique_keys
+from ..io.safetensors_files import unique_keys
 from ..io.safezip import open_archive
 from ..io import caps as model_caps
 from . import reduction
@@ -109,7 +109,7 @@ def check_archive(data: bytes, filename: str) -> Checked:
     def json_of(inner: str):
         content = read(inner)  # its own RepresentationError (a ValueError) is not a JSON error
         try:
-            return json.loads(content, object_pairs_hook=_unique_keys)
+            return json.loads(content, object_pairs_hook=unique_keys)
         except (UnicodeDecodeError, ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
             raise _refuse(filename, f"{inner!r} is not valid JSON (or repeats a key)") from None
 

@@ -22,7 +22,7 @@ def _bytes(count: int) -> str:
     return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
-def _check_parameters(messages, filename: str, limits) -> None:
+def check_parameters(messages, filename: str, limits) -> None:
     """Stored tensors (initializers, Constant values, in subgraphs and functions too; a sparse one
     also as the dense tensor onnxruntime makes of it), counted from their dims before any is read."""
     import onnx
@@ -122,7 +122,7 @@ def _folded(node, known: dict) -> np.ndarray | None:
         return None
 
 
-def _initializer_values(graph, outer: dict) -> dict:
+def initializer_values(graph, outer: dict) -> dict:
     """Known small constants in a graph: the outer scope's, then its own initializers."""
     known = dict(outer)
     for tensor in graph.initializer:
@@ -177,7 +177,7 @@ def _node_label(node) -> str:
     return f"the {node.op_type!r} node {node.name or (node.output[0] if node.output else '')!r}"
 
 
-def _check_nodes(nodes, known: dict, types: dict, batch: set, filename: str, limits) -> None:
+def check_nodes(nodes, known: dict, types: dict, batch: set, filename: str, limits) -> None:
     """What each node would form from constant shapes, and each Loop's constant trip count, against
     the caps; subgraphs see their outer scope's constants, functions only their own."""
     for node in nodes:
@@ -196,13 +196,13 @@ def _check_nodes(nodes, known: dict, types: dict, batch: set, filename: str, lim
                                "export the loop with a smaller trip count, or raise the cap")
         for attribute in node.attribute:
             for graph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
-                _check_nodes(graph.node, _initializer_values(graph, known), types, batch, filename, limits)
+                check_nodes(graph.node, initializer_values(graph, known), types, batch, filename, limits)
         value = _folded(node, known) if len(node.output) == 1 else None
         if value is not None:
             known[node.output[0]] = value
 
 
-def _value_types(model) -> dict:
+def value_types(model) -> dict:
     """Each value's (inferred) type, over the graph and its subgraphs."""
     import onnx
 
@@ -213,7 +213,7 @@ def _value_types(model) -> dict:
     return types
 
 
-def _batch_symbols(graph) -> set:
+def batch_symbols(graph) -> set:
     initializers = {t.name for t in graph.initializer}
     return {i.type.tensor_type.shape.dim[0].dim_param for i in graph.input if i.name not in initializers
             and i.type.HasField("tensor_type") and i.type.tensor_type.shape.dim
@@ -281,7 +281,7 @@ def _itemsize(value_type) -> int:
         return DEFAULT_ITEMSIZE
 
 
-def _check_activations(model, batch: set, filename: str, limits) -> None:
+def check_activations(model, batch: set, filename: str, limits) -> None:
     """Every value whose shape is known (in the graph and its subgraphs), at the app's batch and
     the longest sequence, against the activation cap."""
     import onnx

@@ -17,7 +17,7 @@ EXTERNAL_FIX = ("save everything in one file: onnx.save(model, path, save_as_ext
 SUB_BYTE_BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}
 
 
-def _read_external(tensors, filename: str, files, digest) -> None:
+def read_external(tensors, filename: str, files, digest) -> None:
     """Each tensor's bytes read from ``files`` into the tensor itself (raw_data, data_location back
     to DEFAULT). ``files`` None: the model came alone, and nothing beside it may be read."""
     import onnx

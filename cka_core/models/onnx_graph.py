@@ -30,9 +30,9 @@ from . import reduction
 from .base import default_layers, Feed, Layer, LoadedModel
 from .inputs import ARRAY, Examples, IMAGE, TEXT
 from .tokenizer import load_tokenizer, WordTokenizer
-from .onnx_budget import (_batch_symbols, _check_activations, _check_nodes, _check_parameters, _initializer_values,
-                          _messages, _value_types)
-from .onnx_external import _read_external, ArchiveFiles, DirectoryFiles
+from .onnx_budget import (batch_symbols, check_activations, check_nodes, check_parameters, initializer_values,
+                          _messages, value_types)
+from .onnx_external import read_external, ArchiveFiles, DirectoryFiles
 
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
 SCOPES = "pkg.torch.onnx.name_scopes"
@@ -66,20 +66,20 @@ def _checked(model, filename: str, files, digest):
     limits = caps.current()
     messages = list(_messages(model))
     _check_operators(model, messages, filename)
-    _check_parameters(messages, filename, limits)
+    check_parameters(messages, filename, limits)
     external = [m for m in messages if isinstance(m, onnx.TensorProto) and m.data_location == onnx.TensorProto.EXTERNAL]
     if external:
-        _read_external(external, filename, files, digest)
+        read_external(external, filename, files, digest)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
         pass  # the session still runs; layers without a known shape are simply not offered
-    batch = _batch_symbols(model.graph)
-    types = _value_types(model)
-    _check_nodes(model.graph.node, _initializer_values(model.graph, {}), types, batch, filename, limits)
+    batch = batch_symbols(model.graph)
+    types = value_types(model)
+    check_nodes(model.graph.node, initializer_values(model.graph, {}), types, batch, filename, limits)
     for function in model.functions:
-        _check_nodes(function.node, {}, types, batch, filename, limits)
-    _check_activations(model, batch, filename, limits)
+        check_nodes(function.node, {}, types, batch, filename, limits)
+    check_activations(model, batch, filename, limits)
     return model
 
 
