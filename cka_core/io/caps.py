@@ -74,8 +74,3 @@ def current() -> ModelCaps:
         settings[field.name] = int(value * unit) if field.type in (int, "int") else value * unit
     return ModelCaps(**settings)
 
-
-def describe(caps: ModelCaps | None = None) -> dict[str, str]:
-    """Each cap as its environment variable -> value in that variable's unit (for docs and errors)."""
-    caps = caps or current()
-    return {variable: f"{getattr(caps, name) / unit:g}" for name, (variable, unit) in ENVIRONMENT.items()}
