@@ -5,10 +5,10 @@ import streamlit as st
 import torch
 from threadpoolctl import threadpool_limits
 
-from ui import navigation
-from ui.shell import (CURRENT_PAGE, check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices,
-                      timed_run)
-from ui.sidebar import source_sidebar
+from ui.frame import navigation
+from ui.frame.shell import (CURRENT_PAGE, check_url_after_first_run, error_boundary, remember_url_at_load, show_url_notices,
+                            timed_run)
+from ui.sources.sidebar import source_sidebar
 
 # Each rerun works on small matrices; on a shared host extra BLAS/torch threads only spin and fight
 # over the cores (measured 5-20x slower SVDs under load), so every session computes on one thread.
@@ -18,7 +18,7 @@ threadpool_limits(limits=1, user_api="blas")
 st.set_page_config(page_title="CKA Pitfalls Explorer", page_icon=":material/explore:", layout="wide")
 # Streamlit's 6rem top padding pushes each page's proof below the fold at 1400 x 900.
 st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}"
-        # On a phone a figure too wide to read when squeezed (ui.widgets.wide_figure) scrolls sideways.
+        # On a phone a figure too wide to read when squeezed (ui.frame.widgets.wide_figure) scrolls sideways.
         "@media (max-width: 640px){.st-key-wide_figure{overflow-x:auto}"
         ".st-key-wide_figure [data-testid='stElementContainer']{min-width:720px}}</style>")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
-from ui import navigation
+from ui.frame import navigation
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Pages with controls that rerun the page (Home and Derivations have none).

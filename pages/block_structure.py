@@ -3,11 +3,12 @@ first principal component (Nguyen, Raghu & Kornblith 2021, 2022)."""
 import streamlit as st
 
 from cka_core import RepresentationError
-from ui import block_structure as blk
-from ui import figures, models
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.widgets import change, fmt, page_header, takeaway, theory
+from ui.pitfalls import block_structure as blk
+from ui.frame import figures
+from ui.sources import models
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import change, fmt, page_header, takeaway, theory
 
 inside_app_frame()
 

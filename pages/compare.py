@@ -3,11 +3,12 @@ sanity checks, a drill-down into one cell, and exports."""
 import streamlit as st
 
 from cka_core import RepresentationError
-from ui import compare, figures
-from ui import own_models as own
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.widgets import fmt, page_header, takeaway, theory
+from ui import compare
+from ui.frame import figures
+from ui.sources import own_models as own
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import fmt, page_header, takeaway, theory
 
 inside_app_frame()
 
@@ -143,7 +144,7 @@ def _inference_section(key, result, a, b, settings):
     """The run button, the running job's progress slot (returned, filled at the end of the page) and
     the result's summary."""
     # The request goes through a callback (run before the script), not the button's return value: a
-    # button's one-run trigger is lost if the run restarts early (ui.shell.inside_app_frame does that).
+    # button's one-run trigger is lost if the run restarts early (ui.frame.shell.inside_app_frame does that).
     job = compare.current_job()
     if compare.run_requested() and result is None and job is None:
         job = compare.start_job(key, a, b, settings, *key[-4:])

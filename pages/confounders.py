@@ -3,11 +3,12 @@ regresses the inputs out (Cui et al. 2022)."""
 import streamlit as st
 
 from cka_core import MEASURES, RepresentationError
-from ui import confounders as con
-from ui import figures, models
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.widgets import page_header, takeaway, theory
+from ui.pitfalls import confounders as con
+from ui.frame import figures
+from ui.sources import models
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import page_header, takeaway, theory
 
 inside_app_frame()
 

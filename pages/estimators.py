@@ -2,12 +2,13 @@
 import streamlit as st
 
 from cka_core import RepresentationError, linear_cka
-from ui import figures, models
-from ui import estimators as est
-from ui.references import cite, derivation
-from ui.sidebar import current_representation
-from ui.shell import inside_app_frame, live_section
-from ui.widgets import change, fmt, log_slider, page_header, takeaway, theory
+from ui.frame import figures
+from ui.sources import models
+from ui.pitfalls import estimators as est
+from ui.frame.references import cite, derivation
+from ui.sources.sidebar import current_representation
+from ui.frame.shell import inside_app_frame, live_section
+from ui.frame.widgets import change, fmt, log_slider, page_header, takeaway, theory
 
 inside_app_frame()
 

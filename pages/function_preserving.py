@@ -2,10 +2,12 @@
 import streamlit as st
 
 from cka_core import RepresentationError
-from ui import edits, figures, models
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_delta, takeaway, theory
+from ui.pitfalls import edits
+from ui.frame import figures
+from ui.sources import models
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import change, choose, fmt, log_slider, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
 

@@ -1,9 +1,11 @@
 """Home: what CKA is, why it is popular, and where it misleads."""
 import streamlit as st
 
-from ui import edits, models, navigation
-from ui.shell import inside_app_frame
-from ui.widgets import in_rows, takeaway
+from ui.pitfalls import edits
+from ui.sources import models
+from ui.frame import navigation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import in_rows, takeaway
 
 inside_app_frame()
 

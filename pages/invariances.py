@@ -3,12 +3,12 @@ import streamlit as st
 
 from cka_core import MEASURES, RepresentationError
 from cka_core.pitfalls.transforms import TRANSFORMATIONS, median_scale_ratio
-from ui import figures
-from ui import invariances as inv
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame, live_section
-from ui.sidebar import current_representation
-from ui.widgets import choose, fmt, in_rows, log_slider, page_header, takeaway, theory, wide_figure
+from ui.frame import figures
+from ui.pitfalls import invariances as inv
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame, live_section
+from ui.sources.sidebar import current_representation
+from ui.frame.widgets import choose, fmt, in_rows, log_slider, page_header, takeaway, theory, wide_figure
 
 inside_app_frame()
 

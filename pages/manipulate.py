@@ -3,11 +3,12 @@ import streamlit as st
 
 from cka_core import RepresentationError
 from cka_core.pitfalls.manipulation import ManipulationSettings
-from ui import figures, models
-from ui import manipulate as man
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.widgets import choose, fmt, page_header, percent, points_delta, takeaway, theory
+from ui.frame import figures
+from ui.sources import models
+from ui.pitfalls import manipulate as man
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import choose, fmt, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
 

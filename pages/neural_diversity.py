@@ -1,11 +1,11 @@
 """Neural diversity: neurons that learn (and adapt) their own activation curves, and what CKA sees."""
 import streamlit as st
 
-from ui import figures
+from ui.frame import figures
 from ui import neural_diversity as nd
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame, live_section
-from ui.widgets import choose, fmt, in_rows, page_header, percent, points_delta, takeaway, theory
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame, live_section
+from ui.frame.widgets import choose, fmt, in_rows, page_header, percent, points_delta, takeaway, theory
 
 inside_app_frame()
 

@@ -2,13 +2,14 @@
 import streamlit as st
 
 from cka_core import RepresentationError
-from ui import figures, limits
-from ui import outliers as out
-from ui import translation as tr
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.sidebar import current_representation
-from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, takeaway, theory
+from ui.frame import figures
+from ui.sources import limits
+from ui.pitfalls import outliers as out
+from ui.pitfalls import translation as tr
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.sources.sidebar import current_representation
+from ui.frame.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, takeaway, theory
 
 inside_app_frame()
 

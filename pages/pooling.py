@@ -1,11 +1,11 @@
 """Pooling: how a layer's output becomes rows decides CKA, shown on the zoo's CNN and recurrent networks."""
 import streamlit as st
 
-from ui import figures
-from ui import pooling as pool
-from ui.references import derivation
-from ui.shell import inside_app_frame
-from ui.widgets import page_header, takeaway, theory
+from ui.frame import figures
+from ui.pitfalls import pooling as pool
+from ui.frame.references import derivation
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import page_header, takeaway, theory
 
 inside_app_frame()
 

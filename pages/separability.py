@@ -2,12 +2,13 @@
 import streamlit as st
 
 from cka_core import RepresentationError
-from ui import figures, limits
-from ui import separability as sep
-from ui.references import cite, derivation
-from ui.shell import inside_app_frame
-from ui.sidebar import current_representation
-from ui.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, steady_delta, takeaway, theory
+from ui.frame import figures
+from ui.sources import limits
+from ui.pitfalls import separability as sep
+from ui.frame.references import cite, derivation
+from ui.frame.shell import inside_app_frame
+from ui.sources.sidebar import current_representation
+from ui.frame.widgets import change, choose, fmt, log_slider, page_header, percent, points_steady_delta, steady_delta, takeaway, theory
 
 inside_app_frame()
 

@@ -2,9 +2,9 @@
 can link to the derivation it relies on."""
 import streamlit as st
 
-from ui import references
-from ui.shell import inside_app_frame
-from ui.widgets import page_header, takeaway
+from ui.frame import references
+from ui.frame.shell import inside_app_frame
+from ui.frame.widgets import page_header, takeaway
 
 inside_app_frame()
 

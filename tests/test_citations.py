@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ui import references
+from ui.frame import references
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACKED = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,

@@ -4,7 +4,7 @@ per-session store), figures and exports.
 
 Arrays never enter a cache key: every cached function takes content digests and layer names as
 its key and the arrays with a leading underscore. Uploads are parsed per session
-(``data.uploaded_arrays``); registered networks (``ui.models``) and launch files are shared read-only.
+(``data.uploaded_arrays``); registered networks (``ui.sources.models``) and launch files are shared read-only.
 """
 from __future__ import annotations
 
@@ -34,11 +34,12 @@ from cka_core.io.export import cells_csv, heatmap_document
 from cka_core.io import SUPPORTED, activation_layers, load_representations
 from cka_core.measures import similarity_matrix
 
-from . import data, figures, models
-from . import own_models as own
-from .arrays import readonly, readonly_rows
-from .launch import launch_files
-from .widgets import choose
+from .frame import figures
+from .frame.widgets import choose
+from .sources import data, models
+from .sources import own_models as own
+from .sources.arrays import readonly, readonly_rows
+from .sources.launch import launch_files
 
 _LOG = logging.getLogger("cka_explorer")
 MIN_EXAMPLES = 4  # the debiased estimators need 4; fewer examples say nothing anyway
@@ -254,7 +255,7 @@ def _describe(side: Side) -> None:
 def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice | None, sanity.Check | None]:
     """The source chooser of one side: (the side with its chosen, non-constant layers, or None
     while waiting or after an error shown here; the layer-health check). A side that is one of the
-    user's own models is a :class:`ui.own_models.ModelChoice` until its forward pass has run."""
+    user's own models is a :class:`ui.sources.own_models.ModelChoice` until its forward pass has run."""
     launch = [str(p) for p in launch_files()]
     kinds = {k: v for k, v in SOURCE_KINDS.items() if k != "launch" or launch}
     key = side.lower()

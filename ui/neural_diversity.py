@@ -1,7 +1,7 @@
 """Cached computations and figures of the Neural diversity page (Geadah et al.; docs/theory.md §10).
 
 Everything is keyed on small descriptors (perturbation kind and its settings); the zoo models come
-from the registry (:func:`ui.models.module`) and are never edited (perturbations run on private copies). The
+from the registry (:func:`ui.sources.models.module`) and are never edited (perturbations run on private copies). The
 amplitude slider moves on the same grid the curves are computed on, so a new amplitude is a cache
 hit: one cold sweep per perturbation setting (under a second), then milliseconds.
 """
@@ -20,8 +20,9 @@ from cka_core.cka.matrix import cka_matrix_or_nan
 from sample_models import perturbations as pert
 from sample_models.zoo import PIXEL_RNN_SEEDS
 
-from . import figures, models
-from .widgets import percent
+from .frame import figures
+from .frame.widgets import percent
+from .sources import models
 
 # The two sets of networks whose robustness is compared: how they read the digit -> label.
 PROTOCOLS = {

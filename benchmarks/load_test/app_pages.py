@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ui import navigation
+from ui.frame import navigation
 
 #: url path -> sidebar title, in the order of app.py
 PAGES = {page.url_path: page.title for page in navigation.PAGES}

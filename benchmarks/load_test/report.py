@@ -50,7 +50,7 @@ def _server_runs_section(runs: dict, duration: float, s: dict) -> list[str]:
     pinned = (f"The server ran on core(s) {s['server_cpus']}, the browsers and the driver on {s['client_cpus']}. "
               if s.get("server_cpus") else "")
     lines = ["", "## At the server", "",
-             f"{pinned}Every script run timed by the app itself (`CKA_RUN_LOG`, ui/shell.py `timed_run`): wall "
+             f"{pinned}Every script run timed by the app itself (`CKA_RUN_LOG`, ui/frame/shell.py `timed_run`): wall "
              "time from its start to its end and the CPU time of the thread that ran it. "
              f"{runs['runs']} runs in {duration:.0f} s ({runs['runs'] / max(duration, 1e-9):.1f} per second), "
              f"{runs['done']} completed ({runs.get('sections', 0)} of them of one page section alone, "

@@ -99,9 +99,9 @@ def server_log_messages(log_path: Path, upto: int | None = None) -> dict[str, in
 
 
 def server_runs(run_log: Path, start: float, end: float) -> dict:
-    """The app's own log of its script runs (ui.shell.timed_run) between ``start`` and ``end``:
+    """The app's own log of its script runs (ui.frame.shell.timed_run) between ``start`` and ``end``:
     count, and wall time and thread CPU time per run, completed runs and runs cut short by a click,
-    and how many completed runs were of one page section alone (ui.shell.live_section)."""
+    and how many completed runs were of one page section alone (ui.frame.shell.live_section)."""
     if not run_log.exists():
         return {}
     runs = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()]

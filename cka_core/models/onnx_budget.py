@@ -39,7 +39,7 @@ def check_parameters(messages, filename: str, limits) -> None:
                        "load a smaller model, or raise the cap where the host has the memory")
 
 
-BATCH = 16          # the batch the app runs (ui.own_models.BATCH_SIZE), for a graph input's symbolic first dim
+BATCH = 16          # the batch the app runs (ui.sources.own_models.BATCH_SIZE), for a graph input's symbolic first dim
 SEQUENCE = 512      # any other symbolic dim (a sequence length): the longest the app feeds
 FOLDED = 64         # elements: shape tensors are short, and nothing larger is computed here
 DEFAULT_ITEMSIZE = 4

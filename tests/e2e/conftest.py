@@ -39,7 +39,7 @@ def browser_context_args(browser_context_args):
 
 @pytest.fixture(scope="session")
 def run_log(tmp_path_factory) -> Path:
-    """The server's log of its script runs (ui.shell.timed_run): one JSON line per run, with
+    """The server's log of its script runs (ui.frame.shell.timed_run): one JSON line per run, with
     ``fragment`` set when only a page section reran."""
     return tmp_path_factory.mktemp("runs") / "runs.jsonl"
 

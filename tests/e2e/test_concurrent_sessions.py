@@ -38,7 +38,7 @@ def test_concurrent_sessions_on_every_page(tmp_path):
     assert results.jobs["training stopped"] + results.jobs["training finished before Stop"] >= 1, report.text
     assert sum(count for job, count in results.jobs.items() if "upload" in job) >= 1, report.text
     assert report.memory["peak"] < MEMORY_TARGET_BYTES, report.text
-    # the app timed its own script runs (ui.shell.timed_run): every page ran, and each completed run
+    # the app timed its own script runs (ui.frame.shell.timed_run): every page ran, and each completed run
     # has a wall time at least its thread's CPU time
     runs = report.settings["server_runs"]
     assert runs["done"] >= SESSIONS * PAGES_EACH and set(runs["pages"]) >= set(PAGES), report.text

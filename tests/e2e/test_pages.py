@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from ui import navigation
+from ui.frame import navigation
 
 from .conftest import ROOT, save_screenshot, wait_for_run
 
@@ -159,7 +159,7 @@ def _takeaway_and_proof_without_scrolling(page, path: str) -> None:
 
 def _fits_a_phone(page, path: str) -> None:
     """At 390 px the page does not scroll sideways and opens with its takeaway; a figure that cannot
-    be read narrower (ui.widgets.wide_figure) keeps its width and scrolls inside its own box (issue:
+    be read narrower (ui.frame.widgets.wide_figure) keeps its width and scrolls inside its own box (issue:
     Invariances' 9 × 9 table was squeezed to 358 px, its column labels on top of each other)."""
     page.set_viewport_size({"width": 390, "height": 844})
     page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTo(0, 0)")

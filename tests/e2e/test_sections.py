@@ -1,4 +1,4 @@
-"""Page sections that rerun alone (ui.shell.live_section, st.fragment), in real Chromium: moving
+"""Page sections that rerun alone (ui.frame.shell.live_section, st.fragment), in real Chromium: moving
 a slider inside one reruns that section only (the server's run log shows a section run and no
 full run), and the takeaway at the top of the page follows the new numbers. AppTest always reruns
 the whole script, so only a browser can show either."""

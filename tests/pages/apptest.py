@@ -39,8 +39,8 @@ def rerun(at) -> AppTest:
 
 def finetuned(at: AppTest, architecture: str, target: str = "identity") -> str:
     """Register ``architecture``'s zoo weights in the session of ``at`` as if fine-tuned on the
-    Manipulate page (as ui.models keeps them); returns the network's name. Run the app after it."""
-    from ui import models
+    Manipulate page (as ui.sources.models keeps them); returns the network's name. Run the app after it."""
+    from ui.sources import models
 
     name, entry = models.finetuned_entry(sample_models.load(architecture), architecture, target, 0.97)
     at.session_state[models.FINETUNED_STATE] = {**at.session_state[models.FINETUNED_STATE], name: entry} \

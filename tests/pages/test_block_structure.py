@@ -9,7 +9,7 @@ import pytest
 import sample_models
 from cka_core import capture
 from tests.cka_core import reference as ref
-from ui import shell
+from ui.frame import shell
 
 from .apptest import metric, number_after, open_page, rerun, takeaway_text
 

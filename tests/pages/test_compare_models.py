@@ -145,10 +145,10 @@ def test_inputs_that_make_every_layer_constant_are_an_error_that_says_so():
 
 
 def test_models_named_at_launch_are_offered_and_hub_ids_only_where_allowed(monkeypatch):
-    import ui.own_models
+    import ui.sources.own_models
 
     directory = mf.bert_directory()
-    monkeypatch.setattr(ui.own_models, "launch_models", lambda: [directory])
+    monkeypatch.setattr(ui.sources.own_models, "launch_models", lambda: [directory])
     monkeypatch.delenv("CKA_ALLOW_HUB", raising=False)
     at = open_page(PAGE, {"cmp_a_kind": "Your model", "cmp_b_kind": "Your model"})
     assert at.radio(key="cmp_a_model_source").options == ["Upload", "Launch model"]  # no Hub id by default
@@ -165,7 +165,7 @@ def test_models_named_at_launch_are_offered_and_hub_ids_only_where_allowed(monke
 
 def _slow_loads(monkeypatch, seconds: float):
     """Every model load takes ``seconds`` longer; returns the list of loads that finished."""
-    import ui.own_models
+    import ui.sources.own_models
 
     finished, real = [], own.load_model
 
@@ -175,21 +175,21 @@ def _slow_loads(monkeypatch, seconds: float):
         finished.append(model)
         return model
 
-    monkeypatch.setattr(ui.own_models.own, "load_model", slow)
+    monkeypatch.setattr(ui.sources.own_models.own, "load_model", slow)
     return finished
 
 
 def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
     """While a model loads, the side shows the time so far and Stop; Stop ends the wait at once and
     kills the load's worker process, nothing is kept, and 'Load it again' loads it."""
-    import ui.own_models
+    import ui.sources.own_models
 
     _slow_loads(monkeypatch, 1.5)
-    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", 0)  # a click restarts the script while it loads
+    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", 0)  # a click restarts the script while it loads
     at = open_page(PAGE, {"cmp_a_kind": "Your model"})
     at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
     assert any("Loading bert.zip" in c.value for c in at.caption)
-    job = at.session_state[ui.own_models.LOADS_STATE]["A"]
+    job = at.session_state[ui.sources.own_models.LOADS_STATE]["A"]
     at = rerun(at.button(key="own_stop_load_a").click())
     assert any("Stopped loading bert.zip; nothing was kept" in w.value for w in at.warning)
     job.thread.join(timeout=30)
@@ -197,24 +197,24 @@ def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
     assert job.model is None
     at = rerun(at)  # the abandoned load has ended: still stopped, nothing kept
     assert any("Stopped loading" in w.value for w in at.warning)
-    assert not at.session_state[ui.own_models.LOADED_MODELS]
-    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", None)
+    assert not at.session_state[ui.sources.own_models.LOADED_MODELS]
+    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", None)
     at = rerun(at.button(key="own_load_again_a").click())
     assert not at.warning and not any("load" in e.value.lower() for e in at.error)
     assert any("**bert** — huggingface" in c.value for c in at.caption)
 
 
 def test_a_click_elsewhere_while_loading_does_not_restart_the_load(monkeypatch):
-    import ui.own_models
+    import ui.sources.own_models
 
     finished = _slow_loads(monkeypatch, 1.0)
-    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", 0)
+    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", 0)
     at = open_page(PAGE, {"cmp_a_kind": "Your model"})
     at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
-    job = at.session_state[ui.own_models.LOADS_STATE]["A"]
+    job = at.session_state[ui.sources.own_models.LOADS_STATE]["A"]
     at = rerun(at.radio(key="cmp_b_kind").set_value("Upload files"))  # a click elsewhere mid-load
-    assert at.session_state[ui.own_models.LOADS_STATE]["A"] is job  # the same load, not a new one
-    monkeypatch.setattr(ui.own_models, "LOAD_FOLLOW_SECONDS", None)
+    assert at.session_state[ui.sources.own_models.LOADS_STATE]["A"] is job  # the same load, not a new one
+    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", None)
     at = rerun(at)
     assert len(finished) == 1 and not at.error
     assert any("**bert** — huggingface" in c.value for c in at.caption)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cka_core import linear_cka
-from ui import estimators as est
+from ui.pitfalls import estimators as est
 
 from .apptest import finetuned, metric, open_page, rerun
 

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cka_core import MEASURES
-from ui import invariances as inv
+from ui.pitfalls import invariances as inv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/invariances.py"

@@ -219,7 +219,7 @@ def test_an_inflating_npz_is_refused_from_its_headers_before_anything_is_inflate
 
     from cka_core import RepresentationError
     from cka_core.io import load_representations
-    from ui import limits
+    from ui.sources import limits
 
     name, raw = _bomb(None)
     assert len(raw) < 1_000_000
@@ -236,7 +236,7 @@ def test_an_inflating_npz_is_refused_from_its_headers_before_anything_is_inflate
 
 
 def test_labels_are_used_only_as_one_whole_number_per_example():
-    from ui import data, limits
+    from ui.sources import data, limits
 
     X = np.zeros((6, 2))
     good = data.class_labels({"h": X, "labels": np.array([[0.0], [1], [1], [2], [0], [2]])}, "h")
@@ -253,7 +253,7 @@ def test_labels_are_used_only_as_one_whole_number_per_example():
 
 
 def test_page_limits_say_why_and_what_to_do():
-    from ui import limits
+    from ui.sources import limits
 
     rng = np.random.default_rng(0)
     assert limits.problem(rng.standard_normal((300, 20)), None, limits.OUTLIERS) is None
@@ -268,7 +268,7 @@ def test_page_limits_say_why_and_what_to_do():
 
 
 def test_plot_rows_keep_moved_examples_and_stay_bounded():
-    from ui import limits
+    from ui.sources import limits
 
     keep = np.zeros(1_000_000, dtype=bool)
     keep[[5, 500_000, 999_999]] = True
@@ -280,7 +280,7 @@ def test_plot_rows_keep_moved_examples_and_stay_bounded():
 
 @pytest.mark.parametrize("shape", [(300, 40), (30, 400)])
 def test_top_axes_are_the_leading_principal_axes(shape):
-    from ui import translation
+    from ui.pitfalls import translation
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal(shape) * np.linspace(3, 1, shape[1]) + 5
@@ -294,7 +294,7 @@ def test_top_axes_are_the_leading_principal_axes(shape):
 
 def test_linear_cka_in_row_blocks_is_the_full_data_value():
     from cka_core import linear_cka
-    from ui import translation
+    from ui.pitfalls import translation
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((400_000, 4)) + 100.0
@@ -305,7 +305,7 @@ def test_linear_cka_in_row_blocks_is_the_full_data_value():
 
 
 def test_probe_accuracy_curve_from_intervals_matches_argmax():
-    from ui.separability import correct_counts
+    from ui.pitfalls.separability import correct_counts
 
     rng = np.random.default_rng(4)
     c = np.logspace(-2, 4, 241)

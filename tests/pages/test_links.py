@@ -18,7 +18,9 @@ import pytest
 
 from tests.pages.apptest import metric, open_page
 from cka_core.pitfalls.transforms import TRANSFORMATIONS
-from ui import compare, manipulate, navigation, shell
+from ui import compare
+from ui.pitfalls import manipulate
+from ui.frame import navigation, shell
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("selectbox", "radio", "multiselect", "slider", "select_slider", "checkbox", "toggle", "number_input",
@@ -168,14 +170,14 @@ def _widget_calls(path: Path):
 
 
 def test_every_widget_call_binds_its_control_to_the_url():
-    sources = sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "ui").glob("*.py"))
+    sources = sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "ui").rglob("*.py"))
     calls = [(path, node) for path in sources for node in _widget_calls(path)]
     assert len(calls) > 60  # the walk does find the app's widgets
     unbound = [f"{path.relative_to(ROOT)}:{node.lineno} st.{node.func.attr}" for path, node in calls
                if node.func.attr not in UNBOUND_CALLS and not any(k.arg == "bind" for k in node.keywords)]
     assert not unbound, unbound
-    # The URL check (ui/shell.py) compares a link's text with the value the control returns, so a
-    # bound selectbox or radio shows its values as they are (readable labels come from ui.widgets.choose).
+    # The URL check (ui/frame/shell.py) compares a link's text with the value the control returns, so a
+    # bound selectbox or radio shows its values as they are (readable labels come from ui.frame.widgets.choose).
     formatted = [f"{path.relative_to(ROOT)}:{node.lineno}" for path, node in calls
                  if node.func.attr in ("selectbox", "radio") and any(k.arg == "format_func" for k in node.keywords)]
     assert not formatted, formatted

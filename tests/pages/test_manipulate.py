@@ -6,8 +6,8 @@ import threading
 import pytest
 
 import sample_models
-import ui.manipulate as man
-from ui import models
+import ui.pitfalls.manipulate as man
+from ui.sources import models
 
 from .apptest import metric, open_page, rerun
 

@@ -9,9 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 import sample_models
 from cka_core import capture, linear_cka, translation_cka_limit
-from ui.data import SYNTHETIC_SETS
-from ui.separability import DIRECTIONS
-from ui.sidebar import KINDS
+from ui.sources.data import SYNTHETIC_SETS
+from ui.pitfalls.separability import DIRECTIONS
+from ui.sources.sidebar import KINDS
 
 from .apptest import metric, open_page
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.pages.apptest import metric, number_after, open_page
 from tests.pages.apptest import takeaway_text as takeaway
-from ui import navigation
+from ui.frame import navigation
 
 
 def delta_text(at, label: str) -> str:

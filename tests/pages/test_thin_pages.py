@@ -2,7 +2,7 @@
 
 Checked on the source of every page file (AST), so a page that starts computing is caught in review:
 
-* no page imports ``sample_models`` (networks come from the registry, ``ui.models``) nor a numerical
+* no page imports ``sample_models`` (networks come from the registry, ``ui.sources.models``) nor a numerical
   library (numpy, scipy, torch, pandas, sklearn), so no page can build or transform an array;
 * no arithmetic: the only binary operators allowed join strings (``+`` or ``%`` with text) or offset
   a count by a whole number (``len(layers) - 1``); no ``@``, no augmented assignment, no unary minus
@@ -107,7 +107,7 @@ def loose_statements(tree: ast.Module) -> list[str]:
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
 def test_page_imports_no_numerics_and_no_sample_models(path):
     bad = [m for m in imported_modules(_tree(path)) if m.split(".")[0] in FORBIDDEN_IMPORTS]
-    assert not bad, f"{path.name} imports {bad}: ask ui/ (ui.models for networks) instead"
+    assert not bad, f"{path.name} imports {bad}: ask ui/ (ui.sources.models for networks) instead"
 
 
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)

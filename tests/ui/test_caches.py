@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted([*ROOT.glob("ui/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py"])
+SOURCES = sorted([*ROOT.glob("ui/**/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py"])
 # Annotations of values that must never be hashed by Streamlit.
 UNHASHABLE_BY_POLICY = ("ndarray", "Tensor", "Representation", "Module", "bytes", "dict", "DataFrame")
 

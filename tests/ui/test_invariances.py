@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ui import invariances as inv
+from ui.pitfalls import invariances as inv
 
 
 @pytest.mark.parametrize("measure", ["linear_cka", "linear_cka_debiased", "rsa", "mean_cca"])
@@ -27,7 +27,7 @@ def test_triangle_rows_count_what_the_definitions_give_over_every_triple(name, a
     import numpy as np
 
     from tests.cka_core import reference as ref
-    from ui import models
+    from ui.sources import models
 
     layers = list(models.activations(name)["test"].values())
     pairs = {"1 − linear CKA": lambda a, b: 1 - ref.linear_cka(a, b),

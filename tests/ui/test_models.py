@@ -1,4 +1,4 @@
-"""The registry of networks (ui.models): zoo and fine-tuned networks behind one interface, keys
+"""The registry of networks (ui.sources.models): zoo and fine-tuned networks behind one interface, keys
 that name the weights, flags that say what each supports."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import sample_models
 from cka_core import RepresentationError
-from ui import models
+from ui.sources import models
 
 
 def test_every_zoo_network_is_registered_with_its_layers_and_flags():
@@ -56,7 +56,7 @@ def test_fine_tuned_networks_are_registered_for_the_session_keyed_on_their_weigh
         import torch
 
         import sample_models
-        from ui import models
+        from ui.sources import models
 
         net = sample_models.load("mlp_seed0")
         first = models.register_finetuned(net, "mlp_seed0", "Identity", 0.97)

@@ -6,7 +6,7 @@ import pytest
 
 from cka_core import RepresentationError
 from tests.pages.apptest import metric, open_page, rerun
-from ui import translation
+from ui.pitfalls import translation
 
 PAGE = "pages/outliers.py"
 
@@ -38,9 +38,9 @@ def test_an_exception_in_a_page_becomes_a_short_message_and_the_app_stays_usable
 def test_an_exception_in_a_live_section_stays_inside_that_section(monkeypatch):
     """A live_section reruns alone, without app.py's boundary, so it carries its own: the rest of
     the page (here the table above it and the Theory box below) is still drawn."""
-    import ui.invariances
+    import ui.pitfalls.invariances
 
-    monkeypatch.setattr(ui.invariances, "panel_view", _fail)
+    monkeypatch.setattr(ui.pitfalls.invariances, "panel_view", _fail)
     at = open_page("pages/invariances.py")
     assert not at.exception
     [error] = at.error

@@ -9,7 +9,7 @@ import numpy as np
 
 from tests.files import npz_bytes as _npz
 from tests.pages.apptest import finetuned, metric, open_page, rerun
-from ui import navigation
+from ui.frame import navigation
 
 PAGE = "pages/outliers.py"
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DERIVATIONS = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
+DERIVATIONS = Path(__file__).resolve().parents[2] / "docs" / "theory.md"
 DERIVATIONS_PAGE = "theory"  # url_path of the page that renders docs/theory.md
 
 

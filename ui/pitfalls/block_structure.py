@@ -19,7 +19,8 @@ from cka_core import RepresentationError
 from cka_core.pitfalls import blocks
 from cka_core.pitfalls.blocks import BlockSummary
 
-from . import figures, models
+from ..frame import figures
+from ..sources import models
 
 NETWORK = "mlp_deep_wide"
 #: Nguyen et al. use debiased (unbiased-HSIC) CKA; it also keeps maps over different numbers of rows comparable.

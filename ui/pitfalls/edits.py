@@ -20,8 +20,9 @@ from cka_core import capture, cka_matrix
 from cka_core.pitfalls import edits
 from cka_core.pitfalls.directions import moved_random_fraction
 
-from . import figures, models
-from .arrays import readonly
+from ..frame import figures
+from ..sources import models
+from ..sources.arrays import readonly
 
 DEFAULT_NETWORK = "mlp_deep"
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}

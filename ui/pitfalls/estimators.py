@@ -20,7 +20,8 @@ import torch
 from cka_core import cka_matrix, linear_cka, rbf_cka
 from cka_core.cka.kernels import cka_from_hsic, u_centre_gram
 
-from . import data, figures, models
+from ..frame import figures
+from ..sources import data, models
 
 #: Sizes offered by the null-bias panel (the curve is computed on exactly these widths, so the
 #: current point is read from the cached curve and a slider move costs nothing).

@@ -21,7 +21,7 @@ on that:
   coming back resumes it.
 
 When a job ends, its result (maps, history, accuracies: small arrays) is kept in session state
-and the fine-tuned network enters the registry of :mod:`ui.models` for the rest of the browser
+and the fine-tuned network enters the registry of :mod:`ui.sources.models` for the rest of the browser
 session, so every other page can pick it.
 """
 from __future__ import annotations
@@ -41,9 +41,10 @@ from cka_core import RepresentationError
 from cka_core.pitfalls.manipulation import (ManipulationResult, ManipulationSettings, MapManipulator, check_target,
                                             identity_target, off_diagonal_mean_abs, ones_target, pair_target)
 
-from . import figures, models
-from .shell import read_page_param, write_page_param
-from .widgets import points_change
+from ..frame import figures
+from ..frame.shell import read_page_param, write_page_param
+from ..frame.widgets import points_change
+from ..sources import models
 
 TARGETS = {
     "identity": "Identity (layers unlike each other)",

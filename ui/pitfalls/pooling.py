@@ -13,7 +13,8 @@ from cka_core import linear_cka
 from cka_core.cka.matrix import cka_matrix_or_nan
 from cka_core.models import reduction
 
-from . import figures, models
+from ..frame import figures
+from ..sources import models
 
 CNN = "cnn"
 RNNS = ("rnn_relu", "rnn_gamma_heterogeneous", "rnn_adaptive")

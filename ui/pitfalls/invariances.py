@@ -19,7 +19,8 @@ from cka_core.pitfalls import transforms
 from cka_core.measures import parameter_defaults, similarity_matrix
 from cka_core.stats.triangle import TriangleCheck, triangle_check
 
-from . import data, figures, limits, models
+from ..frame import figures
+from ..sources import data, limits, models
 
 SHORT = {"orthogonal": "Orthogonal", "isotropic": "Isotropic", "anisotropic": "Anisotropic",
          "one_feature": "One feature", "invertible": "Invertible", "permutation": "Permutation",
@@ -202,7 +203,7 @@ DECLARED_COLOUR, OTHER_COLOUR = figures.COLOURS["original"], figures.COLOURS["li
 
 def movement_bars(labels: list[str], values: list[float], declared: list[bool], *, title: str) -> go.Figure:
     """Horizontal bars of |m(X, T(X)) - m(X, X)| / span per measure (see movement), grey where the measure declares
-    invariance to T (the bar must be empty), blue elsewhere. (A candidate for ui.figures.)"""
+    invariance to T (the bar must be empty), blue elsewhere. (A candidate for ui.frame.figures.)"""
     top = max(0.05, 1.25 * max(values, default=0.0))
     fig = go.Figure(go.Bar(
         x=values, y=labels, orientation="h", marker_color=[DECLARED_COLOUR if d else OTHER_COLOUR for d in declared],

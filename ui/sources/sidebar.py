@@ -10,8 +10,9 @@ import streamlit as st
 from cka_core import RepresentationError
 from cka_core.io import activation_layers
 
-from . import data, models, navigation
-from .widgets import choose
+from ..frame import navigation
+from ..frame.widgets import choose
+from . import data, models
 
 KINDS = {"model": "Sample model", "synthetic": "Synthetic set", "upload": "Uploaded file"}
 DEFAULT_NETWORK, DEFAULT_LAYER = "mlp_seed0", "hidden3"

@@ -15,7 +15,8 @@ from cka_core.measures import inputs_view
 from cka_core.measures.view import LayerView
 from cka_core.measures.deconfounded import deconfounded_cka_of
 
-from . import figures, models
+from ..frame import figures
+from ..sources import models
 
 TWIN = "untrained twin"  # the partner that is the reference's architecture at its random initialisation
 PARTNER_COLOURS = ["#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]

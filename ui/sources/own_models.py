@@ -25,9 +25,9 @@ from cka_core.models import reduction
 from cka_core.models.huggingface import hub_allowed
 from cka_core.models.worker import Worker
 
+from ..frame.widgets import choose
 from . import models
 from .launch import launch_models
-from .widgets import choose
 
 MODEL_SOURCES = {"upload": "Upload", "launch": "Launch model", "hub": "Hub id"}
 INPUT_SOURCES = {"builtin": "Built-in sentences", "upload": "Upload inputs"}

@@ -10,10 +10,11 @@ import plotly.graph_objects as go
 from cka_core import rbf_cka
 from cka_core.pitfalls.translation import translation_cka_from_terms
 
-from . import data, figures, limits
+from ..frame import figures
+from ..frame.widgets import points_change
+from ..sources import data, limits
+from ..sources.probe import probe_accuracy_on
 from . import translation as tr
-from .probe import probe_accuracy_on
-from .widgets import points_change
 
 SELECTIONS = {"point": "One point", "fraction": "Random fraction", "class": "One class"}
 

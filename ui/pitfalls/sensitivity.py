@@ -21,8 +21,9 @@ from cka_core.pitfalls import sensitivity
 from cka_core.pitfalls.sensitivity import Deletion, Sweep
 from cka_core.pitfalls.transforms import deleted_components, nonzero_spectrum
 
-from . import figures, models
-from .probe import LinearProbe
+from ..frame import figures
+from ..sources import models
+from ..sources.probe import LinearProbe
 
 NETWORK, LAYER = "mlp_seed0", "hidden2"
 FUNCTIONALS = {"network": "The network's own accuracy", "probe": "A linear probe's accuracy"}
@@ -336,7 +337,7 @@ def _hover(label: str) -> str:
 def deletions_figure(v: SensitivityView) -> go.Figure:
     """Each measure's dissimilarity against the accuracy drop, over every deletion (circles: bottom-k,
     triangles: top-k), the seed spread of each measure as a band of its colour, the chosen deletion ringed.
-    Built in one constructor call, as ui.separability's curves."""
+    Built in one constructor call, as ui.pitfalls.separability's curves."""
     found, drops = v.sweep, 100 * v.sweep.drops()
     data, shapes = [], []
     for shown in v.measures:

@@ -1,5 +1,5 @@
 """The representation the pitfall pages work on, from the sidebar's source: a registered
-network's layer (:mod:`ui.models`), a synthetic set or an uploaded file.
+network's layer (:mod:`ui.sources.models`), a synthetic set or an uploaded file.
 
 Every cache is bounded and keyed on small descriptors or digests. Shared arrays are read-only.
 """
@@ -23,7 +23,7 @@ from .arrays import readonly, readonly_rows
 class Source:
     """Where the representation comes from: a small, hashable descriptor.
 
-    kind: "model" (params: the network's key in the registry of :mod:`ui.models`, its name,
+    kind: "model" (params: the network's key in the registry of :mod:`ui.sources.models`, its name,
     the layer), "synthetic" (params: set name and its settings), or "upload" (params: content
     digest, file name, array name).
     """
@@ -40,7 +40,7 @@ class Representation:
     y: np.ndarray | None
     X_train: np.ndarray | None
     y_train: np.ndarray | None
-    model_name: str | None  # the registered network it comes from (ui.models), if any
+    model_name: str | None  # the registered network it comes from (ui.sources.models), if any
     layer: str | None
     label: str
     key: str  # a digest of the source: the cache key of everything computed from it

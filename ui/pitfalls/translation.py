@@ -14,9 +14,9 @@ from cka_core import CKAAccumulator, linear_cka
 from cka_core.pitfalls import directions
 from cka_core.pitfalls.translation import TranslationTerms, translation_terms
 
-from . import data, models
-from .arrays import is_long, row_blocks
-from .probe import decision_normals, probe, probe_accuracy_on
+from ..sources import data, models
+from ..sources.arrays import is_long, row_blocks
+from ..sources.probe import decision_normals, probe, probe_accuracy_on
 
 #: c, in units of the RMS distance of an example from the mean, over which the curves are drawn.
 C_GRID = np.logspace(-2, 4, 241)

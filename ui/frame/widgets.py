@@ -28,7 +28,7 @@ def wide_figure():
 
 def theory(latex_blocks: list[str], text: str, sources: list[str]) -> None:
     """The Theory expander: the result in LaTeX, a short explanation and where it comes from
-    (markdown: papers and sections of docs/theory.md as links, see :mod:`ui.references`)."""
+    (markdown: papers and sections of docs/theory.md as links, see :mod:`ui.frame.references`)."""
     with st.expander("Theory", expanded=False):
         st.markdown(text)
         for block in latex_blocks:

@@ -2,7 +2,7 @@
 the page's view of one setting, and its figures.
 
 Arrays are passed with a leading underscore (not hashed); the representation's key and small
-parameters identify them, as in :mod:`ui.translation`.
+parameters identify them, as in :mod:`ui.pitfalls.translation`.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from cka_core.pitfalls import directions, separability
 from cka_core.pitfalls.separability import class_margins, normal_alignment
 from cka_core.pitfalls.translation import translation_cka_from_terms, translation_cka_limit
 
-from . import data, figures, limits, models
+from ..frame import figures
+from ..frame.widgets import points_change
+from ..sources import data, limits, models
+from ..sources.probe import decision_normals, probe, probe_score, probe_scores
 from . import translation as tr
-from .probe import decision_normals, probe, probe_score, probe_scores
-from .widgets import points_change
 
 DIRECTIONS = {  # code -> label; the label is what a shared URL holds (?sep_direction=Random)
     "orthogonal": "Orthogonal to every normal",
