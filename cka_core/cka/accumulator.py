@@ -192,7 +192,7 @@ class CKAAccumulator:
             raise RepresentationError("the accumulator has seen no data; call update() first.")
         if getattr(self, "_count", None) is not None:  # updated in place by an all-reduce
             self.n_examples, self._count = int(round(float(self._count[0]))), None
-        return _cka_from_hsic_matrix(self._hsic(), self.structure)
+        return cka_matrix_from_hsic(self._hsic(), self.structure)
 
     # ----------------------------------------------------------------- internals
     def _hsic(self) -> torch.Tensor:
@@ -341,7 +341,8 @@ def _pairwise_dots(g: torch.Tensor, structure: LayerLayout) -> torch.Tensor:
     return out
 
 
-def _cka_from_hsic_matrix(hsic: torch.Tensor, structure: LayerLayout) -> np.ndarray:
+def cka_matrix_from_hsic(hsic: torch.Tensor, structure: LayerLayout) -> np.ndarray:
+    """The (L_a, L_b) CKA matrix from the HSIC of every needed pair of layers; refuses overflowed or constant layers."""
     self_terms = torch.diagonal(hsic)
     names = structure.names
     for k, value in enumerate(self_terms.tolist()):

@@ -39,7 +39,7 @@ def all_reduce_accumulator(accumulator: CKAAccumulator, group=None) -> CKAAccumu
     fed all the rows. A rank whose accumulator saw no rows takes part with zero statistics. Raises
     :class:`RankFailure` when a rank does not answer within the group's timeout.
     """
-    device = _device(group)
+    device = collective_device(group)
     try:
         layout = _agreed_layout(accumulator.layout(), group)
         if accumulator.structure is None:
@@ -56,17 +56,19 @@ def all_reduce_accumulator(accumulator: CKAAccumulator, group=None) -> CKAAccumu
     except RuntimeError as error:
         if isinstance(error, RankFailure):
             raise
-        raise RankFailure(_lost(error)) from None
+        raise RankFailure(lost_rank_message(error)) from None
     return accumulator
 
 
-def _device(group) -> torch.device:
+def collective_device(group) -> torch.device:
+    """The device the collectives of ``group`` run on: the current GPU under nccl, else the CPU."""
     if dist.get_backend(group) == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
-def _lost(error: Exception) -> str:
+def lost_rank_message(error: Exception) -> str:
+    """The message of a :class:`RankFailure` raised when a collective fails with ``error``."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (f"rank {dist.get_rank()}: another rank stopped answering ({first[:200]}). It failed or is stuck; its "
             "own error says why. Every rank gives up after the process group's timeout.")
@@ -88,7 +90,7 @@ def _all_gather_bytes(payload: bytes, group, device: torch.device) -> list[bytes
 
 def _agreed_layout(layout: dict | None, group) -> dict:
     """The layout every rank with data shares; refuses ranks that disagree, and a run with no rows."""
-    payloads = _all_gather_bytes(json.dumps(layout).encode(), group, _device(group))
+    payloads = _all_gather_bytes(json.dumps(layout).encode(), group, collective_device(group))
     layouts = [json.loads(p) for p in payloads]
     seen = [(rank, l) for rank, l in enumerate(layouts) if l is not None]
     if not seen:

@@ -9,7 +9,7 @@ from .kernels import scaled_to_unit
 from .validation import as_layers, check_rows
 from .memory import choose_form
 from .layers import layer_layout
-from .accumulator import checked_batch_size, _cka_from_hsic_matrix, PrecisionLost, CKAAccumulator
+from .accumulator import checked_batch_size, cka_matrix_from_hsic, PrecisionLost, CKAAccumulator
 from .layers import LayerLayout
 
 
@@ -49,7 +49,7 @@ def cka_matrix(layers_a, layers_b=None, *, debiased: bool = False, batch_size: i
         # Finite values whose products overflowed or underflowed: CKA does not change when a layer
         # is rescaled, and a power of two rescales exactly.
         hsic = _hsic_of(structure, [scaled_to_unit(t) for t in unique], debiased, batch_size)
-    return _cka_from_hsic_matrix(hsic, structure)
+    return cka_matrix_from_hsic(hsic, structure)
 
 
 def _hsic_of(structure: LayerLayout, unique: list[torch.Tensor], debiased: bool, batch_size: int | None) -> torch.Tensor:

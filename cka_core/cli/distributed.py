@@ -15,7 +15,7 @@ from ..errors import RepresentationError
 from ..io.export import check_outputs, heatmap_document, write
 from ..io.streaming import open_layers, stream_into, StreamedLayers
 from .terminal import rate, value_table
-from ..cka.distributed import _device, _lost, all_reduce_accumulator, DEFAULT_TIMEOUT_S, rank_rows, RankFailure
+from ..cka.distributed import collective_device, lost_rank_message, all_reduce_accumulator, DEFAULT_TIMEOUT_S, rank_rows, RankFailure
 
 
 def _open(spec: str, rank: int) -> StreamedLayers:
@@ -90,12 +90,12 @@ def _run(args, accumulator: CKAAccumulator, rank: int, world: int) -> int:
 
 def _failed_ranks(failed_here: bool) -> list[int]:
     """Which ranks failed before the reduction (every rank learns it, so none waits for the others)."""
-    flags = torch.zeros(dist.get_world_size(), dtype=torch.float64, device=_device(None))
+    flags = torch.zeros(dist.get_world_size(), dtype=torch.float64, device=collective_device(None))
     flags[dist.get_rank()] = float(failed_here)
     try:
         dist.all_reduce(flags)
     except RuntimeError as error:
-        raise RankFailure(_lost(error)) from None
+        raise RankFailure(lost_rank_message(error)) from None
     return [int(r) for r in np.flatnonzero(flags.cpu().numpy())]
 
 

@@ -4,6 +4,8 @@ reader applies before it allocates.
 from __future__ import annotations
 import array
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 import numpy as np
 from ..errors import RepresentationError
@@ -19,8 +21,19 @@ MAX_CSV_COLUMNS = 2**17  # csv keeps one Python string per cell of a row: this b
 _MAX_VALUES: ContextVar[int] = ContextVar("max_values", default=MAX_ELEMENTS)
 
 
-def _max_values() -> int:
+def max_values() -> int:
+    """The most values one array may hold in the current load (see :func:`limited_values`)."""
     return _MAX_VALUES.get()
+
+
+@contextmanager
+def limited_values(limit: int) -> Iterator[None]:
+    """Within the block, and in this context only, :func:`max_values` is ``limit``."""
+    token = _MAX_VALUES.set(limit)
+    try:
+        yield
+    finally:
+        _MAX_VALUES.reset(token)
 
 
 def max_bytes() -> int:
@@ -31,7 +44,8 @@ def bytes_text(n: int) -> str:
     return f"{n / 2**30:.0f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def _checked(array, filename: str, name: str) -> np.ndarray:
+def checked_array(array, filename: str, name: str) -> np.ndarray:
+    """One loaded array as it is returned: numeric, at least 2-D, native float32 or float64, finite and non-empty."""
     array = np.asarray(array)
     check_numeric(array.dtype, filename, name)
     if array.ndim == 0:
@@ -64,11 +78,11 @@ def check_size(shape, itemsize: int, filename: str, name: str) -> None:
     """
     elements = math.prod(shape)
     # Any one dimension too: (10**30, 0) holds no values, but no array can have that shape.
-    limit = _max_values()
+    limit = max_values()
     if elements > limit or elements * itemsize > max_bytes() or any(d > limit for d in shape):
         raise RepresentationError(
-            f"{filename!r}, array {name!r} claims shape ({', '.join(_approx(d) for d in shape)}) "
-            f"({_approx(elements)} values), over the limit of {limit:,} values "
+            f"{filename!r}, array {name!r} claims shape ({', '.join(count_text(d) for d in shape)}) "
+            f"({count_text(elements)} values), over the limit of {limit:,} values "
             f"({bytes_text(max_bytes())}) this tool loads; subsample examples or save fewer layers."
         )
 
@@ -77,7 +91,7 @@ def check_total(nbytes: int, filename: str) -> None:
     """All arrays of a file, counted at 8 bytes a value (what they may become as float64)."""
     if nbytes > max_bytes():
         raise RepresentationError(
-            f"{filename!r} unpacks to {_approx(nbytes)} bytes, over the {bytes_text(max_bytes())} this tool "
+            f"{filename!r} unpacks to {count_text(nbytes)} bytes, over the {bytes_text(max_bytes())} this tool "
             "loads from one file; subsample examples or save fewer layers."
         )
 
@@ -90,7 +104,7 @@ def check_count(count: int, filename: str) -> None:
         )
 
 
-def _approx(n: int) -> str:
+def count_text(n: int) -> str:
     """A count for a message: hostile headers may hold integers too long for str() or float()."""
     return str(n) if n < 10**15 else f"{n:.3g}" if n < 10**300 else f"~2^{n.bit_length() - 1}"
 

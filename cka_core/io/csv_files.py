@@ -7,10 +7,10 @@ import csv
 import io
 import numpy as np
 from ..errors import RepresentationError
-from .checks import check_size, _max_values, MAX_CSV_COLUMNS
+from .checks import check_size, max_values, MAX_CSV_COLUMNS
 
 
-def _read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
+def read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     """Rows are parsed one at a time into one flat float64 buffer: 8 bytes per value, where every value
     takes at least 2 bytes of the file, and no Python object per cell outlives its row."""
     text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
@@ -42,7 +42,7 @@ def _read_csv(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
                     "optional header row must be numeric."
                 ) from None
             n_rows += 1
-            if len(values) > _max_values():
+            if len(values) > max_values():
                 check_size((n_rows, width), 8, filename, stem)
     except UnicodeDecodeError:
         raise RepresentationError(f"{filename!r} is not UTF-8 text; save the CSV as plain UTF-8.") from None

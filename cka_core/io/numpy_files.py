@@ -21,7 +21,7 @@ _NPY_HEADER_ERRORS = (ValueError, SyntaxError, TypeError, RecursionError, Memory
                       OverflowError)
 
 
-def _npy_header(handle, filename: str, name: str | None):
+def read_npy_header(handle, filename: str, name: str | None):
     """Shape, Fortran order and dtype from an .npy header, checked before any data is allocated."""
     where = f"{filename!r}" if name is None else f"{filename!r}, array {name!r},"
     try:
@@ -57,7 +57,7 @@ def _array_from(buffer, shape, fortran: bool, dtype: np.dtype) -> np.ndarray:
 
 def read_npy(data: bytes, filename: str, stem: str) -> dict[str, np.ndarray]:
     handle = io.BytesIO(data)
-    shape, fortran, dtype = _npy_header(handle, filename, None)
+    shape, fortran, dtype = read_npy_header(handle, filename, None)
     start, expected = handle.tell(), math.prod(shape) * dtype.itemsize
     if len(data) - start < expected:
         raise RepresentationError(
@@ -98,7 +98,7 @@ def _read_npz_member(chunks: Iterator[bytes], filename: str, name: str, room: in
         if len(head) >= _NPY_HEADER_WINDOW:
             break
     header = io.BytesIO(head)
-    shape, fortran, dtype = _npy_header(header, filename, name)
+    shape, fortran, dtype = read_npy_header(header, filename, name)
     needed = math.prod(shape) * dtype.itemsize
     if math.prod(shape) * 8 > room:  # counted as float64, as check_total does: int8 and bool grow 8x
         raise RepresentationError(

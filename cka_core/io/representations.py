@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RepresentationError
-from .checks import check_count, check_total, _checked, _MAX_VALUES, MAX_ELEMENTS
-from .csv_files import _read_csv
+from .checks import check_count, check_total, checked_array, limited_values, MAX_ELEMENTS
+from .csv_files import read_csv
 from .numpy_files import read_npy, read_npz
 from .safetensors_files import read_safetensors
 from .torch_files import read_torch
@@ -37,11 +37,8 @@ def load_representations(data: bytes, filename: str, *, max_values: int = MAX_EL
     what the whole file may unpack to; both are checked against headers before allocating. A hosted
     app passes a lower bound than a local command line.
     """
-    token = _MAX_VALUES.set(min(int(max_values), MAX_ELEMENTS))
-    try:
+    with limited_values(min(int(max_values), MAX_ELEMENTS)):
         return _load(data, filename)
-    finally:
-        _MAX_VALUES.reset(token)
 
 
 def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
@@ -61,7 +58,7 @@ def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
         ".pt": read_torch,
         ".pth": read_torch,
         ".safetensors": read_safetensors,
-        ".csv": _read_csv,
+        ".csv": read_csv,
     }[suffix]
     arrays = reader(data, filename, stem)
     if not arrays:
@@ -69,6 +66,6 @@ def _load(data: bytes, filename: str) -> dict[str, np.ndarray]:
     check_count(len(arrays), filename)
     # From shapes, before the per-array checks: a state_dict's scalar counter is not "a single number" to fix.
     refuse_weights(arrays, filename)
-    # Before _checked copies anything: a .pt tensor may be a broadcast view far larger than its storage.
+    # Before checked_array copies anything: a .pt tensor may be a broadcast view far larger than its storage.
     check_total(sum(array.size * 8 for array in arrays.values()), filename)
-    return {name: _checked(array, filename, name) for name, array in arrays.items()}
+    return {name: checked_array(array, filename, name) for name, array in arrays.items()}

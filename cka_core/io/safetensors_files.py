@@ -6,7 +6,7 @@ import math
 import struct
 import numpy as np
 from ..errors import RepresentationError
-from .checks import _approx, check_count, MAX_NDIM
+from .checks import check_count, count_text, MAX_NDIM
 from .torch_files import check_tensor, tensor_to_numpy
 
 
@@ -35,7 +35,7 @@ def safetensors_header(data_or_head: bytes, filename: str, *, file_size: int | N
     (length,) = struct.unpack_from("<Q", data_or_head)
     if not 2 <= length <= SAFETENSORS_MAX_HEADER or len(data_or_head) < 8 + length or (
             file_size is not None and 8 + length > file_size):
-        raise refuse(f"its header claims {_approx(length)} bytes")
+        raise refuse(f"its header claims {count_text(length)} bytes")
     try:
         header = json.loads(bytes(data_or_head[8: 8 + length]).decode("utf-8"), object_pairs_hook=unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as error:
@@ -58,7 +58,7 @@ def safetensors_header(data_or_head: bytes, filename: str, *, file_size: int | N
             raise refuse(f"tensor {name!r} has a malformed shape or data_offsets")
         begin, end = offsets
         if end - begin != math.prod(shape) * itemsize:
-            raise refuse(f"tensor {name!r} has {_approx(max(end - begin, 0))} bytes for its shape {shape}")
+            raise refuse(f"tensor {name!r} has {count_text(max(end - begin, 0))} bytes for its shape {shape}")
         spans.append((begin, end, name))
     position = 0
     for begin, end, name in sorted(spans):
@@ -66,7 +66,7 @@ def safetensors_header(data_or_head: bytes, filename: str, *, file_size: int | N
             raise refuse(f"tensor {name!r} overlaps another or leaves a gap before it")
         position = end
     if file_size is not None and 8 + length + position != file_size:
-        raise refuse(f"its tensors end at byte {_approx(8 + length + position)} of {file_size:,}")
+        raise refuse(f"its tensors end at byte {count_text(8 + length + position)} of {file_size:,}")
     return header
 
 

@@ -31,7 +31,7 @@ from ..cka.accumulator import CKAAccumulator
 from ..errors import RepresentationError
 from .weights import LABEL_KEYS
 from .safetensors_files import safetensors_header, SAFETENSORS_MAX_HEADER
-from .numpy_files import _npy_header
+from .numpy_files import read_npy_header
 from .safezip import open_archive, STORED
 from .weights import refuse_weights
 
@@ -76,7 +76,7 @@ def _check_span(path: Path, name: str, offset: int, size: int) -> None:
 
 def _npy_layer(path: Path, name: str, handle, offset: int = 0) -> StoredLayer:
     handle.seek(offset)
-    shape, fortran, dtype = _npy_header(handle, str(path), name)
+    shape, fortran, dtype = read_npy_header(handle, str(path), name)
     if fortran and len(shape) > 1:
         raise RepresentationError(f"{path}: layer {name!r} is stored column by column (Fortran order), so its "
                                   "rows are not contiguous; save it with np.save(path, np.ascontiguousarray(x)).")

@@ -7,7 +7,7 @@ import io
 import warnings
 import numpy as np
 from ..errors import RepresentationError
-from .checks import _approx, bytes_text, check_count, check_size, check_total, max_bytes, open_zip
+from .checks import bytes_text, check_count, check_size, check_total, count_text, max_bytes, open_zip
 
 
 _ZIP_SPARE_BYTES = 64 << 20  # ... and a pickle of the object tree: room for those next to the arrays
@@ -77,7 +77,7 @@ def _check_torch_archive(data: bytes, filename: str) -> None:
     declared = sum(member.size for member in archive.members)
     if declared > max_bytes() + _ZIP_SPARE_BYTES:
         raise RepresentationError(
-            f"{filename!r} declares {_approx(declared)} bytes of tensor data, over the "
+            f"{filename!r} declares {count_text(declared)} bytes of tensor data, over the "
             f"{bytes_text(max_bytes())} this tool loads from one file; subsample examples or save fewer layers."
         )
     for member in archive.members:

@@ -33,5 +33,6 @@ def rbf_cka_of(vx: LayerView, vy: LayerView, sigma: float = 1.0, debiased: bool 
     return float(cka_from_hsic((k * l).sum(), (k * k).sum(), (l * l).sum()))
 
 
-def _linear_cka_debiased(X, Y) -> float:
+def linear_cka_debiased(X, Y) -> float:
+    """Linear CKA with the unbiased HSIC estimator: ``linear_cka(X, Y, debiased=True)``."""
     return linear_cka(X, Y, debiased=True)

@@ -23,7 +23,7 @@ from .shape import procrustes_angle_of, shape_distance_of
 from .cka import rbf_cka_of
 from .rsa import rsa_of
 from .cca import linear_regression_fit, mean_cca, pwcca, svcca
-from .cka import _linear_cka_debiased
+from .cka import linear_cka_debiased
 from .deconfounded import deconfounded_cka, inputs_view
 from .rsa import rsa
 from .shape import procrustes_angle, shape_distance
@@ -94,7 +94,7 @@ MEASURES: dict[str, MeasureInfo] = {
         MeasureInfo("linear_cka", "Linear CKA", linear_cka, True, (0.0, 1.0), _ALL_BUT_LINEAR, True,
                     "Alignment of the two centred linear Gram matrices; dominated by high-variance directions.",
                     "Kornblith et al., ICML 2019"),
-        MeasureInfo("linear_cka_debiased", "Linear CKA (debiased)", _linear_cka_debiased, True, (-1.0, 1.0),
+        MeasureInfo("linear_cka_debiased", "Linear CKA (debiased)", linear_cka_debiased, True, (-1.0, 1.0),
                     _ALL_BUT_LINEAR, True,
                     "Linear CKA with the unbiased HSIC estimator: no inflation when features outnumber examples.",
                     "Song et al., JMLR 2012; Nguyen et al., ICLR 2021"),
