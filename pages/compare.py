@@ -3,12 +3,13 @@ sanity checks, a drill-down into one cell, and exports."""
 import streamlit as st
 
 from cka_core import RepresentationError
-from ui import compare
+from cka_core.stats import sanity
+from ui.compare import charts, controls, export, heatmap, inference, sides
 from ui.frame import figures
-from ui.sources import own_models as own
 from ui.frame.references import cite, derivation
 from ui.frame.shell import inside_app_frame
 from ui.frame.widgets import fmt, page_header, takeaway, theory
+from ui.sources import own_models as own
 
 inside_app_frame()
 
@@ -24,12 +25,12 @@ def main() -> None:
 
 
 def compare_section(lesson) -> None:
-    compare.collect_job()  # a job that finished since the last run
+    inference.collect_job()  # a job that finished since the last run
     col_a, col_b = st.columns(2, gap="large")
     with col_a:
-        a, health_a = compare.side_picker("A", "mlp_seed0")
+        a, health_a = sides.side_picker("A", "mlp_seed0")
     with col_b:
-        b, health_b = compare.side_picker("B", "mlp_seed1")
+        b, health_b = sides.side_picker("B", "mlp_seed1")
     effects = None
     if isinstance(a, own.ModelChoice) or isinstance(b, own.ModelChoice):
         a, b, effects = your_models_section(a, b)
@@ -42,10 +43,10 @@ def compare_section(lesson) -> None:
                  icon=":material/error:")
         return
 
-    settings, fitted = compare.measure_controls(a, b)
+    settings, fitted = controls.measure_controls(a, b)
     try:
-        a = compare.without_confounder(a, settings)
-        values, seconds = compare.heatmap_values(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings)
+        a = controls.without_confounder(a, settings)
+        values, seconds = heatmap.heatmap_values(*sides.pair_arguments(a, b), settings.key, a.layers, b.layers, settings)
     except RepresentationError as error:
         st.error(f"{error}", icon=":material/error:")
         return
@@ -53,19 +54,19 @@ def compare_section(lesson) -> None:
     head = st.container()  # metrics and heatmap: drawn once the uncertainty controls below are read
     st.subheader("Uncertainty per cell")
     st.markdown("Bootstrap intervals resample the examples (the same rows on both sides); permutation p-values "
-                "shuffle B's rows against A's, the null of unpaired examples. " + compare.MARKING_TEXT)
+                "shuffle B's rows against A's, the null of unpaired examples. " + inference.MARKING_TEXT)
     with st.expander("Settings: bootstrap resamples, permutations, interval level, seed", expanded=False):
-        n_boot, n_perm, confidence, seed = compare.inference_controls(seconds)
+        n_boot, n_perm, confidence, seed = inference.inference_controls(seconds)
     with st.columns([1, 2])[0]:
-        adjustment = compare.p_adjustment_control()
-    note = compare.p_adjustment_floor_note(n_perm, values.size, adjustment)
+        adjustment = inference.p_adjustment_control()
+    note = inference.p_adjustment_floor_note(n_perm, values.size, adjustment)
     if note:
         st.warning(note, icon=":material/warning:")
-    key = compare.inference_key(a, b, settings, n_boot, n_perm, confidence, seed)
-    result = compare.with_p_adjustment(compare.stored_inference(key), adjustment)
+    key = inference.inference_key(a, b, settings, n_boot, n_perm, confidence, seed)
+    result = inference.with_p_adjustment(inference.stored_inference(key), adjustment)
 
-    i, j = compare.best_cell(values, settings)
-    takeaway(lesson, compare.takeaway(values, a, b, settings))
+    i, j = heatmap.best_cell(values, settings)
+    takeaway(lesson, heatmap.takeaway(values, a, b, settings))
     with head:
         row = st.container(key="proof").columns(4)
         row[0].metric("Examples", f"{a.n}")
@@ -73,12 +74,12 @@ def compare_section(lesson) -> None:
         row[2].metric(f"Best match ({_short_pair(a.names[i], b.names[j])})", fmt(float(values[i, j])),
                       help=f"{settings.label} between {a.names[i]} (A) and {b.names[j]} (B), the most similar pair.")
         if result is not None:
-            row[3].metric("Cells beyond chance", f"{compare.beyond_chance(result)} of {values.size}",
-                          help=compare.MARKING_TEXT.replace("**", ""))
+            row[3].metric("Cells beyond chance", f"{inference.beyond_chance(result)} of {values.size}",
+                          help=inference.MARKING_TEXT.replace("**", ""))
         else:
-            row[3].metric("Heatmap time", compare.milliseconds(seconds), help="Computing every cell once (cached "
+            row[3].metric("Heatmap time", heatmap.milliseconds(seconds), help="Computing every cell once (cached "
                                                                                "afterwards).")
-        st.plotly_chart(compare.heatmap_figure(values, a, b, settings, result, fitted=fitted), key="cmp_heatmap",
+        st.plotly_chart(charts.heatmap_figure(values, a, b, settings, result, fitted=fitted), key="cmp_heatmap",
                         config=figures.CHART_CONFIG)
 
     if effects is not None:
@@ -87,7 +88,7 @@ def compare_section(lesson) -> None:
     _sanity_section(a, b, settings, values, [h for h in (health_a, health_b) if h is not None])
     _drilldown_section(a, b, values, settings, (i, j))
     _exports(values, a, b, settings, result)
-    compare.follow_job(progress)
+    inference.follow_job(progress)
 
 
 def your_models_section(a, b):
@@ -113,12 +114,12 @@ def your_models_section(a, b):
             return None, None, None
         runs[choice.side] = result
         own.register(choice, result[how], examples)
-    sides = [compare.without_constant_layers(compare.model_side(side, runs[side.side][how], examples))[0]
+    both = [sides.without_constant_layers(sides.model_side(side, runs[side.side][how], examples))[0]
              if isinstance(side, own.ModelChoice) else side for side in (a, b)]
     effects = None
     if len(runs) == 2 and options:
-        effects = compare.reduction_effects(runs["A"], runs["B"], how, options, debiased=False)
-    return sides[0], sides[1], effects
+        effects = heatmap.reduction_effects(runs["A"], runs["B"], how, options, debiased=False)
+    return both[0], both[1], effects
 
 
 def reduction_section(effects, a, b) -> None:
@@ -126,7 +127,7 @@ def reduction_section(effects, a, b) -> None:
     st.markdown("A layer of a language model gives one vector per token, a convolution one per position; CKA needs "
                 "one matrix, and the choice is itself a pitfall. Linear CKA between the same layers under every "
                 "reduction (largest change from the chosen one in each title):")
-    st.plotly_chart(compare.reduction_figure(effects, list(a.names), list(b.names)), key="cmp_reductions",
+    st.plotly_chart(charts.reduction_figure(effects, list(a.names), list(b.names)), key="cmp_reductions",
                     config=figures.CHART_CONFIG)
     rows = [{"reduction": e.label, "max |Δ| vs chosen": e.max_change, "mean |Δ|": e.mean_change, "note": e.note or ""}
             for e in effects]
@@ -145,14 +146,14 @@ def _inference_section(key, result, a, b, settings):
     the result's summary."""
     # The request goes through a callback (run before the script), not the button's return value: a
     # button's one-run trigger is lost if the run restarts early (ui.frame.shell.inside_app_frame does that).
-    job = compare.current_job()
-    if compare.run_requested() and result is None and job is None:
-        job = compare.start_job(key, a, b, settings, *key[-4:])
+    job = inference.current_job()
+    if inference.run_requested() and result is None and job is None:
+        job = inference.start_job(key, a, b, settings, *key[-4:])
     st.button("Compute intervals and p-values", type="primary", key="cmp_run", icon=":material/play_arrow:",
-              disabled=result is not None or job is not None, on_click=compare.request_run,
+              disabled=result is not None or job is not None, on_click=inference.request_run,
               help="Done for these settings." if result is not None else None)
-    progress = compare.job_panel(job, key) if job is not None else None
-    failure = compare.job_failure(key) if job is None else None
+    progress = inference.job_panel(job, key) if job is not None else None
+    failure = inference.job_failure(key) if job is None else None
     if failure:
         st.warning(failure, icon=":material/stop_circle:")
     if result is None:
@@ -162,14 +163,14 @@ def _inference_section(key, result, a, b, settings):
     boot, perm = result.bootstrap, result.permutation
     st.caption(f"{boot.n_resamples} bootstrap resamples and {perm.n_permutations} permutations (seed {result.seed}) "
                f"took {result.seconds:.1f} s. Hover a cell of the heatmap for its interval and p-value.")
-    rows = compare.cell_rows(a, b, result)
+    rows = inference.cell_rows(a, b, result)
     with st.expander(f"Every cell: value, interval, p-value, null ({len(rows)} rows)", expanded=False):
         _cells_table(rows, boot)
     return progress
 
 
 def _cells_table(rows, boot) -> None:
-    st.dataframe(rows, hide_index=True, key="cmp_cells", height=compare.table_height(len(rows)),
+    st.dataframe(rows, hide_index=True, key="cmp_cells", height=inference.table_height(len(rows)),
                  column_config={"value": st.column_config.NumberColumn(format="%.4f"),
                                 "low": st.column_config.NumberColumn(f"{boot.confidence:.0%} low", format="%.4f"),
                                 "high": st.column_config.NumberColumn(f"{boot.confidence:.0%} high", format="%.4f"),
@@ -183,10 +184,10 @@ def _cells_table(rows, boot) -> None:
 
 def _sanity_section(a, b, settings, values, health) -> None:
     st.subheader("Sanity checks")
-    checks = compare.sanity_checks(*compare.pair_arguments(a, b), settings.key, a.layers, b.layers, settings, values)
-    inputs = compare.inputs_check(a, b)
+    checks = heatmap.sanity_checks(*sides.pair_arguments(a, b), settings.key, a.layers, b.layers, settings, values)
+    inputs = sides.inputs_check(a, b)
     for check in [*health, *([inputs] if inputs else []), *checks]:
-        compare.check_line(check)
+        heatmap.check_line(check)
     dn = next((c for c in checks if c.name.startswith("Width")), None)
     if dn is not None and dn.details.get("rows"):
         with st.expander("Biased CKA against its shuffled-rows null, beside the debiased value", expanded=dn.status == "warn"):
@@ -196,24 +197,24 @@ def _sanity_section(a, b, settings, values, health) -> None:
             st.caption("null_mean_biased: the exact mean of biased CKA over all shufflings of the rows, "
                        "tr(K) tr(L) / ((n − 1) ‖K‖ ‖L‖); isotropic_null: d/(d + n − 1) for random isotropic features; "
                        "debiased CKA's shuffled-rows mean is exactly 0.")
-    plan = compare.baseline_plan(a, b)
+    plan = heatmap.baseline_plan(a, b)
     if plan is None:
-        compare.check_line(compare.sanity.Check(
-            "Random-init baseline", compare.sanity.INFO,
+        heatmap.check_line(sanity.Check(
+            "Random-init baseline", sanity.INFO,
             "available when a side is a trained sample model (it is compared with its untrained twin)."))
         return
     replaced, model = plan
     try:
-        what, baseline = compare.baseline_values(*compare.pair_arguments(a, b), settings.key, replaced, model,
+        what, baseline = heatmap.baseline_values(*sides.pair_arguments(a, b), settings.key, replaced, model,
                                                  a.layers, b.layers, settings)
     except RepresentationError as error:
-        compare.check_line(compare.sanity.Check("Random-init baseline", compare.sanity.INFO, str(error)))
+        heatmap.check_line(sanity.Check("Random-init baseline", sanity.INFO, str(error)))
         return
-    check = compare.sanity.random_init_baseline(values, baseline, a.names, b.names, measure=settings.measure,
+    check = sanity.random_init_baseline(values, baseline, a.names, b.names, measure=settings.measure,
                                                 replaced=replaced, what=what)
-    compare.check_line(check)
+    heatmap.check_line(check)
     with st.expander(f"Random-init baseline heatmap ({replaced} = {what})", expanded=False):
-        st.plotly_chart(compare.baseline_figure(baseline, a, b, settings, replaced), key="cmp_baseline",
+        st.plotly_chart(charts.baseline_figure(baseline, a, b, settings, replaced), key="cmp_baseline",
                         config=figures.CHART_CONFIG)
 
 
@@ -225,13 +226,13 @@ def _drilldown_section(a, b, values, settings, best) -> None:
                 "principal components, each weighted by both variances (the eigen form below). Pick a cell; the "
                 "decomposition is of *biased linear* CKA whatever measure the heatmap shows.")
     cols = st.columns([1, 1, 1])
-    layer_a = cols[0].selectbox("Layer of A", a.names, index=best[0], key=f"cmp_dd_a_{compare.url_scope(a)}",
+    layer_a = cols[0].selectbox("Layer of A", a.names, index=best[0], key=f"cmp_dd_a_{sides.url_scope(a)}",
                                 bind="query-params")
-    layer_b = cols[1].selectbox("Layer of B", b.names, index=best[1], key=f"cmp_dd_b_{compare.url_scope(b)}",
+    layer_b = cols[1].selectbox("Layer of B", b.names, index=best[1], key=f"cmp_dd_b_{sides.url_scope(b)}",
                                 bind="query-params")
     k = cols[2].slider("Components shown (k)", 2, 20, 8, key="cmp_dd_k", bind="query-params")
     try:
-        result = compare.drill(a.key, layer_a, b.key, layer_b, a.layers[layer_a], b.layers[layer_b])
+        result = heatmap.drill(a.key, layer_a, b.key, layer_b, a.layers[layer_a], b.layers[layer_b])
     except RepresentationError as error:
         st.error(f"{error}")
         return
@@ -240,35 +241,35 @@ def _drilldown_section(a, b, values, settings, best) -> None:
     row = st.columns(4)
     row[0].metric("Linear CKA (biased)", fmt(contrib.cka))
     if settings.measure != "linear_cka" or settings.batch_size is not None:
-        row[1].metric(f"Heatmap value ({compare.short_label(settings)})",
-                      fmt(compare.value_at(values, a, b, layer_a, layer_b)))
+        row[1].metric(f"Heatmap value ({charts.short_label(settings)})",
+                      fmt(heatmap.value_at(values, a, b, layer_a, layer_b)))
     else:
-        row[1].metric("Participation ratios (A, B)", compare.participation_ratios(contrib),
+        row[1].metric("Participation ratios (A, B)", heatmap.participation_ratios(contrib),
                       help="Effective number of dimensions, (Σλ)²/Σλ².")
-    row[2].metric(f"Top {k}×{k} pairs carry", compare.top_pairs_share(contrib, k),
+    row[2].metric(f"Top {k}×{k} pairs carry", heatmap.top_pairs_share(contrib, k),
                   help="Share of linear CKA in the k leading components of each side.")
-    row[3].metric("Largest pair", compare.pc_pair(lead),
+    row[3].metric("Largest pair", heatmap.pc_pair(lead),
                   delta=f"{lead[2]:.3f} of {contrib.cka:.3f}", delta_color="off", delta_arrow="off",
                   help="The principal-component pair with the largest term of the eigen form.")
     if result.rows_used < a.n:  # the drill-down's Grams are n x n
         st.caption(f"Computed on {result.rows_used} evenly spaced examples of the {a.n} (n × n Gram matrices).")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(compare.gram_scatter_figure(result.scatter, layer_a, layer_b), key="cmp_dd_scatter",
+        st.plotly_chart(charts.gram_scatter_figure(result.scatter, layer_a, layer_b), key="cmp_dd_scatter",
                         config=figures.CHART_CONFIG)
     with right:
-        st.plotly_chart(compare.spectra_figure(contrib, layer_a, layer_b), key="cmp_dd_spectra",
+        st.plotly_chart(charts.spectra_figure(contrib, layer_a, layer_b), key="cmp_dd_spectra",
                         config=figures.CHART_CONFIG)
-    st.plotly_chart(compare.contributions_figure(contrib, k), key="cmp_dd_contrib", config=figures.CHART_CONFIG)
+    st.plotly_chart(charts.contributions_figure(contrib, k), key="cmp_dd_contrib", config=figures.CHART_CONFIG)
 
 
 def _exports(values, a, b, settings, result) -> None:
     st.subheader("Export")
-    doc = compare.export_document(values, a, b, settings, result)
+    doc = export.export_document(values, a, b, settings, result)
     cols = st.columns([1, 1, 3])
-    cols[0].download_button("CSV (one row per cell)", compare.export_csv(doc), file_name="cka_compare.csv",
+    cols[0].download_button("CSV (one row per cell)", export.export_csv(doc), file_name="cka_compare.csv",
                             mime="text/csv", key="cmp_csv", on_click="ignore", icon=":material/download:")
-    cols[1].download_button("JSON", compare.export_json(doc), file_name="cka_compare.json", mime="application/json",
+    cols[1].download_button("JSON", export.export_json(doc), file_name="cka_compare.json", mime="application/json",
                             key="cmp_json", on_click="ignore", icon=":material/download:")
     cols[2].caption("The CSV holds one row per cell (value" + (", interval, p-value" if result is not None else "")
                     + "), plain for any CSV reader; the JSON holds the same and every setting needed to reproduce "

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from ui.frame import figures
-from ui import neural_diversity as nd
+from ui.neural_diversity import charts, choices, neurons, paper, sweeps
 from ui.frame.references import cite, derivation
 from ui.frame.shell import inside_app_frame, live_section
 from ui.frame.widgets import choose, fmt, in_rows, page_header, percent, points_delta, takeaway, theory
@@ -23,9 +23,9 @@ def main() -> None:
     gamma_family()
     learned_diversity()
     protocol, kind, amplitude_index, setting = robustness()
-    sweep = nd.sweep(protocol, kind, *setting)
-    result = nd.verdict(sweep, amplitude_index)
-    takeaway(lesson, nd.takeaway(result, float(sweep.amplitudes[amplitude_index])))
+    sweep = sweeps.sweep(protocol, kind, *setting)
+    result = sweeps.verdict(sweep, amplitude_index)
+    takeaway(lesson, sweeps.takeaway(result, float(sweep.amplitudes[amplitude_index])))
     with answer:  # the takeaway's proof first, in view as the page opens; then the paper's claim checked
         the_answer(sweep, amplitude_index, result)
         paper_check(kind, amplitude_index, setting)
@@ -38,16 +38,16 @@ def paper_check(kind: str, k: int, setting: tuple) -> None:
     perturbation."""
     st.markdown("**Does the adaptive RNN come out the most robust, as in the paper?** Its rank by accuracy retained "
                 "(1 = most robust) at the paper's test settings:")
-    scores = nd.scorecard()
-    st.dataframe(nd.scorecard_rows(scores), hide_index=True, width="stretch")
+    scores = paper.scorecard()
+    st.dataframe(paper.scorecard_rows(scores), hide_index=True, width="stretch")
     st.caption("Pixels: Geadah et al.'s protocol (the digits read one pixel per step in a fixed random order, their "
                "initialisation and training), 4 RNNs per training seed, 3 seeds. Zoo, rows: the zoo's 3 row-by-row "
                "RNNs and 3 MLPs. The drive window is the paper's steps 200–400 of 784 scaled (steps 17–32 of 64); "
                "the paper's noise is the noisy drive, not input noise.")
-    st.markdown(f"**{nd.scorecard_verdict(scores)}**")
-    pixels, rows = (nd.sweep(protocol, kind, *setting) for protocol in nd.PROTOCOLS)
-    seeds = nd.seed_robustness(kind, *setting, k) if k else None
-    st.info(nd.paper_comparison(pixels, rows, k, seeds) + " Every network's curve is in section 3 (switch the "
+    st.markdown(f"**{paper.scorecard_verdict(scores)}**")
+    pixels, rows = (sweeps.sweep(protocol, kind, *setting) for protocol in choices.PROTOCOLS)
+    seeds = paper.seed_robustness(kind, *setting, k) if k else None
+    st.info(paper.paper_comparison(pixels, rows, k, seeds) + " Every network's curve is in section 3 (switch the "
             "networks there); docs/theory.md §10.4 has the protocol and what differs from the paper.",
             icon=":material/science:")
 
@@ -67,14 +67,14 @@ def the_answer(sweep, k: int, result) -> None:
 
 
 def _apply_preset() -> None:
-    n, s = nd.preset_values(st.session_state["nd_preset"])
+    n, s = choices.preset_values(st.session_state["nd_preset"])
     if n is not None:
         st.session_state["nd_gain"] = n
         st.session_state["nd_saturation"] = s
 
 
 def _to_custom() -> None:
-    st.session_state["nd_preset"] = nd.PRESETS["custom"][0]
+    st.session_state["nd_preset"] = choices.PRESETS["custom"][0]
 
 
 @live_section("The γ family section")
@@ -82,7 +82,7 @@ def gamma_family() -> None:
     st.header("1 · The γ(x; n, s) family")
     controls, plot = st.columns([1, 2.6], gap="large")
     with controls:
-        choose(st.selectbox, "Preset", {c: label for c, (label, _, _) in nd.PRESETS.items()}, key="nd_preset",
+        choose(st.selectbox, "Preset", {c: label for c, (label, _, _) in choices.PRESETS.items()}, key="nd_preset",
                default="init", on_change=_apply_preset,
                help="Sets the two sliders: softplus-like s = 0, n = 1; sigmoid-like s = 1, n = 1; ReLU-like s = 0, "
                     "n = 20; as initialised n = 6, s = 0.5 (the zoo's start). Moving a slider switches back to Custom.")
@@ -90,7 +90,7 @@ def gamma_family() -> None:
                          help="Sharpness: γ tends to ReLU (s = 0) or a step (s = 1) as n → ∞.")
         saturation = st.slider("Saturation s", 0.0, 1.0, 0.5, step=0.01, key="nd_saturation", bind="query-params",
                                on_change=_to_custom, help="0: softplus (unbounded), 1: sigmoid (saturates at 1).")
-        summary = nd.gamma_summary(gain, saturation)
+        summary = neurons.gamma_summary(gain, saturation)
         row = st.columns(2)
         row[0].metric("γ(0)", fmt(summary.at_zero, 3), help="(1 − s)·ln2/n + s/2: the firing rate at zero drive.")
         row[1].metric("Slope at 0", fmt(summary.slope_at_zero, 3), help="∂γ/∂x at x = 0: (1 − s)/2 + s·n/4.")
@@ -98,7 +98,7 @@ def gamma_family() -> None:
         row[0].metric("Max slope", fmt(summary.max_slope, 3), help="Largest ∂γ/∂x on the plotted range.")
         row[1].metric("γ(4)", fmt(summary.at_four, 3), help="(1 − s)·4 + s for large n: bounded only if s = 1.")
     with plot:
-        st.plotly_chart(nd.gamma_chart(float(gain), float(saturation)), key="nd_gamma_chart",
+        st.plotly_chart(charts.gamma_chart(float(gain), float(saturation)), key="nd_gamma_chart",
                         config=figures.CHART_CONFIG)
     theory(
         [
@@ -119,7 +119,7 @@ def gamma_family() -> None:
 
 def learned_diversity() -> None:
     st.header("2 · How diverse the trained neurons became")
-    spread = nd.diversity_summary()
+    spread = neurons.diversity_summary()
     row = st.columns(4)
     row[0].metric("Heterogeneous MLP: spread of s", fmt(spread.mlp_spread_s, 3),
                   help="Standard deviation of s across the neurons of a layer, mean over the 3 layers. Every neuron "
@@ -131,7 +131,7 @@ def learned_diversity() -> None:
                        "2/√12 ≈ 0.577: the gains barely moved, the saturations did.")
     row[3].metric("Adaptive RNN: spread of mean s", fmt(spread.adaptive_spread_mean_s, 3),
                   help="Each unit's s averaged over the 8 steps and all test digits, spread across units.")
-    st.plotly_chart(nd.diversity_chart(), key="nd_diversity_chart", config=figures.CHART_CONFIG)
+    st.plotly_chart(charts.diversity_chart(), key="nd_diversity_chart", config=figures.CHART_CONFIG)
     st.caption("The ReLU networks have no (n, s): a ReLU is γ with s = 0 and n → ∞. The homogeneous MLP has one (n, s) "
                "per layer (diamonds). The black bar marks where every neuron started (n ∈ [5, 7], s = 0.5).")
 
@@ -142,31 +142,31 @@ def robustness() -> tuple[str, str, int, tuple]:
     st.header("3 · Robustness to shifts in the input statistics")
     controls, results = st.columns([1, 2.6], gap="large")
     with controls:
-        protocol = choose(st.radio, "Networks", nd.PROTOCOLS, key="nd_protocol",
+        protocol = choose(st.radio, "Networks", choices.PROTOCOLS, key="nd_protocol",
                           help="Geadah et al.'s protocol: RNNs that read the digit one pixel per step in a fixed random "
                                "order (their permuted sequential MNIST, on 8×8 digits), initialised and trained as in "
                                "their code. The zoo's networks: RNNs that read one row per step, and MLPs.")
-        kind = choose(st.radio, "Perturbation", nd.PERTURBATIONS, key="nd_kind",
+        kind = choose(st.radio, "Perturbation", choices.PERTURBATIONS, key="nd_kind",
                       help="Gain modulation and step drive as in Geadah et al.; the noise is the same fixed pattern "
                            "scaled by A.")
         amplitudes = {}
-        top, step, default = nd.AMPLITUDES["sin_gain"]
+        top, step, default = choices.AMPLITUDES["sin_gain"]
         amplitudes["sin_gain"] = st.slider("Gain modulation amplitude A", 0.0, top, default, step=step,
                                            key="nd_amp_sin", bind="query-params", disabled=kind != "sin_gain",
                                            help="What is read at step t of T is multiplied by 1 + A·sin(2πf·t/T): "
                                                 "row t of 8, or the pixel read at step t of 64.")
         frequency = st.slider("Frequency f (cycles over the sequence)", 0.5, 4.0, 1.0, step=0.5, key="nd_freq",
                               bind="query-params", disabled=kind != "sin_gain")
-        top, step, default = nd.AMPLITUDES["noise"]
+        top, step, default = choices.AMPLITUDES["noise"]
         amplitudes["noise"] = st.slider("Noise standard deviation A", 0.0, top, default, step=step, key="nd_amp_noise",
                                         bind="query-params", disabled=kind != "noise",
                                         help="Pixels are in [0, 1]; the noise is added to every pixel.")
-        top, step, default = nd.AMPLITUDES["drive"]
+        top, step, default = choices.AMPLITUDES["drive"]
         amplitudes["drive"] = st.slider("Step drive amplitude A", 0.0, top, default, step=step, key="nd_amp_drive",
                                         bind="query-params", disabled=kind != "drive",
                                         help="Added to every unit's pre-activation (RNNs: in the window; "
                                              "MLPs: the first hidden layer).")
-        top, step, default = nd.AMPLITUDES["noisy_drive"]
+        top, step, default = choices.AMPLITUDES["noisy_drive"]
         amplitudes["noisy_drive"] = st.slider(
             "Noisy drive mean A", 0.0, top, default, step=step, key="nd_amp_noisy", bind="query-params",
             disabled=kind != "noisy_drive",
@@ -179,17 +179,17 @@ def robustness() -> tuple[str, str, int, tuple]:
                            help="First and last eighth of the sequence that get the drive: those rows for the "
                                 "row-by-row RNNs, steps 8(first − 1) + 1 to 8·last of the 64 pixel steps. Geadah et "
                                 "al. drive steps 200–400 of 784: eighths 3–4.")
-    setting = nd.kind_settings(kind, frequency, seed, window)
-    sweep = nd.sweep(protocol, kind, *setting)
-    k = nd.snap(kind, amplitudes[kind])
+    setting = choices.kind_settings(kind, frequency, seed, window)
+    sweep = sweeps.sweep(protocol, kind, *setting)
+    k = choices.snap(kind, amplitudes[kind])
     with results:
-        for group in in_rows(nd.networks_now(sweep, k), 3):
+        for group in in_rows(sweeps.networks_now(sweep, k), 3):
             for column, network in zip(st.columns(3), group):
                 column.metric(f"{network.label} · accuracy", percent(network.accuracy),
                               delta=points_delta(network.accuracy, network.clean), help=f"Clean: {percent(network.clean)}.")
-        st.plotly_chart(nd.accuracy_chart(protocol, kind, *setting, k), key="nd_accuracy_chart",
+        st.plotly_chart(charts.accuracy_chart(protocol, kind, *setting, k), key="nd_accuracy_chart",
                         config=figures.CHART_CONFIG)
-    st.caption(nd.NETWORKS_CAPTION[protocol] + f" {nd.test_count()} test digits; chance is 10%.")
+    st.caption(choices.NETWORKS_CAPTION[protocol] + f" {choices.test_count()} test digits; chance is 10%.")
     theory(
         [
             r"\text{gain modulation:}\quad \tilde x_t = x_t\,\bigl(1 + A\sin(2\pi f\,t/T)\bigr),\qquad t = 0,\dots,T-1,\ T = 8",
@@ -217,8 +217,8 @@ def what_cka_says(protocol: str, kind: str, k: int, setting: tuple) -> None:
     st.markdown("For each network, linear CKA between its hidden states on clean and on perturbed digits (the final "
                 "hidden state of the RNNs, the last hidden layer of the MLPs). If CKA measured robustness, the networks "
                 "whose representation moved least would be the ones that kept the most accuracy.")
-    sweep = nd.sweep(protocol, kind, *setting)
-    now = nd.networks_now(sweep, k)
+    sweep = sweeps.sweep(protocol, kind, *setting)
+    now = sweeps.networks_now(sweep, k)
     undefined = [network.label for network in now if network.cka is None]
     if undefined:
         st.error(f"CKA is undefined for {', '.join(undefined)} at A = {sweep.amplitudes[k]:g}: the hidden layer is "
@@ -233,17 +233,18 @@ def what_cka_says(protocol: str, kind: str, k: int, setting: tuple) -> None:
     st.caption("The rank statistics and the verdict for these numbers are at the top of the page.")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(nd.scatter_chart(protocol, kind, *setting, k), key="nd_scatter_chart",
+        st.plotly_chart(charts.scatter_chart(protocol, kind, *setting, k), key="nd_scatter_chart",
                         config=figures.CHART_CONFIG)
     with right:
-        st.plotly_chart(nd.cka_chart(protocol, kind, *setting, k), key="nd_cka_chart", config=figures.CHART_CONFIG)
+        st.plotly_chart(charts.cka_chart(protocol, kind, *setting, k), key="nd_cka_chart", config=figures.CHART_CONFIG)
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(nd.rank_chart(protocol, kind, *setting, k), key="nd_rank_chart", config=figures.CHART_CONFIG)
+        st.plotly_chart(charts.rank_chart(protocol, kind, *setting, k), key="nd_rank_chart",
+                        config=figures.CHART_CONFIG)
     with right:
         which = choose(st.radio, "Hidden states compared", {"clean": "Clean digits", "perturbed": "Perturbed digits"},
                        key="nd_between", default="perturbed", horizontal=True)
-        st.plotly_chart(nd.between_chart(protocol, kind, *setting, 0 if which == "clean" else k),
+        st.plotly_chart(charts.between_chart(protocol, kind, *setting, 0 if which == "clean" else k),
                         key="nd_between_chart", config=figures.CHART_CONFIG)
     theory(
         [
@@ -265,27 +266,27 @@ def what_cka_says(protocol: str, kind: str, k: int, setting: tuple) -> None:
 @live_section("The adaptive units section")
 def adaptation(protocol: str, kind: str, k: int, setting: tuple) -> None:
     st.header("5 · Adaptive units along one digit")
-    sweep = nd.sweep(protocol, kind, *setting)
+    sweep = sweeps.sweep(protocol, kind, *setting)
     amplitude = float(sweep.amplitudes[k])
     controls, plot = st.columns([1.2, 2.4], gap="large")
     with controls:
-        index = st.slider("Test digit", 0, nd.last_test_index(), 0, key="nd_digit", bind="query-params")
-        units = st.multiselect("Units", nd.adaptive_units(protocol), default=nd.most_adaptive_units(protocol, 3),
-                               key="nd_units",
+        index = st.slider("Test digit", 0, choices.last_test_index(), 0, key="nd_digit", bind="query-params")
+        units = st.multiselect("Units", neurons.adaptive_units(protocol),
+                               default=neurons.most_adaptive_units(protocol, 3), key="nd_units",
                                bind="query-params", max_selections=8,
                                help="Default: the three units whose gain moves most from step to step.")
-        st.plotly_chart(nd.digit_chart(protocol, index, kind, amplitude, *setting), key="nd_digit_chart",
+        st.plotly_chart(charts.digit_chart(protocol, index, kind, amplitude, *setting), key="nd_digit_chart",
                         config=figures.CHART_CONFIG)
-    summary = nd.trace_summary(protocol, index, kind, amplitude, *setting)
-    clean, perturbed = nd.adaptive_predictions(sweep, k, index)
+    summary = neurons.trace_summary(protocol, index, kind, amplitude, *setting)
+    clean, perturbed = sweeps.adaptive_predictions(sweep, k, index)
     with plot:
         if not units:
             st.error("Pick at least one unit to draw its gain and saturation.")
         else:
-            st.plotly_chart(nd.trace_chart(protocol, index, tuple(sorted(units)), kind, amplitude, *setting),
+            st.plotly_chart(charts.trace_chart(protocol, index, tuple(sorted(units)), kind, amplitude, *setting),
                             key="nd_trace_chart", config=figures.CHART_CONFIG)
         row = st.columns(3)
-        row[0].metric("Label", str(nd.test_label(index)))
+        row[0].metric("Label", str(choices.test_label(index)))
         row[1].metric("Prediction, clean", str(clean), help="The adaptive RNN's answer on the clean digit.")
         row[2].metric("Prediction, perturbed", str(perturbed),
                       help="The adaptive RNN's answer under section 3's perturbation.")

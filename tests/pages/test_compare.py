@@ -165,12 +165,13 @@ def test_intervals_p_values_and_exports(zoo_at, downloads):
 def test_a_click_elsewhere_while_resampling_does_not_lose_the_run(monkeypatch):
     """Regression: any click restarted the script and with it the run; now the run is a job of its
     own and a later run of the page picks up its result."""
-    import ui.compare
+    import ui.compare.inference
+    import ui.jobs
 
-    monkeypatch.setattr(ui.compare, "FOLLOW_SECONDS", 0.0)  # the click arrives while the job runs
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)  # the click arrives while the job runs
     at = open_page(PAGE, {"cmp_n_boot": "60", "cmp_n_perm": "60", "cmp_seed": "3"})
     at = rerun(at.button(key="cmp_run").click())
-    job = at.session_state[ui.compare.JOB_KEY]
+    job = at.session_state[ui.compare.inference.JOB_KEY]
     assert at.button(key="cmp_run").disabled and at.button(key="cmp_stop")  # running, and it says so
     at = rerun(at.toggle(key="cmp_fit_colours").set_value(True))       # a click elsewhere
     at = rerun(at.selectbox(key="cmp_p_adjust").set_value("Benjamini–Hochberg (false discovery rate)"))
@@ -187,12 +188,13 @@ def test_a_click_elsewhere_while_resampling_does_not_lose_the_run(monkeypatch):
 
 
 def test_stop_ends_a_running_job_and_nothing_is_stored(monkeypatch):
-    import ui.compare
+    import ui.compare.inference
+    import ui.jobs
 
-    monkeypatch.setattr(ui.compare, "FOLLOW_SECONDS", 0.0)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)
     at = open_page(PAGE, {"cmp_n_boot": "2000", "cmp_n_perm": "2000", "cmp_seed": "4"})
     at = rerun(at.button(key="cmp_run").click())
-    job = at.session_state[ui.compare.JOB_KEY]
+    job = at.session_state[ui.compare.inference.JOB_KEY]
     at = rerun(at.button(key="cmp_stop").click())
     job.thread.join(timeout=60)
     at = rerun(at)
@@ -205,32 +207,33 @@ def test_a_job_that_ends_in_the_middle_of_a_run_still_shows_its_outcome(monkeypa
     """Regression (seen in the load test after a Stop): the job was still running when the page
     collected at its top and ended before the page drew the run button; the page then showed
     neither the progress nor 'nothing was stored', only 'Not computed' (the job left uncollected)."""
-    import ui.compare
+    import ui.compare.inference
+    import ui.jobs
 
-    monkeypatch.setattr(ui.compare, "FOLLOW_SECONDS", 0.0)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)
     at = open_page(PAGE, {"cmp_n_boot": "2000", "cmp_n_perm": "2000", "cmp_seed": "5"})
     at = rerun(at.button(key="cmp_run").click())
-    job = at.session_state[ui.compare.JOB_KEY]
-    collect = ui.compare.collect_job
+    job = at.session_state[ui.compare.inference.JOB_KEY]
+    collect = ui.compare.inference.collect_job
 
     def collect_then_the_job_ends() -> None:
         collect()
         if job.running:   # still running when collected: it ends right after, within the same run
-            job.stop.set()
+            job.stop()
             job.thread.join(timeout=60)
 
-    monkeypatch.setattr(ui.compare, "collect_job", collect_then_the_job_ends)
+    monkeypatch.setattr(ui.compare.inference, "collect_job", collect_then_the_job_ends)
     assert job.running
     at = rerun(at.toggle(key="cmp_fit_colours").set_value(True))  # any click that reruns the page
-    assert not job.running and ui.compare.JOB_KEY not in at.session_state
+    assert not job.running and ui.compare.inference.JOB_KEY not in at.session_state
     assert any(w.value.startswith("Stopped (") and "nothing was stored" in w.value for w in at.warning)
     assert not at.button(key="cmp_run").disabled
 
 
 def test_a_run_past_the_time_limit_gives_up_cleanly(zoo_at, monkeypatch):
-    import ui.compare
+    import ui.compare.inference
 
-    monkeypatch.setattr(ui.compare, "TIME_LIMIT_S", 0.0)
+    monkeypatch.setattr(ui.compare.inference, "TIME_LIMIT_S", 0.0)
     at = rerun(zoo_at.number_input(key="cmp_seed").set_value(1))
     at = rerun(at.button(key="cmp_run").click())
     assert any("Gave up after" in w.value and "nothing was stored" in w.value for w in at.warning)
@@ -332,12 +335,12 @@ def test_upload_vs_upload(upload_at):
 
 
 def test_a_large_file_given_at_launch(tmp_path, monkeypatch, downloads):
-    import ui.compare
+    import ui.compare.sides
 
     rng = np.random.default_rng(1)
     path = tmp_path / "big.npz"
     np.savez(path, early=rng.standard_normal((359, 6)), late=rng.standard_normal((359, 3)))
-    monkeypatch.setattr(ui.compare, "launch_files", lambda: [path])
+    monkeypatch.setattr(ui.compare.sides, "launch_files", lambda: [path])
     at = open_page(PAGE)
     rerun(at.radio(key="cmp_a_kind").set_value("Launch file"))
     values, rows, _, _ = _heatmap(at)

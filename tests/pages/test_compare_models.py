@@ -182,10 +182,11 @@ def _slow_loads(monkeypatch, seconds: float):
 def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
     """While a model loads, the side shows the time so far and Stop; Stop ends the wait at once and
     kills the load's worker process, nothing is kept, and 'Load it again' loads it."""
+    import ui.jobs
     import ui.sources.own_models
 
     _slow_loads(monkeypatch, 1.5)
-    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", 0)  # a click restarts the script while it loads
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0)  # a click restarts the script while it loads
     at = open_page(PAGE, {"cmp_a_kind": "Your model"})
     at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
     assert any("Loading bert.zip" in c.value for c in at.caption)
@@ -194,27 +195,28 @@ def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
     assert any("Stopped loading bert.zip; nothing was kept" in w.value for w in at.warning)
     job.thread.join(timeout=30)
     assert not job.thread.is_alive() and not job.worker.alive  # the worker was killed, so the load ended
-    assert job.model is None
+    assert job.result is None
     at = rerun(at)  # the abandoned load has ended: still stopped, nothing kept
     assert any("Stopped loading" in w.value for w in at.warning)
     assert not at.session_state[ui.sources.own_models.LOADED_MODELS]
-    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", None)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", None)
     at = rerun(at.button(key="own_load_again_a").click())
     assert not at.warning and not any("load" in e.value.lower() for e in at.error)
     assert any("**bert** — huggingface" in c.value for c in at.caption)
 
 
 def test_a_click_elsewhere_while_loading_does_not_restart_the_load(monkeypatch):
+    import ui.jobs
     import ui.sources.own_models
 
     finished = _slow_loads(monkeypatch, 1.0)
-    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", 0)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0)
     at = open_page(PAGE, {"cmp_a_kind": "Your model"})
     at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
     job = at.session_state[ui.sources.own_models.LOADS_STATE]["A"]
     at = rerun(at.radio(key="cmp_b_kind").set_value("Upload files"))  # a click elsewhere mid-load
     assert at.session_state[ui.sources.own_models.LOADS_STATE]["A"] is job  # the same load, not a new one
-    monkeypatch.setattr(ui.sources.own_models, "LOAD_FOLLOW_SECONDS", None)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", None)
     at = rerun(at)
     assert len(finished) == 1 and not at.error
     assert any("**bert** — huggingface" in c.value for c in at.caption)

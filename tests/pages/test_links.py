@@ -18,9 +18,9 @@ import pytest
 
 from tests.pages.apptest import metric, open_page
 from cka_core.pitfalls.transforms import TRANSFORMATIONS
-from ui import compare
-from ui.pitfalls import manipulate
+from ui.compare import controls
 from ui.frame import navigation, shell
+from ui.pitfalls import manipulate
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("selectbox", "radio", "multiselect", "slider", "select_slider", "checkbox", "toggle", "number_input",
@@ -48,9 +48,9 @@ SCENARIOS = {
     "pages/pooling.py": [{}],
     "pages/function_preserving.py": [{"src_kind": SAMPLE}],
     "pages/compare.py": [
-        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.measure_choices()["linear_cka"],
-         "cmp_estimator": compare.ESTIMATORS["minibatch"]},
-        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": compare.measure_choices()["rbf_cka"]},
+        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": controls.measure_choices()["linear_cka"],
+         "cmp_estimator": controls.ESTIMATORS["minibatch"]},
+        {"cmp_a_kind": SAMPLE, "cmp_b_kind": SAMPLE, "cmp_measure": controls.measure_choices()["rbf_cka"]},
     ],
     "pages/manipulate.py": [{"man_target": manipulate.TARGETS["pair"]},
                             {"man_target": manipulate.TARGETS["match"]}],

@@ -7,6 +7,7 @@ import pytest
 
 import sample_models
 import ui.pitfalls.manipulate as man
+from ui.jobs import Slots
 from ui.sources import models
 
 from .apptest import metric, open_page, rerun
@@ -120,7 +121,7 @@ def test_deep_link_restores_the_controls():
 def test_training_waits_for_a_free_server_slot_and_says_so(monkeypatch):
     """Trainings of all sessions share the server's slots: a job whose slot is taken waits (with a
     message) and trains once another session's epoch releases it."""
-    slots = threading.BoundedSemaphore(1)
+    slots = Slots(1)
     monkeypatch.setattr(man, "TRAINING_SLOTS", slots)
     monkeypatch.setattr(man, "SLOT_POLL_SECONDS", 0.05)
     monkeypatch.setattr(man, "EPOCHS_PER_RUN", 1)

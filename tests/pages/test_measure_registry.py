@@ -15,10 +15,10 @@ PAGE = "pages/compare.py"
 
 
 def test_a_registered_measure_gets_its_control_on_the_compare_page(monkeypatch):
-    from ui import compare
+    from ui.compare import controls
 
     toy = toy_measure.register(monkeypatch)
-    assert compare.measure_choices()[toy.name] == toy.label
+    assert controls.measure_choices()[toy.name] == toy.label
     at = open_page(PAGE)
     box = at.selectbox(key="cmp_measure")
     assert toy.label in box.options

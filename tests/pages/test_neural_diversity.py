@@ -210,7 +210,8 @@ def test_deep_link_restores_the_controls():
 
 
 def test_verdict_reports_bad_cases_instead_of_failing():
-    from ui.neural_diversity import NETWORKS, Sweep, verdict
+    from ui.neural_diversity.choices import NETWORKS
+    from ui.neural_diversity.sweeps import Sweep, verdict
 
     m, k = len(NETWORKS), 3
     acc = np.tile(np.array([0.9, 0.8, 0.7]), (m, 1))

@@ -27,8 +27,8 @@ session, so every other page can pick it.
 from __future__ import annotations
 
 import os
-import time
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +41,7 @@ from cka_core import RepresentationError
 from cka_core.pitfalls.manipulation import (ManipulationResult, ManipulationSettings, MapManipulator, check_target,
                                             identity_target, off_diagonal_mean_abs, ones_target, pair_target)
 
+from .. import jobs
 from ..frame import figures
 from ..frame.shell import read_page_param, write_page_param
 from ..frame.widgets import points_change
@@ -69,12 +70,11 @@ def _training_slot_count() -> int:
 #: Epochs that run at once on this server, over all sessions (env CKA_TRAINING_SLOTS; default one
 #: less than the cores). Each epoch holds a slot, so when more people train than there are slots
 #: their jobs take turns epoch by epoch, and everyone's slider reruns keep a core.
-TRAINING_SLOTS = threading.BoundedSemaphore(_training_slot_count())
+TRAINING_SLOTS = jobs.Slots(_training_slot_count())
 SLOT_POLL_SECONDS = 0.25
 
 JOB_KEY = "man_job"
 START_KEY = "man_start_requested"
-STOP_KEY = "man_stop_requested"
 RESULT_KEY = "man_result"
 GRID_PARAM = "man_grid"  # the custom target grid in the URL (a data editor cannot be bound to it)
 
@@ -216,12 +216,14 @@ class Spec:
     settings: ManipulationSettings
 
 
-@dataclass
-class Job:
+@dataclass(eq=False, kw_only=True)
+class Job(jobs.Job):
+    """A fine-tuning run, stepped epoch by epoch by the page's script (:func:`train`): an epoch
+    holds one of the server's TRAINING_SLOTS, so trainings of all sessions take turns."""
+
     spec: Spec
     run: MapManipulator
-    started: float
-    seconds: float = 0.0   # training wall time so far (summed over runs)
+    train_seconds: float = 0.0   # training wall time so far (summed over runs), waits left out
     # A click interrupts a run only at its next UI call, so the interrupted run may still be inside
     # an epoch while the new run starts: every touch of ``run`` holds this lock.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -262,11 +264,12 @@ def current_job() -> Job | None:
 
 def request_start() -> None:
     st.session_state[START_KEY] = True
-    st.session_state[STOP_KEY] = False
 
 
 def request_stop() -> None:
-    st.session_state[STOP_KEY] = True
+    job = current_job()
+    if job is not None:
+        job.stop()
 
 
 def apply_requests(spec: Spec | None) -> Job | None:
@@ -275,9 +278,11 @@ def apply_requests(spec: Spec | None) -> Job | None:
         d = models.digits()
         run = MapManipulator(models.private_copy(spec.model), spec.layers, spec.target, d.X_train, d.y_train,
                              spec.settings, X_eval=d.X_test, y_eval=d.y_test)
-        st.session_state[JOB_KEY] = Job(spec, run, time.time())
+        st.session_state[JOB_KEY] = Job(key=(spec.model, spec.layers, spec.target_label),
+                                        what=f"Fine-tuning {spec.model}", total=spec.settings.epochs,
+                                        spec=spec, run=run)
     job = current_job()
-    if job is not None and st.session_state.get(STOP_KEY):
+    if job is not None and job.stop_event.is_set():
         with job.lock:
             job.run.stop()
             finish(job)
@@ -292,7 +297,6 @@ def finish(job: Job) -> Outcome:
         return st.session_state[RESULT_KEY]
     job.finished = True
     st.session_state.pop(JOB_KEY, None)
-    st.session_state[STOP_KEY] = False
     result: ManipulationResult = job.run.result()
     label = models.register_finetuned(result.model, job.spec.model, short_target(job.spec.target_label),
                                       float(result.accuracy_after))
@@ -302,9 +306,9 @@ def finish(job: Job) -> Outcome:
         accuracy_before=float(result.accuracy_before), accuracy_after=float(result.accuracy_after),
         history=tuple(r.as_dict() for r in result.history), best_epoch=result.best_epoch,
         epochs_run=job.run.epoch, epochs_planned=job.spec.settings.epochs, stopped_early=result.stopped_early,
-        seconds=job.seconds, mean_abs_before=result.mean_abs_error_before, mean_abs_after=result.mean_abs_error_after,
+        seconds=job.train_seconds, mean_abs_before=result.mean_abs_error_before, mean_abs_after=result.mean_abs_error_after,
     )
-    st.session_state[RESULT_KEY] = outcome
+    job.result = st.session_state[RESULT_KEY] = outcome
     return outcome
 
 
@@ -345,7 +349,7 @@ def train(job: Job, progress_slot, live_slot) -> bool:
                     break
                 start = time.perf_counter()
                 job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
-                job.seconds += time.perf_counter() - start
+                job.train_seconds += time.perf_counter() - start
         finally:
             TRAINING_SLOTS.release()
         draw_progress(job, progress_slot)  # also where a click (Stop) interrupts this run
@@ -362,11 +366,17 @@ def train(job: Job, progress_slot, live_slot) -> bool:
 def acquire_training_slot(progress_slot) -> None:
     """Wait for one of the server's training slots, saying so while waiting. The message is a UI
     call, so Stop (or any click) interrupts the wait like it interrupts training."""
-    waited = 0.0
-    while not TRAINING_SLOTS.acquire(timeout=SLOT_POLL_SECONDS):
-        waited += SLOT_POLL_SECONDS
-        progress_slot.info(f"Other sessions are training on this server: waiting for a free training slot "
-                           f"({waited:.0f} s so far). Jobs take turns epoch by epoch.", icon=":material/hourglass:")
+    ticket, waited = object(), 0.0  # the ticket keeps this job's place in line between polls
+    try:
+        while not TRAINING_SLOTS.acquire(timeout=SLOT_POLL_SECONDS, ticket=ticket):
+            waited += SLOT_POLL_SECONDS
+            ahead = (TRAINING_SLOTS.place(ticket) or 1) - 1
+            progress_slot.info(f"Other sessions are training on this server: waiting for a free training slot "
+                               f"({waited:.0f} s so far, {f'{ahead} ahead in line' if ahead else 'next in line'}). "
+                               "Jobs take turns epoch by epoch.", icon=":material/hourglass:")
+    except BaseException:  # the wait was interrupted (Stop, any click): give the place up
+        TRAINING_SLOTS.leave(ticket)
+        raise
 
 
 def short_target(label: str) -> str:
@@ -378,12 +388,10 @@ def draw_progress(job: Job, progress_slot) -> None:
     run = job.run
     planned = job.spec.settings.epochs
     last = run.history[-1]
-    progress_slot.progress(
-        run.epoch / planned,
-        text=f"{job.spec.model} → {short_target(job.spec.target_label)}: epoch {run.epoch} of {planned} · "
-             f"mean |M − target| {last.mean_abs_error:.3f} (validation) · "
-             f"validation accuracy {100 * last.val_accuracy:.1f}% · λ {run.lam:.3g} · {job.seconds:.1f} s",
-    )
+    job.update(run.epoch, planned, f"{job.spec.model} → {short_target(job.spec.target_label)}: epoch {run.epoch} of "
+                                   f"{planned} · mean |M − target| {last.mean_abs_error:.3f} (validation) · "
+                                   f"validation accuracy {100 * last.val_accuracy:.1f}% · λ {run.lam:.3g}")
+    jobs.draw(job, progress_slot)
 
 
 def draw_curves(job: Job, live_slot) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from cka_core.models import reduction
 from cka_core.models.huggingface import hub_allowed
 from cka_core.models.worker import Worker
 
+from .. import jobs
 from ..frame.widgets import choose
 from . import models
 from .launch import launch_models
@@ -36,10 +35,6 @@ STORE_SIZE = 6            # forward-pass results kept per session
 MODELS_KEPT = 4           # loaded models kept per session
 LOADS_STATE, LOADED_MODELS, STOPPED_LOADS = "own_loads", "own_loaded_models", "own_stopped_loads"
 FAILED_LOADS = "own_failed_loads"  # side -> (key, message): a refused file is not loaded again on every rerun
-#: Seconds one script run follows a model that is loading before it lets the run end (the load goes
-#: on, and a later run picks it up). None in the app: follow until it is loaded. Tests set 0 to
-#: stand in for a click that restarts the script while a model loads.
-LOAD_FOLLOW_SECONDS: float | None = None
 _LOG = logging.getLogger("cka_explorer")
 BATCH_SIZE = 16
 RUN_STATE = "own_run"     # the session's store of forward passes
@@ -58,40 +53,26 @@ class ModelChoice:
         return f"{self.model.digest}:{hashlib.sha256('|'.join(self.layers).encode()).hexdigest()[:8]}"
 
 
-@dataclass
-class ModelLoad:
+@dataclass(eq=False)
+class ModelLoad(jobs.Job):
     """One model being loaded in a worker process of its own (cka_core.models.worker: a memory
     limit, a clock, nothing from the file runs in the server), followed by a thread so that the
     script can show the time so far with a Stop button (:func:`loaded_model`); Stop kills the worker."""
 
-    key: tuple
-    what: str
-    started: float = field(default_factory=time.perf_counter)
-    model: object = None
-    failure: str | None = None
-    thread: threading.Thread | None = None
     worker: Worker = field(default_factory=lambda: Worker(threads=1), repr=False)
 
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+    def __post_init__(self) -> None:
+        self.stage = f"Loading {self.what}…"
+        self.on_stop.append(self.worker.kill)
 
-
-def _load(job: ModelLoad, load: Callable[[Worker], object]) -> None:
-    """The load's thread: no Streamlit call in here."""
-    try:
-        job.model = load(job.worker)
-    except RepresentationError as error:
-        job.failure = str(error)
-    except Exception as error:  # noqa: BLE001 - a thread's exception would otherwise vanish
-        _LOG.exception("model load failed")
-        job.failure = f"{job.what} could not be loaded ({type(error).__name__}: {error})."
+    def crashed_text(self, error: Exception) -> str:
+        return f"{self.what} could not be loaded ({type(error).__name__}: {error})."
 
 
 def _stop_load(side: str) -> None:
     job = st.session_state.get(LOADS_STATE, {}).pop(side, None)
     if job is not None:
-        job.worker.kill()
+        job.stop()
         st.session_state.setdefault(STOPPED_LOADS, {})[side] = job.key
 
 
@@ -119,21 +100,13 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], obje
     job = loads.get(side)
     if job is None or job.key != key:  # a new choice abandons the side's previous load
         if job is not None:
-            job.worker.kill()
-        job = loads[side] = ModelLoad(key, what)
-        job.thread = threading.Thread(target=_load, args=(job, load), name="cka-model-load", daemon=True)
-        job.thread.start()
+            job.stop()
+        job = loads[side] = ModelLoad(key, what).start(lambda job: load(job.worker))
     progress = st.empty()  # the Stop button and the seconds so far, cleared when the load ends
     progress.container().button("Stop loading", key=f"own_stop_load_{side.lower()}", on_click=_stop_load,
                                 args=(side,), icon=":material/stop_circle:")
     slot = st.empty()
-    deadline = None if LOAD_FOLLOW_SECONDS is None else time.perf_counter() + LOAD_FOLLOW_SECONDS
-    while True:  # each caption is a point where a click (Stop, or anything else) restarts the run
-        slot.caption(f":material/hourglass_top: Loading {what}… {time.perf_counter() - job.started:.0f} s")
-        if not job.running or (deadline is not None and time.perf_counter() >= deadline):
-            break
-        time.sleep(0.2)
-    if job.running:
+    if not jobs.follow(job, slot):
         return None
     del loads[side]
     progress.empty()
@@ -141,7 +114,7 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], obje
     if job.failure is not None:
         st.session_state.setdefault(FAILED_LOADS, {})[side] = (key, job.failure)
         raise RepresentationError(job.failure)
-    kept[key] = job.model
+    kept[key] = job.result
     while len(kept) > MODELS_KEPT:
         kept.popitem(last=False)[1].close()  # its worker process
     st.rerun()  # draw the side without the Stop button and the progress line

@@ -1,0 +1,147 @@
+"""The one shape of background work (ui.jobs): a job's life (result, Stop, time limit, refusal,
+crash), following it from a page, and the server's slots that sessions wait for in line."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cka_core import RepresentationError
+from ui import jobs
+
+
+def _finished(job: jobs.Job) -> jobs.Job:
+    job.thread.join(timeout=10)
+    assert not job.running
+    return job
+
+
+def _counting(steps: int, pause: float = 0.0):
+    def work(job: jobs.Job) -> int:
+        for step in range(steps):
+            job.report(step, steps, f"step {step} of {steps}")
+            time.sleep(pause)
+        return steps
+    return work
+
+
+def test_a_job_returns_its_result_and_its_progress():
+    job = _finished(jobs.Job(("k",), "Counting").start(_counting(5)))
+    assert job.result == 5 and job.failure is None
+    assert (job.done, job.total, job.stage) == (4, 5, "step 4 of 5")
+
+
+def test_stop_ends_the_work_at_its_next_report_and_runs_the_stop_hooks():
+    ended = []
+    job = jobs.Job(("k",), "Counting")
+    job.on_stop.append(lambda: ended.append("worker killed"))
+    job.start(_counting(10_000, pause=0.001))
+    while job.done < 3:
+        time.sleep(0.001)
+    job.stop()
+    _finished(job)
+    assert ended == ["worker killed"] and job.result is None
+    assert job.failure.startswith("Stopped (step ") and job.done < 9_999
+
+
+def test_the_time_limit_gives_up_with_where_it_was():
+    job = _finished(jobs.Job(("k",), "Counting", time_limit=0.05).start(_counting(10_000, pause=0.001)))
+    assert job.result is None and job.failure.startswith("Gave up after 0 s (step ")
+
+
+def test_a_refusal_is_shown_as_it_is_and_a_crash_says_what_failed():
+    def refuse(job):
+        raise RepresentationError("x.npz: no layers; save one array per layer.")
+
+    def crash(job):
+        raise ZeroDivisionError("division by zero")
+
+    assert _finished(jobs.Job(("k",), "Loading").start(refuse)).failure == "x.npz: no layers; save one array per layer."
+    assert (_finished(jobs.Job(("k",), "Loading").start(crash)).failure
+            == "Loading failed (ZeroDivisionError: division by zero).")
+
+
+def test_a_stop_before_the_first_step_says_so():
+    job = jobs.Job(("k",), "Counting")
+    job.stop()
+    assert _finished(job.start(_counting(3))).failure == "Stopped (before the first step)."
+
+
+class _Slot:
+    """Stands in for an st.empty(): records what is drawn in it."""
+
+    def __init__(self):
+        self.drawn = []
+
+    def progress(self, value, text):
+        self.drawn.append(("bar", round(value, 2), text))
+
+    def caption(self, text):
+        self.drawn.append(("caption", text))
+
+
+def test_follow_draws_a_bar_when_the_total_is_known_and_a_caption_otherwise(monkeypatch):
+    monkeypatch.setattr(jobs, "REDRAW_SECONDS", 0.01)
+    slot = _Slot()
+    job = jobs.Job(("k",), "Counting").start(_counting(20, pause=0.01))
+    assert jobs.follow(job, slot) and job.result == 20
+    assert slot.drawn[-1][0] == "bar" and slot.drawn[-1][2].startswith("step 19 of 20 · ")
+    slot = _Slot()
+    job = jobs.Job(("k",), "Loading model.onnx", stage="Loading model.onnx…").start(lambda job: time.sleep(0.05))
+    assert jobs.follow(job, slot)
+    assert slot.drawn[0] == ("caption", ":material/hourglass_top: Loading model.onnx… · 0 s")
+
+
+def test_follow_lets_the_run_end_after_follow_seconds_while_the_job_goes_on(monkeypatch):
+    monkeypatch.setattr(jobs, "FOLLOW_SECONDS", 0.0)
+    release = threading.Event()
+    job = jobs.Job(("k",), "Waiting").start(lambda job: release.wait(10))
+    assert not jobs.follow(job, _Slot()) and job.running
+    release.set()
+    assert _finished(job).result is True
+
+
+def test_slots_serve_waiters_in_the_order_they_came():
+    slots = jobs.Slots(1)
+    assert slots.acquire()
+    order, first, second = [], object(), object()
+    for ticket in (first, second):  # each polls once and keeps its place
+        assert not slots.acquire(timeout=0.01, ticket=ticket)
+    assert (slots.place(first), slots.place(second)) == (1, 2)
+
+    def wait(name, ticket):
+        assert slots.acquire(timeout=10, ticket=ticket)
+        order.append(name)
+        slots.release()
+
+    threads = [threading.Thread(target=wait, args=("second", second)),
+               threading.Thread(target=wait, args=("first", first))]
+    for thread in threads:  # the second waiter asks first, and still goes second
+        thread.start()
+        time.sleep(0.05)
+    slots.release()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order == ["first", "second"] and slots.place(first) is None
+
+
+def test_a_waiter_that_leaves_gives_its_place_to_the_next():
+    slots = jobs.Slots(1)
+    assert slots.acquire()
+    gone, staying = object(), object()
+    assert not slots.acquire(timeout=0.01, ticket=gone)
+    assert not slots.acquire(timeout=0.01, ticket=staying)
+    slots.leave(gone)
+    assert slots.place(staying) == 1
+    slots.release()
+    assert slots.acquire(timeout=1, ticket=staying)
+
+
+@pytest.mark.parametrize("blocking, timeout", [(False, None), (True, 0.01)])
+def test_a_waiter_without_a_ticket_does_not_keep_a_place_it_cannot_come_back_to(blocking, timeout):
+    slots = jobs.Slots(1)
+    assert slots.acquire()
+    assert not slots.acquire(blocking, timeout)
+    slots.release()
+    assert slots.acquire(blocking=False)  # nobody invisible is ahead in line

@@ -1,0 +1,198 @@
+"""Work that outlives one run of a page's script, in one shape: model loads, resampling, training.
+
+A :class:`Job` is started once, reports its progress (done of total, and the stage it is at), can
+be asked to stop, and ends with a result or a failure (a sentence the page shows as it is). A click
+elsewhere restarts the page's script, not the job: the page keeps the job in its session state,
+follows it with :func:`follow` and takes its result on a later run.
+
+Work that takes turns across sessions (training's epochs) waits for one of the server's
+:class:`Slots`; the job then says how long it has waited and its place in the line.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cka_core import RepresentationError
+
+_LOG = logging.getLogger("cka_explorer")
+#: Seconds one script run follows a running job before it lets the run end (the job goes on and a
+#: later run picks it up). None in the app: follow until the job ends. Tests set 0 to stand in for
+#: a click elsewhere that restarts the script while a job runs.
+FOLLOW_SECONDS: float | None = None
+REDRAW_SECONDS = 0.2
+
+
+class Stopped(Exception):
+    """Raised inside a job's work, at its next report, once Stop was pressed."""
+
+
+class TimeUp(Exception):
+    """Raised inside a job's work, at its next report, once its time limit has passed."""
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+@dataclass(eq=False)
+class Job:
+    """One piece of background work of a session.
+
+    ``work`` runs in a thread of its own (:meth:`start`) and calls :meth:`report` as it goes, which
+    is where Stop and the time limit take effect; or the page steps the work itself between its
+    own UI calls (training) and reports the same way. Subclasses word the failures."""
+
+    key: tuple
+    what: str                                  # what the job does, for its messages
+    time_limit: float | None = None            # seconds, then it gives up
+    started: float = field(default_factory=time.perf_counter)
+    done: int = 0
+    total: int = 0                             # 0: no count known (a model load)
+    stage: str = ""                            # where it is, e.g. "Bootstrap: 40 of 200"
+    waiting: str | None = None                 # why it is not running yet, while it waits
+    result: object = None
+    failure: str | None = None                 # why it ended without a result
+    thread: threading.Thread | None = field(default=None, repr=False)
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    on_stop: list[Callable[[], None]] = field(default_factory=list, repr=False)  # e.g. kill a worker process
+
+    # ---------------------------------------------------------------- the thread's side
+    def start(self, work: Callable[[Job], object]) -> Job:
+        """Run ``work(self)`` in a daemon thread; its return value becomes :attr:`result`."""
+        self.thread = threading.Thread(target=self._run, args=(work,), name=f"cka-{type(self).__name__}", daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self, work: Callable[[Job], object]) -> None:
+        """No Streamlit call in here: only the core and the job's own fields."""
+        try:
+            self.result = work(self)
+        except Stopped:
+            self.failure = self.stopped_text()
+        except TimeUp:
+            self.failure = self.time_up_text()
+        except RepresentationError as error:
+            self.failure = self.refused_text(error)
+        except Exception as error:  # noqa: BLE001 - a thread's exception would otherwise vanish
+            _LOG.exception("%s failed", self.what)
+            self.failure = self.crashed_text(error)
+
+    def report(self, done: int, total: int, stage: str = "") -> None:
+        """Progress so far; raises :class:`Stopped` or :class:`TimeUp` to end the work there."""
+        if self.stop_event.is_set():
+            raise Stopped
+        if self.time_limit is not None and self.seconds > self.time_limit:
+            raise TimeUp
+        self.update(done, total, stage)
+
+    def update(self, done: int, total: int, stage: str = "") -> None:
+        """Progress so far, from work the page steps itself (it checks Stop between its steps)."""
+        self.done, self.total, self.stage = done, total, stage
+
+    # ---------------------------------------------------------------- the page's side
+    def stop(self) -> None:
+        """Ask the work to end at its next report, and end what it runs outside this process now."""
+        self.stop_event.set()
+        for end in self.on_stop:
+            end()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def where(self) -> str:
+        return self.stage or "before the first step"
+
+    def status(self) -> str:
+        """One line for the progress bar or caption: what it waits for, or where it is, and the time."""
+        return f"{self.waiting or self.stage or self.what} · {self.seconds:.0f} s"
+
+    # ---------------------------------------------------------------- how it ended, in words
+    def stopped_text(self) -> str:
+        return f"Stopped ({self.where()})."
+
+    def time_up_text(self) -> str:
+        return f"Gave up after {duration(self.time_limit or 0.0)} ({self.where()})."
+
+    def refused_text(self, error: RepresentationError) -> str:
+        return str(error)
+
+    def crashed_text(self, error: Exception) -> str:
+        return f"{self.what} failed ({type(error).__name__}: {error})."
+
+
+def draw(job: Job, slot) -> None:
+    """The job's progress in ``slot``: a bar when its total is known, else a caption with the time."""
+    if job.total and not job.waiting:
+        slot.progress(min(1.0, job.done / job.total), text=job.status())
+    else:
+        slot.caption(f":material/hourglass_top: {job.status()}")
+
+
+def follow(job: Job, slot) -> bool:
+    """Redraw the job's progress until it ends (or :data:`FOLLOW_SECONDS` pass); True if it has
+    ended. Each redraw is a point where a click restarts the script, leaving the job running."""
+    deadline = None if FOLLOW_SECONDS is None else time.perf_counter() + FOLLOW_SECONDS
+    while True:
+        draw(job, slot)
+        if not job.running or (deadline is not None and time.perf_counter() >= deadline):
+            return not job.running
+        time.sleep(REDRAW_SECONDS)
+
+
+class Slots:
+    """The server's turns at one kind of work, shared by every session: at most ``count`` at once,
+    the others wait in line in the order they came. ``acquire`` and ``release`` work like a
+    semaphore's; a waiter that gives up leaves the line (:meth:`leave`)."""
+
+    def __init__(self, count: int):
+        self._free = count
+        self._line: deque[object] = deque()
+        self._changed = threading.Condition()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None, *, ticket: object | None = None) -> bool:
+        """Take a turn. With a ``ticket``, a wait that times out keeps its place for the next call."""
+        keep_place = ticket is not None
+        ticket = ticket if keep_place else object()
+        with self._changed:
+            if ticket not in self._line:
+                self._line.append(ticket)
+
+            def my_turn() -> bool:
+                return self._free > 0 and self._line[0] is ticket
+
+            if not (self._changed.wait_for(my_turn, timeout) if blocking else my_turn()):
+                if not keep_place:
+                    self._line.remove(ticket)
+                    self._changed.notify_all()
+                return False
+            self._line.popleft()
+            self._free -= 1
+            self._changed.notify_all()
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify_all()
+
+    def leave(self, ticket: object) -> None:
+        """A waiter gives up its place (its run was interrupted while it waited)."""
+        with self._changed:
+            if ticket in self._line:
+                self._line.remove(ticket)
+                self._changed.notify_all()
+
+    def place(self, ticket: object) -> int | None:
+        """1 for the next in line, None when not waiting."""
+        with self._changed:
+            return self._line.index(ticket) + 1 if ticket in self._line else None
