@@ -112,7 +112,8 @@ def _batchnorm_reason(shapes: dict[str, Shape]) -> str | None:
 
 
 def _recurrent_reason(shapes: dict[str, Shape]) -> str | None:
-    vectors = [s[0] for s in shapes.values() if _is_vector(s)]
+    # Recurrent biases are 1-D; an (n, 1) array is as likely one output per example (an activation).
+    vectors = [s[0] for s in shapes.values() if len(s) == 1]
     for name, shape in shapes.items():
         if len(shape) == 2 and shape[1] >= 2 and vectors.count(shape[0]) >= 2:
             gates = next((g for g in RECURRENT_GATES if shape[0] == g * shape[1]), None)
