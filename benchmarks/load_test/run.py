@@ -19,7 +19,7 @@ from .resource_usage import Sampler, read_proc_file
 from .server import server_log_errors, server_log_messages, server_runs, start_server
 
 
-def _cpu_list(cpus: str) -> set[int]:
+def cpu_list(cpus: str) -> set[int]:
     """ "0", "0-1", "1,3" -> {0}, {0, 1}, {1, 3} (taskset's list format)."""
     out: set[int] = set()
     for part in cpus.split(","):
@@ -63,7 +63,7 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
     server = start_server(workdir / "streamlit.log", nice=nice, cpus=server_cpus, run_log=run_log)
     affinity = os.sched_getaffinity(0)
     if client_cpus:  # the Playwright driver and Chromium start from here and inherit it
-        os.sched_setaffinity(0, _cpu_list(client_cpus))
+        os.sched_setaffinity(0, cpu_list(client_cpus))
     sampler = Sampler(server.proc.pid)
     try:
         time.sleep(1.0)
