@@ -1,6 +1,7 @@
 """CKA Pitfalls Explorer: entry point (page config, navigation, shared sidebar)."""
 from __future__ import annotations
 
+import pandas  # noqa: F401 - imported once here: plotly imports it lazily, and two sessions' first figures raced on it
 import streamlit as st
 import torch
 from threadpoolctl import threadpool_limits

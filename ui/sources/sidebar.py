@@ -30,7 +30,10 @@ def _model_source() -> data.Source:
                                                   "loaded on the Compare page.")
     network = models.get(name)
     st.caption(network.description)
-    layers = list(network.layers)
+    constant = models.constant_layers(name)
+    layers = [layer for layer in network.layers if layer not in constant]
+    if constant:  # an RNN's first steps read only pixels that are blank in every digit
+        st.caption(f"Left out, the same for every test digit (CKA is 0/0 there): {', '.join(constant)}.")
     default_layer = DEFAULT_LAYER if DEFAULT_LAYER in layers else layers[0]
     layer = st.selectbox("Layer", layers, index=layers.index(default_layer), key=f"src_layer_{network.architecture}",
                          bind="query-params",

@@ -1,0 +1,18 @@
+"""The sidebar offers only layers that vary across the test digits: an RNN's first steps read pixels
+blank in every digit, and every page would say CKA is 0/0 there (found by the protocol load test)."""
+from __future__ import annotations
+
+from tests.pages.apptest import open_page, rerun
+from ui.sources import models
+
+
+def test_a_pixel_rnn_offers_only_layers_that_vary_and_says_which_it_left_out():
+    at = open_page("pages/outliers.py")
+    at = rerun(at.selectbox(key="src_model").set_value("pixel_rnn_relu"))
+    constant = models.constant_layers("pixel_rnn_relu")
+    assert constant  # the premise: its first steps are constant
+    offered = at.selectbox(key="src_layer_pixel_rnn_relu").options
+    assert offered and not set(offered) & set(constant)
+    assert set(offered) | set(constant) == set(models.get("pixel_rnn_relu").layers)
+    assert any(constant[0] in c.value and "Left out" in c.value for c in at.sidebar.caption)
+    assert not at.error, [e.value for e in at.error]
