@@ -5,16 +5,23 @@ be asked to stop, and ends with a result or a failure (a sentence the page shows
 elsewhere restarts the page's script, not the job: the page keeps the job in its session state,
 follows it with :func:`follow` and takes its result on a later run.
 
-Work that takes turns across sessions (training's epochs) waits for one of the server's
-:class:`Slots`; the job then says how long it has waited and its place in the line.
+Heavy work (resampling) runs in the server's :class:`WorkerPool`: a few worker processes shared by
+every session, outside the server's event loop and GIL, so one student's run does not slow
+another's moves. A job waits for its turn there in line and says its place; Stop reaches the
+worker. Work that takes turns in the script itself (training's epochs) waits for one of the
+server's :class:`Slots`.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as NotYet
 from dataclasses import dataclass, field
 
 from cka_core import RepresentationError
@@ -51,6 +58,7 @@ class Job:
     what: str                                  # what the job does, for its messages
     time_limit: float | None = None            # seconds, then it gives up
     started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None
     done: int = 0
     total: int = 0                             # 0: no count known (a model load)
     stage: str = ""                            # where it is, e.g. "Bootstrap: 40 of 200"
@@ -68,6 +76,16 @@ class Job:
         self.thread.start()
         return self
 
+    def start_in(self, pool: WorkerPool, work: Callable, *args, **kwargs) -> Job:
+        """Run ``work(*args, progress=..., **kwargs)`` in one of ``pool``'s processes, after waiting
+        for a turn there; ``work`` must be importable by name (a function of the core) and call
+        ``progress(done, total)``, which is where Stop and the time limit reach it."""
+        return self.start(lambda job: pool.run(job, work, args, kwargs))
+
+    def stage_of(self, done: int, total: int) -> str:
+        """Where work in a pool is, from the count it reports (subclasses name their phases)."""
+        return f"{done} of {total}"
+
     def _run(self, work: Callable[[Job], object]) -> None:
         """No Streamlit call in here: only the core and the job's own fields."""
         try:
@@ -81,6 +99,8 @@ class Job:
         except Exception as error:  # noqa: BLE001 - a thread's exception would otherwise vanish
             _LOG.exception("%s failed", self.what)
             self.failure = self.crashed_text(error)
+        finally:
+            self.ended = time.perf_counter()
 
     def report(self, done: int, total: int, stage: str = "") -> None:
         """Progress so far; raises :class:`Stopped` or :class:`TimeUp` to end the work there."""
@@ -107,7 +127,8 @@ class Job:
 
     @property
     def seconds(self) -> float:
-        return time.perf_counter() - self.started
+        """Seconds since it started, until it ended."""
+        return (self.ended or time.perf_counter()) - self.started
 
     def where(self) -> str:
         return self.stage or "before the first step"
@@ -196,3 +217,107 @@ class Slots:
         """1 for the next in line, None when not waiting."""
         with self._changed:
             return self._line.index(ticket) + 1 if ticket in self._line else None
+
+
+# ------------------------------------------------------------------------------ the worker pool
+_LANES: tuple | None = None  # in a worker process: the pool's shared progress and stop flags
+
+
+def _enter_worker(progress, stops) -> None:
+    """A worker process starts: keep the shared lanes, and compute on one thread like the server."""
+    global _LANES
+    _LANES = (progress, stops)
+    import torch  # noqa: PLC0415 - only in the worker
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _run_in_lane(lane: int, work: Callable, args: tuple, kwargs: dict):
+    """In a worker: run ``work`` reporting through lane ``lane``; Stop there raises :class:`Stopped`."""
+    progress, stops = _LANES
+
+    def report(done: int, total: int) -> None:
+        if stops[lane]:
+            raise Stopped
+        progress[2 * lane], progress[2 * lane + 1] = done, total
+
+    return work(*args, progress=report, **kwargs)
+
+
+def pool_size() -> int:
+    """Worker processes per server (env CKA_WORKERS; default one less than the cores, at least one)."""
+    configured = os.environ.get("CKA_WORKERS")
+    return max(1, int(configured)) if configured else max(1, (os.cpu_count() or 2) - 1)
+
+
+class WorkerPool:
+    """Worker processes shared by every session of this server, started on first use. At most
+    ``workers`` jobs run at once, one per lane; the others wait in line (:class:`Slots`). Each lane
+    is a pair of shared counters (done, total) and a stop flag, so a worker reports progress and
+    learns of Stop without a message round trip."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.slots = Slots(workers)
+        self._context = multiprocessing.get_context("spawn")  # never fork a threaded server
+        self._progress = self._context.Array("q", 2 * workers, lock=False)
+        self._stops = self._context.Array("b", workers, lock=False)
+        self._free = list(range(workers))
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context,
+                                                     initializer=_enter_worker, initargs=(self._progress, self._stops))
+            return self._executor
+
+    def _wait_for_turn(self, job: Job) -> None:
+        ticket = object()
+        try:
+            while not self.slots.acquire(timeout=REDRAW_SECONDS, ticket=ticket):
+                ahead = (self.slots.place(ticket) or 1) - 1
+                job.waiting = (f"Waiting for the server's worker: {f'{ahead} runs ahead' if ahead > 1 else 'one run ahead'}"
+                               if ahead else "Waiting for the server's worker: next in line")
+                job.report(job.done, job.total, job.stage)  # Stop and the time limit end the wait too
+        except BaseException:
+            self.slots.leave(ticket)
+            raise
+        finally:
+            job.waiting = None
+
+    def _count(self, job: Job, lane: int) -> tuple[int, int, str]:
+        done, total = self._progress[2 * lane], self._progress[2 * lane + 1]
+        return done, total, job.stage_of(done, total) if total else ""
+
+    def run(self, job: Job, work: Callable, args: tuple, kwargs: dict):
+        """Wait for a turn, run ``work`` in a worker and follow it for ``job``; returns its result."""
+        self._wait_for_turn(job)
+        with self._lock:
+            lane = self._free.pop()
+        self._stops[lane], self._progress[2 * lane], self._progress[2 * lane + 1] = 0, 0, 0
+        try:
+            future = self._pool().submit(_run_in_lane, lane, work, args, kwargs)
+            while True:
+                try:
+                    result = future.result(timeout=REDRAW_SECONDS)
+                except NotYet:
+                    try:
+                        job.report(*self._count(job, lane))
+                    except (Stopped, TimeUp):
+                        self._stops[lane] = 1  # the worker ends at its next step
+                        future.exception()
+                        raise
+                else:
+                    job.update(*self._count(job, lane))
+                    return result
+        finally:
+            with self._lock:
+                self._free.append(lane)
+            self.slots.release()
+
+
+#: The pool every session of this server shares.
+POOL = WorkerPool(pool_size())

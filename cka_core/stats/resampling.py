@@ -158,3 +158,21 @@ def permutation_test(layers_a, layers_b=None, *, measure: str = "linear_cka", n_
     p_values = (1 + extreme.sum(axis=0)) / (1 + n_permutations)
     return PermutationResult(values, p_values, null.mean(axis=0), null.std(axis=0), n_permutations)
 
+
+
+def bootstrap_and_permutation(layers_a, layers_b=None, *, measure: str = "linear_cka", n_resamples: int = 200,
+                              n_permutations: int = 200, confidence: float = 0.95, seed: int = 0,
+                              progress: Progress | None = None,
+                              **options) -> tuple[BootstrapResult, PermutationResult]:
+    """:func:`bootstrap` then :func:`permutation_test` with the same seed, as the Compare page runs
+    them, reporting one count over both (``n_resamples + n_permutations`` steps)."""
+    total = n_resamples + n_permutations
+
+    def counted(offset: int) -> Progress | None:
+        return None if progress is None else (lambda done, _: progress(offset + done, total))
+
+    boot = bootstrap(layers_a, layers_b, measure=measure, n_resamples=n_resamples, confidence=confidence, seed=seed,
+                     progress=counted(0), **options)
+    perm = permutation_test(layers_a, layers_b, measure=measure, n_permutations=n_permutations, seed=seed,
+                            progress=counted(n_resamples), **options)
+    return boot, perm

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import kstest
 
 from cka_core import RepresentationError, cka_matrix
-from cka_core.stats.resampling import bootstrap, permutation_test
+from cka_core.stats.resampling import bootstrap, bootstrap_and_permutation, permutation_test
 
 from . import reference as ref
 from .cka_testdata import correlated_pair, layers
@@ -148,3 +148,16 @@ def test_a_self_comparison_resamples_one_set_of_views():
     xs = list(a.values())
     nulls = [[[similarity(x, y[p], "rsa") for y in xs] for x in xs] for p in (rng.permutation(30) for _ in range(5))]
     np.testing.assert_allclose(result.null_mean, np.mean(nulls, axis=0), atol=1e-9)
+
+
+def test_bootstrap_and_permutation_are_the_two_runs_with_one_count_over_both():
+    rng = np.random.default_rng(7)
+    a = {"x": rng.standard_normal((40, 5)), "y": rng.standard_normal((40, 3))}
+    b = {"z": rng.standard_normal((40, 4))}
+    counts = []
+    boot, perm = bootstrap_and_permutation(a, b, n_resamples=6, n_permutations=4, seed=3,
+                                                     progress=lambda done, total: counts.append((done, total)))
+    alone = bootstrap(a, b, n_resamples=6, seed=3), permutation_test(a, b, n_permutations=4, seed=3)
+    np.testing.assert_array_equal(boot.low, alone[0].low)
+    np.testing.assert_array_equal(perm.p_values, alone[1].p_values)
+    assert counts == [(k, 10) for k in range(1, 11)]

@@ -145,3 +145,68 @@ def test_a_waiter_without_a_ticket_does_not_keep_a_place_it_cannot_come_back_to(
     assert not slots.acquire(blocking, timeout)
     slots.release()
     assert slots.acquire(blocking=False)  # nobody invisible is ahead in line
+
+
+# ------------------------------------------------------------------------------ the worker pool
+def counted_in_a_worker(steps: int, pause: float, *, progress) -> int:
+    """Work for the pool (importable by name in the worker): counts, reporting each step; returns its pid."""
+    import os
+
+    for step in range(steps):
+        progress(step + 1, steps)
+        time.sleep(pause)
+    return os.getpid()
+
+
+def refused_in_a_worker(*, progress) -> None:
+    raise RepresentationError("layers_a: no rows; pass one row per example.")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return jobs.WorkerPool(1)
+
+
+def test_pool_work_runs_in_another_process_and_reports_its_progress(pool):
+    import os
+
+    job = _finished_within(jobs.Job(("k",), "Counting").start_in(pool, counted_in_a_worker, 5, 0.01), 60)
+    assert job.failure is None and job.result != os.getpid()
+    assert (job.done, job.total) == (5, 5) and job.ended is not None
+
+
+def test_stop_reaches_the_worker_and_the_lane_is_free_again(pool):
+    job = jobs.Job(("k",), "Counting").start_in(pool, counted_in_a_worker, 100_000, 0.001)
+    deadline = time.perf_counter() + 60
+    while job.done < 3 and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    job.stop()
+    _finished_within(job, 30)
+    assert job.result is None and job.failure.startswith("Stopped (") and job.done < 100_000
+    again = _finished_within(jobs.Job(("k",), "Counting").start_in(pool, counted_in_a_worker, 2, 0.0), 60)
+    assert again.failure is None
+
+
+def test_a_second_job_waits_in_line_and_says_so(pool):
+    first = jobs.Job(("a",), "Counting").start_in(pool, counted_in_a_worker, 100_000, 0.001)
+    deadline = time.perf_counter() + 60
+    while first.done == 0 and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    second = jobs.Job(("b",), "Counting").start_in(pool, counted_in_a_worker, 2, 0.0)
+    time.sleep(3 * jobs.REDRAW_SECONDS)
+    assert second.waiting == "Waiting for the server's worker: next in line" and second.done == 0
+    assert "next in line" in second.status()
+    first.stop()
+    _finished_within(second, 60)
+    assert second.failure is None and second.waiting is None and _finished_within(first, 30).result is None
+
+
+def test_a_refusal_in_the_worker_is_the_job_failure(pool):
+    job = _finished_within(jobs.Job(("k",), "Counting").start_in(pool, refused_in_a_worker), 60)
+    assert job.failure == "layers_a: no rows; pass one row per example."
+
+
+def _finished_within(job: jobs.Job, seconds: float) -> jobs.Job:
+    job.thread.join(timeout=seconds)
+    assert not job.running
+    return job

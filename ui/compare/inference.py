@@ -117,10 +117,19 @@ def inference_controls(seconds_per_matrix: float) -> tuple[int, int, float, int]
     return int(n_boot), int(n_perm), float(confidence), int(seed)
 
 
+@dataclass(eq=False, kw_only=True)
 class ResamplingJob(jobs.Job):
-    """Bootstrap then permutations for one heatmap, in a thread of its own: a click elsewhere
-    restarts the page's script, not the job, so nothing is lost; the page follows the job
-    (:func:`follow_job`) and collects its result (:func:`collect_job`) on a later run."""
+    """Bootstrap then permutations for one heatmap, in the server's worker pool (jobs.POOL): a
+    click elsewhere restarts the page's script, not the job, so nothing is lost; the page follows
+    the job (:func:`follow_job`) and collects its result (:func:`collect_job`) on a later run."""
+
+    n_boot: int
+    seed: int
+
+    def stage_of(self, done: int, total: int) -> str:
+        if done < self.n_boot:
+            return f"Bootstrap: {done} of {self.n_boot}"
+        return f"Permutations: {done - self.n_boot} of {total - self.n_boot}"
 
     def stopped_text(self) -> str:
         return f"Stopped ({self.where()}); nothing was stored. Press the button to start again."
@@ -135,34 +144,26 @@ class ResamplingJob(jobs.Job):
     def crashed_text(self, error: Exception) -> str:
         return f"The run failed ({type(error).__name__}: {error}); nothing was stored."
 
+    def inference(self) -> Inference:
+        """The finished job's bootstrap and permutations as the heatmap's :class:`Inference`."""
+        boot, perm = self.result
+        return Inference(boot, perm, self.seconds, self.seed)
+
 
 JOB_KEY, FAILURE_KEY = "cmp_job", "cmp_job_failure"
 
 
-def _resampling(layers: dict, other: dict | None, measure: str, options: dict, n_boot: int, n_perm: int,
-                confidence: float, seed: int):
-    """The job's work: no Streamlit call in here, only the core and the job's own fields."""
-    def work(job: ResamplingJob) -> Inference:
-        def reporter(phase: str, offset: int):
-            return lambda done, count: job.report(offset + done, n_boot + n_perm, f"{phase}: {done} of {count}")
-
-        boot = resampling.bootstrap(layers, other, measure=measure, n_resamples=n_boot, confidence=confidence,
-                                   seed=seed, progress=reporter("Bootstrap", 0), **options)
-        perm = resampling.permutation_test(layers, other, measure=measure, n_permutations=n_perm, seed=seed,
-                                          progress=reporter("Permutations", n_boot), **options)
-        return Inference(boot, perm, job.seconds, seed)
-    return work
-
-
 def start_job(key: tuple, a: Side, b: Side, settings: Settings, n_boot: int, n_perm: int, confidence: float,
               seed: int) -> ResamplingJob:
-    """Start bootstrap and permutations for ``key`` in a thread; the session's one job."""
+    """Start bootstrap and permutations for ``key`` in the worker pool; the session's one job."""
     st.session_state.pop(FAILURE_KEY, None)
-    job = ResamplingJob(key, "Bootstrap and permutations", time_limit=TIME_LIMIT_S, total=n_boot + n_perm)
+    job = ResamplingJob(key=key, what="Bootstrap and permutations", time_limit=TIME_LIMIT_S, total=n_boot + n_perm,
+                        n_boot=n_boot, seed=seed)
     st.session_state[JOB_KEY] = job
     other = None if same_data(a, b) else b.layers
-    return job.start(_resampling(a.layers, other, settings.measure, settings.options(), n_boot, n_perm, confidence,
-                                 seed))
+    return job.start_in(jobs.POOL, resampling.bootstrap_and_permutation, a.layers, other, measure=settings.measure,
+                        n_resamples=n_boot, n_permutations=n_perm, confidence=confidence, seed=seed,
+                        **settings.options())
 
 
 def current_job() -> ResamplingJob | None:
@@ -184,7 +185,7 @@ def collect_job() -> None:
         st.session_state[FAILURE_KEY] = (job.key, job.failure)
         return
     store = _store()
-    store[job.key] = job.result
+    store[job.key] = job.inference()
     while len(store) > STORE_SIZE:
         store.popitem(last=False)
 
