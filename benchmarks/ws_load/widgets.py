@@ -47,7 +47,7 @@ def widget_kind(element) -> str | None:
     return name if name in _PLAIN_WIDGETS else None
 
 
-def _state(widget_id: str, **value) -> WidgetState:
+def new_state(widget_id: str, **value) -> WidgetState:
     """A WidgetState with one value field set (arrays and uploads filled in place)."""
     state = WidgetState(id=widget_id)
     for name, v in value.items():
@@ -130,23 +130,23 @@ class Widget:
         registers none; buttons only send a one-off trigger)."""
         p, i = self.proto, self.id
         if self.kind == "slider":
-            return _state(i, double_array_value=list(p.default))
+            return new_state(i, double_array_value=list(p.default))
         if self.kind == "select_slider":
-            return _state(i, string_array_value=[p.options[int(k)] for k in p.default])
+            return new_state(i, string_array_value=[p.options[int(k)] for k in p.default])
         if self.kind in ("selectbox", "radio"):
-            return _state(i, string_value=p.options[p.default]) if p.HasField("default") else WidgetState(id=i)
+            return new_state(i, string_value=p.options[p.default]) if p.HasField("default") else WidgetState(id=i)
         if self.kind == "multiselect":
-            return _state(i, string_array_value=[p.options[k] for k in p.default])
+            return new_state(i, string_array_value=[p.options[k] for k in p.default])
         if self.kind in ("checkbox", "toggle"):
-            return _state(i, bool_value=p.default)
+            return new_state(i, bool_value=p.default)
         if self.kind == "number_input":
             return self._number(p.default) if p.HasField("default") else WidgetState(id=i)
         if self.kind in ("text_input", "text_area"):
-            return _state(i, string_value=p.default) if p.HasField("default") else WidgetState(id=i)
+            return new_state(i, string_value=p.default) if p.HasField("default") else WidgetState(id=i)
         if self.kind in ("segmented_control", "pills"):
-            return _state(i, string_array_value=[self.options[k] for k in p.default])
+            return new_state(i, string_array_value=[self.options[k] for k in p.default])
         if self.kind == "file_uploader":
-            return _state(i, file_uploader_state_value=FileUploaderState())
+            return new_state(i, file_uploader_state_value=FileUploaderState())
         return None
 
     def set_state(self) -> WidgetState | None:
@@ -155,26 +155,26 @@ class Widget:
         if not getattr(p, "set_value", False):
             return None
         if self.kind == "slider":
-            return _state(i, double_array_value=list(p.value))
+            return new_state(i, double_array_value=list(p.value))
         if self.kind == "select_slider":
-            return _state(i, string_array_value=list(p.raw_value))
+            return new_state(i, string_array_value=list(p.raw_value))
         if self.kind in ("selectbox", "radio"):
-            return _state(i, string_value=p.raw_value) if p.HasField("raw_value") else WidgetState(id=i)
+            return new_state(i, string_value=p.raw_value) if p.HasField("raw_value") else WidgetState(id=i)
         if self.kind in ("multiselect", "segmented_control", "pills"):
-            return _state(i, string_array_value=list(p.raw_values))
+            return new_state(i, string_array_value=list(p.raw_values))
         if self.kind in ("checkbox", "toggle"):
-            return _state(i, bool_value=p.value)
+            return new_state(i, bool_value=p.value)
         if self.kind == "number_input":
             return self._number(p.value) if p.HasField("value") else WidgetState(id=i)
         if self.kind in ("text_input", "text_area"):
-            return _state(i, string_value=p.value) if p.HasField("value") else WidgetState(id=i)
+            return new_state(i, string_value=p.value) if p.HasField("value") else WidgetState(id=i)
         return None
 
     def _number(self, value: float) -> WidgetState:
         """A number input's state: an int for an INT input, else a double (as its component sends)."""
         if self.proto.data_type == NumberInput.INT:
-            return _state(self.id, int_value=int(value))
-        return _state(self.id, double_value=float(value))
+            return new_state(self.id, int_value=int(value))
+        return new_state(self.id, double_value=float(value))
 
     # -- a student's change
     def change(self, current: WidgetState | None, rng: random.Random) -> WidgetState | None:
@@ -188,20 +188,20 @@ class Widget:
         value = state_value(current if current is not None else default)
         i = self.id
         if self.kind == "button":
-            return _state(i, trigger_value=True)
+            return new_state(i, trigger_value=True)
         if self.kind == "slider":
             values = _move_one_end(list(value or self.proto.default), _grid(self.proto.min, self.proto.max,
                                                                              self.proto.step), 4, rng)
-            return _state(i, double_array_value=values) if values else None
+            return new_state(i, double_array_value=values) if values else None
         if self.kind == "select_slider":
             values = _move_one_end(list(value or []) or self.options[:1], self.options, 2, rng)
-            return _state(i, string_array_value=values) if values else None
+            return new_state(i, string_array_value=values) if values else None
         if self.kind in ("selectbox", "radio"):
-            return _state(i, string_value=rng.choice([o for o in self.options if o != value]))
+            return new_state(i, string_value=rng.choice([o for o in self.options if o != value]))
         if self.kind in ("multiselect", "pills", "segmented_control"):
-            return _state(i, string_array_value=self._toggle(list(value or []), rng))
+            return new_state(i, string_array_value=self._toggle(list(value or []), rng))
         if self.kind in ("checkbox", "toggle"):
-            return _state(i, bool_value=not value)
+            return new_state(i, bool_value=not value)
         if self.kind == "number_input":
             p = self.proto
             base = value if value is not None else (p.min if p.has_min else 0)
@@ -209,7 +209,7 @@ class Widget:
             steps = [x for x in steps if (not p.has_min or x >= p.min) and (not p.has_max or x <= p.max)]
             return self._number(rng.choice(steps)) if steps else None
         if self.kind == "data_editor":
-            return _state(i, string_value=self._edit_cell(value, rng))
+            return new_state(i, string_value=self._edit_cell(value, rng))
         return None
 
     def _toggle(self, chosen: list[str], rng: random.Random) -> list[str]:
