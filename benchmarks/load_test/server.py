@@ -43,19 +43,20 @@ class Server:
 
 
 def start_server(log_path: Path, timeout: float = 90.0, nice: int = 0, cpus: str | None = None,
-                 run_log: Path | None = None) -> Server:
+                 run_log: Path | None = None, root: Path = ROOT) -> Server:
     """``streamlit run app.py`` on 127.0.0.1 and a free port (the e2e conftest's flags), once
     /_stcore/health answers ok; ``nice`` > 0 runs it at a lower CPU priority, ``cpus`` ("0", "0-1")
-    pins it to those cores (taskset), ``run_log`` makes the app log every script run there."""
+    pins it to those cores (taskset), ``run_log`` makes the app log every script run there, ``root``
+    serves another checkout of the app (a benchmark's baseline)."""
     port = free_port()
     log = log_path.open("w")
     env = {**os.environ, **({"CKA_RUN_LOG": str(run_log)} if run_log else {})}
     proc = subprocess.Popen(
         (["taskset", "-c", cpus] if cpus else [])
-        + [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless=true",
+        + [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.headless=true",
            f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
            "--server.fileWatcherType=none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+        cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     log.close()  # the child holds its own descriptor
     if nice:  # at once, while Python is still starting: the threads it starts later inherit the priority
