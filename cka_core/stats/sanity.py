@@ -72,11 +72,14 @@ class Direction:
     more: str      # a value that beats another: "more similar" / "closer"
     less: str      # a value that does not: "less similar" / "further away"
     as_much: str   # a value that is no worse: "as similar or more" / "as close or closer"
+    reads: str     # how to read the scale: "higher = more similar" / "lower = closer"
 
 
 DIRECTIONS = {
-    True: Direction("most similar", "the highest value", "more similar", "less similar", "as similar or more"),
-    False: Direction("closest", "the smallest distance", "closer", "further away", "as close or closer"),
+    True: Direction("most similar", "the highest value", "more similar", "less similar", "as similar or more",
+                    "higher = more similar"),
+    False: Direction("closest", "the smallest distance", "closer", "further away", "as close or closer",
+                     "lower = closer"),
 }
 
 

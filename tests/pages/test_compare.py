@@ -286,11 +286,37 @@ def test_drilldown_decomposes_the_chosen_cell(zoo_at):
     at = rerun(at)
     a, b = _zoo("mlp_seed0"), _zoo("mlp_seed1")
     expected = pc_contributions(a["hidden2"], b["hidden3"])
-    assert metric(at, "Linear CKA (biased)") == pytest.approx(expected.cka, abs=1e-4)
+    assert metric(at, "Linear CKA, biased (higher = more similar)") == pytest.approx(expected.cka, abs=1e-4)
     block, _, _, _ = _heatmap(at, "cmp_dd_contrib")
     np.testing.assert_allclose(block, expected.top(8), atol=1e-6)
     scatter = _chart(at, "cmp_dd_scatter")
     assert sum(len(_array(t["x"])) for t in scatter["data"]) == 5000  # 359 * 360 / 2 entries, subsampled
+
+
+@pytest.mark.parametrize(("measure", "label"), [("Procrustes angle", "Heatmap: Procrustes angle (lower = closer)"),
+                                              ("RSA (Spearman of RDMs)",
+                                               "Heatmap: RSA (Spearman of RDMs) (higher = more similar)")])
+def test_drilldown_labels_each_value_with_its_measure_and_direction(measure, label):
+    """Regression: the drill-down showed linear CKA beside a heatmap of angles, the labels cut off at the
+    direction, so 0.96 and 0.26 read as the same kind of number. Each value's label names its measure and
+    which way is similar, in columns wide enough to show it whole."""
+    at = open_page(PAGE, {"cmp_measure": measure})
+    values, rows, cols, _ = _heatmap(at)
+    layer_a = next(s for s in at.selectbox if s.key.startswith("cmp_dd_a")).value
+    layer_b = next(s for s in at.selectbox if s.key.startswith("cmp_dd_b")).value
+    assert metric(at, label) == pytest.approx(values[rows.index(layer_a), cols.index(layer_b)], abs=1e-4)
+    expected = cka_matrix(_zoo("mlp_seed0"), _zoo("mlp_seed1"))[rows.index(layer_a), cols.index(layer_b)]
+    assert metric(at, "Linear CKA, biased (higher = more similar)") == pytest.approx(expected, abs=1e-4)
+    assert all(len(m.label) <= 60 for m in at.metric)  # half the page's width holds about 60 characters
+
+
+def test_the_layer_boxes_wrap_every_chosen_layer():
+    """Regression: in their columns the layer boxes kept the chips in one row, so side B's 15 layers of
+    mlp_deep_wide showed as 'hidden1 … hidde'."""
+    at = open_page(PAGE, {"cmp_b_model": "mlp_deep_wide"})
+    boxes = {box.key: box for box in at.multiselect}
+    assert len(boxes["cmp_b_layers_mlp_deep_wide"].value) == 15
+    assert all(box.proto.wrap for box in boxes.values())
 
 
 def test_other_estimators_and_measures(zoo_at):
