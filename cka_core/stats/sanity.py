@@ -68,7 +68,7 @@ class Direction:
     and a distance (lower = more similar) say "more similar" in opposite directions."""
 
     most: str      # the best cell: "most similar" / "closest"
-    best_value: str  # what the best cell's value is: "the highest value" / "the smallest distance"
+    best_value: str  # what the best cell's value is, before it: "" / "smallest distance, "
     more: str      # a value that beats another: "more similar" / "closer"
     less: str      # a value that does not: "less similar" / "further away"
     as_much: str   # a value that is no worse: "as similar or more" / "as close or closer"
@@ -76,9 +76,9 @@ class Direction:
 
 
 DIRECTIONS = {
-    True: Direction("most similar", "the highest value", "more similar", "less similar", "as similar or more",
+    True: Direction("most similar", "", "more similar", "less similar", "as similar or more",
                     "higher = more similar"),
-    False: Direction("closest", "the smallest distance", "closer", "further away", "as close or closer",
+    False: Direction("closest", "smallest distance, ", "closer", "further away", "as close or closer",
                      "lower = closer"),
 }
 

@@ -161,7 +161,7 @@ def takeaway(values: np.ndarray, a: Side, b: Side, settings: Settings) -> str:
     i, j = best_cell(values, settings)
     value = float(values[i, j])
     best = (f"{settings.label} finds {a.label}'s {a.names[i]} {words.most} to {b.label}'s {b.names[j]} "
-            f"({words.best_value}, {value:.2f})")
+            f"({words.best_value}{value:.2f})")
     plan = baseline_plan(a, b)
     if plan is None:
         return best + "; whether such a value is beyond chance, the intervals, p-values and checks below decide."
@@ -175,7 +175,7 @@ def takeaway(values: np.ndarray, a: Side, b: Side, settings: Settings) -> str:
     against = f"{untrained:.2f} against {value:.2f}"
     if sanity.more_similar(value, untrained, settings.measure):
         return (f"{best}, but a value needs its baseline: with side {replaced} replaced by {what} the same cell is "
-                f"{words.less}: {against}, so training made this pair {words.more} than the inputs alone do.")
+                f"{words.less}: {against}.")
     return (f"{best}, but a value needs its baseline: with side {replaced} replaced by {what} the same cell is "
             f"{words.as_much}: {against}, so this similarity comes from the inputs, not from training.")
 
