@@ -108,7 +108,7 @@ def test_a_flip_is_claimed_only_when_both_intervals_exclude_zero(shared, referen
     for how in (high, low):
         row = table.loc[how]
         assert f"{row[first]:.3f} and {row[second]:.3f}" in text
-        assert f"difference {row['difference']:+.3f}, 95% interval {row['low']:+.3f} to {row['high']:+.3f}" in text
+        assert f"difference {row['difference']:+.3f}, interval {row['low']:+.3f} to {row['high']:+.3f}" in text
     flips = table.loc[high, "low"] > 0 > table.loc[low, "high"]
     assert ("the ranking flips" in text) == flips
     if not flips and table.loc[high, "difference"] > 0 > table.loc[low, "difference"]:
@@ -123,13 +123,14 @@ def test_the_flip_rule_on_made_up_intervals():
         return RnnView("r", ("a", "b"), values, {}, gaps)
 
     both = {"mean": Interval(0.2, 0.1, 0.3), "last": Interval(-0.1, -0.15, -0.05)}
-    assert "both intervals exclude 0, so the ranking flips" in rnn_takeaway(view(both))
+    assert "both 95% intervals exclude 0, so the ranking flips" in rnn_takeaway(view(both))
     one = {"mean": Interval(0.2, 0.1, 0.3), "last": Interval(-0.004, -0.027, 0.019)}
-    assert "the interval at the last step includes 0, so the ranking does not clearly flip" in rnn_takeaway(view(one))
+    assert "the 95% interval at the last step includes 0, so the ranking does not clearly flip" in \
+        rnn_takeaway(view(one))
     neither = {"mean": Interval(0.01, -0.02, 0.03), "last": Interval(-0.01, -0.03, 0.02)}
     assert "neither order is clear" in rnn_takeaway(view(neither))
     same = {"mean": Interval(0.2, 0.1, 0.3), "last": Interval(0.01, -0.01, 0.03)}
-    assert "goes from 0.010 to 0.200, the smaller one within the bootstrap's noise" in rnn_takeaway(view(same))
+    assert "goes from 0.010 to 0.200, the smaller one's 95% interval including 0" in rnn_takeaway(view(same))
 
 
 @pytest.mark.parametrize("how", ["mean", "first", "last", "tokens", "flatten"])

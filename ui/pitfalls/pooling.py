@@ -262,7 +262,8 @@ def rnn_figure(view: RnnView) -> go.Figure:
                              customdata=[[i.low, i.high] for i in shown],
                              hovertemplate=f"{other}<br>%{{x}}: CKA = %{{y:.3f}}<br>{CONFIDENCE:.0%} interval "
                                            "%{customdata[0]:.3f} to %{customdata[1]:.3f}<extra></extra>"))
-    fig.update_layout(**figures.LAYOUT, barmode="group", yaxis_title=f"linear CKA with {view.reference}",
+    fig.update_layout(**{**figures.LAYOUT, "height": 340}, barmode="group",
+                      yaxis_title=f"linear CKA with {view.reference}",
                       title=f"Which network is closest to {view.reference}? It depends on the reduction",
                       uniformtext=dict(minsize=BAR_TEXT, mode="show"), font=dict(size=14))
     fig.update_yaxes(range=[0, 1.1])
@@ -287,7 +288,7 @@ def difference_columns(view: RnnView) -> dict[str, tuple[str, str]]:
 
 
 def _reading(gap: Interval) -> str:
-    return f"difference {gap.value:+.3f}, {CONFIDENCE:.0%} interval {gap.low:+.3f} to {gap.high:+.3f}"
+    return f"difference {gap.value:+.3f}, interval {gap.low:+.3f} to {gap.high:+.3f}"
 
 
 def rnn_takeaway(rnn: RnnView) -> str:
@@ -301,17 +302,17 @@ def rnn_takeaway(rnn: RnnView) -> str:
     sentence = (f"Against {rnn.reference}, {first} and {second} read {rnn.values[high][0]:.3f} and "
                 f"{rnn.values[high][1]:.3f} {STEP_PHRASES[high]} ({_reading(up)}), but {rnn.values[low][0]:.3f} and "
                 f"{rnn.values[low][1]:.3f} {STEP_PHRASES[low]} ({_reading(down)})")
+    level = f"{CONFIDENCE:.0%}"
     if up.low > 0 > down.high:
-        return sentence + ": both intervals exclude 0, so the ranking flips with the reduction."
+        return sentence + f": both {level} intervals exclude 0, so the ranking flips with the reduction."
     if up.value > 0 > down.value:
         unclear = [STEP_PHRASES[how] for how, gap in ((high, up), (low, down)) if not gap.excludes_zero]
         if len(unclear) == 2:
-            return sentence + ": both intervals include 0, so neither order is clear."
-        return (sentence + f": the order looks reversed, but the interval {unclear[0]} includes 0, so the ranking "
-                "does not clearly flip; the reduction takes a clear difference to one too small for these digits to "
-                "tell from zero.")
+            return sentence + f": both {level} intervals include 0, so neither order is clear."
+        return (sentence + f": the order looks reversed, but the {level} interval {unclear[0]} includes 0, so the "
+                "ranking does not clearly flip.")
     small, large = sorted((up, down), key=lambda gap: abs(gap.value))
-    noise = "" if small.excludes_zero else ", the smaller one within the bootstrap's noise"
+    noise = "" if small.excludes_zero else f", the smaller one's {level} interval including 0"
     return sentence + f": the gap between them goes from {abs(small.value):.3f} to {abs(large.value):.3f}{noise}."
 
 
