@@ -80,20 +80,19 @@ def metrics(shown: blk.BlockView) -> None:
         return
     a, d, r = shown.all_examples, shown.dominant, shown.random
     row = st.columns(4)
-    row[0].metric("Block, all digits", fmt(a.inside, 3), delta_description=f"outside: {fmt(a.outside, 3)}",
-                  help=f"Mean CKA between the layers of the block {shown.block_names}, on all {shown.n} test digits; "
-                       "below it, the mean CKA between the block's layers and the other layers.")
+    row[0].metric("Block, all digits", fmt(a.inside, 3),
+                  help=f"Mean CKA between the layers of the block {shown.block_names}, on all {shown.n} test digits.")
     row[1].metric(f"Top {shown.m} removed", fmt(d.inside, 3), delta=change(d.inside, a.inside, 3),
-                  delta_description=f"outside: {fmt(d.outside, 3)}",
                   help=f"Mean CKA inside the block on the map without the {shown.m} most dominant digits along "
                        f"{shown.layer}'s first principal axis.")
     row[2].metric(f"{shown.m} random removed", fmt(r.inside, 3), delta=change(r.inside, a.inside, 3),
-                  delta_description=f"outside: {fmt(r.outside, 3)}",
                   help=f"Mean CKA inside the block without {shown.m} random digits (seed {shown.seed}).")
-    row[3].metric("Lead kept", f"{shown.remaining_contrast():.0%}", delta=blk.verdict(shown),
-                  delta_color="off", delta_arrow="off",
-                  help="The block's lead over the rest of the map that survives the dominant removal: "
-                       "(inside − outside) without the dominant digits over (inside − outside) on every digit.")
+    row[3].metric(f"Pairs ≥ {shown.threshold:.2f}", blk.pairs_fraction(shown.dominant_pairs),
+                  delta=blk.verdict(shown), delta_color="off", delta_arrow="off",
+                  help=f"Pairs of the block's layers still at CKA ≥ {shown.threshold:.2f} without the top {shown.m}, "
+                       "of all its pairs: the block's definition asks for every one. It stays (all), frays (some fall "
+                       "below, their mean does not) or dissolves (their mean falls below the threshold).")
+    st.caption(blk.outside_caption(shown))
 
 
 def maps(shown: blk.BlockView) -> None:

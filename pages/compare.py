@@ -238,17 +238,20 @@ def _drilldown_section(a, b, values, settings, best) -> None:
         return
     contrib = result.contributions
     lead = contrib.leading_pairs(1)[0]
-    row = st.columns(4)
-    row[0].metric("Linear CKA (biased)", fmt(contrib.cka))
+    values_row = st.columns(2)  # each value's label names its measure and direction in full
+    values_row[0].metric(f"Linear CKA, biased ({sanity.direction('linear_cka').reads})", fmt(contrib.cka),
+                         help="What this section decomposes, whatever measure the heatmap shows: 1 for identical "
+                              "representations, 0 for unrelated ones.")
     if settings.measure != "linear_cka" or settings.batch_size is not None:
-        row[1].metric(f"Heatmap value ({charts.short_label(settings)})",
-                      fmt(heatmap.value_at(values, a, b, layer_a, layer_b)))
-    else:
-        row[1].metric("Participation ratios (A, B)", heatmap.participation_ratios(contrib),
-                      help="Effective number of dimensions, (Σλ)²/Σλ².")
-    row[2].metric(f"Top {k}×{k} pairs carry", heatmap.top_pairs_share(contrib, k),
+        values_row[1].metric(f"Heatmap: {settings.label} ({sanity.direction(settings.measure).reads})",
+                             fmt(heatmap.value_at(values, a, b, layer_a, layer_b)),
+                             help=f"The heatmap's value in this cell: {settings.info.description}")
+    row = st.columns(3)
+    row[0].metric("Participation ratios (A, B)", heatmap.participation_ratios(contrib),
+                  help="Effective number of dimensions, (Σλ)²/Σλ².")
+    row[1].metric(f"Top {k}×{k} pairs carry", heatmap.top_pairs_share(contrib, k),
                   help="Share of linear CKA in the k leading components of each side.")
-    row[3].metric("Largest pair", heatmap.pc_pair(lead),
+    row[2].metric("Largest pair", heatmap.pc_pair(lead),
                   delta=f"{lead[2]:.3f} of {contrib.cka:.3f}", delta_color="off", delta_arrow="off",
                   help="The principal-component pair with the largest term of the eigen form.")
     if result.rows_used < a.n:  # the drill-down's Grams are n x n

@@ -22,7 +22,7 @@ def headline() -> None:
     edit = edits.showcase()
     takeaway(st.container(key="takeaway"),
              "A CKA value can move while the network's behaviour does not move at all. "
-             + edits.takeaway(edit, edits.DEFAULT_NETWORK))
+             + edits.showcase_takeaway(edit))
     with st.container(key="proof", border=True):
         row = st.columns([1, 1, 1, 1.3], vertical_alignment="center")
         row[0].metric("Predictions changed", f"{edit.predictions_changed} of {edit.n}")

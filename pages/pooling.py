@@ -27,12 +27,19 @@ def main() -> None:
     takeaway(lesson, pool.takeaway(cnn, rnn))
     with st.container(key="proof"):
         st.plotly_chart(pool.rnn_figure(rnn), key="pool_rnn", config=figures.CHART_CONFIG)
+    headers = pool.difference_columns(rnn)
     st.dataframe(pool.rnn_rows(rnn), hide_index=True, key="pool_rnn_table",
-                 column_config={n: st.column_config.NumberColumn(format="%.3f") for n in rnn.others})
-    st.caption("Mean: the average hidden state over the 8 rows of the digit. First / last step: the state after "
-               "the first / last row. Every step as a row: 8 rows per example (8 × 359 rows, not independent). "
-               "Flatten: the 8 states side by side (512 features). The first step has read a single row of pixels, "
-               "so all three networks agree there: that similarity is the inputs' (see Confounders).")
+                 column_config={**{n: st.column_config.NumberColumn(format="%.3f") for n in rnn.others},
+                                **{k: st.column_config.NumberColumn(label, help=about, format="%+.3f")
+                                   for k, (label, about) in headers.items()}})
+    st.caption(f"Bars and table: linear CKA with {rnn.reference}; whiskers and the low / high columns are "
+               f"{pool.CONFIDENCE:.0%} intervals from {pool.RESAMPLES} bootstrap resamples of the 359 digits (each "
+               "digit keeps its 8 steps; the same resamples for both networks, so the difference's interval is "
+               "paired). 'closest' names a network only where the difference's interval excludes 0. Mean: the "
+               "average hidden state over the 8 rows of the digit. First / last step: the state after the first / "
+               "last row. Every step as a row: 8 rows per example (8 × 359 rows, not independent). Flatten: the 8 "
+               "states side by side (512 features). The first step has read a single row of pixels, so all three "
+               "networks agree there: that similarity is the inputs' (see Confounders).")
     cnn_section(cnn)
     show_theory()
 

@@ -118,6 +118,15 @@ def block_summary(C, block: tuple[int, int]) -> BlockSummary:
     return BlockSummary(float(pairs.mean()), float(c[np.ix_(inside, outside)].mean()))
 
 
+def pairs_reaching(C, block: tuple[int, int], threshold: float) -> tuple[int, int]:
+    """(how many of the block's pairs of layers i < j, both in first..last, have C_ij >= threshold, how
+    many pairs it has): all of them exactly when the run still meets :func:`detect_block`'s definition on C."""
+    c = _square(C)
+    first, last = _checked_block(block, c)
+    inside = c[first:last + 1, first:last + 1][np.triu_indices(last - first + 1, k=1)]
+    return int(np.sum(inside >= threshold)), int(inside.size)
+
+
 def _square(C) -> np.ndarray:
     """C as a square float64 map with room for a block of two and a layer outside it."""
     c = np.asarray(C, dtype=np.float64)

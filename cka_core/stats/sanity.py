@@ -62,6 +62,47 @@ def _items(layers) -> list[tuple[str, np.ndarray]]:
     return [(f"layer {i}", _as_float(v)) for i, v in enumerate(layers)]
 
 
+@dataclass(frozen=True)
+class Direction:
+    """How to word a comparison of two values of a measure: a similarity index (higher = more similar)
+    and a distance (lower = more similar) say "more similar" in opposite directions."""
+
+    most: str      # the best cell: "most similar" / "closest"
+    best_value: str  # what the best cell's value is, before it: "" / "smallest distance, "
+    more: str      # a value that beats another: "more similar" / "closer"
+    less: str      # a value that does not: "less similar" / "further away"
+    as_much: str   # a value that is no worse: "as similar or more" / "as close or closer"
+    reads: str     # how to read the scale: "higher = more similar" / "lower = closer"
+
+
+DIRECTIONS = {
+    True: Direction("most similar", "", "more similar", "less similar", "as similar or more",
+                    "higher = more similar"),
+    False: Direction("closest", "smallest distance, ", "closer", "further away", "as close or closer",
+                     "lower = closer"),
+}
+
+
+def direction(measure: str) -> Direction:
+    """The words for ``measure``'s direction, read from the registry (``MeasureInfo.higher_is_similar``)."""
+    return DIRECTIONS[MEASURES[measure].higher_is_similar]
+
+
+def more_similar(values, other, measure: str, *, tol: float = 1e-9) -> np.ndarray:
+    """Where ``values`` are more similar than ``other`` under ``measure``: larger for a similarity,
+    smaller for a distance; ties within ``tol`` (e.g. CCA at 1 on both) are not."""
+    values, other = np.asarray(values, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    return values > other + tol if MEASURES[measure].higher_is_similar else values < other - tol
+
+
+def most_similar_cell(values, measure: str) -> tuple[int, int]:
+    """(row, column) of the most similar pair: the largest value of a similarity, the smallest of a distance."""
+    values = np.asarray(values, dtype=np.float64)
+    flat = int(np.argmax(values) if MEASURES[measure].higher_is_similar else np.argmin(values))
+    i, j = np.unravel_index(flat, values.shape)
+    return int(i), int(j)
+
+
 def identity_value(measure: str) -> float:
     """What ``measure`` gives for a representation compared with itself: 1 for the similarity
     indices (CKA, CCA, RSA, R^2), 0 for the angles (Procrustes, shape metric)."""
@@ -126,7 +167,8 @@ def self_diagonal(layers, *, measure: str = "linear_cka", tol: float = 1e-6, **o
     details = {"layers": names, "values": diagonal.tolist(), "identity": target, "max_deviation": worst}
     if worst <= tol:
         return Check("Self-comparison diagonal", PASS,
-                     f"every layer of A against a copy of itself gives {target:g} (largest deviation {worst:.1e}).",
+                     f"every layer of A against a copy of itself gives {target:g}, {MEASURES[measure].label}'s value "
+                     f"for identical representations (largest deviation {worst:.1e}).",
                      details)
     bad = [n for n, v in zip(names, _deviation(diagonal, measure)) if v > tol]
     return Check("Self-comparison diagonal", FAIL,
@@ -284,26 +326,26 @@ def random_init_baseline(values, baseline, names_a, names_b, *, measure: str = "
     values, baseline = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     if values.shape != baseline.shape:
         raise RepresentationError(f"baseline has shape {baseline.shape} but the heatmap has {values.shape}.")
-    higher = MEASURES[measure].higher_is_similar
-    beats = values > baseline + 1e-9 if higher else values < baseline - 1e-9  # ties (e.g. CCA at 1) do not beat
+    beats = more_similar(values, baseline, measure)
     margin = values - baseline
     n_cells = values.size
     details = {"baseline": baseline.tolist(), "beats": beats.tolist(), "margin": margin.tolist(),
                "replaced": replaced, "what": what}
     k = int(beats.sum())
-    i, j = np.unravel_index(int(np.argmax(values if higher else -values)), values.shape)
-    best = f"{names_a[i]} ↔ {names_b[j]}: {values[i, j]:.3f} vs {baseline[i, j]:.3f}"
-    text = (f"{k} of {n_cells} cells beat the same comparison with {replaced} replaced by {what} "
-            f"(best cell {best}).")
+    i, j = most_similar_cell(values, measure)
+    words = direction(measure)
+    text = (f"{k} of {n_cells} cells are {words.more} than the same comparison with {replaced} replaced by {what} "
+            f"({words.most} cell {names_a[i]} ↔ {names_b[j]}: {values[i, j]:.3f} against {baseline[i, j]:.3f}).")
     if k == n_cells:
         return Check("Random-init baseline", PASS, text + " Every value reflects more than the input's structure.",
                      details)
     if not beats[i, j]:
         return Check("Random-init baseline", WARN,
-                     text + " Even the best cell does not beat the untrained network: this similarity comes "
-                     "from the inputs, not from training.", details)
+                     text + f" Even the {words.most} cell is {words.as_much} with {replaced} replaced: this "
+                     "similarity comes from the inputs, not from training.", details)
     return Check("Random-init baseline", INFO,
-                 text + " Cells that do not beat it say little about what training made similar.", details)
+                 text + f" The cells that are not {words.more} say little about what training "
+                 "made similar.", details)
 
 
 # --------------------------------------------------------------------------- marking cells

@@ -137,6 +137,12 @@ def test_block_summary_and_detection_on_a_known_map():
     assert B.detect_block(C, 0.99) is None
     assert B.detect_block(np.ones((4, 4)), 0.9) in {(0, 2), (1, 3)}  # never the whole map
     assert B.most_dominated_layer([0.2, 0.9, 0.95, 0.99, 0.3], (1, 2)) == 2
+    # the block's definition, pair by pair: all 3 pairs of layers 1-3 reach 0.95, only 2-3 reaches 0.975
+    assert B.pairs_reaching(C, found, 0.95) == (3, 3)
+    assert B.pairs_reaching(C, found, 0.975) == (1, 3)
+    for threshold in (0.95, 0.965, 0.975, 0.99):  # all pairs reach it exactly when the run is still a block
+        reaching, total = B.pairs_reaching(C, (1, 3), threshold)
+        assert (reaching == total) == (B.detect_block(C, threshold) == (1, 3))
 
 
 def test_removing_the_dominant_examples_dissolves_a_block_random_ones_do_not():

@@ -115,10 +115,29 @@ def test_random_init_baseline():
     partial = sanity.random_init_baseline(values, np.array([[0.5, 0.6], [0.5, 0.5]]), names, names)
     assert partial.status == sanity.INFO and "2 of 4" in partial.message
     assert sanity.random_init_baseline(values, values + 0.05, names, names).status == sanity.WARN
+    assert "(most similar cell l1 ↔ l1: 0.900 against 0.500)" in partial.message  # the largest similarity
     angles = np.array([[0.2, 1.0], [1.1, 0.3]])  # Procrustes: lower is more similar
-    assert sanity.random_init_baseline(angles, angles + 0.1, names, names, measure="procrustes").status == sanity.PASS
+    further = sanity.random_init_baseline(angles, angles + 0.1, names, names, measure="procrustes")
+    assert further.status == sanity.PASS
+    assert "4 of 4 cells are closer than" in further.message and "(closest cell l1 ↔ l1: 0.200 against 0.300)" \
+        in further.message and "more similar" not in further.message
+    closer = sanity.random_init_baseline(angles, angles - 0.1, names, names, measure="procrustes")
+    assert closer.status == sanity.WARN and "0 of 4 cells are closer" in closer.message
+    assert "Even the closest cell is as close or closer" in closer.message
     with pytest.raises(RepresentationError):
         sanity.random_init_baseline(values, values[:1], names, names)
+
+
+@pytest.mark.parametrize(("measure", "best", "better"), [("linear_cka", (0, 0), "more similar"),
+                                                          ("rsa", (0, 0), "more similar"),
+                                                          ("procrustes", (1, 1), "closer"),
+                                                          ("shape_metric", (1, 1), "closer")])
+def test_direction_words_and_best_cell_follow_the_registry(measure, best, better):
+    values = np.array([[0.9, 0.5], [0.4, 0.1]])
+    assert sanity.most_similar_cell(values, measure) == best
+    assert sanity.direction(measure).more == better
+    assert sanity.more_similar(0.3, 0.2, measure) == (better == "more similar")
+    assert not sanity.more_similar(0.3, 0.3, measure)  # a tie is not more similar either way
 
 
 def test_not_above_null_rule():

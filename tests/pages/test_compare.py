@@ -23,7 +23,7 @@ from cka_core.io.export import CELL_COLUMNS
 
 from tests.files import npy_bytes as _npy, npz_bytes as _npz
 
-from .apptest import metric, open_page, rerun
+from .apptest import metric, open_page, rerun, takeaway_text
 
 PAGE = "pages/compare.py"
 MIME = "application/octet-stream"
@@ -107,6 +107,39 @@ def test_sanity_panel_passes_for_two_seeds(zoo_at):
         assert any(name in line for line in _lines(zoo_at, name)), name
     assert ":red[" not in text and ":orange[" not in text  # no failure, no warning
     assert "mlp_untrained" in "\n".join(_lines(zoo_at, "Random-init baseline"))
+
+
+@pytest.mark.parametrize(("measure", "higher", "model_a"), [
+    ("Linear CKA", True, "mlp_seed0"), ("RSA (Spearman of RDMs)", True, "mlp_seed0"),
+    ("Procrustes angle", False, "mlp_seed0"), ("Shape metric (partial whitening)", False, "mlp_seed0"),
+    # A untrained: B is replaced by its untrained twin, A's own weights, so the baseline is as close as can be
+    ("Linear CKA", True, "mlp_untrained"), ("Procrustes angle", False, "mlp_untrained")])
+def test_takeaway_and_baseline_check_read_the_measure_direction(measure, higher, model_a):
+    """Regression: for the Procrustes angle (a distance) the takeaway said the untrained twin "still reads
+    0.86" against 0.26, as if as similar, and the best cell was the largest angle's opposite only by luck of
+    wording. The best cell is the largest similarity or the smallest distance, and the untrained twin is
+    worded as further away / less similar, or as close / as similar, from the shown numbers."""
+    at = open_page(PAGE, {"cmp_measure": measure, "cmp_a_model": model_a})
+    values, rows, cols, _ = _heatmap(at)
+    baseline, *_ = _heatmap(at, "cmp_baseline")
+    i, j = np.unravel_index(np.argmax(values) if higher else np.argmin(values), values.shape)
+    text = takeaway_text(at)
+    best, untrained = f"{values[i, j]:.2f}", f"{baseline[i, j]:.2f}"
+    closest = "most similar to" if higher else "closest to"
+    assert f"{rows[i]} {closest} mlp_seed1's {cols[j]} ({'' if higher else 'smallest distance, '}{best})" in text
+    beats = values[i, j] > baseline[i, j] if higher else values[i, j] < baseline[i, j]
+    if beats:
+        assert text.endswith(f"is {'less similar' if higher else 'further away'}: {untrained} against {best}.")
+    else:
+        assert f"is {'as similar or more' if higher else 'as close or closer'}: {untrained} against {best}, so this " \
+               "similarity comes from the inputs" in text
+    line = "\n".join(_lines(at, "Random-init baseline"))
+    k = int(np.sum(values > baseline + 1e-9) if higher else np.sum(values < baseline - 1e-9))
+    assert f"{k} of {values.size} cells are {'more similar' if higher else 'closer'} than" in line
+    assert f"{'most similar' if higher else 'closest'} cell {rows[i]} ↔ {cols[j]}: {values[i, j]:.3f} against " \
+           f"{baseline[i, j]:.3f}" in line
+    assert ("Even the" in line) == (not beats)
+    assert not _errors(at)
 
 
 def test_intervals_p_values_and_exports(zoo_at, downloads):
@@ -252,11 +285,37 @@ def test_drilldown_decomposes_the_chosen_cell(zoo_at):
     at = rerun(at)
     a, b = _zoo("mlp_seed0"), _zoo("mlp_seed1")
     expected = pc_contributions(a["hidden2"], b["hidden3"])
-    assert metric(at, "Linear CKA (biased)") == pytest.approx(expected.cka, abs=1e-4)
+    assert metric(at, "Linear CKA, biased (higher = more similar)") == pytest.approx(expected.cka, abs=1e-4)
     block, _, _, _ = _heatmap(at, "cmp_dd_contrib")
     np.testing.assert_allclose(block, expected.top(8), atol=1e-6)
     scatter = _chart(at, "cmp_dd_scatter")
     assert sum(len(_array(t["x"])) for t in scatter["data"]) == 5000  # 359 * 360 / 2 entries, subsampled
+
+
+@pytest.mark.parametrize(("measure", "label"), [("Procrustes angle", "Heatmap: Procrustes angle (lower = closer)"),
+                                              ("RSA (Spearman of RDMs)",
+                                               "Heatmap: RSA (Spearman of RDMs) (higher = more similar)")])
+def test_drilldown_labels_each_value_with_its_measure_and_direction(measure, label):
+    """Regression: the drill-down showed linear CKA beside a heatmap of angles, the labels cut off at the
+    direction, so 0.96 and 0.26 read as the same kind of number. Each value's label names its measure and
+    which way is similar, in columns wide enough to show it whole."""
+    at = open_page(PAGE, {"cmp_measure": measure})
+    values, rows, cols, _ = _heatmap(at)
+    layer_a = next(s for s in at.selectbox if s.key.startswith("cmp_dd_a")).value
+    layer_b = next(s for s in at.selectbox if s.key.startswith("cmp_dd_b")).value
+    assert metric(at, label) == pytest.approx(values[rows.index(layer_a), cols.index(layer_b)], abs=1e-4)
+    expected = cka_matrix(_zoo("mlp_seed0"), _zoo("mlp_seed1"))[rows.index(layer_a), cols.index(layer_b)]
+    assert metric(at, "Linear CKA, biased (higher = more similar)") == pytest.approx(expected, abs=1e-4)
+    assert all(len(m.label) <= 60 for m in at.metric)  # half the page's width holds about 60 characters
+
+
+def test_the_layer_boxes_wrap_every_chosen_layer():
+    """Regression: in their columns the layer boxes kept the chips in one row, so side B's 15 layers of
+    mlp_deep_wide showed as 'hidden1 … hidde'."""
+    at = open_page(PAGE, {"cmp_b_model": "mlp_deep_wide"})
+    boxes = {box.key: box for box in at.multiselect}
+    assert len(boxes["cmp_b_layers_mlp_deep_wide"].value) == 15
+    assert all(box.proto.wrap for box in boxes.values())
 
 
 def test_other_estimators_and_measures(zoo_at):

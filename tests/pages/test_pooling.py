@@ -82,22 +82,102 @@ def test_recurrent_comparisons_are_the_reference_values(shared, reference):
         expected = [_cka(STEP_ROWS[how](ours), STEP_ROWS[how](theirs)) for how in trace["x"]]
         np.testing.assert_allclose(_numbers(trace["y"]), expected, atol=1e-6)
     table = at.dataframe[0].value
+    others = [n for n in RNNS if n != reference]
     for _, row in table.iterrows():
-        others = [n for n in RNNS if n != reference]
-        assert row["closest"] == max(others, key=lambda n: row[n])
+        assert row["difference"] == pytest.approx(row[others[0]] - row[others[1]], abs=1e-12)
+        assert row["low"] <= row["difference"] <= row["high"]
+        clear = row["low"] > 0 or row["high"] < 0
+        assert row["closest"] == (max(others, key=lambda n: row[n]) if clear else "no clear order")
+    for trace in _traces(at, "pool_rnn"):  # each bar's interval is drawn around it
+        up, down = _numbers(trace["error_y"]["array"]), _numbers(trace["error_y"]["arrayminus"])
+        assert (up >= 0).all() and (down >= 0).all() and (up + down > 0).all()
     text = takeaway_text(at)
     assert text.count("0.") >= 6 and "reduction it was made with" in text
 
 
-def test_the_takeaway_names_the_two_reductions_that_disagree_most(shared):
-    at = rerun(shared.selectbox(key="pool_reference").set_value("rnn_relu"))
+@pytest.mark.parametrize("reference", RNNS)
+def test_a_flip_is_claimed_only_when_both_intervals_exclude_zero(shared, reference):
+    """Regression: the headline said "the ranking flips" on 0.788 against 0.792, a difference of 0.004 whose
+    bootstrap interval holds 0. The sentence states each difference with its interval and claims a flip only
+    when the two intervals lie on opposite sides of 0."""
+    at = rerun(shared.selectbox(key="pool_reference").set_value(reference))
+    first, second = [n for n in RNNS if n != reference]
     table = at.dataframe[0].value.set_index("reduction")
-    gap = table["rnn_gamma_heterogeneous"] - table["rnn_adaptive"]
-    high, low = gap.idxmax(), gap.idxmin()
+    high, low = table["difference"].idxmax(), table["difference"].idxmin()
     text = takeaway_text(at)
     for how in (high, low):
-        assert f"{table.loc[how, 'rnn_gamma_heterogeneous']:.3f} and {table.loc[how, 'rnn_adaptive']:.3f}" in text
-    assert ("the ranking flips" in text) == (gap[high] > 0 > gap[low])
+        row = table.loc[how]
+        assert f"{row[first]:.3f} and {row[second]:.3f}" in text
+        assert f"difference {row['difference']:+.3f}, interval {row['low']:+.3f} to {row['high']:+.3f}" in text
+    flips = table.loc[high, "low"] > 0 > table.loc[low, "high"]
+    assert ("the ranking flips" in text) == flips
+    if not flips and table.loc[high, "difference"] > 0 > table.loc[low, "difference"]:
+        assert "does not clearly flip" in text or "neither order is clear" in text
+
+
+def test_the_flip_rule_on_made_up_intervals():
+    from ui.pitfalls.pooling import Interval, RnnView, rnn_takeaway
+
+    def view(gaps):
+        values = {how: (0.5 + gap.value / 2, 0.5 - gap.value / 2) for how, gap in gaps.items()}
+        return RnnView("r", ("a", "b"), values, {}, gaps)
+
+    both = {"mean": Interval(0.2, 0.1, 0.3), "last": Interval(-0.1, -0.15, -0.05)}
+    assert "both 95% intervals exclude 0, so the ranking flips" in rnn_takeaway(view(both))
+    one = {"mean": Interval(0.2, 0.1, 0.3), "last": Interval(-0.004, -0.027, 0.019)}
+    assert "the 95% interval at the last step includes 0, so the ranking does not clearly flip" in \
+        rnn_takeaway(view(one))
+    neither = {"mean": Interval(0.01, -0.02, 0.03), "last": Interval(-0.01, -0.03, 0.02)}
+    assert "neither order is clear" in rnn_takeaway(view(neither))
+    same = {"mean": Interval(0.2, 0.1, 0.3), "last": Interval(0.01, -0.01, 0.03)}
+    assert "goes from 0.010 to 0.200, the smaller one's 95% interval including 0" in rnn_takeaway(view(same))
+
+
+@pytest.mark.parametrize("how", ["mean", "first", "last", "tokens", "flatten"])
+def test_the_paired_bootstrap_is_cka_on_the_drawn_rows(how):
+    """resampled_cka works from Grams or per-example cross-products, never building the resampled rows:
+    each value is the plain linear CKA of the drawn examples' rows, an example repeated as often as drawn
+    (and keeping its 8 steps together under 'every step as a row'). 40 features flattened: d > n."""
+    from ui.pitfalls.pooling import resample_weights, resampled_cka
+
+    rng = np.random.default_rng(3)
+    ours, theirs = rng.standard_normal((30, 8, 5)), [rng.standard_normal((30, 8, 4)) + 1, rng.standard_normal((30, 8, 6))]
+    weights = resample_weights(30, 4, seed=1)
+    got = resampled_cka(ours, theirs, how, weights)
+    label = {"mean": "Mean over the 8 steps", "first": "First step", "last": "Last step",
+             "tokens": "Every step as a row", "flatten": "Flatten the 8 steps"}[how]
+    for r, counts in enumerate(weights):
+        drawn = np.repeat(np.arange(30), counts.astype(int))
+        for k, other in enumerate(theirs):
+            rows = STEP_ROWS[label]
+            assert got[r, k] == pytest.approx(_cka(rows(ours[drawn]), rows(other[drawn])), abs=1e-10)
+
+
+def test_the_difference_interval_is_a_paired_bootstrap(shared):
+    """The table's interval for the last step against an independent bootstrap on the same draws: CKA of the
+    drawn rows for each network, their difference, the percentile interval re-centred on the full-data
+    difference (as cka_core.stats.resampling does)."""
+    from ui.pitfalls.pooling import CONFIDENCE, RESAMPLES, SEED, resample_weights
+
+    at = rerun(shared.selectbox(key="pool_reference").set_value("rnn_relu"))
+    row = at.dataframe[0].value.set_index("reduction").loc["Last step"]
+    ours, a, b = (_sequence(n)[:, -1] for n in RNNS)
+    differences = []
+    for counts in resample_weights(len(ours), RESAMPLES, SEED):
+        drawn = np.repeat(np.arange(len(ours)), counts.astype(int))
+        differences.append(_cka(ours[drawn], a[drawn]) - _cka(ours[drawn], b[drawn]))
+    tail = (1 - CONFIDENCE) / 2
+    q_low, median, q_high = np.quantile(differences, [tail, 0.5, 1 - tail])
+    full = _cka(ours, a) - _cka(ours, b)
+    assert row["difference"] == pytest.approx(full, abs=1e-6)
+    assert (row["low"], row["high"]) == pytest.approx((full + q_low - median, full + q_high - median), abs=1e-6)
+
+
+def test_bar_labels_are_written_large_inside_the_bars(shared):
+    """Regression: the values above the bars were drawn at about 10 px, too small to read."""
+    for key in ("pool_rnn", "pool_cnn_twin"):
+        for trace in _traces(shared, key):
+            assert trace["textposition"] == "inside" and trace["textfont"]["size"] >= 14
 
 
 def test_cnn_against_its_untrained_twin_and_its_own_maps(shared):

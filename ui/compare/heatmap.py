@@ -150,17 +150,18 @@ def reduction_effects(runs_a: dict, runs_b: dict, chosen: str, options: dict[str
 
 def best_cell(values: np.ndarray, settings: Settings) -> tuple[int, int]:
     """(row, column) of the most similar pair of layers under the chosen measure."""
-    higher = settings.info.higher_is_similar
-    i, j = np.unravel_index(int(np.argmax(values if higher else -values)), values.shape)
-    return int(i), int(j)
+    return sanity.most_similar_cell(values, settings.measure)
 
 
 def takeaway(values: np.ndarray, a: Side, b: Side, settings: Settings) -> str:
     """The page's lesson in one sentence: the best cell, and what the same cell reads with a trained
-    side replaced by its untrained twin (when a zoo network is involved)."""
+    side replaced by its untrained twin (when a zoo network is involved), worded in the measure's
+    direction (a similarity's highest value, a distance's smallest)."""
+    words = sanity.direction(settings.measure)
     i, j = best_cell(values, settings)
-    best = (f"{settings.label} finds {a.label}'s {a.names[i]} closest to {b.label}'s {b.names[j]} "
-            f"({float(values[i, j]):.2f})")
+    value = float(values[i, j])
+    best = (f"{settings.label} finds {a.label}'s {a.names[i]} {words.most} to {b.label}'s {b.names[j]} "
+            f"({words.best_value}{value:.2f})")
     plan = baseline_plan(a, b)
     if plan is None:
         return best + "; whether such a value is beyond chance, the intervals, p-values and checks below decide."
@@ -170,8 +171,13 @@ def takeaway(values: np.ndarray, a: Side, b: Side, settings: Settings) -> str:
                                          settings)
     except RepresentationError:
         return best + "."
-    return (f"{best}, but a value needs its baseline: with side {replaced} replaced by {what} the same cell still "
-            f"reads {float(baseline[i, j]):.2f}.")
+    untrained = float(baseline[i, j])
+    against = f"{untrained:.2f} against {value:.2f}"
+    if sanity.more_similar(value, untrained, settings.measure):
+        return (f"{best}, but a value needs its baseline: with side {replaced} replaced by {what} the same cell is "
+                f"{words.less}: {against}.")
+    return (f"{best}, but a value needs its baseline: with side {replaced} replaced by {what} the same cell is "
+            f"{words.as_much}: {against}, so this similarity comes from the inputs, not from training.")
 
 
 def milliseconds(seconds: float) -> str:

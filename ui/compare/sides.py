@@ -265,8 +265,9 @@ def side_picker(side: str, default_model: str) -> tuple[Side | own.ModelChoice |
         return None, health
     if len(usable) < len(loaded.names):
         st.warning(f"Left out (constant across examples, CKA is 0/0): {', '.join(health.details['constant'])}.")
+    # wrap: in a column the chips would otherwise stay in one row and hide the layers past the box's width
     chosen = st.multiselect("Layers", usable, default=usable, key=f"cmp_{key}_layers_{url_scope(loaded)}",
-                            bind="query-params", help="The layers to compare, in this order.")
+                            bind="query-params", help="The layers to compare, in this order.", wrap=True)
     if not chosen:
         st.warning(f"Pick at least one layer of side {side}.")
         return None, health

@@ -30,8 +30,6 @@ THRESHOLD = 0.95
 MOST_REMOVED, DEFAULT_REMOVED = 0.2, 0.1
 #: Examples drawn as images: the first of the removed dominant ones.
 SHOWN = 16
-#: What is left of the block's lead over the rest of the map (contrast after / before), in words.
-VERDICTS = ((1 / 3, "the block all but vanishes"), (2 / 3, "the block weakens"), (np.inf, "the block stays"))
 
 
 def networks() -> list[str]:
@@ -138,6 +136,8 @@ class BlockView:
     all_examples: BlockSummary | None
     dominant: BlockSummary | None      # without the m dominant examples
     random: BlockSummary | None        # without m random ones
+    dominant_pairs: tuple[int, int] | None  # (pairs of the block's layers still >= threshold, pairs) without them
+    random_pairs: tuple[int, int] | None    # the same without m random ones
     ms: list[int]
     dominant_curve: list[BlockSummary]
     random_curve: list[BlockSummary]
@@ -152,10 +152,6 @@ class BlockView:
         first, last = self.block
         return f"{self.layers[first]}–{self.layers[last]}"
 
-    def remaining_contrast(self) -> float:
-        """The block's lead over the rest of the map after the dominant removal, as a share of its lead before."""
-        return self.dominant.contrast / self.all_examples.contrast
-
     def class_counts(self) -> dict[int, int]:
         """How many of the removed dominant examples each class has, most first."""
         values, counts = np.unique(self.labels[self.removed], return_counts=True)
@@ -169,19 +165,64 @@ def view(name: str, threshold: float, layer: str, m: int, seed: int) -> BlockVie
         raise RepresentationError(f"{name} has no layer {layer!r}; pick one of {', '.join(names)}.")
     found = block_of(name, threshold)
     removed_all = removed_map(key, name, layer, None, m)
-    summaries, curves = (None, None, None), ([], [])
+    summaries, pairs, curves = (None, None, None), (None, None), ([], [])
     if found is not None:
+        removed_random = removed_map(key, name, layer, seed, m)
         summaries = (blocks.block_summary(full_map(key, name), found), blocks.block_summary(removed_all, found),
-                     blocks.block_summary(removed_map(key, name, layer, seed, m), found))
+                     blocks.block_summary(removed_random, found))
+        pairs = tuple(blocks.pairs_reaching(C, found, threshold) for C in (removed_all, removed_random))
         curves = (curve(key, name, layer, None, found), curve(key, name, layer, seed, found))
     return BlockView(name, names, threshold, layer, m, seed, n_examples(name), shares(key, name), full_map(key, name),
                      removed_all, found, removal_order(name, layer, None)[:m], models.labels(name)[0], *summaries,
-                     curve_ms(name), *curves)
+                     *pairs, curve_ms(name), *curves)
 
 
 def verdict(v: BlockView) -> str:
-    left = v.remaining_contrast()
-    return next(words for limit, words in VERDICTS if left <= limit)
+    """What the dominant removal does to the block, by the block's own definition (every pair of its
+    layers at CKA >= the threshold): it stays (every pair still reaches it), frays (some pairs fall below,
+    the mean does not) or dissolves (the mean inside falls below the threshold)."""
+    reaching, total = v.dominant_pairs
+    if reaching == total:
+        return "the block stays"
+    return "the block frays" if v.dominant.inside >= v.threshold else "the block dissolves"
+
+
+def verdict_detail(v: BlockView) -> str:
+    """The verdict with the numbers that decide it."""
+    reaching, total = v.dominant_pairs
+    words = verdict(v)
+    if reaching == total:
+        return f"{words}: all {total} pairs of its layers still reach {v.threshold:.2f}"
+    if v.dominant.inside >= v.threshold:
+        return f"{words}: {total - reaching} of its {total} pairs of layers fall below {v.threshold:.2f}, their mean does not"
+    return (f"{words} at this threshold: its mean falls below {v.threshold:.2f}, as do {total - reaching} of its "
+            f"{total} pairs of layers")
+
+
+def pairs_fraction(pairs: tuple[int, int]) -> str:
+    """'24/55': pairs of the block's layers at or above the threshold, of all its pairs."""
+    return f"{pairs[0]}/{pairs[1]}"
+
+
+def pairs_text(pairs: tuple[int, int], threshold: float) -> str:
+    reaching, total = pairs
+    return f"all {total} pairs ≥ {threshold:.2f}" if reaching == total else f"{reaching} of {total} pairs ≥ {threshold:.2f}"
+
+
+def lead_text(v: BlockView) -> str:
+    """How far the block stands out from the other layers, before and after the dominant removal, as
+    differences of mean CKA (a ratio of the two would pass 100% whenever the outside falls faster)."""
+    before, after = v.all_examples.contrast, v.dominant.contrast
+    if after > before:
+        return (f"Its lead over the other layers (inside minus outside) still grows, from {before:.3f} to "
+                f"{after:.3f}, as their CKA with it falls faster")
+    return f"Its lead over the other layers (inside minus outside) falls from {before:.3f} to {after:.3f}"
+
+
+def outside_caption(v: BlockView) -> str:
+    """The mean CKA between the block and the other layers under each removal (the metrics show the inside)."""
+    return (f"Mean CKA between the block {v.block_names} and the other layers: {v.all_examples.outside:.3f} on every "
+            f"digit, {v.dominant.outside:.3f} without the top {v.m}, {v.random.outside:.3f} without {v.m} random ones.")
 
 
 def makeup(v: BlockView) -> str:
@@ -189,7 +230,7 @@ def makeup(v: BlockView) -> str:
     counts = v.class_counts()
     if len(counts) == 1:
         [(label, count)] = counts.items()
-        return f"all {count} are {label}s" if count > 1 else f"it is a {label}"
+        return {1: f"it is a {label}", 2: f"both are {label}s"}.get(count, f"all {count} are {label}s")
     parts = [f"{count} {'is a' if count == 1 else 'are'} {label}{'' if count == 1 else 's'}"
              for label, count in list(counts.items())[:3]]
     rest = v.m - sum(list(counts.values())[:3])
@@ -209,9 +250,9 @@ def takeaway(v: BlockView) -> str:
     return (f"{v.block_names} of {v.name} are a block at CKA ≥ {v.threshold:.2f} (mean CKA {a.inside:.3f} inside, "
             f"{a.outside:.3f} with the other layers). Removing the {v.m} test digits furthest along the first "
             f"principal component of {v.layer} "
-            f"({makeup(v)}) takes it to {d.inside:.3f} (outside {d.outside:.3f}): {verdict(v)}, keeping "
-            f"{v.remaining_contrast():.0%} of its lead over the rest of the map; removing {v.m} random digits "
-            f"leaves {r.inside:.3f}.")
+            f"({makeup(v)}) takes it to {d.inside:.3f} (outside {d.outside:.3f}), so {verdict_detail(v)}. "
+            f"{lead_text(v)}. Removing {v.m} random digits leaves {r.inside:.3f} "
+            f"({pairs_text(v.random_pairs, v.threshold)}).")
 
 
 def _half_way(v: BlockView) -> tuple[int, float]:
@@ -236,9 +277,9 @@ def paper_note(v: BlockView) -> str | None:
     return (f"Nguyen et al. trace the block to a small group of dominant examples with very large activations that "
             f"share an image statistic (e.g. a background colour on CIFAR images), and find no block in the CKA "
             f"of the remaining examples. On {v.name}, {who}. They are {v.m / v.n:.0%} of the {v.n} test digits; "
-            f"without them the block keeps {v.remaining_contrast():.0%} of its lead over the rest of the map "
-            f"(without {v.m} random digits, {v.random.contrast / v.all_examples.contrast:.0%}), and without half "
-            f"as many (m = {half}) it still reads {at_half:.3f}.")
+            f"without them, {pairs_text(v.dominant_pairs, v.threshold)} among the block's layers "
+            f"(without {v.m} random digits, {pairs_text(v.random_pairs, v.threshold)}), and without half as many "
+            f"(m = {half}) its mean CKA reads {at_half:.3f}.")
 
 
 def class_frame(v: BlockView) -> pd.DataFrame:
@@ -275,6 +316,9 @@ def curve_figure(v: BlockView) -> go.Figure:
     for name in series:
         fig.update_traces(line=dict(color=colours[name.split(", ")[1].split(" ")[0]],
                                     dash="dot" if name.startswith("outside") else "solid"), selector=dict(name=name))
+    fig.add_hline(y=v.threshold, line=dict(color=figures.COLOURS["current"], dash="dash", width=1),
+                  annotation_text=f"threshold {v.threshold:.2f}: below it in the mean, the block dissolves",
+                  annotation_position="bottom right")
     fig.update_layout(legend=dict(orientation="h", y=-0.25), margin=dict(l=60, r=20, t=50, b=110), height=420)
     return fig
 

@@ -78,10 +78,40 @@ def takeaway(result: EditResult, name: str) -> str:
         return (f"In this arithmetic the edit is no longer exact: {result.predictions_changed} of {result.n} "
                 f"predictions changed by roundoff (logits by up to {result.max_logit_change:.1e}); in float64, or "
                 "with a smaller condition number, every prediction stays.")
+    return f"{name} computes the same function after this edit: {_same_function_yet(result)}"
+
+
+def _same_function_yet(result: EditResult) -> str:
     moved = float(np.max(np.abs(result.map_after - result.map_before)))
-    return (f"{name} computes the same function after this edit: all {result.n} predictions are identical and "
-            f"the logits move by at most {result.max_logit_change:.0e}, yet linear CKA between {result.layer} "
-            f"before and after is {result.cka_layer:.3f} and cells of the network's CKA map move by up to {moved:.2f}.")
+    return (f"all {result.n} predictions are identical and the logits move by at most {result.max_logit_change:.0e}, "
+            f"yet linear CKA between {result.layer} before and after is {result.cka_layer:.3f} and cells of the network's "
+            f"CKA map move by up to {moved:.2f}.")
+
+
+def network_about(name: str) -> str:
+    """'mlp_deep (ReLU MLP with 5 hidden layers of 64, trained on the 1438 training digits)': the network
+    and the registry's description of it, up to the description's first colon (what follows says why the
+    zoo has it)."""
+    return (f"{name} ({models.get(name).description.split(':')[0]}, trained on the {len(models.digits().y_train)} "
+            "training digits)")
+
+
+def layer_about(name: str, layer: str) -> str:
+    """'hidden5 (its 5th and last hidden layer)': where ``layer`` sits among the network's hidden layers."""
+    hidden = hidden_layers(name)
+    k = hidden.index(layer) + 1
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{layer} (its {k}{suffix}{' and last' if k == len(hidden) else ''} hidden layer)"
+
+
+def showcase_takeaway(result: EditResult) -> str:
+    """The Home page's headline: :func:`takeaway` of :func:`showcase`, the network, the layer and the edit
+    said in words (Home shows none of the Function-preserving page's controls)."""
+    if result.predictions_changed:
+        return takeaway(result, DEFAULT_NETWORK)
+    return (f"{network_about(DEFAULT_NETWORK)} computes the same function after the neurons of "
+            f"{layer_about(DEFAULT_NETWORK, result.layer)} are rescaled and the next layer scales them back: "
+            f"{_same_function_yet(result)}")
 
 
 #: The Home page's headline edit: the Function-preserving page's default with the largest spread.
