@@ -41,7 +41,7 @@ def main() -> None:
     if note:
         st.info(note)
     if shown.block is not None:
-        st.plotly_chart(blk.curve_figure(shown), key="blk_curve", config=figures.CHART_CONFIG)
+        figures.chart(blk.curve_figure(shown), key="blk_curve")
         st.caption(f"Mean CKA between the block's layers (solid) and between them and the other layers (dotted), "
                    f"after removing the m most dominant test digits along {shown.layer}'s first principal component "
                    f"(red) or the first m of a random order (grey, seed {shown.seed}); every second m.")
@@ -97,23 +97,22 @@ def metrics(shown: blk.BlockView) -> None:
 
 def maps(shown: blk.BlockView) -> None:
     left, right = st.columns(2)
-    left.plotly_chart(blk.map_figure(shown, shown.map_all, f"{shown.name}: every test digit"), key="blk_map_all",
-                      config=figures.CHART_CONFIG)
-    right.plotly_chart(blk.map_figure(shown, shown.map_removed, f"without the top {shown.m} dominant"),
-                       key="blk_map_removed", config=figures.CHART_CONFIG)
+    figures.chart(blk.map_figure(shown, shown.map_all, f"{shown.name}: every test digit"), key="blk_map_all", into=left)
+    figures.chart(blk.map_figure(shown, shown.map_removed, f"without the top {shown.m} dominant"),
+                  key="blk_map_removed", into=right)
     st.caption(f"Debiased linear CKA between every pair of layers of {shown.name}, on all {shown.n} test digits (left) "
                f"and on the {shown.remaining} left after removing the {shown.m} most dominant along {shown.layer}'s "
                "first principal axis (right). The orange square is the block found on every digit.")
 
 
 def spectrum_and_examples(shown: blk.BlockView) -> None:
-    st.plotly_chart(blk.shares_figure(shown), key="blk_shares", config=figures.CHART_CONFIG)
+    figures.chart(blk.shares_figure(shown), key="blk_shares")
     st.caption("λ₁/Σλ of each layer on every test digit (orange: the block). Nguyen et al. find the block's layers "
                "share a dominant first principal component.")
     if shown.m == 0:
         return
     left, right = st.columns([2.4, 1])
-    left.plotly_chart(blk.examples_figure(shown), key="blk_examples", config=figures.CHART_CONFIG)
+    figures.chart(blk.examples_figure(shown), key="blk_examples", into=left)
     right.dataframe(blk.class_frame(shown), hide_index=True, key="blk_classes")
     right.caption(f"Classes of the {shown.m} removed dominant digits: {blk.makeup(shown)}.")
 

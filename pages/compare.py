@@ -79,8 +79,7 @@ def compare_section(lesson) -> None:
         else:
             row[3].metric("Heatmap time", heatmap.milliseconds(seconds), help="Computing every cell once (cached "
                                                                                "afterwards).")
-        st.plotly_chart(charts.heatmap_figure(values, a, b, settings, result, fitted=fitted), key="cmp_heatmap",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.heatmap_figure(values, a, b, settings, result, fitted=fitted), key="cmp_heatmap")
 
     if effects is not None:
         reduction_section(effects, a, b)
@@ -127,8 +126,7 @@ def reduction_section(effects, a, b) -> None:
     st.markdown("A layer of a language model gives one vector per token, a convolution one per position; CKA needs "
                 "one matrix, and the choice is itself a pitfall. Linear CKA between the same layers under every "
                 "reduction (largest change from the chosen one in each title):")
-    st.plotly_chart(charts.reduction_figure(effects, list(a.names), list(b.names)), key="cmp_reductions",
-                    config=figures.CHART_CONFIG)
+    figures.chart(charts.reduction_figure(effects, list(a.names), list(b.names)), key="cmp_reductions")
     rows = [{"reduction": e.label, "max |Δ| vs chosen": e.max_change, "mean |Δ|": e.mean_change, "note": e.note or ""}
             for e in effects]
     st.dataframe(rows, hide_index=True, key="cmp_reduction_table",
@@ -214,8 +212,7 @@ def _sanity_section(a, b, settings, values, health) -> None:
                                                 replaced=replaced, what=what)
     heatmap.check_line(check)
     with st.expander(f"Random-init baseline heatmap ({replaced} = {what})", expanded=False):
-        st.plotly_chart(charts.baseline_figure(baseline, a, b, settings, replaced), key="cmp_baseline",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.baseline_figure(baseline, a, b, settings, replaced), key="cmp_baseline")
 
 
 def _drilldown_section(a, b, values, settings, best) -> None:
@@ -258,12 +255,10 @@ def _drilldown_section(a, b, values, settings, best) -> None:
         st.caption(f"Computed on {result.rows_used} evenly spaced examples of the {a.n} (n × n Gram matrices).")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.gram_scatter_figure(result.scatter, layer_a, layer_b), key="cmp_dd_scatter",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.gram_scatter_figure(result.scatter, layer_a, layer_b), key="cmp_dd_scatter")
     with right:
-        st.plotly_chart(charts.spectra_figure(contrib, layer_a, layer_b), key="cmp_dd_spectra",
-                        config=figures.CHART_CONFIG)
-    st.plotly_chart(charts.contributions_figure(contrib, k), key="cmp_dd_contrib", config=figures.CHART_CONFIG)
+        figures.chart(charts.spectra_figure(contrib, layer_a, layer_b), key="cmp_dd_spectra")
+    figures.chart(charts.contributions_figure(contrib, k), key="cmp_dd_contrib")
 
 
 def _exports(values, a, b, settings, result) -> None:

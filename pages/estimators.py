@@ -80,7 +80,7 @@ def null_bias_panel(lesson) -> None:
     takeaway(lesson, est.takeaway(point))
     with right:
         fig = est.null_bias_figure(curve, d, point.index)
-        st.plotly_chart(fig, key="est_null_curve", config=figures.CHART_CONFIG)
+        figures.chart(fig, key="est_null_curve")
     theory(
         [r"\mathbb{E}\,\mathrm{CKA}_{\text{biased}}(X, Y) \approx \frac{d}{d + n - 1}"
          r"\quad (X, Y \text{ independent}, \; n \times d \text{ isotropic Gaussian})",
@@ -120,7 +120,7 @@ def minibatch_panel(pair: est.Pair) -> None:
         st.metric("Full data: debiased / biased", f"{curve.full_debiased:.4f} / {curve.full_biased:.4f}")
     with right:
         fig = est.minibatch_figure(curve, b, now_debiased, now_biased)
-        st.plotly_chart(fig, key="est_minibatch_curve", config=figures.CHART_CONFIG)
+        figures.chart(fig, key="est_minibatch_curve")
     theory(
         [r"\mathrm{CKA}_{\text{mb}} = \frac{\sum_b \mathrm{HSIC}_1(K_b, L_b)}"
          r"{\sqrt{\sum_b \mathrm{HSIC}_1(K_b, K_b)\,\sum_b \mathrm{HSIC}_1(L_b, L_b)}}"],
@@ -161,7 +161,7 @@ def float32_panel(pair: est.Pair) -> None:
                      "the number is round-off, not similarity.")
     with right:
         fig = est.float32_figure(curve, offset, wrong)
-        st.plotly_chart(fig, key="est_float32_curve", config=figures.CHART_CONFIG)
+        figures.chart(fig, key="est_float32_curve")
         st.caption("The blue curve's slow rise at large offsets comes from storing X + c in float32 at all: "
                    "neighbouring float32 numbers near c are about c · 1.2·10⁻⁷ apart, so the data themselves lose "
                    "digits. cka_core then gives the float64 value of the stored numbers.")
@@ -197,7 +197,7 @@ def rbf_panel(pair: est.Pair) -> None:
         st.metric("Linear CKA(X, Y): the σ → ∞ limit", fmt(curve.linear))
     with right:
         fig = est.bandwidth_figure(curve, log_sigma, now_pair, now_noise)
-        st.plotly_chart(fig, key="est_rbf_curve", config=figures.CHART_CONFIG)
+        figures.chart(fig, key="est_rbf_curve")
     theory(
         [r"k(x_i, x_j) = \exp\!\left(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\right),\quad"
          r"\sigma = s \cdot \sqrt{\operatorname{median}_{ij} \lVert x_i - x_j\rVert^2}",

@@ -124,18 +124,17 @@ def edit_results(name: str, layer: str, precision: str, result: edits.EditResult
     if result.note:
         st.info(result.note)
     left, right = st.columns([1, 1.2])
-    left.plotly_chart(edits.per_layer_figure(result), key="fp_per_layer", config=figures.CHART_CONFIG)
-    right.plotly_chart(edits.map_change_figure(result, title="CKA map: edited − original"), key="fp_map_diff",
-                       config=figures.CHART_CONFIG)
+    figures.chart(edits.per_layer_figure(result), key="fp_per_layer", into=left)
+    figures.chart(edits.map_change_figure(result, title="CKA map: edited − original"), key="fp_map_diff", into=right)
 
 
 def maps(name: str, base: edits.Baseline, result: edits.EditResult | None) -> None:
     columns = st.columns(2)
-    columns[0].plotly_chart(edits.map_figure(base, base.map, f"{name}: CKA map, original"), key="fp_map_before",
-                            config=figures.CHART_CONFIG)
+    figures.chart(edits.map_figure(base, base.map, f"{name}: CKA map, original"), key="fp_map_before",
+                  into=columns[0])
     if result is not None:
-        columns[1].plotly_chart(edits.map_figure(base, result.map_after, f"{name}: CKA map, edited"),
-                                key="fp_map_after", config=figures.CHART_CONFIG)
+        figures.chart(edits.map_figure(base, result.map_after, f"{name}: CKA map, edited"), key="fp_map_after",
+                      into=columns[1])
     st.caption(f"Linear CKA between every pair of layers of {name} on the {len(base.logits)} test digits. The "
                "edited network computes the same logits; only the edited layer's row and column of the map change.")
 

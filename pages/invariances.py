@@ -155,17 +155,17 @@ def measures_panel(shown: inv.PanelView) -> None:
         st.error(f"Bug: {', '.join(shown.broken)} declare(s) invariance to this transformation but moved by more than "
                  f"{inv.INVARIANCE_TOL:g}.")
     left, right = st.columns(2)
-    left.plotly_chart(shown.bars, key="inv_bars", config=figures.CHART_CONFIG)
+    figures.chart(shown.bars, key="inv_bars", into=left)
     left.caption("Grey bars (✓): measures that declare invariance to this transformation — they must stay at 0. "
                  "Blue bars: measures that promise nothing here.")
-    right.plotly_chart(shown.spectrum, key="inv_spectrum", config=figures.CHART_CONFIG)
+    figures.chart(shown.spectrum, key="inv_spectrum", into=right)
     right.caption("CKA weighs principal directions by their squared variance: maps that keep this curve "
                   "(rotations, isotropic scaling) keep CKA at 1; maps that reshape it move CKA.")
 
 
 def table_section(table: dict) -> None:
     with st.container(key="proof"), wide_figure():
-        st.plotly_chart(inv.table_figure(table), key="inv_table", config=figures.CHART_CONFIG)
+        figures.chart(inv.table_figure(table), key="inv_table")
     st.caption(
         "Each cell: how far the measure moved, as a share of the way from its value for identical inputs to its value "
         "for unrelated ones (0 for a similarity, π/2 for the Procrustes angle). ✓: the measure declares an invariance "

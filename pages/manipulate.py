@@ -134,9 +134,8 @@ def current_map(spec: man.Spec, base) -> None:
     row[1].metric("Mean |M − target| now", fmt(man.map_gap(base, spec.target), 3),
                   help="Over the off-diagonal cells (the diagonal is 1 by definition).")
     row[2].metric("Layers in the map", f"{len(spec.layers)}")
-    st.plotly_chart(man.maps_figure([("Now (debiased CKA, test split)", base), ("Target", spec.target)],
-                                    list(spec.layers), height=420),
-                    key="man_maps_now", config=figures.CHART_CONFIG)
+    figures.chart(man.maps_figure([("Now (debiased CKA, test split)", base), ("Target", spec.target)],
+                                    list(spec.layers), height=420), key="man_maps_now")
 
 
 def result(outcome: man.Outcome) -> None:
@@ -157,11 +156,11 @@ def result(outcome: man.Outcome) -> None:
     row[2].metric("Test accuracy before", percent(outcome.accuracy_before))
     row[3].metric("Test accuracy after", percent(outcome.accuracy_after),
                   delta=points_delta(outcome.accuracy_after, outcome.accuracy_before))
-    st.plotly_chart(man.maps_figure([("Before", outcome.map_before), ("Target", outcome.target),
-                                     ("After (kept network)", outcome.map_after)], list(outcome.layers)),
-                    key="man_res_maps", config=figures.CHART_CONFIG)
-    st.plotly_chart(man.history_figure(list(outcome.history), outcome.epochs_run, outcome.best_epoch),
-                    key="man_res_history", config=figures.CHART_CONFIG)
+    figures.chart(man.maps_figure([("Before", outcome.map_before), ("Target", outcome.target),
+                                   ("After (kept network)", outcome.map_after)], list(outcome.layers)),
+                  key="man_res_maps")
+    figures.chart(man.history_figure(list(outcome.history), outcome.epochs_run, outcome.best_epoch),
+                  key="man_res_history")
     st.success(f"Kept for this browser session as **{outcome.label}**: pick it on the other pages (the sidebar's "
                "Model, Compare, Function-preserving edits, Estimators).", icon=":material/save:")
 

@@ -37,10 +37,10 @@ def main() -> None:
         with results:
             with st.container(key="proof"):
                 metrics(shown)
-            st.plotly_chart(shown.curve, key="outliers_curve", config=figures.CHART_CONFIG)
+            figures.chart(shown.curve, key="outliers_curve")
             if shown.rbf_skipped:
                 st.caption(shown.rbf_skipped)
-        st.plotly_chart(shown.scatter, key="outliers_pca", config=figures.CHART_CONFIG)
+        figures.chart(shown.scatter, key="outliers_pca")
         if shown.plot_note:
             st.caption(shown.plot_note)
     show_theory()

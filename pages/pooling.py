@@ -26,7 +26,7 @@ def main() -> None:
     rnn, cnn = pool.rnn_view(reference), pool.cnn_view()
     takeaway(lesson, pool.takeaway(cnn, rnn))
     with st.container(key="proof"):
-        st.plotly_chart(pool.rnn_figure(rnn), key="pool_rnn", config=figures.CHART_CONFIG)
+        figures.chart(pool.rnn_figure(rnn), key="pool_rnn")
     headers = pool.difference_columns(rnn)
     st.dataframe(pool.rnn_rows(rnn), hide_index=True, key="pool_rnn_table",
                  column_config={**{n: st.column_config.NumberColumn(format="%.3f") for n in rnn.others},
@@ -47,8 +47,8 @@ def main() -> None:
 def cnn_section(cnn) -> None:
     st.subheader("The CNN's feature maps: flatten, average pool, or every position as a row")
     left, right = st.columns([1.5, 1], gap="medium")
-    left.plotly_chart(pool.cnn_maps_figure(cnn), key="pool_cnn_maps", config=figures.CHART_CONFIG)
-    right.plotly_chart(pool.cnn_twin_figure(cnn), key="pool_cnn_twin", config=figures.CHART_CONFIG)
+    figures.chart(pool.cnn_maps_figure(cnn), key="pool_cnn_maps", into=left)
+    figures.chart(pool.cnn_twin_figure(cnn), key="pool_cnn_twin", into=right)
     shapes = "; ".join(f"{k} {'×'.join(map(str, s))}" for k, s in cnn.shapes.items())
     st.caption(f"Per-example outputs: {shapes}. Flatten keeps where each feature fired; average pooling keeps only "
                "how much each channel fired; every position as a row compares the local feature vectors (layers of "

@@ -48,7 +48,7 @@ def main() -> None:
             with results:
                 with st.container(key="proof"):
                     metrics(shown)
-                st.plotly_chart(shown.curves, key="separability_curves", config=figures.CHART_CONFIG)
+                figures.chart(shown.curves, key="separability_curves")
             two_dimensional_view(shown)
     show_theory()
 
@@ -111,7 +111,7 @@ def metrics(shown: sep.SeparabilityView) -> None:
 
 
 def two_dimensional_view(shown: sep.SeparabilityView) -> None:
-    st.plotly_chart(shown.view, key="separability_view", config=figures.CHART_CONFIG)
+    figures.chart(shown.view, key="separability_view")
     st.caption(f"Horizontal axis: class {shown.cls}'s probe score direction $w_{{{shown.cls}}}$; vertical axis: the "
                "translation direction v. An orthogonal v moves the class straight up, so its scores do not change; a "
                "random v also moves it sideways, across the boundaries.")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit as st
 
 # One colour per role, used on every page.
 COLOURS = {
@@ -18,7 +20,12 @@ COLOURS = {
 }
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 HEATMAP_SCALE = "Viridis"
-LAYOUT = dict(margin=dict(l=60, r=20, t=50, b=50), height=380, template="plotly_white", uirevision="keep")
+LAYOUT = dict(margin=dict(l=60, r=20, t=50, b=50), height=380, uirevision="keep")
+# Plotly validates and copies a template for every figure that names one (or takes the default): about
+# 85 % of building a small figure (21 ms against 3 ms). Figures are built without one, and :func:`chart`
+# attaches plotly_white when it draws them, as a dict made once and not validated again.
+pio.templates.default = None
+TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
 
 
 def curve(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, x_title: str, y_title: str,
@@ -105,3 +112,19 @@ def bars(labels: list[str], values: list[float], *, title: str, y_title: str,
 
 
 CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def styled(fig: go.Figure) -> go.Figure:
+    """``fig`` with the app's template (plotly_white) attached as it is, without plotly re-validating it."""
+    fig.layout._validate = False
+    try:
+        fig.layout.template = TEMPLATE
+    finally:
+        fig.layout._validate = True
+    return fig
+
+
+def chart(fig: go.Figure, *, key: str, into=None, **kwargs):
+    """Draw ``fig`` (in the container ``into``, else where the page is) the way every page does: the
+    app's template, its toolbar settings, a key."""
+    return (into or st).plotly_chart(styled(fig), key=key, config=CHART_CONFIG, **kwargs)

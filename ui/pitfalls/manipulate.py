@@ -397,8 +397,8 @@ def draw_progress(job: Job, progress_slot) -> None:
 def draw_curves(job: Job, live_slot) -> None:
     run = job.run
     with live_slot.container():
-        st.plotly_chart(history_figure([r.as_dict() for r in run.history], job.spec.settings.epochs, run.best_epoch),
-                        key=f"man_live_{id(job)}_{run.epoch}", config=figures.CHART_CONFIG)
+        figures.chart(history_figure([r.as_dict() for r in run.history], job.spec.settings.epochs, run.best_epoch),
+                      key=f"man_live_{id(job)}_{run.epoch}")
 
 
 # ------------------------------------------------------------------------------ figures
