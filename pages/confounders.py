@@ -57,22 +57,25 @@ def controls() -> tuple[str, list[str], str]:
     names = con.references()
     with left:
         reference = st.selectbox("Reference network (trained)", names, index=names.index("mlp_seed0"),
-                                 key="con_reference", bind="query-params",
+                                 key=con.REFERENCE, bind="query-params",
                                  help="Each of its layers is compared with the same layer of every partner. "
                                       "Networks with a layer that is the same for every test digit (the "
                                       "pixel-by-pixel RNNs, whose first steps read only blank pixels) are not "
-                                      "offered: CKA is undefined there.")
-    layers = models.get(reference).layers
+                                      "offered: CKA is undefined there. Changing it keeps the layer and the "
+                                      "partners wherever they still fit.")
+    changed = con.follow_the_reference(reference)
     with middle:
-        layer = st.selectbox("Layer for the numbers", layers, key=f"con_layer_{reference}", bind="query-params",
+        layer = st.selectbox("Layer for the numbers", models.get(reference).layers, key=con.LAYER,
+                             bind="query-params",
                              help="The layer the metrics and the takeaway read; the chart shows every layer.")
-    candidates = con.partners(reference)
     with right:
         chosen = st.multiselect(
-            "Partners", candidates, default=con.default_partners(reference), key=f"con_partners_{reference}",
+            "Partners", con.partners(reference), default=con.partners_default(reference), key=con.PARTNERS,
             bind="query-params", help="Networks with the reference's layers: another seed (trained on the same task), the untrained "
                  f"network (random initialisation) and one trained on shuffled labels (chance on test). "
                  f"'{con.TWIN}': the reference's architecture at its random initialisation.")
+    if changed:
+        st.info(changed, icon=":material/sync_alt:")
     return reference, chosen, layer
 
 

@@ -16,24 +16,64 @@ def main() -> None:
         "Geadah et al. give every neuron a learnable f–I curve γ(x; n, s) with its own gain *n* and saturation *s*, "
         "and let adaptive recurrent units reset them at every time step; they report the adaptive networks the most "
         "robust to shifts in the input statistics. Does that hold here, and does CKA between clean and perturbed "
-        "hidden states tell you which networks are the robust ones? The answers are right here, for the networks "
-        "and perturbation chosen in section 3; below them, the γ family, what the zoo learned, and the evidence.",
+        "hidden states tell you which networks are the robust ones? The answers are right below, for the networks "
+        "and perturbation you choose next to them; further down, the γ family, what the zoo learned, and the "
+        "evidence.",
     )
-    answer = st.container()  # filled once section 3's perturbation controls are read
+    protocol, kind, amplitude_index, setting = question_and_answer(lesson)
+    papers_claim = st.container()  # filled last: its scorecard is the slowest part of a first visit
     gamma_family()
     learned_diversity()
-    protocol, kind, amplitude_index, setting = robustness()
-    sweep = sweeps.sweep(protocol, kind, *setting)
-    result = sweeps.verdict(sweep, amplitude_index)
-    takeaway(lesson, sweeps.takeaway(result, float(sweep.amplitudes[amplitude_index])))
-    with answer:  # the takeaway's proof first, in view as the page opens; then the paper's claim checked
-        the_answer(sweep, amplitude_index, result)
-        paper_check(kind, amplitude_index, setting)
+    robustness(protocol, kind, amplitude_index, setting)
     what_cka_says(protocol, kind, amplitude_index, setting)
     adaptation(protocol, kind, amplitude_index, setting)
+    with papers_claim:
+        paper_check(protocol, kind, amplitude_index, setting)
 
 
-def paper_check(kind: str, k: int, setting: tuple) -> None:
+def question_and_answer(lesson) -> tuple[str, str, int, tuple]:
+    """The controls that drive the takeaway, next to its proof; returns the networks' protocol, the perturbation
+    kind, the index of its amplitude on the grid and its settings."""
+    controls, proof = st.columns([1, 2.2], gap="large")
+    with controls:
+        protocol, kind, k, setting = perturbation_controls()
+    sweep = sweeps.sweep(protocol, kind, *setting)
+    result = sweeps.verdict(sweep, k)
+    takeaway(lesson, sweeps.takeaway(result, float(sweep.amplitudes[k])))
+    with proof:
+        the_answer(result)
+    return protocol, kind, k, setting
+
+
+def perturbation_controls() -> tuple[str, str, int, tuple]:
+    """Which networks, which perturbation, and only that perturbation's own settings."""
+    protocol = choose(st.radio, "Networks", choices.PROTOCOLS, key="nd_protocol",
+                      help="Geadah et al.'s protocol: RNNs that read the digit one pixel per step in a fixed random "
+                           "order (their permuted sequential MNIST, on 8×8 digits), initialised and trained as in "
+                           "their code. The zoo's networks: RNNs that read one row per step, and MLPs.")
+    kind = choose(st.radio, "Perturbation", choices.PERTURBATIONS, key="nd_kind",
+                  help="Gain modulation and step drive as in Geadah et al.; the noise is the same fixed pattern "
+                       "scaled by A. Each perturbation shows only its own settings.")
+    top, step, default = choices.AMPLITUDES[kind]
+    label, key, explained = choices.AMPLITUDE_SLIDERS[kind]
+    amplitude = st.slider(label, 0.0, top, default, step=step, key=key, bind="query-params", help=explained)
+    uses = choices.SETTINGS[kind]
+    frequency = seed = window = None
+    if "frequency" in uses:
+        frequency = st.slider("Frequency f (cycles over the sequence)", 0.5, 4.0, 1.0, step=0.5, key="nd_freq",
+                              bind="query-params")
+    if "seed" in uses:
+        seed = st.slider("Noise seed", 0, 9, 0, key="nd_seed", bind="query-params")
+    if "window" in uses:
+        window = st.slider("Drive window (eighths of the sequence)", 1, 8, (3, 4), key="nd_window",
+                           bind="query-params",
+                           help="First and last eighth of the sequence that get the drive: those rows for the "
+                                "row-by-row RNNs, steps 8(first − 1) + 1 to 8·last of the 64 pixel steps. Geadah et "
+                                "al. drive steps 200–400 of 784: eighths 3–4.")
+    return protocol, kind, choices.snap(kind, amplitude), choices.kind_settings(kind, frequency, seed, window)
+
+
+def paper_check(protocol: str, kind: str, k: int, setting: tuple) -> None:
     """Geadah et al.'s finding against both sets of networks: at their test settings, and for the chosen
     perturbation."""
     st.markdown("**Does the adaptive RNN come out the most robust, as in the paper?** Its rank by accuracy retained "
@@ -45,24 +85,24 @@ def paper_check(kind: str, k: int, setting: tuple) -> None:
                "RNNs and 3 MLPs. The drive window is the paper's steps 200–400 of 784 scaled (steps 17–32 of 64); "
                "the paper's noise is the noisy drive, not input noise.")
     st.markdown(f"**{paper.scorecard_verdict(scores)}**")
-    pixels, rows = (sweeps.sweep(protocol, kind, *setting) for protocol in choices.PROTOCOLS)
-    seeds = paper.seed_robustness(kind, *setting, k) if k else None
-    st.info(paper.paper_comparison(pixels, rows, k, seeds) + " Every network's curve is in section 3 (switch the "
-            "networks there); docs/theory.md §10.4 has the protocol and what differs from the paper.",
+    st.info(paper.paper_comparison(protocol, kind, *setting, k) + " Every network's curve is in section 3 (switch the "
+            "networks at the top); docs/theory.md §10.4 has the protocol and what differs from the paper.",
             icon=":material/science:")
 
 
-def the_answer(sweep, k: int, result) -> None:
+def the_answer(result) -> None:
     with st.container(key="proof"):
         if result.agreement is not None:
-            row = st.columns([1, 1, 1.5, 1.5])
+            row = st.columns(2)
             row[0].metric("Spearman ρ", fmt(result.agreement.spearman, 3),
                           help="Rank correlation of CKA(clean, perturbed) with accuracy retained (perturbed / clean) "
                                "across the networks. 1: CKA orders them exactly by robustness.")
             row[1].metric("Kendall τ", fmt(result.agreement.kendall, 3),
                           help="Concordant minus discordant pairs of networks, as a fraction (τ-b, ties allowed).")
-            row[2].metric("Most robust by accuracy", result.top_accuracy)
-            row[3].metric("Most robust by CKA", result.top_cka)
+            st.caption(result.resolution)
+            row = st.columns(2)
+            row[0].metric("Most robust by accuracy", result.top_accuracy)
+            row[1].metric("Most robust by CKA", result.top_cka)
         getattr(st, result.level)(result.text)
 
 
@@ -136,59 +176,16 @@ def learned_diversity() -> None:
                "per layer (diamonds). The black bar marks where every neuron started (n ∈ [5, 7], s = 0.5).")
 
 
-def robustness() -> tuple[str, str, int, tuple]:
-    """Section 3; returns the networks' protocol, the perturbation kind, the index of its amplitude on the grid
-    and its settings."""
+def robustness(protocol: str, kind: str, k: int, setting: tuple) -> None:
     st.header("3 · Robustness to shifts in the input statistics")
-    controls, results = st.columns([1, 2.6], gap="large")
-    with controls:
-        protocol = choose(st.radio, "Networks", choices.PROTOCOLS, key="nd_protocol",
-                          help="Geadah et al.'s protocol: RNNs that read the digit one pixel per step in a fixed random "
-                               "order (their permuted sequential MNIST, on 8×8 digits), initialised and trained as in "
-                               "their code. The zoo's networks: RNNs that read one row per step, and MLPs.")
-        kind = choose(st.radio, "Perturbation", choices.PERTURBATIONS, key="nd_kind",
-                      help="Gain modulation and step drive as in Geadah et al.; the noise is the same fixed pattern "
-                           "scaled by A.")
-        amplitudes = {}
-        top, step, default = choices.AMPLITUDES["sin_gain"]
-        amplitudes["sin_gain"] = st.slider("Gain modulation amplitude A", 0.0, top, default, step=step,
-                                           key="nd_amp_sin", bind="query-params", disabled=kind != "sin_gain",
-                                           help="What is read at step t of T is multiplied by 1 + A·sin(2πf·t/T): "
-                                                "row t of 8, or the pixel read at step t of 64.")
-        frequency = st.slider("Frequency f (cycles over the sequence)", 0.5, 4.0, 1.0, step=0.5, key="nd_freq",
-                              bind="query-params", disabled=kind != "sin_gain")
-        top, step, default = choices.AMPLITUDES["noise"]
-        amplitudes["noise"] = st.slider("Noise standard deviation A", 0.0, top, default, step=step, key="nd_amp_noise",
-                                        bind="query-params", disabled=kind != "noise",
-                                        help="Pixels are in [0, 1]; the noise is added to every pixel.")
-        top, step, default = choices.AMPLITUDES["drive"]
-        amplitudes["drive"] = st.slider("Step drive amplitude A", 0.0, top, default, step=step, key="nd_amp_drive",
-                                        bind="query-params", disabled=kind != "drive",
-                                        help="Added to every unit's pre-activation (RNNs: in the window; "
-                                             "MLPs: the first hidden layer).")
-        top, step, default = choices.AMPLITUDES["noisy_drive"]
-        amplitudes["noisy_drive"] = st.slider(
-            "Noisy drive mean A", 0.0, top, default, step=step, key="nd_amp_noisy", bind="query-params",
-            disabled=kind != "noisy_drive",
-            help="Like the step drive, plus Gaussian noise of variance 0.4·A drawn for every digit, step and unit "
-                 "(a fixed pattern per seed): at A = 5 it is Geadah et al.'s noise, N(5, 2); at A = 0 nothing.")
-        seed = st.slider("Noise seed", 0, 9, 0, key="nd_seed", bind="query-params",
-                         disabled=kind not in ("noise", "noisy_drive"))
-        window = st.slider("Drive window (eighths of the sequence)", 1, 8, (3, 4), key="nd_window",
-                           bind="query-params", disabled=kind not in ("drive", "noisy_drive"),
-                           help="First and last eighth of the sequence that get the drive: those rows for the "
-                                "row-by-row RNNs, steps 8(first − 1) + 1 to 8·last of the 64 pixel steps. Geadah et "
-                                "al. drive steps 200–400 of 784: eighths 3–4.")
-    setting = choices.kind_settings(kind, frequency, seed, window)
+    st.caption("The networks and the perturbation are chosen at the top of the page.")
     sweep = sweeps.sweep(protocol, kind, *setting)
-    k = choices.snap(kind, amplitudes[kind])
-    with results:
-        for group in in_rows(sweeps.networks_now(sweep, k), 3):
-            for column, network in zip(st.columns(3), group):
-                column.metric(f"{network.label} · accuracy", percent(network.accuracy),
-                              delta=points_delta(network.accuracy, network.clean), help=f"Clean: {percent(network.clean)}.")
-        st.plotly_chart(charts.accuracy_chart(protocol, kind, *setting, k), key="nd_accuracy_chart",
-                        config=figures.CHART_CONFIG)
+    for group in in_rows(sweeps.networks_now(sweep, k), 3):
+        for column, network in zip(st.columns(3), group):
+            column.metric(f"{network.label} · accuracy", percent(network.accuracy),
+                          delta=points_delta(network.accuracy, network.clean), help=f"Clean: {percent(network.clean)}.")
+    st.plotly_chart(charts.accuracy_chart(protocol, kind, *setting, k), key="nd_accuracy_chart",
+                    config=figures.CHART_CONFIG)
     st.caption(choices.NETWORKS_CAPTION[protocol] + f" {choices.test_count()} test digits; chance is 10%.")
     theory(
         [
@@ -209,7 +206,6 @@ def robustness() -> tuple[str, str, int, tuple]:
         [cite("geadah2024", "§Results (robustness to input perturbations); code: github.com/vgeadah/NonlinMod, "
                             "`sMNIST_task.py`, `training_utils.py`"), derivation("10.3"), derivation("10.4")],
     )
-    return protocol, kind, k, setting
 
 
 def what_cka_says(protocol: str, kind: str, k: int, setting: tuple) -> None:
@@ -289,7 +285,7 @@ def adaptation(protocol: str, kind: str, k: int, setting: tuple) -> None:
         row[0].metric("Label", str(choices.test_label(index)))
         row[1].metric("Prediction, clean", str(clean), help="The adaptive RNN's answer on the clean digit.")
         row[2].metric("Prediction, perturbed", str(perturbed),
-                      help="The adaptive RNN's answer under section 3's perturbation.")
+                      help="The adaptive RNN's answer under the perturbation chosen at the top.")
         row = st.columns(3)
         row[0].metric("Mean gain change per step", fmt(summary["gain_change"], 3),
                       help="Mean |n_{t+1} − n_t| over the units and steps of this digit, clean input.")
@@ -310,7 +306,7 @@ def adaptation(protocol: str, kind: str, k: int, setting: tuple) -> None:
         "state $g^i_t$ of size 16 here, 50 in the paper) that reads the unit's own pre-activation and sets its gain and "
         "saturation for this step. One learned adaptation rule, a state per neuron: the activation function changes "
         "online along the sequence, like spike-frequency adaptation in real neurons. The units shown are those of "
-        "the networks chosen in section 3: 64 steps of one pixel, or 8 of one row.",
+        "the networks chosen at the top of the page: 64 steps of one pixel, or 8 of one row.",
         [cite("geadah2024", "the ARU network, `Networks.py` in github.com/vgeadah/NonlinMod"), derivation("10.2"),
          "the zoo's model in sample_models/architectures.py"],
     )

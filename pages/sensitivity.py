@@ -40,10 +40,11 @@ def main() -> None:
             metrics(shown)
         st.plotly_chart(sen.deletions_figure(shown), key="sen_deletions", config=figures.CHART_CONFIG)
         st.caption("Each point is one deletion (circles: bottom-k, triangles: top-k), placed by what it costs and by "
-                   "how far each measure moves, on one scale: 1 − value for CKA and PWCCA, angle ÷ (π/2) for the "
-                   "Procrustes angle and the shape metric. The shaded band of a measure's colour is the seed spread: "
-                   "the distance between this layer and the same layer of each network retrained from another seed. "
-                   "Points left of zero raise the accuracy. The ringed points are the deletion chosen on the left.")
+                   "how far the panel's measure moves, on one scale: 1 − value for CKA and PWCCA, angle ÷ (π/2) for "
+                   "the Procrustes angle and the shape metric (0 same, 1 unrelated). The shaded band is the seed "
+                   "spread: the distance between this layer and the same layer of each network retrained from another "
+                   "seed. Points left of zero raise the accuracy. The ringed points are the deletion chosen on the "
+                   "left. " + sen.stacked_text(shown))
     notes(shown)
     measures_table(shown)
     spectrum(shown)
@@ -71,9 +72,10 @@ def controls() -> tuple[str, str, str, str, int] | None:
         st.error(f"{layer} of {name} varies along {rank} direction(s) only: there is no component to delete that "
                  "leaves one. Pick another layer.")
         return None
-    k = st.select_slider("Components deleted k", ks, value=sen.default_k(which, ks, rank),
-                         key=f"sen_k_{which}_{rank}", bind="query-params",
-                         help=f"How many of the layer's {rank} components with non-zero variance are deleted.")
+    k = st.select_slider("Components deleted k", ks, value=sen.default_k(which, ks, rank), key=f"sen_k_{rank}",
+                         bind="query-params",
+                         help=f"How many of the layer's {rank} components with non-zero variance are deleted. "
+                              "Switching between top-k and bottom-k keeps k.")
     if sen.on_a_grid(rank):
         st.caption(f"{layer} has {rank} components: k runs over {len(ks)} values, dense at both ends "
                    "(every k would take minutes on a layer this wide).")

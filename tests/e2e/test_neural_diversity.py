@@ -49,3 +49,22 @@ def test_deep_link_opens_the_drive(page, app_url):
     expect(page.get_by_test_id("stRadio").filter(has_text="Perturbation")
            .get_by_role("radio", name="Step drive +A on pre-activations")).to_be_checked()
     assert "0.40" in page.get_by_test_id("stSliderThumbValue").all_inner_texts()
+
+
+def test_the_controls_open_in_view_next_to_the_answer(page, app_url):
+    """Issue 25: at 1400 x 900 the controls that drive the takeaway sat ~3,000 px below it. As the page opens,
+    the networks, the perturbation and its amplitude are on screen beside the proof, and only the chosen
+    perturbation's settings are there (no greyed-out slider)."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{app_url}/neural_diversity")
+    wait_for_run(page, timeout=120_000)
+    proof = page.locator(".st-key-proof").bounding_box()
+    for control in (page.get_by_test_id("stRadio").filter(has_text="Networks"),
+                    page.get_by_test_id("stRadio").filter(has_text="Perturbation"),
+                    page.get_by_test_id("stSlider").filter(has_text="Gain modulation amplitude A")):
+        box = control.bounding_box()
+        assert 0 <= box["y"] and box["y"] + box["height"] <= 900, box
+        assert box["x"] + box["width"] <= proof["x"]  # beside the proof, on its left
+    sliders = page.get_by_test_id("stMain").get_by_test_id("stSlider")
+    assert sliders.filter(has_text="Noise standard deviation").count() == 0
+    expect(page.locator("[data-testid='stSlider'] [data-disabled='true']")).to_have_count(0)

@@ -45,7 +45,7 @@ def shared():
 
 def test_default_curves_are_the_reference_values(shared):
     at = shared
-    assert at.multiselect(key="con_partners_mlp_seed0").value == ["mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"]
+    assert at.multiselect(key="con_partners").value == ["mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"]
     series = _series(at)
     ours, pixels = _zoo("mlp_seed0"), sample_models.digits().X_test
     for partner in ("mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"):
@@ -91,7 +91,7 @@ def test_the_compare_link_opens_compare_with_dcka():
 
 def test_a_cnn_against_its_fresh_untrained_twin():
     at = open_page(PAGE, {"con_reference": "cnn"})
-    assert at.multiselect(key="con_partners_cnn").value == ["untrained twin"]
+    assert at.multiselect(key="con_partners").value == ["untrained twin"]
     torch.manual_seed(sample_models.ZOO["cnn"].seed)
     twin = sample_models.build(sample_models.ZOO["cnn"].config).eval()
     ours = _zoo("cnn")
@@ -105,21 +105,21 @@ def test_a_cnn_against_its_fresh_untrained_twin():
 
 
 def test_no_partner_is_an_info_not_an_error(shared):
-    at = rerun(shared.multiselect(key="con_partners_mlp_seed0").set_value([]))
+    at = rerun(shared.multiselect(key="con_partners").set_value([]))
     assert any("Pick at least one network" in i.value for i in at.info) and not at.error
-    rerun(at.multiselect(key="con_partners_mlp_seed0").set_value(["mlp_seed1", "mlp_untrained",
+    rerun(at.multiselect(key="con_partners").set_value(["mlp_seed1", "mlp_untrained",
                                                                    "mlp_shuffled_labels"]))
 
 
 def test_the_layer_control_moves_the_metrics_and_the_takeaway(shared):
-    at = rerun(shared.selectbox(key="con_layer_mlp_seed0").set_value("hidden3"))
+    at = rerun(shared.selectbox(key="con_layer").set_value("hidden3"))
     series = _series(at)
     assert [m.label for m in at.metric][0] == "mlp_seed1 at hidden3: dCKA"
     assert at.metric[0].value == f"{series['mlp_seed1: dCKA'][2]:.3f}"
     text = takeaway_text(at)
     assert "At hidden3," in text
     assert f"{series['mlp_untrained: dCKA'][2]:.2f}" in text
-    rerun(at.selectbox(key="con_layer_mlp_seed0").set_value("hidden1"))
+    rerun(at.selectbox(key="con_layer").set_value("hidden1"))
 
 
 def test_networks_with_a_layer_every_digit_leaves_the_same_are_not_offered(shared):
@@ -132,3 +132,79 @@ def test_networks_with_a_layer_every_digit_leaves_the_same_are_not_offered(share
     for name in ("pixel_rnn_relu", "pixel_rnn_adaptive"):
         first = _zoo(name)["step1"]
         assert np.ptp(first, axis=0).max() == 0  # why: the same state for every digit
+
+
+def _colours(at) -> dict[str, str]:
+    """Each partner's line colour in the chart (its CKA and dCKA lines share it)."""
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("con_curves"))
+    colours: dict[str, set] = {}
+    for trace in json.loads(chart.proto.spec)["data"]:
+        if ": " in trace["name"] and trace["name"] != "CKA with the pixels":
+            colours.setdefault(trace["name"].split(": ")[0], set()).add(trace["line"]["color"])
+    assert all(len(c) == 1 for c in colours.values()), colours
+    return {partner: c.pop() for partner, c in colours.items()}
+
+
+def test_each_network_keeps_its_colour_whatever_else_is_shown():
+    """Issue 25: line colours went by a partner's place in the list, so they moved when the partners or the
+    reference changed. Every partner keeps one colour across runs and choices, and no two share one."""
+    at = open_page(PAGE)
+    seen: dict[str, str] = {}
+    for reference, partners in (("mlp_seed0", ["mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"]),
+                                ("mlp_seed0", ["mlp_shuffled_labels", "mlp_seed2", "mlp_seed1"]),
+                                ("mlp_wide", ["mlp_seed0", "untrained twin", "mlp_untrained", "mlp_seed1"]),
+                                ("mlp_seed1", ["mlp_gamma_heterogeneous", "mlp_seed0", "mlp_wide", "mlp_seed2"])):
+        rerun(at.selectbox(key="con_reference").set_value(reference))
+        rerun(at.multiselect(key="con_partners").set_value(partners))
+        colours = _colours(at)
+        assert sorted(colours) == sorted(partners)
+        assert len(set(colours.values())) == len(colours), colours  # one colour each in a chart
+        for partner, colour in colours.items():
+            assert seen.setdefault(partner, colour) == colour, (reference, partner, seen[partner], colour)
+    assert len(set(seen.values())) == len(seen)
+
+
+def test_changing_the_reference_keeps_the_choices_that_still_fit():
+    """Issue 25: mlp_seed0 -> mlp_wide at layer logits reset the layer and dropped the trained partner. The layer
+    and the partners stay wherever the new reference has them; what cannot stay is said, with the reason."""
+    at = open_page(PAGE)
+    rerun(at.selectbox(key="con_layer").set_value("logits"))
+    partners = ["mlp_seed1", "mlp_untrained", "mlp_shuffled_labels"]
+    rerun(at.selectbox(key="con_reference").set_value("mlp_wide"))
+    assert at.selectbox(key="con_layer").value == "logits" and at.multiselect(key="con_partners").value == partners
+    assert [m.label for m in at.metric][0] == "mlp_seed1 at logits: dCKA" and "At logits," in takeaway_text(at)
+    assert not at.info  # nothing changed, nothing to say
+    series, ours = _series(at), _zoo("mlp_wide")
+    np.testing.assert_allclose(series["mlp_seed1: CKA"][-1], ref.linear_cka(ours["logits"], _zoo("mlp_seed1")["logits"]),
+                               atol=1e-6)
+
+    rerun(at.selectbox(key="con_reference").set_value("mlp_seed1"))  # a partner becomes the reference
+    assert at.multiselect(key="con_partners").value == ["mlp_wide", "mlp_untrained", "mlp_shuffled_labels"]
+    [note] = [i.value for i in at.info]
+    assert "mlp_seed1 is now the reference, so mlp_wide takes its place among the partners" in note
+
+    rerun(at.selectbox(key="con_reference").set_value("cnn"))  # none of them has the CNN's layers
+    assert at.selectbox(key="con_layer").value == "logits"
+    assert at.multiselect(key="con_partners").value == ["untrained twin"]
+    [note] = [i.value for i in at.info]
+    assert "mlp_wide, mlp_untrained and mlp_shuffled_labels do not have cnn's layers" in note
+    assert "showing its default partner, untrained twin" in note and not at.error
+
+    rerun(at.selectbox(key="con_layer").set_value("conv2"))
+    assert not at.info  # said once, on the change
+    rerun(at.selectbox(key="con_reference").set_value("rnn_relu"))  # no conv2 there
+    assert at.selectbox(key="con_layer").value == "step1"
+    assert at.multiselect(key="con_partners").value == ["untrained twin"]
+    [note] = [i.value for i in at.info]
+    assert "rnn_relu has no layer conv2, so the numbers read step1" in note
+    assert [m.label for m in at.metric][0] == "untrained twin at step1: dCKA"
+
+
+def test_the_untrained_twin_becomes_the_zoos_untrained_network():
+    from ui.pitfalls import confounders as con
+
+    layer, partners, note = con.carried_over("mlp_wide", "mlp_seed0", "hidden2", ["untrained twin", "mlp_seed0"])
+    assert layer == "hidden2" and partners == ["mlp_untrained", "mlp_wide"]
+    assert "the untrained twin of mlp_seed0 is the zoo's mlp_untrained" in note
+    assert "mlp_seed0 is now the reference, so mlp_wide takes its place" in note
+    assert con.carried_over("mlp_seed0", "mlp_seed2", "hidden1", ["mlp_seed1"]) == ("hidden1", ["mlp_seed1"], "")

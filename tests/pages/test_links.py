@@ -133,7 +133,9 @@ def _link_from_every_control(page: str, seed: dict) -> tuple[dict, object]:
     for _ in range(8):
         at = open_page(page, params)
         shown = _controls(at)
-        kept = {k: v for k, v in params.items() if k in shown or k in seed}  # a choice can hide a control
+        # a choice can hide a control, or make another's value invalid (Confounders: the new reference was
+        # among the partners): such a value is derived again from what the page shows with the others
+        kept = {k: v for k, v in params.items() if k in seed or (k in shown and _same(v, _url_value(shown[k])))}
         new = {k: v for k, w in shown.items() if k not in kept and (v := _other_value(w)) is not None}
         if not new and kept == params:
             return params, at

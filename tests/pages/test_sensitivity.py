@@ -3,6 +3,8 @@ explicit eigendecomposition, the float64 reference measures, the zoo network run
 layer), the takeaway following the k slider, and bad links answered with a notice, not a traceback."""
 from __future__ import annotations
 
+import base64
+import json
 
 import numpy as np
 import pytest
@@ -57,8 +59,9 @@ def probe_accuracy(edited: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- reading the page
-def k_slider(at, which: str):
-    [slider] = [s for s in at.select_slider if s.key.startswith(f"sen_k_{which}_")]
+def k_slider(at):
+    """The one k slider, shared by top-k and bottom-k (its key carries the layer's component count)."""
+    [slider] = [s for s in at.select_slider if s.key.startswith("sen_k_")]
     return slider
 
 
@@ -76,15 +79,15 @@ def _bottom(at, k: int | None = None):
     """The shared session on the default network and layer, bottom-k, the network's own accuracy (and k)."""
     at.radio(key="sen_score").set_value("The network's own accuracy")
     rerun(at.radio(key="sen_which").set_value("Bottom-k: smallest variance"))
-    return at if k is None else rerun(k_slider(at, "bottom").set_value(k))
+    return at if k is None else rerun(k_slider(at).set_value(k))
 
 
 # ---------------------------------------------------------------- tests
 def test_default_view_matches_the_independent_computation(at, layer):
     assert at.selectbox(key="sen_model").value == NETWORK
     assert at.selectbox(key="sen_layer_mlp_seed0").value == LAYER
-    slider = k_slider(at, "bottom")
-    assert slider.key == f"sen_k_bottom_{layer['rank']}" and slider.value == layer["rank"] - 4
+    slider = k_slider(at)
+    assert slider.key == f"sen_k_{layer['rank']}" and slider.value == layer["rank"] - 4
     edited = deleted(layer, slider.value, "bottom")
     cka = ref.linear_cka(layer["X"], edited)
     assert metric(at, "Linear CKA") == pytest.approx(cka, abs=6e-5)
@@ -137,7 +140,7 @@ def test_the_takeaway_follows_the_k_slider(at, layer):
         shown = metric(at, "Linear CKA")
         assert shown == pytest.approx(ref.linear_cka(layer["X"], edited), abs=6e-5), k
         assert number_after(text, "linear CKA reads") == pytest.approx(shown, abs=6e-4)
-        assert f"Deleting the {k} lowest-variance of {LAYER}'s {rank} principal components" in text
+        assert f"Deleting the {k} lowest-variance principal components of {LAYER}'s {rank} (" in text
         accuracy = metric(at, NETWORK_ACCURACY)
         assert accuracy == pytest.approx(network_accuracy(edited), abs=6e-4)
         shown_accuracy = f"{100 * accuracy:.1f}%"
@@ -146,28 +149,84 @@ def test_the_takeaway_follows_the_k_slider(at, layer):
     assert ckas == sorted(ckas)        # fewer components deleted, a CKA closer to 1
 
 
-def test_top_k_and_the_probe(at, layer):
+def _numbers(values) -> np.ndarray:
+    """A chart's array as plotly serialises it (a typed array in base64, or a list)."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), values["dtype"])
+    return np.asarray(values, dtype=float)
+
+
+def _title(at, key: str) -> str:
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    return json.loads(chart.proto.spec)["layout"]["title"]["text"]
+
+
+def test_switching_to_top_k_keeps_k_and_one_component_reads_as_one(at, layer):
+    """Issue 25: Bottom-k -> Top-k reset k to 1 without a word, and k = 1 read 'Deleting the highest-variance of
+    hidden2's 56 principal components'."""
+    _bottom(at, 10)
     rerun(at.radio(key="sen_which").set_value("Top-k: largest variance"))
-    slider = k_slider(at, "top")
-    assert slider.value == 1
+    assert k_slider(at).value == 10
+    assert metric(at, "Linear CKA") == pytest.approx(ref.linear_cka(layer["X"], deleted(layer, 10, "top")), abs=6e-5)
+    assert f"Deleting the 10 highest-variance principal components of {LAYER}'s {layer['rank']} (" in takeaway_text(at)
+    assert _title(at, "sen_spectrum").startswith(f"{LAYER}: the 10 deleted components (red) carry ")
+    rerun(k_slider(at).set_value(1))
     edited = deleted(layer, 1, "top")
     assert metric(at, "Linear CKA") == pytest.approx(ref.linear_cka(layer["X"], edited), abs=6e-5)
-    assert "Deleting the highest-variance of" in takeaway_text(at)
+    text = takeaway_text(at)
+    assert f"Deleting the highest-variance principal component of {LAYER}'s {layer['rank']} (" in text
+    assert "principal components" not in text.split(" (")[0]
+    assert _title(at, "sen_spectrum").startswith(f"{LAYER}: the deleted component (red) carries ")
+    rerun(at.radio(key="sen_which").set_value("Bottom-k: smallest variance"))
+    assert k_slider(at).value == 1
+    assert "Deleting the lowest-variance principal component of" in takeaway_text(at)
+
+
+def test_top_k_and_the_probe(at, layer):
+    rerun(at.radio(key="sen_which").set_value("Top-k: largest variance"))
+    rerun(k_slider(at).set_value(1))
+    edited = deleted(layer, 1, "top")
     rerun(at.radio(key="sen_score").set_value(PROBE))
     assert metric(at, PROBE_ACCURACY) == pytest.approx(probe_accuracy(edited), abs=6e-4)
     assert "the probe's accuracy" in takeaway_text(at)
-    rerun(slider.set_value(5))
+    rerun(k_slider(at).set_value(5))
     assert metric(at, PROBE_ACCURACY) == pytest.approx(probe_accuracy(deleted(layer, 5, "top")), abs=6e-4)
     assert not at.error
 
 
+def test_deletions_that_cost_the_same_stay_readable(at):
+    """Issue 25: the chart stacked dozens of points of all four measures in the same columns at x = 0 and at the
+    drop to chance. Each measure has its own panel (no measure's points on another's axes), every point stays at
+    its true cost, and the caption counts the deletions that share a cost, as the values table has them."""
+    _bottom(at)
+    chart = next(c for c in at.get("plotly_chart") if "sen_deletions" in c.proto.id)
+    traces = json.loads(chart.proto.spec)["data"]
+    axes: dict[str, set] = {}
+    for trace in traces:
+        if trace.get("name") in ("bottom-k", "top-k"):
+            continue
+        measure = trace["hovertemplate"].split("<br>")[0].split(": ")[0]
+        axes.setdefault(trace.get("xaxis", "x") + trace.get("yaxis", "y"), set()).add(measure)
+    assert len(axes) == 4 and all(len(measures) == 1 for measures in axes.values()), axes
+    values = next(d.value for d in at.dataframe if "accuracy drop" in d.value.columns)
+    drops = values.assign(points=(100 * values["accuracy drop"]).round(1))
+    caption = next(c.value for c in at.caption if c.value.startswith("Each point is one deletion"))
+    for which, group in drops.groupby("which"):
+        cost, count = group["points"].value_counts().idxmax(), group["points"].value_counts().max()
+        assert count >= 5  # mlp_seed0's hidden2: most deletions cost nothing, or everything down to chance
+        said = "cost nothing" if cost == 0 else f"cost {cost:.1f} points"
+        assert f"{count} of the {len(group)} {which}-k deletions {said}" in caption
+    shown = [x for trace in traces if "customdata" in trace for x in _numbers(trace["x"])]
+    assert set(np.round(shown, 6)) <= set(np.round(100 * values["accuracy drop"], 6))
+
+
 @pytest.mark.parametrize("value", ["500", "0", "abc", "52.5"])
 def test_a_bad_k_in_the_link_gets_a_notice_and_the_default(layer, value):
-    key = f"sen_k_bottom_{layer['rank']}"
+    key = f"sen_k_{layer['rank']}"
     at = open_page(PAGE, {key: value})
     [notice] = [n for n in at.session_state[shell.URL_NOTICES] if key in n]
     assert "not a valid value" in notice
-    assert k_slider(at, "bottom").value == layer["rank"] - 4
+    assert k_slider(at).value == layer["rank"] - 4
     assert not at.error and takeaway_text(at)
 
 

@@ -1,6 +1,9 @@
 """Plotly figure builders with one palette, readable axes and hover values."""
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -19,6 +22,8 @@ COLOURS = {
     "moved": "#d62728",
 }
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+#: Lines that stand for networks: the class colours but grey, which charts keep for references (the inputs).
+NETWORK_PALETTE = tuple(c for c in CLASS_COLOURS if c != COLOURS["original"])
 HEATMAP_SCALE = "Viridis"
 LAYOUT = dict(margin=dict(l=60, r=20, t=50, b=50), height=380, uirevision="keep")
 # Plotly validates and copies a template for every figure that names one (or takes the default): about
@@ -52,6 +57,14 @@ def curve(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, x_title: 
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     return fig
+
+
+def network_colour(name: str, family: Sequence[str] = ()) -> str:
+    """One colour per network, the same in every run whatever else is drawn: its place in ``family`` (the
+    networks that can share a chart, in a fixed order: as many as the palette holds get a colour each), else a
+    stable hash of the name (Python's own ``hash`` changes from run to run)."""
+    index = list(family).index(name) if name in family else zlib.crc32(name.encode())
+    return NETWORK_PALETTE[index % len(NETWORK_PALETTE)]
 
 
 def _key(label: str) -> str:

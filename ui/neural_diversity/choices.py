@@ -60,6 +60,21 @@ AMPLITUDES = {
     "noisy_drive": (6.0, 0.5, 5.0),  # Geadah et al.'s noise: N(5, 2)
 }
 
+# The amplitude slider of each kind: (label, URL key, help).
+AMPLITUDE_SLIDERS = {
+    "sin_gain": ("Gain modulation amplitude A", "nd_amp_sin",
+                 "What is read at step t of T is multiplied by 1 + A·sin(2πf·t/T): row t of 8, or the pixel read at "
+                 "step t of 64."),
+    "noise": ("Noise standard deviation A", "nd_amp_noise", "Pixels are in [0, 1]; the noise is added to every pixel."),
+    "drive": ("Step drive amplitude A", "nd_amp_drive",
+              "Added to every unit's pre-activation (RNNs: in the window; MLPs: the first hidden layer)."),
+    "noisy_drive": ("Noisy drive mean A", "nd_amp_noisy",
+                    "Like the step drive, plus Gaussian noise of variance 0.4·A drawn for every digit, step and unit "
+                    "(a fixed pattern per seed): at A = 5 it is Geadah et al.'s noise, N(5, 2); at A = 0 nothing."),
+}
+# The settings each kind uses besides its amplitude: only these are shown (and key the cache).
+SETTINGS = {"sin_gain": ("frequency",), "noise": ("seed",), "drive": ("window",), "noisy_drive": ("seed", "window")}
+
 # gamma presets: code -> (label, n, s)
 PRESETS = {
     "custom": ("Custom", None, None),
@@ -104,8 +119,10 @@ def preset_values(label: str) -> tuple[float | None, float | None]:
     return n, s
 
 
-def kind_settings(kind: str, frequency: float, seed: int, window: tuple[int, int]) -> tuple[float, int, tuple[int, int]]:
-    """(frequency, seed, window) with the settings of the other kinds at their defaults, so that
-    moving a disabled slider does not recompute (only the chosen kind's settings key the cache)."""
-    return (float(frequency) if kind == "sin_gain" else 1.0, int(seed) if kind in ("noise", "noisy_drive") else 0,
-            (int(window[0]), int(window[1])) if kind in pert.DRIVES else (1, pert.EIGHTHS))
+def kind_settings(kind: str, frequency: float | None, seed: int | None,
+                  window: tuple[int, int] | None) -> tuple[float, int, tuple[int, int]]:
+    """(frequency, seed, window) with the settings the kind does not use (:data:`SETTINGS`; None where the page
+    does not show them) at their defaults, so that only the chosen kind's settings key the cache."""
+    uses = SETTINGS[kind]
+    return (float(frequency) if "frequency" in uses else 1.0, int(seed) if "seed" in uses else 0,
+            (int(window[0]), int(window[1])) if "window" in uses else (1, pert.EIGHTHS))

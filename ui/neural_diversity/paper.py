@@ -12,8 +12,8 @@ from sample_models import perturbations as pert
 from sample_models.zoo import PIXEL_RNN_SEEDS
 
 from ..frame.widgets import percent
-from .choices import ADAPTIVE, NETWORK_SETS, grid, model
-from .sweeps import Sweep, adaptive_index
+from .choices import ADAPTIVE, NETWORK_SETS, grid, kind_settings, model
+from .sweeps import Sweep, sweep
 
 
 def _rank(retained: np.ndarray, index: int) -> int:
@@ -21,17 +21,12 @@ def _rank(retained: np.ndarray, index: int) -> int:
     return 1 + int(np.count_nonzero(retained > retained[index]))
 
 
-def adaptive_rank(s: Sweep, k: int) -> tuple[int, float]:
-    """(rank of the adaptive RNN by accuracy retained at amplitude ``k``, 1 = most robust; its
-    accuracy change in points)."""
-    aru = adaptive_index(s)
-    return _rank(s.accuracy[:, k] / s.accuracy[:, 0], aru), 100 * float(s.accuracy[aru, k] - s.accuracy[aru, 0])
-
-
-def standing(s: Sweep, k: int) -> str:
-    """Where the adaptive RNN ranks by accuracy retained at amplitude ``k``, against the paper."""
-    rank, points = adaptive_rank(s, k)
-    n = len(s.names)
+def standing(protocol: str, clean: np.ndarray, now: np.ndarray) -> str:
+    """Where the protocol's adaptive RNN ranks by accuracy retained, against the paper; ``clean``, ``now``: the
+    accuracy of each of the protocol's networks (NETWORK_SETS order), clean and perturbed."""
+    aru = list(NETWORK_SETS[protocol]).index(ADAPTIVE[protocol])
+    rank, points = _rank(now / clean, aru), 100 * float(now[aru] - clean[aru])
+    n = clean.size
     where = ("the most robust, as in the paper" if rank == 1 else
              "the least robust, the opposite of the paper" if rank == n else
              f"number {rank} of {n}, not the most robust as in the paper")
@@ -62,26 +57,48 @@ def _adaptive_rank(retained: np.ndarray) -> int:
     return _rank(retained, -1)
 
 
+@st.cache_data(max_entries=512, show_spinner=False)
+def _accuracy(name: str, kind: str, frequency: float, seed: int, window: tuple[int, int], amplitude: float) -> float:
+    """Test accuracy of network ``name`` under one perturbation setting at one amplitude."""
+    digits = sample_models.digits()
+    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
+    return float(pert.accuracy_curve(model(name), digits.X_test, digits.y_test, spec, [amplitude])[0])
+
+
+def accuracy(name: str, spec: pert.Perturbation, amplitude: float) -> float:
+    """:func:`_accuracy`, keyed so that every perturbation shares one clean run (A = 0 changes nothing) and the
+    settings a kind ignores never split the cache: the scorecard, the seeds' check at the chosen setting and
+    every revisited amplitude reuse each network's runs."""
+    if amplitude == 0.0:
+        spec = pert.Perturbation("sin_gain")
+    return _accuracy(name, spec.kind, *kind_settings(spec.kind, spec.frequency, spec.seed, spec.window),
+                     float(amplitude))
+
+
 def _retained(names: list[str], spec: pert.Perturbation, amplitude: float) -> np.ndarray:
     """Accuracy retained (perturbed / clean) of each network on the test digits."""
-    digits = sample_models.digits()
-    curves = np.array([pert.accuracy_curve(model(name), digits.X_test, digits.y_test, spec, [0.0, amplitude])
-                       for name in names])
-    return curves[:, 1] / curves[:, 0]
+    return np.array([accuracy(name, spec, amplitude) / accuracy(name, spec, 0.0) for name in names])
 
 
-def _seed_robustness(spec: pert.Perturbation, amplitude: float) -> SeedRobustness:
-    retained = [_retained(pixel_networks(training_seed), spec, amplitude) for training_seed in PIXEL_RNN_SEEDS]
+def _over_seeds(retained: list[np.ndarray]) -> SeedRobustness:
+    """``retained``: accuracy retained of each training seed's pixel networks."""
     mean = np.mean(retained, axis=0)
     return SeedRobustness(tuple(_adaptive_rank(r) for r in retained), tuple(float(v) for v in mean),
                           _adaptive_rank(mean))
 
 
-@st.cache_data(max_entries=64, show_spinner="Running the other training seeds…")
-def seed_robustness(kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> SeedRobustness:
-    """The protocol's networks of every training seed on the test digits, clean and at grid amplitude ``k``."""
-    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
-    return _seed_robustness(spec, float(grid(kind)[k]))
+def _seed_robustness(spec: pert.Perturbation, amplitude: float) -> SeedRobustness:
+    return _over_seeds([_retained(pixel_networks(training_seed), spec, amplitude)
+                        for training_seed in PIXEL_RNN_SEEDS])
+
+
+def _clean_and_now(protocol: str, shown: Sweep, spec: pert.Perturbation, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The accuracy of each of the protocol's networks, clean and at grid amplitude ``k``: read off the page's
+    sweep when it is this protocol's (already run over the whole grid), else one run of each network."""
+    if shown.names == tuple(NETWORK_SETS[protocol]):
+        return shown.accuracy[:, 0], shown.accuracy[:, k]
+    amplitude = float(grid(spec.kind)[k])
+    return tuple(np.array([accuracy(name, spec, a) for name in NETWORK_SETS[protocol]]) for a in (0.0, amplitude))
 
 
 # Geadah et al.'s test settings, scaled to the digits: (label, perturbation, amplitude, what the paper reports).
@@ -146,21 +163,31 @@ def scorecard_verdict(scores: list[Score]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def paper_comparison(pixels: Sweep, rows: Sweep, k: int, seeds: SeedRobustness | None) -> str:
-    """How the adaptive RNN of each protocol fares against Geadah et al.'s finding, at amplitude ``k``; ``seeds``:
-    the protocol's networks over their training seeds (:func:`seed_robustness`; None at k = 0)."""
-    if k == 0 or seeds is None:
+@st.cache_data(max_entries=64, show_spinner="Running the other training seeds…")
+def paper_comparison(protocol: str, kind: str, frequency: float, seed: int, window: tuple[int, int], k: int) -> str:
+    """How the adaptive RNN of each protocol fares against Geadah et al.'s finding at grid amplitude ``k``, in
+    the run shown (``protocol``'s sweep, the page's) and over the training seeds of their protocol. A move of
+    the amplitude runs only the networks the page has not run yet, once each."""
+    if k == 0:
         return ("Geadah et al. found the adaptive networks the most robust to shifts in the input statistics; raise "
-                "the amplitude in section 3 to see whether they are here.")
-    n = len(pixels.names)
+                "the amplitude A at the top of the page to see whether they are here.")
+    spec = pert.Perturbation(kind, frequency=frequency, seed=seed, window=window)
+    shown = sweep(protocol, kind, frequency, seed, window)
+    pixels, rows = (_clean_and_now(p, shown, spec, k) for p in ("pixels", "rows"))
+    amplitude = float(grid(kind)[k])
+    seeds = _over_seeds([pixels[1] / pixels[0] if training_seed == 1 else
+                         _retained(pixel_networks(training_seed), spec, amplitude)
+                         for training_seed in PIXEL_RNN_SEEDS])
+    n = len(NETWORK_SETS["pixels"])
     most = sum(rank == 1 for rank in seeds.ranks)
     on_average = ("the most robust" if seeds.mean_rank == 1 else
                   f"number {seeds.mean_rank} of {n}")
-    return (f"Geadah et al. found the adaptive networks the most robust. At A = {pixels.amplitudes[k]:g}, with their "
+    return (f"Geadah et al. found the adaptive networks the most robust. At A = {amplitude:g}, with their "
             f"protocol (the digits read pixel by pixel, 64 steps; their initialisation and training), in the run "
-            f"shown below (training seed 1) {standing(pixels, k)}. Over {len(seeds.ranks)} training seeds it is the "
-            f"most robust of the {n} in **{most} of {len(seeds.ranks)}** (ranks {', '.join(map(str, seeds.ranks))}) and **{on_average}** by "
+            f"shown below (training seed 1) {standing('pixels', *pixels)}. Over {len(seeds.ranks)} training seeds it "
+            f"is the most robust of the {n} in **{most} of {len(seeds.ranks)}** (ranks "
+            f"{', '.join(map(str, seeds.ranks))}) and **{on_average}** by "
             f"accuracy retained averaged over the seeds ({percent(seeds.mean_retained[-1])} against "
             f"{', '.join(percent(v) for v in seeds.mean_retained[:-1])} for "
             f"{', '.join(list(NETWORK_SETS['pixels'].values())[:-1])}). Among the zoo's networks, which read the "
-            f"digit row by row in 8 steps, {standing(rows, k)}.")
+            f"digit row by row in 8 steps, {standing('rows', *rows)}.")

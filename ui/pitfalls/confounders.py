@@ -19,7 +19,9 @@ from ..frame import figures
 from ..sources import models
 
 TWIN = "untrained twin"  # the partner that is the reference's architecture at its random initialisation
-PARTNER_COLOURS = ["#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+# The page's controls (URL keys) and what it remembers between runs.
+REFERENCE, LAYER, PARTNERS = "con_reference", "con_layer", "con_partners"
+_SHOWN = "_con_reference_shown"   # the reference of the last run, to see that it changed
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,67 @@ def default_partners(reference: str) -> list[str]:
     return (retrained[:1] + controls) or candidates[:2]
 
 
+def partner_colour(layers: tuple[str, ...], partner: str) -> str:
+    """The line colour of a partner with these layers, the same whatever the reference and the other partners:
+    the zoo's networks with these layers (in the zoo's order, then the untrained twin) each take their own."""
+    family = [name for name in models.zoo_names() if models.get(name).layers == layers] + [TWIN]
+    return figures.network_colour(partner, family)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def carried_over(previous: str, reference: str, layer: str, chosen: list[str]) -> tuple[str, list[str], str]:
+    """The layer and partners to show after the reference changed from ``previous``: the user's own where they
+    stay valid, the nearest valid ones where not, and a sentence on what changed and why ('' when nothing did).
+
+    The new reference, if it was a partner, swaps places with the old one; the untrained twin becomes the zoo's
+    untrained network where there is one; partners without the new reference's layers go (the defaults if none
+    is left)."""
+    layers, options = models.get(reference).layers, partners(reference)
+    said = []
+    if layer not in layers:
+        said.append(f"{reference} has no layer {layer}, so the numbers read {layers[0]}")
+        layer = layers[0]
+    stand_in = {reference: previous, TWIN: models.zoo_twin(reference)}
+    kept, dropped = [], []
+    for name in chosen:
+        new = name if name in options else stand_in.get(name)
+        if new in options and new not in kept:
+            kept.append(new)
+            if new != name:
+                said.append(f"{name} is now the reference, so {new} takes its place among the partners"
+                            if name == reference else f"the untrained twin of {reference} is the zoo's {new}")
+        elif new not in kept:
+            dropped.append(name)
+    if dropped:
+        said.append(f"{_listed(dropped)} {'does' if len(dropped) == 1 else 'do'} not have {reference}'s layers "
+                    f"({', '.join(layers)}), so {'it is' if len(dropped) == 1 else 'they are'} no longer "
+                    f"{'a partner' if len(dropped) == 1 else 'partners'}")
+    if not kept:
+        kept = default_partners(reference)
+        said.append(f"showing its default {'partner' if len(kept) == 1 else 'partners'}, {_listed(kept)}")
+    return layer, kept, ("" if not said else f"With {reference} as the reference: " + "; ".join(said) + ".")
+
+
+def follow_the_reference(reference: str) -> str:
+    """Before the layer and partner controls are drawn: when the reference changed since the last run, set them
+    to :func:`carried_over` and return what changed ('' otherwise, and on the first run)."""
+    state = st.session_state
+    previous, state[_SHOWN] = state.get(_SHOWN), reference
+    if previous is None or previous == reference or LAYER not in state or PARTNERS not in state:
+        return ""
+    state[LAYER], state[PARTNERS], note = carried_over(previous, reference, state[LAYER], list(state[PARTNERS]))
+    return note
+
+
+def partners_default(reference: str) -> list[str] | None:
+    """The partners the control opens with; None once it holds the user's (Streamlit warns when a widget gets
+    both a default and a value set through the session state)."""
+    return None if PARTNERS in st.session_state else default_partners(reference)
+
+
 def _partner_layers(reference: str, partner: str) -> tuple[str, dict[str, np.ndarray], bool]:
     if partner == TWIN:
         about, layers = models.untrained_twin(reference)
@@ -105,10 +168,11 @@ def pixel_cka(reference: str) -> tuple[float, ...]:
 
 
 def curves_figure(layers: tuple[str, ...], found: list[Curves], pixels: tuple[float, ...]) -> go.Figure:
-    """CKA (dashed) and dCKA (solid) per layer, one colour per partner; the layers' CKA with the
-    pixels in grey."""
+    """CKA (dashed) and dCKA (solid) per layer, one colour per partner (:func:`partner_colour`); the layers' CKA
+    with the pixels in grey."""
     fig = go.Figure()
-    for colour, c in zip(PARTNER_COLOURS, found):
+    for c in found:
+        colour = partner_colour(layers, c.partner)
         for name, values, dash in (("CKA", c.cka, "dash"), ("dCKA", c.dcka, "solid")):
             fig.add_trace(go.Scatter(
                 x=list(layers), y=list(values), mode="lines+markers", name=f"{c.partner}: {name}",

@@ -46,6 +46,8 @@ SCORE_LABELS = {"network": "Network accuracy", "probe": "Probe accuracy"}
 SYMBOLS = {"bottom": "circle", "top": "triangle-up"}
 #: Changes of the functional score below this (half a tenth of a point) read as none.
 NO_CHANGE = 5e-4
+#: A cost that this many deletions of one kind or more share is said to stack them in a column.
+CROWDED = 5
 
 
 def networks() -> list[str]:
@@ -87,7 +89,8 @@ def on_a_grid(rank: int) -> bool:
 
 
 def default_k(which: str, options: list[int], rank: int) -> int:
-    """Top: the leading component alone; bottom: all but KEPT_BY_DEFAULT leading ones (the nearest option)."""
+    """The k the slider opens with (then kept when top-k and bottom-k are switched): top, the leading component
+    alone; bottom, all but KEPT_BY_DEFAULT leading ones (the nearest option)."""
     target = 1 if which == "top" else rank - KEPT_BY_DEFAULT
     return min(options, key=lambda k: abs(k - target))
 
@@ -195,13 +198,21 @@ def view(name: str, layer: str, functional: str, which: str, k: int) -> Sensitiv
     deletion = found.find(which, k)
     if deletion is None:
         why = next((reason for w, kk, reason in found.skipped if (w, kk) == (which, k)), "it is not on the grid of k")
-        raise RepresentationError(f"The deletion of the {which} {k} components could not be measured: {why}. "
+        raise RepresentationError(f"The deletion of {deleted_text(which, k)} could not be measured: {why}. "
                                   "Pick another k.")
     spread = seed_spread(key, name, layer)
     measures = [_measure(m, found, deletion, spread.get(m, {})) for m in found.measures]
     return SensitivityView(name, layer, functional, found, deletion, measures, seed_runs(name),
                            sensitivity.deleted_variance(found.lambdas, k, which),
                            1.0 - deletion.closed_form_cka ** 2)  # CKA^2 = the kept share of sum lambda^2 (§8.3)
+
+
+def deleted_text(which: str, k: int) -> str:
+    """The deletion in words: 'the highest-variance principal component', 'the 10 lowest-variance principal
+    components'."""
+    side = "lowest" if which == "bottom" else "highest"
+    return (f"the {side}-variance principal component" if k == 1 else
+            f"the {k} {side}-variance principal components")
 
 
 def points(drop: float | None) -> str:
@@ -273,12 +284,11 @@ def _hides(shown: MeasureShown, who: str) -> str:
 def takeaway(v: SensitivityView) -> str:
     """The page's lesson in one sentence, with the numbers of the current deletion and of the whole sweep."""
     d, cka = v.deletion, v.measure("linear_cka")
-    side = ("" if d.k == 1 else f"{d.k} ") + ("lowest" if d.which == "bottom" else "highest")
     score_name = FUNCTIONAL_NAMES[v.functional]
     moved = abs(v.drop) >= NO_CHANGE
     effect = (f"takes {score_name} from {v.sweep.baseline:.1%} to {d.score:.1%}" if moved
               else f"leaves {score_name} at {d.score:.1%}")
-    head = (f"Deleting the {side}-variance of {v.layer}'s {v.sweep.rank} principal components "
+    head = (f"Deleting {deleted_text(d.which, d.k)} of {v.layer}'s {v.sweep.rank} "
             f"({v.deleted_variance:.2%} of the variance) {effect}")
     if cka.seed_band is None:
         return (f"{head}, and linear CKA reads {cka.value:.3f} (this network has no retrained seed runs to set it "
@@ -334,38 +344,76 @@ def _hover(label: str) -> str:
             "<br>dissimilarity %{y:.4f} (value %{customdata[2]:.4f})<extra></extra>")
 
 
+def stacked(found: Sweep) -> list[tuple[str, float, int]]:
+    """(top or bottom, cost in points, how many deletions) of every cost that CROWDED or more deletions of one
+    kind share (to 0.1 point): those deletions stack in one column of the chart."""
+    drops, found_which = np.round(100 * found.drops(), 1), np.array([d.which for d in found.deletions])
+    said = []
+    for which in ("bottom", "top"):
+        costs, counts = np.unique(drops[found_which == which], return_counts=True)
+        said += [(which, float(c), int(n)) for c, n in zip(costs, counts) if n >= CROWDED]
+    return said
+
+
+def stacked_text(v: SensitivityView) -> str:
+    """Why the chart's points stand in columns, in numbers ('' when none do)."""
+    kinds = {w: sum(d.which == w for d in v.sweep.deletions) for w in ("bottom", "top")}
+    parts = [f"{count} of the {kinds[which]} {which}-k deletions "
+             + ("cost nothing" if cost == 0 else f"cost {cost:.1f} points")
+             for which, cost, count in stacked(v.sweep)]
+    if not parts:
+        return ""
+    return (f"{' and '.join(parts)} ({FUNCTIONAL_NAMES[v.functional]} moves in steps of one test digit, and it "
+            "cannot fall below chance): they stand in a column, one point above the other.")
+
+
+# The four panels of the deletions chart, in the order of the measures: (x domain, y domain).
+_PANELS = (((0.0, 0.46), (0.6, 1.0)), ((0.54, 1.0), (0.6, 1.0)), ((0.0, 0.46), (0.0, 0.4)), ((0.54, 1.0), (0.0, 0.4)))
+
+
 def deletions_figure(v: SensitivityView) -> go.Figure:
-    """Each measure's dissimilarity against the accuracy drop, over every deletion (circles: bottom-k,
-    triangles: top-k), the seed spread of each measure as a band of its colour, the chosen deletion ringed.
-    Built in one constructor call, as ui.pitfalls.separability's curves."""
+    """Each measure's dissimilarity against the accuracy drop over every deletion, one panel per measure (axes
+    shared), so that where many deletions cost the same no measure's points hide another's: circles bottom-k,
+    triangles top-k, the measure's seed spread as a band of its colour, the chosen deletion ringed. Built in one
+    constructor call, as ui.pitfalls.separability's curves."""
     found, drops = v.sweep, 100 * v.sweep.drops()
-    data, shapes = [], []
-    for shown in v.measures:
+    data, shapes, titles, axes = [], [], [], {}
+    for n, (shown, (x_domain, y_domain)) in enumerate(zip(v.measures, _PANELS), start=1):
+        x, y = ("x", "y") if n == 1 else (f"x{n}", f"y{n}")
         colour, d = MEASURE_COLOURS[shown.name], found.dissimilarities(shown.name)
         for which in ("bottom", "top"):
             rows = [i for i, deletion in enumerate(found.deletions) if deletion.which == which]
             custom = [[which, found.deletions[i].k, found.deletions[i].values[shown.name]] for i in rows]
-            data.append(dict(type="scatter", x=drops[rows], y=d[rows], mode="markers", name=shown.label,
-                             legendgroup=shown.name, showlegend=which == "bottom", customdata=custom,
-                             marker=dict(color=colour, size=7, symbol=SYMBOLS[which], opacity=0.8),
+            data.append(dict(type="scatter", x=drops[rows], y=d[rows], xaxis=x, yaxis=y, mode="markers",
+                             name=shown.label, showlegend=False, customdata=custom,
+                             marker=dict(color=colour, size=7, symbol=SYMBOLS[which], opacity=0.7),
                              hovertemplate=_hover(shown.label)))
         if shown.seed_band is not None:
             low, high = shown.seed_band
-            shapes.append(dict(type="rect", xref="x domain", x0=0, x1=1, yref="y", y0=low, y1=max(high, low + 0.004),
-                               fillcolor=colour, opacity=0.3, line=dict(width=0), layer="below"))
-        data.append(dict(type="scatter", x=[100 * v.drop], y=[shown.dissimilarity], mode="markers", showlegend=False,
+            shapes.append(dict(type="rect", xref=f"{x} domain", x0=0, x1=1, yref=y, y0=low,
+                               y1=max(high, low + 0.004), fillcolor=colour, opacity=0.3, line=dict(width=0),
+                               layer="below"))
+        data.append(dict(type="scatter", x=[100 * v.drop], y=[shown.dissimilarity], xaxis=x, yaxis=y,
+                         mode="markers", showlegend=False,
                          marker=dict(color="rgba(0,0,0,0)", size=15,
                                      line=dict(color=figures.COLOURS["current"], width=3)),
                          hovertemplate=f"{shown.label}: this deletion<extra></extra>"))
+        titles.append(dict(text=shown.label, x=sum(x_domain) / 2, y=y_domain[1], xref="paper", yref="paper",
+                           xanchor="center", yanchor="bottom", showarrow=False, font=dict(color=colour, size=13)))
+        bottom_row, left_column = y_domain[0] == 0.0, x_domain[0] == 0.0
+        axes[x.replace("x", "xaxis")] = dict(domain=list(x_domain), anchor=y, matches=None if n == 1 else "x",
+                                             showticklabels=bottom_row, title=dict(
+            text=f"drop of {FUNCTIONAL_NAMES[v.functional]} (points)" if bottom_row else ""))
+        axes[y.replace("y", "yaxis")] = dict(domain=list(y_domain), anchor=x, range=[-0.02, 1.02],
+                                             matches=None if n == 1 else "y", showticklabels=left_column,
+                                             title=dict(text="dissimilarity" if left_column else ""))
     for which in ("bottom", "top"):  # legend entries for the two marker shapes
         data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=f"{which}-k",
                          marker=dict(color=figures.COLOURS["original"], symbol=SYMBOLS[which], size=8)))
-    layout = {**figures.LAYOUT, "height": 440, "margin": dict(l=60, r=20, t=50, b=90)}
+    layout = {**figures.LAYOUT, "height": 560, "margin": dict(l=60, r=20, t=60, b=60)}
     return go.Figure(dict(data=data, layout=dict(
         title=f"Every deletion of {v.layer}: how far each measure moves vs what it costs", shapes=shapes,
-        xaxis=dict(title=f"drop of {FUNCTIONAL_NAMES[v.functional]} (points)"),
-        yaxis=dict(title="dissimilarity (0 same, 1 unrelated)", range=[-0.02, 1.02]),
-        legend=dict(orientation="h", y=-0.22), **layout)))
+        annotations=titles, legend=dict(orientation="h", y=-0.12), **axes, **layout)))
 
 
 def spectrum_figure(v: SensitivityView) -> go.Figure:
@@ -377,8 +425,9 @@ def spectrum_figure(v: SensitivityView) -> go.Figure:
     deleted[deleted_components(v.deletion.which, v.deletion.k, lam.size)] = True
     variance, squared = "share of the variance λᵢ/Σλ", "share of Σλ² (linear CKA's weight)"
     fig = figures.curve(pcs, {variance: lam / lam.sum(), squared: lam**2 / np.sum(lam**2)},
-                        title=f"{v.layer}: the {v.deletion.k} deleted components (red) carry "
-                              f"{v.deleted_variance:.2%} of the variance, {v.deleted_squared:.2%} of Σλ²",
+                        title=f"{v.layer}: " + ("the deleted component (red) carries" if v.deletion.k == 1 else
+                                                  f"the {v.deletion.k} deleted components (red) carry") +
+                              f" {v.deleted_variance:.2%} of the variance, {v.deleted_squared:.2%} of Σλ²",
                         x_title="principal component", y_title="share")
     fig.update_traces(line=dict(color=figures.COLOURS["original"]), selector=dict(name=variance))
     fig.update_traces(line=dict(color=figures.COLOURS["linear_cka"]), selector=dict(name=squared))
