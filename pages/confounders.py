@@ -37,7 +37,7 @@ def main() -> None:
     pixels = con.pixel_cka(reference)
     takeaway(lesson, con.takeaway(reference, layers, found, i))
     with st.container(key="proof"):
-        st.plotly_chart(con.curves_figure(layers, found, pixels), key="con_curves", config=figures.CHART_CONFIG)
+        figures.chart(con.curves_figure(layers, found, pixels), key="con_curves")
     for column, c in zip(st.columns(min(len(found), 4)), found[:4]):
         column.metric(**c.metric(layers, i))
     st.caption(f"Dashed: linear CKA; solid: dCKA, the same layers with the pixels' Gram matrix regressed out of "

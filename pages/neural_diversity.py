@@ -138,8 +138,7 @@ def gamma_family() -> None:
         row[0].metric("Max slope", fmt(summary.max_slope, 3), help="Largest ∂γ/∂x on the plotted range.")
         row[1].metric("γ(4)", fmt(summary.at_four, 3), help="(1 − s)·4 + s for large n: bounded only if s = 1.")
     with plot:
-        st.plotly_chart(charts.gamma_chart(float(gain), float(saturation)), key="nd_gamma_chart",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.gamma_chart(float(gain), float(saturation)), key="nd_gamma_chart")
     theory(
         [
             r"\gamma(x;n,s) = (1-s)\,\frac{1}{n}\log\!\left(1+e^{nx}\right) + s\,\sigma(nx),\qquad \sigma(z)=\frac{1}{1+e^{-z}}",
@@ -171,7 +170,7 @@ def learned_diversity() -> None:
                        "2/√12 ≈ 0.577: the gains barely moved, the saturations did.")
     row[3].metric("Adaptive RNN: spread of mean s", fmt(spread.adaptive_spread_mean_s, 3),
                   help="Each unit's s averaged over the 8 steps and all test digits, spread across units.")
-    st.plotly_chart(charts.diversity_chart(), key="nd_diversity_chart", config=figures.CHART_CONFIG)
+    figures.chart(charts.diversity_chart(), key="nd_diversity_chart")
     st.caption("The ReLU networks have no (n, s): a ReLU is γ with s = 0 and n → ∞. The homogeneous MLP has one (n, s) "
                "per layer (diamonds). The black bar marks where every neuron started (n ∈ [5, 7], s = 0.5).")
 
@@ -184,8 +183,7 @@ def robustness(protocol: str, kind: str, k: int, setting: tuple) -> None:
         for column, network in zip(st.columns(3), group):
             column.metric(f"{network.label} · accuracy", percent(network.accuracy),
                           delta=points_delta(network.accuracy, network.clean), help=f"Clean: {percent(network.clean)}.")
-    st.plotly_chart(charts.accuracy_chart(protocol, kind, *setting, k), key="nd_accuracy_chart",
-                    config=figures.CHART_CONFIG)
+    figures.chart(charts.accuracy_chart(protocol, kind, *setting, k), key="nd_accuracy_chart")
     st.caption(choices.NETWORKS_CAPTION[protocol] + f" {choices.test_count()} test digits; chance is 10%.")
     theory(
         [
@@ -229,19 +227,16 @@ def what_cka_says(protocol: str, kind: str, k: int, setting: tuple) -> None:
     st.caption("The rank statistics and the verdict for these numbers are at the top of the page.")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.scatter_chart(protocol, kind, *setting, k), key="nd_scatter_chart",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.scatter_chart(protocol, kind, *setting, k), key="nd_scatter_chart")
     with right:
-        st.plotly_chart(charts.cka_chart(protocol, kind, *setting, k), key="nd_cka_chart", config=figures.CHART_CONFIG)
+        figures.chart(charts.cka_chart(protocol, kind, *setting, k), key="nd_cka_chart")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.rank_chart(protocol, kind, *setting, k), key="nd_rank_chart",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.rank_chart(protocol, kind, *setting, k), key="nd_rank_chart")
     with right:
         which = choose(st.radio, "Hidden states compared", {"clean": "Clean digits", "perturbed": "Perturbed digits"},
                        key="nd_between", default="perturbed", horizontal=True)
-        st.plotly_chart(charts.between_chart(protocol, kind, *setting, 0 if which == "clean" else k),
-                        key="nd_between_chart", config=figures.CHART_CONFIG)
+        figures.chart(charts.between_chart(protocol, kind, *setting, 0 if which == "clean" else k), key="nd_between_chart")
     theory(
         [
             r"\mathrm{CKA}(H, \tilde H) = \frac{\lVert \tilde H_c^\top H_c\rVert_F^2}{\lVert H_c^\top H_c\rVert_F\,\lVert \tilde H_c^\top \tilde H_c\rVert_F}",
@@ -271,16 +266,14 @@ def adaptation(protocol: str, kind: str, k: int, setting: tuple) -> None:
                                default=neurons.most_adaptive_units(protocol, 3), key="nd_units",
                                bind="query-params", max_selections=8,
                                help="Default: the three units whose gain moves most from step to step.")
-        st.plotly_chart(charts.digit_chart(protocol, index, kind, amplitude, *setting), key="nd_digit_chart",
-                        config=figures.CHART_CONFIG)
+        figures.chart(charts.digit_chart(protocol, index, kind, amplitude, *setting), key="nd_digit_chart")
     summary = neurons.trace_summary(protocol, index, kind, amplitude, *setting)
     clean, perturbed = sweeps.adaptive_predictions(sweep, k, index)
     with plot:
         if not units:
             st.error("Pick at least one unit to draw its gain and saturation.")
         else:
-            st.plotly_chart(charts.trace_chart(protocol, index, tuple(sorted(units)), kind, amplitude, *setting),
-                            key="nd_trace_chart", config=figures.CHART_CONFIG)
+            figures.chart(charts.trace_chart(protocol, index, tuple(sorted(units)), kind, amplitude, *setting), key="nd_trace_chart")
         row = st.columns(3)
         row[0].metric("Label", str(choices.test_label(index)))
         row[1].metric("Prediction, clean", str(clean), help="The adaptive RNN's answer on the clean digit.")

@@ -38,7 +38,7 @@ def main() -> None:
     with results:
         with st.container(key="proof"):
             metrics(shown)
-        st.plotly_chart(sen.deletions_figure(shown), key="sen_deletions", config=figures.CHART_CONFIG)
+        figures.chart(sen.deletions_figure(shown), key="sen_deletions")
         st.caption("Each point is one deletion (circles: bottom-k, triangles: top-k), placed by what it costs and by "
                    "how far the panel's measure moves, on one scale: 1 − value for CKA and PWCCA, angle ÷ (π/2) for "
                    "the Procrustes angle and the shape metric (0 same, 1 unrelated). The shaded band is the seed "
@@ -121,7 +121,7 @@ def measures_table(shown: sen.SensitivityView) -> None:
 
 
 def spectrum(shown: sen.SensitivityView) -> None:
-    st.plotly_chart(sen.spectrum_figure(shown), key="sen_spectrum", config=figures.CHART_CONFIG)
+    figures.chart(sen.spectrum_figure(shown), key="sen_spectrum")
     st.caption("Why CKA barely moves under a bottom-k deletion: it weighs component i by λᵢ², and the squares of "
                "the small eigenvalues all but vanish next to the large ones.")
 

@@ -128,7 +128,10 @@ CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", 
 
 
 def styled(fig: go.Figure) -> go.Figure:
-    """``fig`` with the app's template (plotly_white) attached as it is, without plotly re-validating it."""
+    """``fig`` with the app's template (plotly_white) attached as it is, without plotly re-validating it.
+    A figure styled already (a cached one, shared by sessions) is left untouched."""
+    if fig.layout._props.get("template") is TEMPLATE:
+        return fig
     fig.layout._validate = False
     try:
         fig.layout.template = TEMPLATE

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 import streamlit as st
 from plotly.subplots import make_subplots
 
@@ -22,21 +21,6 @@ NETWORK_COLOURS = {name: ("#7f7f7f" if label == "MLP ReLU" else _COLOURS[label.s
 NETWORK_DASH = {name: ("dash" if name.startswith("mlp") else "solid") for name in LABELS}
 
 
-# figures.LAYOUT's look, with its template attached as a ready dict: plotly re-validating the template
-# is about half the cost of building a small figure, and these are rebuilt whenever the amplitude moves.
-_LAYOUT = {k: v for k, v in figures.LAYOUT.items() if k != "template"}
-_TEMPLATE = pio.templates[figures.LAYOUT["template"]].to_plotly_json()
-
-
-def _apply_template(fig: go.Figure) -> go.Figure:
-    fig.layout._validate = False
-    try:
-        fig.layout.template = _TEMPLATE
-    finally:
-        fig.layout._validate = True
-    return fig
-
-
 def heatmap_figure(values: np.ndarray, labels: list[str], title: str) -> go.Figure:
     """Network x network CKA, annotated, NaN cells (undefined CKA) left blank."""
     text = np.where(np.isfinite(values), np.char.mod("%.2f", np.nan_to_num(values)), "n/a")
@@ -44,9 +28,9 @@ def heatmap_figure(values: np.ndarray, labels: list[str], title: str) -> go.Figu
         z=values, x=labels, y=labels, zmin=0.0, zmax=1.0, colorscale=figures.HEATMAP_SCALE, colorbar=dict(title="CKA"),
         text=text, texttemplate="%{text}",
         hovertemplate="%{y}<br>%{x}<br>CKA = %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=title, **{**_LAYOUT, "height": 420, "margin": dict(l=110, r=20, t=50, b=90)})
+    fig.update_layout(title=title, **{**figures.LAYOUT, "height": 420, "margin": dict(l=110, r=20, t=50, b=90)})
     fig.update_yaxes(autorange="reversed")
-    _apply_template(fig)
+    figures.styled(fig)
     return fig
 
 
@@ -60,8 +44,8 @@ def gamma_figure(x: np.ndarray, curves: dict[str, np.ndarray], n: float, s: floa
         fig.add_trace(go.Scatter(x=x, y=curves[key], name=label, line=dict(color=colour, width=3 if key == "dx" else 1.5),
                                  visible=True if key == "dx" else "legendonly",
                                  hovertemplate=f"x=%{{x:.2f}}<br>{label}=%{{y:.4f}}<extra></extra>"), row=1, col=2)
-    fig.update_layout(title=f"γ with gain n = {n:g}, saturation s = {s:g}", **_LAYOUT)
-    _apply_template(fig)
+    fig.update_layout(title=f"γ with gain n = {n:g}, saturation s = {s:g}", **figures.LAYOUT)
+    figures.styled(fig)
     fig.update_xaxes(title_text="pre-activation x")
     return fig
 
@@ -88,8 +72,8 @@ def diversity_figure(groups: dict[str, dict[str, np.ndarray]]) -> go.Figure:
                                        hovertemplate=f"{label}<br>{key} in %{{x}}<br>%{{y}} neurons<extra></extra>"),
                           row=1, col=col)
     fig.update_layout(barmode="overlay", title="Learned gain and saturation of every neuron",
-                      **{**_LAYOUT, "height": 430})
-    _apply_template(fig)
+                      **{**figures.LAYOUT, "height": 430})
+    figures.styled(fig)
     fig.update_layout(legend=dict(orientation="h", y=-0.22))
     fig.update_xaxes(title_text="saturation s", range=[-0.05, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="gain n", row=1, col=1)
@@ -110,8 +94,8 @@ def amplitude_figure(names: tuple[str, ...], amps: np.ndarray, values: np.ndarra
             hovertemplate=f"{LABELS[name]}<br>A=%{{x:.2f}}<br>{y_title}=%{{y:.4f}}<extra></extra>"))
     fig.add_vline(x=float(amps[current]), line=dict(color=figures.COLOURS["current"], width=2),
                   annotation_text=f"A = {amps[current]:g}", annotation_position="top")
-    fig.update_layout(title=title, xaxis_title="amplitude A", yaxis_title=y_title, **_LAYOUT)
-    _apply_template(fig)
+    fig.update_layout(title=title, xaxis_title="amplitude A", yaxis_title=y_title, **figures.LAYOUT)
+    figures.styled(fig)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
@@ -128,7 +112,7 @@ def cka_vs_retained(names: tuple[str, ...], cka: np.ndarray, retained: np.ndarra
             textposition="top center", marker=dict(size=13, color=NETWORK_COLOURS[name]), showlegend=False,
             hovertemplate=f"{LABELS[name]}<br>CKA=%{{x:.4f}}<br>accuracy retained=%{{y:.4f}}<extra></extra>"))
     fig.update_layout(title="Does more similar mean more robust?", xaxis_title="CKA(clean, perturbed)",
-                      yaxis_title="accuracy retained (perturbed / clean)", **_LAYOUT)
+                      yaxis_title="accuracy retained (perturbed / clean)", **figures.LAYOUT)
     finite = cka[np.isfinite(cka)]
     if finite.size:
         span = max(float(np.ptp(finite)), 0.02)
@@ -136,7 +120,7 @@ def cka_vs_retained(names: tuple[str, ...], cka: np.ndarray, retained: np.ndarra
         span_y = max(float(np.ptp(retained[np.isfinite(cka)])), 0.02)
         fig.update_yaxes(range=[float(retained[np.isfinite(cka)].min()) - 0.15 * span_y,
                                 float(retained[np.isfinite(cka)].max()) + 0.2 * span_y])
-    _apply_template(fig)
+    figures.styled(fig)
     return fig
 
 
@@ -149,8 +133,8 @@ def rank_curve(amps: np.ndarray, rho: np.ndarray, tau: np.ndarray, current: int)
     fig.add_hline(y=0.0, line=dict(color="#999999", width=1))
     fig.add_vline(x=float(amps[current]), line=dict(color=figures.COLOURS["current"], width=2))
     fig.update_layout(title="Rank agreement of CKA with accuracy retained, per amplitude", xaxis_title="amplitude A",
-                      yaxis_title="rank correlation", **_LAYOUT)
-    _apply_template(fig)
+                      yaxis_title="rank correlation", **figures.LAYOUT)
+    figures.styled(fig)
     fig.update_yaxes(range=[-1.05, 1.05])
     return fig
 
@@ -176,8 +160,8 @@ def trace_figure(result: dict[str, np.ndarray], neurons: list[int], show_perturb
                     hovertemplate=f"unit {unit}, perturbed<br>step %{{x}}<br>{key}=%{{y:.3f}}<extra></extra>"),
                     row=1, col=col)
     fig.update_layout(title="Adaptive units: gain and saturation at each step (dotted: perturbed input)",
-                      **_LAYOUT)
-    _apply_template(fig)
+                      **figures.LAYOUT)
+    figures.styled(fig)
     rows = steps.size == 8
     fig.update_xaxes(title_text="time step t (image row)" if rows else "time step t (one pixel each)",
                      dtick=1 if rows else 8)
@@ -201,13 +185,13 @@ def digit_figure(image: np.ndarray, image_pert: np.ndarray, step_of_pixel: np.nd
                          tickvals=[1, 4, 8], showticklabels=col == 1, row=1, col=col)
         fig.update_xaxes(range=[0.5, 8.5], constrain="domain", showticklabels=False, row=1, col=col)
     title = "The input; row t is step t" if step_of_pixel.max() == 8 else "The input (hover: each pixel's step)"
-    fig.update_layout(title=title, **{**_LAYOUT, "height": 230,
+    fig.update_layout(title=title, **{**figures.LAYOUT, "height": 230,
                                                               "margin": dict(l=30, r=5, t=60, b=5)})
-    _apply_template(fig)
+    figures.styled(fig)
     return fig
 
 
-# --- cached charts: the figures are shared, read-only objects (st.plotly_chart only reads them) ---------
+# --- cached charts: shared, read-only figures, styled when built (figures.chart then leaves them as they are) --
 # Building a plotly figure costs tens of milliseconds; every chart is keyed on its small descriptor so a
 # revisited slider value is a cache hit.
 
