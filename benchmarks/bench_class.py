@@ -11,18 +11,22 @@ window, divided by the requests completed in it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import tempfile
 from pathlib import Path
 
 from benchmarks.load_test.server import ROOT, start_server
 from benchmarks.ws_load import Behaviour, LoadConfig, run_ws_load
+from benchmarks.ws_load.warm import warm
 
 
 def measure(root: Path, args, workdir: Path) -> dict:
     """One checkout's server under the students: the run's summary."""
     server = start_server(workdir / "streamlit.log", cpus=args.server_cpu, root=root)
     try:
+        if args.warm:  # what deploy/serve.sh does before a class arrives
+            asyncio.run(warm(server.url, args.warm, limit=6))
         config = LoadConfig(url=server.url, students=args.students, seconds=args.seconds, warmup=args.warmup,
                             seed=args.seed, server_pids=[server.proc.pid], server_cpu=args.server_cpu,
                             behaviour=Behaviour(think=args.think, uploads=0.0, buttons=0.0),
@@ -48,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--think", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warm", type=float, default=0.0, help="warm each server this long first (0: cold)")
     parser.add_argument("--server-cpu", default="0")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/class_cpu.md"))
     args = parser.parse_args(argv)
@@ -59,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     before, after = (summaries[k]["server"].get("cpu_per_request") for k in ("before", "after"))
     lines = ["# Server CPU per request, before and after\n",
              f"`{' '.join(['python -m benchmarks.bench_class', *(argv or [])])}`: {args.students} students, think "
-             f"{args.think} s, {args.seconds:.0f} s measured after {args.warmup:.0f} s; server on core {args.server_cpu}, "
-             "students on the others.\n",
+             f"{args.think} s, {args.seconds:.0f} s measured after {args.warmup:.0f} s (each server warmed "
+             f"{args.warm:.0f} s first); server on core {args.server_cpu}, students on the others.\n",
              "| checkout | requests | per s | latency p50 / p95 / max (s) | server CPU-s per request | RSS steady (MB) | errors |",
              "|---|---|---|---|---|---|---|",
              row(f"before ({args.before.name})", summaries["before"]), row("after (this checkout)", summaries["after"])]
