@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.load_test.server import ROOT, start_server
-from benchmarks.ws_load import Behaviour, LoadConfig, run_ws_load
+from benchmarks.ws_load import Behaviour, LoadConfig, run_ws_load, save
 from benchmarks.ws_load.warm import warm
 
 
@@ -31,7 +31,10 @@ def measure(root: Path, args, workdir: Path) -> dict:
                             seed=args.seed, server_pids=[server.proc.pid], server_cpu=args.server_cpu,
                             behaviour=Behaviour(think=args.think, uploads=0.0, buttons=0.0),
                             command=f"python -m benchmarks.bench_class ({root.name})")
-        return run_ws_load(config, workdir).summary
+        report = run_ws_load(config, workdir)
+        save(report, workdir / "report.md")  # every move, error and figure of the run, beside its server log
+        print(f"{root.name}: {workdir / 'report.md'}")
+        return report.summary
     finally:
         server.stop()
 

@@ -16,3 +16,11 @@ def test_a_pixel_rnn_offers_only_layers_that_vary_and_says_which_it_left_out():
     assert set(offered) | set(constant) == set(models.get("pixel_rnn_relu").layers)
     assert any(constant[0] in c.value and "Left out" in c.value for c in at.sidebar.caption)
     assert not at.error, [e.value for e in at.error]
+
+
+def test_the_triangle_section_leaves_an_rnns_constant_steps_out():
+    """Found by the protocol load test: Invariances tested every layer of the sidebar's network for the
+    triangle inequality, an RNN's constant first steps included, and showed a 0/0 error."""
+    at = open_page("pages/invariances.py")
+    at = rerun(at.selectbox(key="src_model").set_value("pixel_rnn_adaptive"))
+    assert not at.error, [e.value for e in at.error]

@@ -347,10 +347,17 @@ class TriangleRow:
 
 
 def triangle_network(rep: data.Representation) -> str:
-    """The network whose layers are tested: the sidebar's, when it has three layers or more."""
-    if rep.has_model and len(models.get(rep.model_name).layers) >= 3:
+    """The network whose layers are tested: the sidebar's, when three of its layers or more vary."""
+    if rep.has_model and len(_varying_layers(rep.model_name)) >= 3:
         return rep.model_name
     return TRIANGLE_NETWORK
+
+
+def _varying_layers(name: str) -> dict[str, np.ndarray]:
+    """The network's layers on the test digits but those the same for every digit (an RNN's first
+    steps), where every measure is 0/0."""
+    constant = models.constant_layers(name)
+    return {k: v for k, v in models.activations(name)["test"].items() if k not in constant}
 
 
 def _triangle_row(label: str, short: str, d: np.ndarray, names: list[str]) -> TriangleRow:
@@ -366,7 +373,7 @@ def _triangle_row(label: str, short: str, d: np.ndarray, names: list[str]) -> Tr
 @st.cache_data(max_entries=16)
 def _rows_without_alpha(key: str, name: str) -> list[TriangleRow]:
     """The rows that do not depend on the α slider, computed once per network."""
-    layers = models.activations(name)["test"]
+    layers = _varying_layers(name)
     cka = cka_matrix(layers)
     return [_triangle_row("1 − linear CKA", "(1 − CKA)", 1.0 - cka, list(layers)),
             _triangle_row("arccos(linear CKA)", "arccos CKA", np.arccos(np.clip(cka, -1.0, 1.0)), list(layers)),
@@ -375,7 +382,7 @@ def _rows_without_alpha(key: str, name: str) -> list[TriangleRow]:
 
 @st.cache_data(max_entries=64)
 def _shape_row(key: str, name: str, alpha: float) -> TriangleRow:
-    layers = models.activations(name)["test"]
+    layers = _varying_layers(name)
     return _triangle_row(f"Shape metric, α = {alpha:g}", f"d_{alpha:g}",
                          similarity_matrix(layers, measure="shape_metric", alpha=alpha), list(layers))
 
