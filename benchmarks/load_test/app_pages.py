@@ -30,6 +30,8 @@ EXPECTED_ERROR_ALERTS = {
     "function-preserving: low-precision display": re.compile(r"predictions changed: in \w+ the edit is no\s+longer"),
     "neural diversity: saturated network display": re.compile(r"CKA is undefined for .* the hidden layer is constant"),
     "manipulate: same layer picked twice": re.compile(r"pick two different layers"),
+    "sidebar: more classes than dimensions": re.compile(r"n_classes \(\d+\) must not exceed dim"),
+    "separability: no non-negative orthogonal direction": re.compile(r"no direction is both orthogonal to every normal"),
 }
 
 #: Failed loads that are not the app's: Streamlit probes for a base path by requesting
