@@ -54,7 +54,7 @@ def compared_pair() -> est.Pair:
     names = models.names()
     name = st.selectbox("Sample model", names, index=names.index("mlp_seed0"), key="est_model", bind="query-params")
     network = models.get(name)
-    layers = list(network.layers)
+    layers = models.varying_layers(name)
     cols = st.columns(2)
     a = cols[0].selectbox("X: layer", layers, index=0, key=f"est_x_{network.architecture}", bind="query-params")
     b = cols[1].selectbox("Y: layer", layers, index=len(layers) - 1, key=f"est_y_{network.architecture}",

@@ -24,3 +24,18 @@ def test_the_triangle_section_leaves_an_rnns_constant_steps_out():
     at = open_page("pages/invariances.py")
     at = rerun(at.selectbox(key="src_model").set_value("pixel_rnn_adaptive"))
     assert not at.error, [e.value for e in at.error]
+
+
+def test_estimators_offers_no_constant_layer_for_x_or_y():
+    """Found by the protocol load test in CI: with a synthetic source, Estimators' sample-model pair
+    offered an RNN's constant first step as X, and its panels showed a 0/0 error."""
+    at = open_page("pages/estimators.py", {"src_kind": "Synthetic set"})
+    at = rerun(at.selectbox(key="est_model").set_value("pixel_rnn_relu"))
+    constant = set(models.constant_layers("pixel_rnn_relu"))
+    for key in ("est_x_pixel_rnn_relu", "est_y_pixel_rnn_relu"):
+        assert not constant & set(at.selectbox(key=key).options)
+    assert not at.error, [e.value for e in at.error]
+    at = open_page("pages/estimators.py")
+    at = rerun(at.selectbox(key="src_model").set_value("pixel_rnn_relu"))
+    assert not constant & set(at.selectbox(key="est_other_pixel_rnn_relu").options)
+    assert not at.error, [e.value for e in at.error]

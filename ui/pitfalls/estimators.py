@@ -291,9 +291,9 @@ class Pair:
 
 
 def other_layers(rep: data.Representation) -> tuple[list[str], str]:
-    """Layers of the sidebar network other than its own, and the default: the first layer, or the
-    last when the sidebar holds the first (far apart, so CKA is well below 1)."""
-    layers = list(models.get(rep.model_name).layers)
+    """Layers of the sidebar network other than its own (constant ones left out), and the default:
+    the first layer, or the last when the sidebar holds the first (far apart, so CKA is well below 1)."""
+    layers = models.varying_layers(rep.model_name)
     default = layers[0] if rep.layer != layers[0] else layers[-1]
     return [name for name in layers if name != rep.layer], default
 

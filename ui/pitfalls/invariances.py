@@ -356,8 +356,8 @@ def triangle_network(rep: data.Representation) -> str:
 def _varying_layers(name: str) -> dict[str, np.ndarray]:
     """The network's layers on the test digits but those the same for every digit (an RNN's first
     steps), where every measure is 0/0."""
-    constant = models.constant_layers(name)
-    return {k: v for k, v in models.activations(name)["test"].items() if k not in constant}
+    captured = models.activations(name)["test"]
+    return {k: captured[k] for k in models.varying_layers(name)}
 
 
 def _triangle_row(label: str, short: str, d: np.ndarray, names: list[str]) -> TriangleRow:

@@ -198,6 +198,13 @@ def constant_layers(name: str) -> tuple[str, ...]:
     return _constant_layers(get(name).key, name)
 
 
+def varying_layers(name: str) -> list[str]:
+    """The network's layers in forward order but its constant ones: what a page offers to compare
+    (every measure is 0/0 on a constant layer)."""
+    constant = constant_layers(name)
+    return [layer for layer in get(name).layers if layer not in constant]
+
+
 def labels(name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(labels of the "test" rows, of the "train" rows): the digits' classes, or for a loaded network
     the labels given with its inputs (None without)."""

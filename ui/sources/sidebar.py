@@ -30,8 +30,7 @@ def _model_source() -> data.Source:
                                                   "loaded on the Compare page.")
     network = models.get(name)
     st.caption(network.description)
-    constant = models.constant_layers(name)
-    layers = [layer for layer in network.layers if layer not in constant]
+    layers, constant = models.varying_layers(name), models.constant_layers(name)
     if constant:  # an RNN's first steps read only pixels that are blank in every digit
         st.caption(f"Left out, the same for every test digit (CKA is 0/0 there): {', '.join(constant)}.")
     default_layer = DEFAULT_LAYER if DEFAULT_LAYER in layers else layers[0]
