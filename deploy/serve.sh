@@ -204,6 +204,9 @@ defaults
     option forwardfor
     option redispatch             # a replica that refuses a connection: retry on another one
     retries 2
+    # A replica killed mid-connection can also reset or close it without an answer: retry those too
+    # (HAProxy replays only requests it still holds in full).
+    retry-on conn-failure empty-response junk-response response-timeout
     timeout connect 3s
     timeout client 60s            # idle limits for plain HTTP (an upload is not idle)
     timeout server 60s

@@ -35,9 +35,9 @@ changes), ``session`` (one browser tab's Streamlit session), ``student`` (one st
 behaviour), ``records``, ``usage`` (the server's CPU and memory), ``run`` (one run,
 ``run_ws_load``), ``report`` and ``__main__`` (the command line).
 """
-from .run import LoadConfig, LoadReport, run_ws_load, save
+from .run import LoadConfig, LoadReport, run_apart, run_ws_load, save
 from .session import StreamlitSession
 from .student import SOURCE_LABEL, UPLOAD_OPTION, UPLOADER_LABEL, Behaviour
 
 __all__ = ["SOURCE_LABEL", "UPLOAD_OPTION", "UPLOADER_LABEL", "Behaviour", "LoadConfig", "LoadReport",
-           "StreamlitSession", "run_ws_load", "save"]
+           "StreamlitSession", "run_apart", "run_ws_load", "save"]

@@ -11,6 +11,7 @@ import random
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,13 @@ class LoadReport:
     def ok(self) -> bool:
         """Whether the run passed: no errors, timeouts, lost sessions or failed students."""
         return self.summary["ok"]
+
+
+def run_apart(coroutine):
+    """Run ``coroutine`` to its end on an event loop in a thread of its own: the caller's thread may
+    hold a running loop already (a test process whose browser tests keep Playwright's)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="ws-load") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _read_load() -> str:
@@ -131,7 +139,7 @@ def run_ws_load(config: LoadConfig, workdir: Path | None = None) -> LoadReport:
             os.sched_setaffinity(0, affinity - cpu_list(config.server_cpu))
         idle_rss = usage.read()[0] if pids else 0
         usage.start()
-        deadline, stagger, lag, cpu = asyncio.run(_drive(config, url, files, usage, results))
+        deadline, stagger, lag, cpu = run_apart(_drive(config, url, files, usage, results))
         log_size = server.log_path.stat().st_size if server else 0
         exit_code = server.proc.poll() if server else None
     finally:

@@ -5,7 +5,6 @@ the sidebar's "Uploaded file" source reaches the app, and a short run of three s
 moves and no errors. No timing assertions: the machine's two cores are shared."""
 from __future__ import annotations
 
-import asyncio
 import io
 import random
 
@@ -14,7 +13,7 @@ import pytest
 
 from benchmarks.load_test.server import start_server
 from benchmarks.ws_load import (SOURCE_LABEL, UPLOAD_OPTION, UPLOADER_LABEL, Behaviour, LoadConfig, StreamlitSession,
-                                run_ws_load, save)
+                                run_apart, run_ws_load, save)
 from benchmarks.ws_load.widgets import state_value
 from ui.frame.navigation import PAGES
 from ui.sources.sidebar import KINDS
@@ -42,7 +41,7 @@ def _visit(url: str, steps):
             return first, session, await steps(session)
         finally:
             await session.close()
-    return asyncio.run(go())
+    return run_apart(go())
 
 
 def test_one_student_loads_every_page(app_url):
