@@ -206,6 +206,19 @@ class Slots:
             self._free += 1
             self._changed.notify_all()
 
+    def take_turn(self, poll: float, waiting: Callable[[int, float], None]) -> None:
+        """Wait in line for a turn, calling ``waiting(ahead, seconds)`` after each ``poll`` seconds
+        without one (``ahead``: how many wait before this one). An exception out of ``waiting`` (Stop,
+        a click that restarts the script) gives the place up."""
+        ticket, waited = object(), 0.0  # the ticket keeps the place in line between polls
+        try:
+            while not self.acquire(timeout=poll, ticket=ticket):
+                waited += poll
+                waiting((self.place(ticket) or 1) - 1, waited)
+        except BaseException:
+            self.leave(ticket)
+            raise
+
     def leave(self, ticket: object) -> None:
         """A waiter gives up its place (its run was interrupted while it waited)."""
         with self._changed:
@@ -275,16 +288,13 @@ class WorkerPool:
             return self._executor
 
     def _wait_for_turn(self, job: Job) -> None:
-        ticket = object()
+        def waiting(ahead: int, _: float) -> None:
+            job.waiting = (f"Waiting for the server's worker: {f'{ahead} runs ahead' if ahead > 1 else 'one run ahead'}"
+                           if ahead else "Waiting for the server's worker: next in line")
+            job.report(job.done, job.total, job.stage)  # Stop and the time limit end the wait too
+
         try:
-            while not self.slots.acquire(timeout=REDRAW_SECONDS, ticket=ticket):
-                ahead = (self.slots.place(ticket) or 1) - 1
-                job.waiting = (f"Waiting for the server's worker: {f'{ahead} runs ahead' if ahead > 1 else 'one run ahead'}"
-                               if ahead else "Waiting for the server's worker: next in line")
-                job.report(job.done, job.total, job.stage)  # Stop and the time limit end the wait too
-        except BaseException:
-            self.slots.leave(ticket)
-            raise
+            self.slots.take_turn(REDRAW_SECONDS, waiting)
         finally:
             job.waiting = None
 

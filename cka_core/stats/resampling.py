@@ -107,6 +107,15 @@ def _check_count(name: str, count: int) -> None:
         raise RepresentationError(f"{name} must be a positive integer, not {count!r}.")
 
 
+def recentred_interval(values, samples: np.ndarray, confidence: float):
+    """(low, high, median) of the percentile interval re-centred on the full-data ``values``:
+    [v + q_lo - m, v + q_hi - m], with m the median of the resamples (``samples`` along axis 0).
+    Drawing an example twice inflates CKA, so the bootstrap gives the spread and the data the location."""
+    tail = (1 - confidence) / 2
+    q_low, median, q_high = np.quantile(samples, [tail, 0.5, 1 - tail], axis=0)
+    return values + (q_low - median), values + (q_high - median), median
+
+
 def bootstrap(layers_a, layers_b=None, *, measure: str = "linear_cka", n_resamples: int = 200,
               confidence: float = 0.95, seed: int = 0, progress: Progress | None = None,
               **options) -> BootstrapResult:
@@ -130,9 +139,7 @@ def bootstrap(layers_a, layers_b=None, *, measure: str = "linear_cka", n_resampl
         samples[k] = resampled(rng.integers(0, n, size=n))
         if progress is not None:
             progress(k + 1, n_resamples)
-    tail = (1 - confidence) / 2
-    q_low, median, q_high = np.quantile(samples, [tail, 0.5, 1 - tail], axis=0)
-    low, high = values + (q_low - median), values + (q_high - median)
+    low, high, median = recentred_interval(values, samples, confidence)
     if measure in MEASURES:
         lo, hi = MEASURES[measure].value_range
         low, high = np.clip(low, lo, hi), np.clip(high, lo, hi)

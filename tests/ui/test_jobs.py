@@ -210,3 +210,20 @@ def _finished_within(job: jobs.Job, seconds: float) -> jobs.Job:
     job.thread.join(timeout=seconds)
     assert not job.running
     return job
+
+
+def test_take_turn_says_the_place_while_waiting_and_an_interrupted_waiter_leaves_the_line():
+    slots = jobs.Slots(1)
+    assert slots.acquire()
+    seen = []
+
+    def interrupted(ahead, seconds):
+        seen.append((ahead, seconds))
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # stands in for the click that restarts the script
+
+    with pytest.raises(KeyboardInterrupt):
+        slots.take_turn(0.01, interrupted)
+    assert seen == [(0, pytest.approx(0.01)), (0, pytest.approx(0.02))]
+    slots.release()
+    assert slots.acquire(blocking=False)  # the interrupted waiter no longer holds a place

@@ -366,17 +366,12 @@ def train(job: Job, progress_slot, live_slot) -> bool:
 def acquire_training_slot(progress_slot) -> None:
     """Wait for one of the server's training slots, saying so while waiting. The message is a UI
     call, so Stop (or any click) interrupts the wait like it interrupts training."""
-    ticket, waited = object(), 0.0  # the ticket keeps this job's place in line between polls
-    try:
-        while not TRAINING_SLOTS.acquire(timeout=SLOT_POLL_SECONDS, ticket=ticket):
-            waited += SLOT_POLL_SECONDS
-            ahead = (TRAINING_SLOTS.place(ticket) or 1) - 1
-            progress_slot.info(f"Other sessions are training on this server: waiting for a free training slot "
-                               f"({waited:.0f} s so far, {f'{ahead} ahead in line' if ahead else 'next in line'}). "
-                               "Jobs take turns epoch by epoch.", icon=":material/hourglass:")
-    except BaseException:  # the wait was interrupted (Stop, any click): give the place up
-        TRAINING_SLOTS.leave(ticket)
-        raise
+    def waiting(ahead: int, seconds: float) -> None:
+        progress_slot.info(f"Other sessions are training on this server: waiting for a free training slot "
+                           f"({seconds:.0f} s so far, {f'{ahead} ahead in line' if ahead else 'next in line'}). "
+                           "Jobs take turns epoch by epoch.", icon=":material/hourglass:")
+
+    TRAINING_SLOTS.take_turn(SLOT_POLL_SECONDS, waiting)
 
 
 def short_target(label: str) -> str:

@@ -12,6 +12,7 @@ from plotly.subplots import make_subplots
 from cka_core import linear_cka
 from cka_core.cka.matrix import cka_matrix_or_nan
 from cka_core.models import reduction
+from cka_core.stats.resampling import recentred_interval
 
 from ..frame import figures
 from ..sources import models
@@ -219,11 +220,9 @@ def resampled_cka(ours: np.ndarray, theirs: list[np.ndarray], how: str, weights:
 
 
 def _interval(value: float, samples: np.ndarray) -> Interval:
-    """The percentile interval re-centred on the full-data value, as cka_core.stats.resampling does
-    (drawing an example twice inflates CKA: the bootstrap gives the spread, the data the location)."""
-    tail = (1 - CONFIDENCE) / 2
-    low, median, high = np.quantile(samples, [tail, 0.5, 1 - tail])
-    return Interval(value, float(value + low - median), float(value + high - median))
+    """The bootstrap's interval of ``value``, re-centred on it as every interval of the app is."""
+    low, high, _ = recentred_interval(value, samples, CONFIDENCE)
+    return Interval(value, float(low), float(high))
 
 
 @st.cache_data(max_entries=8, show_spinner="Reducing the hidden-state sequences five ways, with bootstrap intervals…")
