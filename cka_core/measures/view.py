@@ -32,13 +32,16 @@ class LayerView:
     """A layer centred, checked and at unit magnitude (``xc``, (n, d) float64), with a cache of the
     per-layer quantities the measures need.
 
+    ``raw`` is the layer as given (float64, neither centred nor scaled), for the measures that are
+    not invariant to translation or scale (the magnitude statistics, Procrustes size and shape).
+
     A view made by :meth:`rows` or :meth:`permuted` keeps its ``root`` (the full-data view) and
     ``index`` (its rows as rows of the root): quantities built from distances are then read off the
     root's, by indexing."""
 
-    def __init__(self, xc: np.ndarray, root: "LayerView | None" = None, index: np.ndarray | None = None,
-                 name: str = "X"):
-        self.xc, self.name = xc, name
+    def __init__(self, xc: np.ndarray, raw: np.ndarray, root: "LayerView | None" = None,
+                 index: np.ndarray | None = None, name: str = "X"):
+        self.xc, self.raw, self.name = xc, raw, name
         self._cache: dict = {}
         self._root, self._index = root, index
 
@@ -47,7 +50,7 @@ class LayerView:
         x = as_matrix(X, name)
         xc = centre_features(x)
         check_not_constant(xc, x, name)
-        return cls(scaled_to_unit(xc).cpu().numpy(), name=name)
+        return cls(scaled_to_unit(xc).cpu().numpy(), x.detach().cpu().to(torch.float64).numpy(), name=name)
 
     @property
     def n(self) -> int:
@@ -186,12 +189,12 @@ class LayerView:
         raw = self.xc[index]
         xc = raw - raw.mean(axis=0, keepdims=True)
         check_not_constant(torch.from_numpy(xc), torch.from_numpy(raw), name)
-        return LayerView(xc, root=self, index=np.asarray(index), name=self.name)
+        return LayerView(xc, self.raw[index], root=self, index=np.asarray(index), name=self.name)
 
     def permuted(self, perm: np.ndarray) -> "LayerView":
         """This (root) view with its rows reordered: bases and kernels are reordered, not recomputed
         (each is equivariant to a permutation of the rows); ranks are read off the root's groups."""
-        view = LayerView(self.xc[perm], root=self, index=np.asarray(perm), name=self.name)
+        view = LayerView(self.xc[perm], self.raw[perm], root=self, index=np.asarray(perm), name=self.name)
         for key, value in self._cache.items():
             if key == ("spectrum",):
                 view._cache[key] = (value[0][perm], value[1])
