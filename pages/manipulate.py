@@ -61,6 +61,9 @@ def network_controls() -> tuple[str, tuple[str, ...], str]:
                          help="A copy of this zoo network is fine-tuned; the shared one is never changed.")
     st.caption(models.get(model).description)
     every = man.all_layers(model)
+    constant = models.constant_layers(model)
+    if constant:
+        st.caption(f"Left out, the same for every digit (CKA is 0/0 there): {', '.join(constant)}.")
     chosen = st.multiselect("Layers of the map", every, default=every, key=f"man_layers_{model}",
                             bind="query-params", help="The rows and columns of the CKA map (forward order is kept).")
     kind = choose(st.radio, "Target map", man.TARGETS, key="man_target",

@@ -148,3 +148,20 @@ class _Recorder:
         if len(self._shown) == 1:  # the other session's epoch ends after the first message, however slow the run
             threading.Timer(0.2, self._release).start()
         return self._slot.info(text, **kwargs)
+
+
+def test_a_pixel_rnn_map_leaves_its_constant_first_steps_out():
+    """A pixel-by-pixel RNN's first steps read only pixels blank in every digit: a map holding them is 0/0
+    (the class load test met 'layer 0 is constant' here). They are neither offered nor in the default map,
+    nor in a 'match' target built from such a network."""
+    constant = models.constant_layers("pixel_rnn_relu")
+    assert constant  # the premise: the RNN has such steps
+    at = open_page(PAGE)
+    rerun(at.selectbox(key="man_model").set_value("pixel_rnn_relu"))
+    assert not at.error and not at.exception
+    offered = at.multiselect(key="man_layers_pixel_rnn_relu").options
+    assert offered and not set(constant) & set(offered)
+    assert metric(at, "Layers in the map") == len(models.varying_layers("pixel_rnn_relu"))
+    assert any("Left out" in c.value and constant[0] in c.value for c in at.caption)
+    target, picked = man.match_target("pixel_rnn_relu", 6)
+    assert not set(constant) & set(picked) and target.shape == (6, 6) and not (target != target).any()

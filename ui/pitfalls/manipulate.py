@@ -158,7 +158,7 @@ def match_candidates(model: str, n_layers: int) -> tuple[list[str], list[str]]:
     """(networks whose map can be matched with ``n_layers`` layers, networks left out for having
     fewer layers): a target map needs one layer of the other network per chosen layer."""
     others = [name for name in trainable() if name != model]
-    fits = [name for name in others if len(models.get(name).layers) >= n_layers]
+    fits = [name for name in others if len(models.varying_layers(name)) >= n_layers]
     return fits, [name for name in others if name not in fits]
 
 
@@ -170,7 +170,7 @@ def default_match(candidates: list[str]) -> int:
 def match_target(other: str, n_layers: int) -> tuple[np.ndarray, tuple[str, ...]]:
     """The map of ``n_layers`` evenly spaced layers of ``other`` (digits training split), diagonal 1,
     and the layers it uses."""
-    picked = tuple(evenly_spaced(list(models.get(other).layers), n_layers))
+    picked = tuple(evenly_spaced(models.varying_layers(other), n_layers))
     target = np.array(models.cka_map(other, picked, split="train"))
     np.fill_diagonal(target, 1.0)
     return target, picked
@@ -191,7 +191,9 @@ def pair_target_for(base: np.ndarray, layers: tuple[str, ...], first: str, secon
 
 
 def all_layers(model: str) -> list[str]:
-    return list(models.get(model).layers)
+    """The layers a map may hold: all but those the same for every digit (a pixel RNN's first steps read
+    only pixels blank in every digit, and CKA is 0/0 there)."""
+    return models.varying_layers(model)
 
 
 def in_forward_order(model: str, chosen: list[str]) -> tuple[str, ...]:
