@@ -16,12 +16,13 @@ class Move:
     target: str             # the widget's label, or the page switched to
     at: float               # when the request was sent (epoch seconds)
     outcome: str            # success, fragment success, compile error, timeout, disconnected, failed
-    latency: float | None   # request sent -> script_finished of its run
+    latency: float | None   # request sent -> script_finished of its run (a job's run: -> its progress shown)
     drawn: float | None     # request sent -> the last delta before that
     script: float | None    # the run's new_session -> its script_finished
     fragment: bool = False  # a fragment rerun (ClientState.fragment_id)
     upload_put: float | None = None  # an upload: seconds of the HTTP PUT
     value: str = ""         # the widget's new value (shortened), for reading the raw JSON
+    job: float | None = None  # a run that followed a job to its end: request sent -> script_finished
 
 
 @dataclass

@@ -33,6 +33,13 @@ def _stats(moves: list[Move]) -> dict:
             "script_p50": _pct([m.script for m in done], 50)}
 
 
+def _jobs(moves: list[Move]) -> dict:
+    """How many runs followed a job (resampling, a model load) to its end, and how long those runs lasted."""
+    lengths = [m.job for m in moves]
+    return {"n": len(lengths), "p50": _pct(lengths, 50), "max": max(lengths, default=None),
+            "what": sorted({m.target for m in moves})}
+
+
 def summarize(results: Results, setup: dict, server: dict, client: dict) -> dict:
     """Every figure of the report. ``setup``: the run's settings; ``server``: CPU seconds in the
     window, RSS, log errors and the app's run log; ``client``: the load generator's CPU and lag."""
@@ -65,6 +72,7 @@ def summarize(results: Results, setup: dict, server: dict, client: dict) -> dict
         "error_count": sum(errors.values()), "expected_alerts": dict(results.expected_alerts),
         "pages_seen": sorted(len(v) for v in results.pages_seen.values()),
         "uploads_done": sum(m.action == "upload" and m.outcome in DONE for m in all_moves),
+        "jobs": _jobs([m for m in window if m.job is not None]),
         "upload_put_p50": _pct([m.upload_put for m in all_moves if m.upload_put is not None], 50),
         "server": {**server, "cpu_per_request": cpu / done if cpu is not None and done else None},
         "client": {**client, "messages": dict(results.messages.most_common()), "cache_hits": results.cache_hits,
@@ -113,6 +121,8 @@ def _summary_rows(s: dict) -> list[str]:
         "| | |", "|---|---|",
         f"| requests in the window | {req['done']} completed of {req['sent']} sent: **{req['per_second']:.2f} /s** |",
         f"| latency, all requests | p50 {_s(every['p50'])} s, p95 {_s(every['p95'])} s, max {_s(every['max'])} s |",
+        f"| runs that followed a job to its end | {s['jobs']['n']} ({', '.join(s['jobs']['what']) or 'none'}): "
+        f"p50 {_s(s['jobs']['p50'])} s, max {_s(s['jobs']['max'])} s from the click to the result |",
         f"| errors | **{s['error_count']}** (exceptions, unexpected error alerts, failed uploads, server log "
         "tracebacks) |",
         f"| timeouts (> {s['timeout']:g} s) | {s['timeouts']} |",
@@ -145,6 +155,8 @@ def render(s: dict) -> str:
         "Latency: from sending the request (a `rerun_script` BackMsg; for an upload, its `file_urls_request`) to "
         "the `script_finished` of the run it started (when the script calls st.rerun, of the last run); *drawn*: "
         "to the last delta of that run; *server run*: that run's `new_session` to its `script_finished`. "
+        "A run that follows a job (a click on 'Compute intervals', a model load) counts until the job's progress "
+        "shows, since that is the page's answer; the job's own length, to its result, is the line on jobs. "
         "Percentiles over the completed requests sent in the window."
         + (f" The students' event loop woke up to {client['lag_p95'] * 1000:.0f} ms late (p95): their core was "
            "busy (other processes on it, or too many students), and the latencies include that wait."

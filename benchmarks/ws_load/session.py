@@ -32,10 +32,17 @@ class RunResult:
     """How one request went."""
 
     outcome: str                  # success, fragment success, compile error, timeout, disconnected
-    latency: float | None = None  # request sent -> script_finished
+    latency: float | None = None  # request sent -> script_finished, or -> a job's progress shown (see job)
+    job: float | None = None      # a run that followed a job (resampling, a model load): sent -> script_finished
     drawn: float | None = None    # request sent -> the last delta of the run
     script: float | None = None   # new_session -> script_finished
     problems: set[tuple[str, str]] = field(default_factory=set)  # exceptions / error alerts new on the page
+
+
+def shows_job(node) -> bool:
+    """Whether an element is a job's progress (ui.jobs.draw): a progress bar, or the hourglass caption
+    of a job waiting in line or of unknown length."""
+    return node.kind == "progress" or (node.kind == "markdown" and "hourglass_top" in node.proto.markdown.body)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class _Pending:
     run_id: str | None = None      # the run the request started (its new_session)
     started: float | None = None
     last_delta: float | None = None
+    progress: float | None = None  # the first progress bar of a job the run follows
 
 
 class StreamlitSession:
@@ -154,6 +162,8 @@ class StreamlitSession:
                 self._mount(node)
             if pending is not None and pending.run_id is not None:
                 pending.last_delta = now
+                if pending.progress is None and node is not None and shows_job(node):
+                    pending.progress = now
         elif kind == "new_session":
             self._new_session(msg)
             if pending is not None:
@@ -243,6 +253,8 @@ class StreamlitSession:
         if pending.done.done() and outcome in FINAL_STATUSES.values():
             end = time.perf_counter()
             result.latency = end - pending.sent
+            if pending.progress is not None:  # the answer a student waits for is the job's progress, shown
+                result.latency, result.job = pending.progress - pending.sent, result.latency
             result.drawn = (pending.last_delta or end) - pending.sent
             result.script = end - pending.started
         now_shown = self.tree.problems()

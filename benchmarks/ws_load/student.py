@@ -185,7 +185,8 @@ class Student:
                 upload_put: float | None = None, value: str = "") -> None:
         """Record one request."""
         self.results.moves.append(Move(self.index, page, action, target, at, result.outcome, result.latency,
-                                       result.drawn, result.script, fragment, upload_put, value))
+                                       result.drawn, result.script, fragment, upload_put, value,
+                                       result.job))
 
     def _problem(self, action: str, kind: str, text: str) -> None:
         """Record one error."""

@@ -82,6 +82,19 @@ def test_slider_move_changes_a_metric(app_url):
     assert before.keys() == after.keys() and any(before[k] != after[k] for k in before), (before, after)
 
 
+def test_a_job_counts_until_its_progress_shows_and_its_length_apart(app_url):
+    """A click that starts a job (Compare's resampling) is answered when the job's progress shows; the
+    run that follows the job to its result is recorded as the job's length, not as the move's latency."""
+    async def click(session):
+        await session.switch_page("compare")
+        button = next(w for w in session.tree.widgets() if w.kind == "button" and w.label.startswith("Compute"))
+        return await session.change(button, button.change(session.widget_state(button), random.Random(0)))
+
+    _, _, result = _visit(app_url, click)
+    assert result.outcome == "success" and not result.problems, result
+    assert result.job is not None and 0 < result.latency < result.job, result
+
+
 def test_upload_through_the_sidebar(app_url):
     assert KINDS["upload"] == UPLOAD_OPTION  # the labels the students look for are the app's
     buffer = io.BytesIO()
