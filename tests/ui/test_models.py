@@ -117,3 +117,28 @@ def test_constant_layers_are_the_layers_every_digit_leaves_the_same():
     assert models.constant_layers("pixel_rnn_relu")[:1] == ("step1",)  # pixel 24 is blank in every digit
     assert models.is_constant(np.full((5, 3), 1.0828954, dtype=np.float32))  # float32 mean round-off is not spread
     assert not models.is_constant(np.array([[0.0], [1e-3]]))
+
+
+def test_activations_capture_each_split_on_first_read_and_hand_out_exact_float64(monkeypatch):
+    """A class's server listed the whole zoo and held every network's layers on both splits in float64
+    (840 MB; a 64-step RNN alone 60 MB). A split is now captured when a layer of it is first read, kept at
+    the network's precision, and handed out as the exact float64 widening, read-only."""
+    import numpy as np
+    from ui.sources.data import model_source, representation
+
+    models._zoo_split.clear()
+    captured = []
+    real = models.capture_rows
+    monkeypatch.setattr(models, "capture_rows", lambda net, X, layers, dtype=np.float64: captured.append(
+        (len(X), dtype)) or real(net, X, layers, dtype))
+    acts = models.activations("mlp_seed0")
+    assert list(acts["test"]) == list(models.get("mlp_seed0").layers) and not captured  # names only: no capture
+    rep = representation(model_source("mlp_seed0", "hidden2"))
+    assert captured == [(len(models.digits().X_test), None)]  # the test split only, at the network's precision
+    hidden2 = acts["test"]["hidden2"]
+    assert hidden2.dtype == np.float64 and not hidden2.flags.writeable
+    expected = real(models.module("mlp_seed0"), models.digits().X_test, ["hidden2"])["hidden2"]
+    assert np.array_equal(hidden2, expected) and np.array_equal(rep.X, expected)
+    assert rep.X_train.shape[0] == len(models.digits().X_train)  # read now, for a probe
+    assert captured[-1] == (len(models.digits().X_train), None) and len(captured) == 2
+    assert np.array_equal(rep.y_train, models.digits().y_train)

@@ -5,7 +5,9 @@ Every cache is bounded and keyed on small descriptors or digests. Shared arrays 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,17 +36,27 @@ class Source:
 
 @dataclass(frozen=True)
 class Representation:
-    """Test-split activations (what pages manipulate), the training split (for probes) and labels."""
+    """Test-split activations (what pages manipulate), the training split (for probes) and labels.
+
+    The training split is read through ``training`` when a probe first needs it: most pages have no
+    probe, and a network's training split is four times its test split."""
 
     X: np.ndarray
     y: np.ndarray | None
-    X_train: np.ndarray | None
-    y_train: np.ndarray | None
+    training: Callable[[], tuple[np.ndarray, np.ndarray]] | None  # () -> (X_train, y_train)
     model_name: str | None  # the registered network it comes from (ui.sources.models), if any
     layer: str | None
     label: str
     key: str  # a digest of the source: the cache key of everything computed from it
     note: str | None = None  # what the sidebar should tell about this source (e.g. labels left unused)
+
+    @property
+    def X_train(self) -> np.ndarray | None:
+        return None if self.training is None else self.training()[0]
+
+    @property
+    def y_train(self) -> np.ndarray | None:
+        return None if self.training is None else self.training()[1]
 
     @property
     def has_labels(self) -> bool:
@@ -80,9 +92,18 @@ def _network_representation(source: Source) -> Representation:
     _, name, layer = source.params
     captured = models.activations(name)
     y_test, y_train = models.labels(name)
-    train = captured.get("train", {}).get(layer)
-    return Representation(captured["test"][layer], y_test, train, y_train if train is not None else None, name, layer,
-                          f"{name} · {layer}", _source_key(source))
+    training = None if "train" not in captured or y_train is None else functools.partial(
+        _network_training, name, layer, y_train)
+    return Representation(captured["test"][layer], y_test, training, name, layer, f"{name} · {layer}",
+                          _source_key(source))
+
+
+def _network_training(name: str, layer: str, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return models.activations(name)["train"][layer], y_train
+
+
+def _given(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return X, y
 
 
 @st.cache_resource(max_entries=2, scope="session")  # each holds a float64 copy of up to limits.MAX_VALUES values
@@ -90,7 +111,7 @@ def _uploaded_representation(source: Source, _upload: bytes | None) -> Represent
     digest, filename, array_name = source.params
     arrays = uploaded_arrays(digest, filename, _upload)
     y, note = class_labels(arrays, array_name)
-    return Representation(readonly_rows(arrays[array_name]), None if y is None else readonly(y), None, None, None,
+    return Representation(readonly_rows(arrays[array_name]), None if y is None else readonly(y), None, None,
                           None, f"{filename} · {array_name}", _source_key(source), note)
 
 
@@ -141,7 +162,8 @@ def _synthetic(source: Source) -> Representation:
         members = np.flatnonzero(y == cls)
         rank_in_class[members] = np.arange(members.size)
     test, train = rank_in_class % 2 == 0, rank_in_class % 2 == 1
-    return Representation(readonly(X[test]), readonly(y[test]), readonly(X[train]), readonly(y[train]),
+    return Representation(readonly(X[test]), readonly(y[test]), functools.partial(_given, readonly(X[train]),
+                                                                                 readonly(y[train])),
                           None, None, label, _source_key(source))
 
 

@@ -17,7 +17,9 @@ and never two different networks. What a network supports is in its flags (``run
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,31 +150,58 @@ def capture_rows(net: nn.Module, inputs: np.ndarray, layers, dtype=np.float64) -
     return {name: readonly_rows(values, dtype) for name, values in capture(copy.deepcopy(net), inputs, layers).items()}
 
 
-def _splits(net: nn.Module, layers) -> dict[str, dict[str, np.ndarray]]:
-    data = digits()
-    return {"test": capture_rows(net, data.X_test, layers), "train": capture_rows(net, data.X_train, layers)}
+class CapturedSplit(Mapping):
+    """One split's layers of a network, name -> read-only (examples, features) float64 array.
+
+    The network runs on the split's digits when a layer is first read, not before (the registry lists
+    every network, and most pages read only the test split), and the layers are kept at the network's
+    own precision: the float64 array each read hands out is the exact widening of what is kept. A
+    64-step RNN's 65 layers on both splits were 60 MB in float64; a class's server held the whole zoo."""
+
+    def __init__(self, layers: tuple[str, ...], capture_all):
+        self._layers, self._capture_all = layers, capture_all
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        if layer not in self._layers:
+            raise KeyError(layer)
+        return readonly_rows(self._capture_all()[layer])
+
+    def __iter__(self):
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
 
 
-@st.cache_resource(max_entries=32, show_spinner="Capturing activations…")
-def _zoo_activations(name: str) -> dict[str, dict[str, np.ndarray]]:
-    return _splits(_zoo_module(name), _zoo_entry(name).layers)
+def _splits(layers: tuple[str, ...], capture_split) -> dict[str, CapturedSplit]:
+    """{"test": ..., "train": ...}, each captured on first read by ``capture_split(split)``."""
+    return {split: CapturedSplit(layers, functools.partial(capture_split, split)) for split in ("test", "train")}
 
 
-@st.cache_resource(max_entries=MAX_FINETUNED, scope="session", show_spinner="Capturing activations…")
-def _finetuned_activations(key: str, name: str) -> dict[str, dict[str, np.ndarray]]:
-    return _splits(module(name), get(name).layers)
+def _split_inputs(split: str) -> np.ndarray:
+    return digits().X_test if split == "test" else digits().X_train
 
 
-def activations(name: str) -> dict[str, dict[str, np.ndarray]]:
+@st.cache_resource(max_entries=64, show_spinner="Capturing activations…")
+def _zoo_split(name: str, split: str) -> dict[str, np.ndarray]:
+    return capture_rows(_zoo_module(name), _split_inputs(split), _zoo_entry(name).layers, dtype=None)
+
+
+@st.cache_resource(max_entries=2 * MAX_FINETUNED, scope="session", show_spinner="Capturing activations…")
+def _finetuned_split(key: str, name: str, split: str) -> dict[str, np.ndarray]:
+    return capture_rows(module(name), _split_inputs(split), get(name).layers, dtype=None)
+
+
+def activations(name: str) -> Mapping[str, Mapping[str, np.ndarray]]:
     """Every layer of the network on the digits ``"test"`` and ``"train"`` splits: read-only
-    (examples, features) float64 arrays, computed once and shared. A loaded network has only
-    ``"test"``: its layers on the inputs run on the Compare page."""
+    (examples, features) float64 arrays, each split captured on first use and shared. A loaded
+    network has only ``"test"``: its layers on the inputs run on the Compare page."""
     network = get(name)
     if network.kind == ZOO:
-        return _zoo_activations(name)
+        return _splits(network.layers, functools.partial(_zoo_split, name))
     if network.kind == LOADED:
         return {"test": st.session_state[LOADED_STATE][name]["layers"]}
-    return _finetuned_activations(network.key, name)
+    return _splits(network.layers, functools.partial(_finetuned_split, network.key, name))
 
 
 def is_constant(layer: np.ndarray) -> bool:
@@ -184,12 +213,8 @@ def is_constant(layer: np.ndarray) -> bool:
 
 @st.cache_data(max_entries=64, show_spinner="Checking which layers vary across the digits…")
 def _constant_layers(key: str, name: str) -> tuple[str, ...]:
-    network = get(name)
-    # the zoo's layers are captured here and dropped: caching every network's activations to answer this would
-    # hold hundreds of MB (a 64-step network's 65 layers are 60 MB)
-    layers = (capture_rows(module(name), digits().X_test, network.layers, dtype=None) if network.kind != LOADED
-              else activations(name)["test"])
-    return tuple(layer for layer, values in layers.items() if is_constant(values))
+    layers = activations(name)["test"]
+    return tuple(layer for layer in layers if is_constant(layers[layer]))
 
 
 def constant_layers(name: str) -> tuple[str, ...]:
@@ -241,7 +266,7 @@ def zoo_twin(name: str) -> str | None:
 def _untrained_twin(architecture: str) -> tuple[str, dict[str, np.ndarray]]:
     twin = zoo_twin(architecture)
     if twin is not None:
-        return f"{twin} (the same architecture, never trained)", _zoo_activations(twin)["test"]
+        return f"{twin} (the same architecture, never trained)", activations(twin)["test"]
     spec = sample_models.ZOO[architecture]
     with torch.random.fork_rng():  # torch's global random state is left untouched
         torch.manual_seed(spec.seed)
