@@ -126,7 +126,8 @@ def test_activations_capture_each_split_on_first_read_and_hand_out_exact_float64
     import numpy as np
     from ui.sources.data import model_source, representation
 
-    models._zoo_split.clear()
+    models._zoo_test_split.clear()
+    models._zoo_train_split.clear()
     captured = []
     real = models.capture_rows
     monkeypatch.setattr(models, "capture_rows", lambda net, X, layers, dtype=np.float64: captured.append(
