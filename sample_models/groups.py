@@ -39,7 +39,7 @@ from .data import digits
 from .zoo import WEIGHTS_DIR
 
 __all__ = ["MemberSpec", "MEMBERS", "GROUPS", "GROUPS_DIR", "PATCH_PIXELS", "train_member", "load_member",
-           "member_data", "test_inputs", "manifest", "main"]
+           "member_data", "test_inputs", "manifest", "suites", "TEST_GROUPS", "main"]
 
 GROUPS_DIR = WEIGHTS_DIR / "groups"
 WIDTH = 64
@@ -232,6 +232,28 @@ def member_data(name: str) -> dict:
     X = test_inputs(spec.inputs)
     layers, logits = hidden_and_logits(load_member(name), X)
     return {"layers": layers, "logits": logits, "labels": np.array(digits().y_test), "inputs": np.array(X)}
+
+
+#: The members of each grounding test: (group of GROUPS, whether each member's group label is kept).
+TEST_GROUPS = {
+    "accuracy_correlation": ("seed", False),
+    "output_correlation": ("seed", False),
+    "label_randomization": ("labels", True),
+    "shortcut_affinity": ("shortcut", True),
+    "augmentation": ("noise", True),
+    "layer_monotonicity": ("deep", False),
+}
+
+
+def suites(tests=None) -> dict[str, list[dict]]:
+    """For each grounding test (default: all six), its members as plain keyword dicts
+    (``name``, ``layers``, ``logits``, ``labels``, ``group``, ``inputs``): ``cka_core.trust.Member(**d)``."""
+    out = {}
+    for test in tests or TEST_GROUPS:
+        kind, grouped = TEST_GROUPS[test]
+        out[test] = [{"name": name, **member_data(name), "group": label if grouped else None}
+                     for label, names in GROUPS[kind].items() for name in names]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
