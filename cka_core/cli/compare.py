@@ -20,6 +20,7 @@ from ..measures.registry import MEASURES, similarity_matrix
 from ..models.reduction import REDUCTIONS
 from ..stats.sanity import not_above_null
 from ..io.streaming import open_layers, shard_paths, streamed_cka_matrix
+from . import trust
 from .terminal import counter, rate, text_table, value_table
 
 MAX_RESAMPLES = 100_000
@@ -156,11 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     compare.add_argument("--out", type=Path, action="append", default=[], metavar="F",
                          help="write F.csv, F.json or F.png (repeatable); see below")
+    trust.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "trust":
+        return trust.run(args)
     try:
         check_outputs(args.out)
         parameters = {name: getattr(args, name) for name in _flag_parameters() if getattr(args, name) is not None}
