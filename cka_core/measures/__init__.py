@@ -10,3 +10,6 @@ from .registry import (INVARIANCES, INVERTIBLE, ISOTROPIC, LINEAR_CKA, MEASURES,
                        parameter_defaults, prepared_options, similarity, similarity_matrix)
 from .rsa import rsa
 from .shape import procrustes_angle, shape_distance
+from .alignment import (aligned_cosine, hard_correlation_match, orthogonal_procrustes, permutation_procrustes,
+                        procrustes_size_and_shape, soft_correlation_match)
+from .spectral import eigenspace_overlap, gulp

@@ -7,6 +7,7 @@ whether higher means more similar; the pages use this metadata to explain what m
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,11 @@ from .deconfounded import deconfounded_cka_of
 from .shape import procrustes_angle_of, shape_distance_of
 from .cka import rbf_cka_of
 from .rsa import rsa_of
+from .alignment import (aligned_cosine, aligned_cosine_of, hard_correlation_match, hard_correlation_match_of,
+                        orthogonal_procrustes, orthogonal_procrustes_of, permutation_procrustes,
+                        permutation_procrustes_of, procrustes_size_and_shape, procrustes_size_and_shape_of,
+                        soft_correlation_match, soft_correlation_match_of)
+from .spectral import eigenspace_overlap, eigenspace_overlap_of, gulp, gulp_of
 from .cca import linear_regression_fit, mean_cca, pwcca, svcca
 from .cka import linear_cka_debiased
 from .deconfounded import deconfounded_cka, inputs_view
@@ -144,6 +150,52 @@ MEASURES: dict[str, MeasureInfo] = {
                     _ALL_BUT_LINEAR, False,
                     "How much of the second representation a linear map of the first explains.",
                     "Kornblith et al., ICML 2019", linear_regression_of),
+        # ReSi's alignment and spectral measures (docs/theory.md §8.5)
+        MeasureInfo("orthogonal_procrustes", "Orthogonal Procrustes distance", orthogonal_procrustes, False,
+                    (0.0, math.sqrt(2.0)), _ALL_BUT_LINEAR, True,
+                    "Residual after the best rotation of one centred, unit-norm layer onto the other: the chord "
+                    "sqrt(2 - 2 cos) of the Procrustes angle.",
+                    "Ding et al., NeurIPS 2021; Klabunde et al., ICLR 2025 (ReSi)", orthogonal_procrustes_of),
+        MeasureInfo("procrustes_size_and_shape", "Procrustes size-and-shape distance", procrustes_size_and_shape,
+                    False, (0.0, math.inf), frozenset({ORTHOGONAL, TRANSLATION, PERMUTATION}), True,
+                    "Residual after the best rotation of one centred layer onto the other, in the layers' own "
+                    "units: a difference in scale alone counts.",
+                    "Williams et al., NeurIPS 2021; Klabunde et al., ICLR 2025 (ReSi)", procrustes_size_and_shape_of),
+        MeasureInfo("permutation_procrustes", "Permutation Procrustes distance", permutation_procrustes, False,
+                    (0.0, math.inf), frozenset({PERMUTATION}), True,
+                    "Residual after the best one-to-one matching of the neurons, on the layers as given (neither "
+                    "centred nor rescaled): a rotation, a shift or a rescaling moves it.",
+                    "Klabunde et al., ICLR 2025 (ReSi)", permutation_procrustes_of),
+        MeasureInfo("aligned_cosine", "Aligned cosine similarity", aligned_cosine, True, (-1.0, 1.0),
+                    frozenset({ORTHOGONAL, ISOTROPIC, PERMUTATION}), True,
+                    "Mean cosine between each example in the two layers after the best rotation of one onto the "
+                    "other; the layers are not centred, so a shift moves it.",
+                    "Hamilton et al., ACL 2016; Klabunde et al., ICLR 2025 (ReSi)", aligned_cosine_of),
+        MeasureInfo("hard_correlation_match", "Hard correlation match", hard_correlation_match, True, (-1.0, 1.0),
+                    frozenset({ISOTROPIC, TRANSLATION, PERMUTATION}), True,
+                    "Mean correlation of the neurons matched one to one across the layers: it asks for single "
+                    "neurons to agree, so a rotation of the features moves it.",
+                    "Li et al., ICLR 2016 (Convergent learning)", hard_correlation_match_of),
+        MeasureInfo("soft_correlation_match", "Soft correlation match", soft_correlation_match, True, (-1.0, 1.0),
+                    frozenset({ISOTROPIC, TRANSLATION, PERMUTATION}), True,
+                    "Mean correlation of each neuron with its best-correlated neuron in the other layer (several "
+                    "may pick the same one), both directions averaged.",
+                    "Li et al., ICLR 2016 (Convergent learning)", soft_correlation_match_of),
+        MeasureInfo("eigenspace_overlap", "Eigenspace overlap score", eigenspace_overlap, True, (0.0, 1.0),
+                    frozenset(INVARIANCES), True,
+                    "How much the two centred column spaces overlap (summed squared canonical correlations over "
+                    "the larger rank); blind to any invertible linear map.",
+                    "May et al., NeurIPS 2019", eigenspace_overlap_of),
+        MeasureInfo("gulp", "GULP distance", gulp, False, (0.0, math.inf), frozenset(INVARIANCES), True,
+                    "How far apart the ridge-regression predictors fitted on each layer are; at λ = 0 it is "
+                    "sqrt(rank_A + rank_B - 2 Σ ρ²) from the canonical correlations ρ, blind to invertible maps.",
+                    "Boix-Adserà et al., NeurIPS 2022", gulp_of,
+                    parameters=(MeasureParameter(
+                        "lam", 0.0, "Ridge λ",
+                        "0: least squares (the CCA limit, invariant to any invertible map); larger λ: ridge, "
+                        "weighting high-variance directions like CKA.",
+                        "ridge parameter of --measure gulp, on layers with covariance of unit trace (default 0)",
+                        "GULP (λ = {:g})", low=0.0, high=1.0, step=0.01),)),
     ]
 }
 

@@ -3,19 +3,40 @@
 """
 from __future__ import annotations
 import numpy as np
+from ..cka.linalg import thin_svd
 from ..errors import RepresentationError
 from .view import LayerView, views
 
 
+def procrustes_frames(vx: LayerView, vy: LayerView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both layers centred at unit Frobenius norm, in principal coordinates P = U diag(s) (the layer
+    X~ = P V^T without its own rotation V^T), turned by :func:`aligned_frames`: (P_x W, P_y Z, sigma).
+    ||P_x W - P_y Z||_F is the orthogonal Procrustes distance and sum(sigma) = ||X~^T Y~||_*, the nuclear
+    norm (V_x, V_y drop out of both). Each P is n x rank, at most n x min(n, d): a layer wider than it
+    has examples costs no more than a tall one."""
+    (ux, sx), (uy, sy) = vx.spectrum(), vy.spectrum()
+    return aligned_frames(ux * sx, uy * sy)
+
+
+def aligned_frames(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x and y (same rows) zero-padded to one width and each turned by its side of the SVD
+    x^T y = W diag(sigma) Z^T: (x W, y Z, sigma). The best rotation of one onto the other,
+    Q* = argmin_Q ||x Q - y||_F = W Z^T (Schonemann 1966), is then the identity: row i of x Q* against
+    row i of y is row i of x W against row i of y Z, and sum(sigma) = ||x^T y||_*."""
+    width = max(x.shape[1], y.shape[1])
+    x, y = zero_padded(x, width), zero_padded(y, width)
+    w, sigma, zt = thin_svd(x.T @ y)
+    return x @ w, y @ zt.T, sigma
+
+
+def zero_padded(x: np.ndarray, width: int) -> np.ndarray:
+    """x with zero columns appended up to ``width`` (ReSi's convention for layers of unequal width)."""
+    return np.pad(x, ((0, 0), (0, width - x.shape[1])))
+
+
 def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
     """arccos ||X~^T Y~||_* with X~, Y~ centred and scaled to unit Frobenius norm."""
-    xc, yc = vx.xc / np.linalg.norm(vx.xc), vy.xc / np.linalg.norm(vy.xc)
-    if min(xc.shape[1], yc.shape[1]) <= xc.shape[0]:
-        nuclear = float(np.linalg.svd(xc.T @ yc, compute_uv=False).sum())
-    else:
-        # ||X^T Y||_* = sum of sqrt eig((X^T Y)(Y^T X)) = sum of sqrt eig((X X^T)(Y Y^T)), n x n.
-        eig = np.linalg.eigvals((xc @ xc.T) @ (yc @ yc.T)).real
-        nuclear = float(np.sqrt(np.clip(eig, 0, None)).sum())
+    nuclear = float(procrustes_frames(vx, vy)[2].sum())
     return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
 
 

@@ -8,13 +8,15 @@ over batches, ratio at the end). Nothing here imports cka_core; no test function
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import linalg, optimize, stats
 
 __all__ = [
     "as_f64", "centring_matrix", "linear_gram", "rbf_gram", "hsic0", "hsic1", "cka_from_grams",
     "linear_cka", "rbf_cka", "minibatch_cka", "cka_matrix", "translated", "translation_cka",
     "translation_limit", "deconfounded_gram", "deconfounded_cka", "procrustes_angle", "shape_distance", "rsa", "linear_regression_r2", "canonical_correlations",
     "mean_cca", "random_orthogonal", "whitened_pair",
+    "orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes", "aligned_cosine",
+    "neuron_correlations", "hard_correlation_match", "soft_correlation_match", "eigenspace_overlap", "gulp",
 ]
 
 
@@ -285,6 +287,111 @@ def canonical_correlations(X, Y) -> np.ndarray:
 
 def mean_cca(X, Y) -> float:
     return float(canonical_correlations(X, Y).mean())
+
+
+# ---------------------------------------------------------------- ReSi's alignment and spectral measures
+
+def _padded(A: np.ndarray, width: int) -> np.ndarray:
+    """A with zero columns appended up to ``width`` (ReSi: the narrower layer is zero-padded)."""
+    return np.hstack([A, np.zeros((A.shape[0], width - A.shape[1]))])
+
+
+def _procrustes_residual(A: np.ndarray, B: np.ndarray) -> float:
+    """min_Q ||A - B Q||_F with Q orthogonal, solved explicitly: Q = U V^T from B^T A = U S V^T (both
+    zero-padded to one width)."""
+    width = max(A.shape[1], B.shape[1])
+    A, B = _padded(A, width), _padded(B, width)
+    U, _, Vt = np.linalg.svd(B.T @ A)
+    return float(np.linalg.norm(A - B @ (U @ Vt)))
+
+
+def orthogonal_procrustes(X, Y) -> float:
+    """||A - B Q*||_F for A, B the centred layers at unit Frobenius norm."""
+    A, B = _centred(X), _centred(Y)
+    return _procrustes_residual(A / np.linalg.norm(A), B / np.linalg.norm(B))
+
+
+def procrustes_size_and_shape(X, Y) -> float:
+    """||A - B Q*||_F for A, B the centred layers, not rescaled."""
+    return _procrustes_residual(_centred(X), _centred(Y))
+
+
+def permutation_procrustes(X, Y) -> float:
+    """min over permutations of the padded columns of ||A - B P||_F, on the layers as given: the
+    assignment of columns that minimises the summed squared column distances ||a_i - b_j||^2."""
+    A, B = as_f64(X), as_f64(Y)
+    width = max(A.shape[1], B.shape[1])
+    A, B = _padded(A, width), _padded(B, width)
+    cost = np.array([[np.sum((A[:, i] - B[:, j]) ** 2) for j in range(width)] for i in range(width)])
+    rows, cols = optimize.linear_sum_assignment(cost)
+    return float(np.sqrt(cost[rows, cols].sum()))
+
+
+def aligned_cosine(X, Y) -> float:
+    """Mean over examples of cos(a_i Q, b_i), Q = argmin ||A Q - B||_F (scipy's orthogonal_procrustes),
+    on the layers as given and zero-padded; examples that are zero on either side are skipped."""
+    A, B = as_f64(X), as_f64(Y)
+    width = max(A.shape[1], B.shape[1])
+    A, B = _padded(A, width), _padded(B, width)
+    Q, _ = linalg.orthogonal_procrustes(A, B)
+    cosines = [cosine_of(a, b) for a, b in zip(A @ Q, B) if np.any(a) and np.any(b)]
+    return float(np.mean(cosines))
+
+
+def cosine_of(u, v) -> float:
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+def neuron_correlations(X, Y) -> np.ndarray:
+    """Pearson correlation of each column of X with each column of Y (np.corrcoef); 0 where a column is
+    constant."""
+    A, B = as_f64(X), as_f64(Y)
+    out = np.zeros((A.shape[1], B.shape[1]))
+    for i in range(A.shape[1]):
+        for j in range(B.shape[1]):
+            if np.ptp(A[:, i]) > 0 and np.ptp(B[:, j]) > 0:
+                out[i, j] = np.corrcoef(A[:, i], B[:, j])[0, 1]
+    return out
+
+
+def hard_correlation_match(X, Y) -> float:
+    """Mean correlation over the one-to-one matching of min(d_x, d_y) neurons of largest summed correlation."""
+    C = neuron_correlations(X, Y)
+    rows, cols = optimize.linear_sum_assignment(-C)
+    return float(C[rows, cols].mean())
+
+
+def soft_correlation_match(X, Y) -> float:
+    """Mean of (mean over X's neurons of the best correlation in Y) and the same from Y's side."""
+    C = neuron_correlations(X, Y)
+    return float((np.mean([max(row) for row in C]) + np.mean([max(col) for col in C.T])) / 2)
+
+
+def eigenspace_overlap(X, Y) -> float:
+    """||U_A^T U_B||_F^2 / max(rank_A, rank_B), U the left singular vectors of the centred layers (numpy's
+    matrix_rank for the ranks)."""
+    A, B = _centred(X), _centred(Y)
+    ra, rb = np.linalg.matrix_rank(A), np.linalg.matrix_rank(B)
+    Ua, Ub = np.linalg.svd(A)[0][:, :ra], np.linalg.svd(B)[0][:, :rb]
+    return float(np.linalg.norm(Ua.T @ Ub) ** 2 / max(ra, rb))
+
+
+def gulp(X, Y, lam: float = 0.0) -> float:
+    """GULP in Boix-Adsera et al.'s (d, n) notation: each layer centred and scaled so that the covariance
+    S = R R^T / n has unit trace; with S_lam^-1 = (S + lam I)^-1 (the pseudo-inverse at lam = 0),
+    d^2 = tr(S_A S_A^-1 S_A S_A^-1) + tr(S_B S_B^-1 S_B S_B^-1) - 2 tr(S_A^-1 S_AB S_B^-1 S_BA); returns d."""
+    def prepared(Z):
+        R = _centred(Z).T
+        n = R.shape[1]
+        R = np.sqrt(n) * R / np.linalg.norm(R)
+        S = R @ R.T / n
+        inverse = np.linalg.pinv(S, rtol=1e-10, hermitian=True) if lam == 0 else np.linalg.inv(S + lam * np.eye(len(S)))
+        return R, S, inverse
+    (Ra, Sa, Ia), (Rb, Sb, Ib) = prepared(X), prepared(Y)
+    n = Ra.shape[1]
+    Sab = Ra @ Rb.T / n
+    squared = (np.trace(Sa @ Ia @ Sa @ Ia) + np.trace(Sb @ Ib @ Sb @ Ib) - 2 * np.trace(Ia @ Sab @ Ib @ Sab.T))
+    return float(np.sqrt(max(squared, 0.0)))
 
 
 # ---------------------------------------------------------------- data helpers

@@ -14,9 +14,14 @@ from .cka_testdata import PROPERTY_FEW, correlated_pair, invariance_map, seeds
 
 NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
          "shape_metric", "rsa", "linear_regression"]
+#: ReSi's alignment and spectral measures (cka_core/measures/alignment.py, spectral.py).
+RESI_ALIGNMENT = ["orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes", "aligned_cosine",
+                  "hard_correlation_match", "soft_correlation_match", "eigenspace_overlap", "gulp"]
+ALIGNMENT_DISTANCES = ["orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes", "gulp"]
+NAMES += RESI_ALIGNMENT
 INVARIANCES = {"orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation"}
 SYMMETRIC = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "procrustes", "shape_metric",
-             "rsa"]
+             "rsa"] + RESI_ALIGNMENT
 
 
 def _min_width(name):
@@ -36,7 +41,8 @@ def test_registry_contents_and_metadata():
     M = cka_core.MEASURES
     assert M["procrustes"].higher_is_similar is False
     assert M["procrustes"].value_range == pytest.approx((0.0, math.pi / 2))
-    assert all(M[k].higher_is_similar for k in NAMES if k not in ("procrustes", "shape_metric"))
+    assert all(M[k].higher_is_similar for k in NAMES if k not in ("procrustes", "shape_metric", *ALIGNMENT_DISTANCES))
+    assert not any(M[k].higher_is_similar for k in ALIGNMENT_DISTANCES)
     assert not M["shape_metric"].higher_is_similar and M["shape_metric"].value_range == M["procrustes"].value_range
     # textbook declarations (Kornblith et al. 2019 Table 1; Williams et al. 2021)
     for k in ("linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes", "shape_metric"):
@@ -62,6 +68,14 @@ REFERENCES = {
     "rsa": ref.rsa,
     "linear_regression": ref.linear_regression_r2,
     "mean_cca": ref.mean_cca,
+    "orthogonal_procrustes": ref.orthogonal_procrustes,
+    "procrustes_size_and_shape": ref.procrustes_size_and_shape,
+    "permutation_procrustes": ref.permutation_procrustes,
+    "aligned_cosine": ref.aligned_cosine,
+    "hard_correlation_match": ref.hard_correlation_match,
+    "soft_correlation_match": ref.soft_correlation_match,
+    "eigenspace_overlap": ref.eigenspace_overlap,
+    "gulp": ref.gulp,
 }
 
 
@@ -219,9 +233,9 @@ def test_unknown_measure_is_a_clear_error():
 
 @pytest.mark.parametrize("scale,dtype", [(1e19, np.float32), (1e-25, np.float32), (1e-40, np.float32),
                                          (1e200, np.float64), (1e-200, np.float64)])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [name for name in NAMES if "isotropic_scaling" in cka_core.MEASURES[name].invariances])
 def test_extreme_scales_give_the_value_of_the_rescaled_data(name, scale, dtype):
-    """Squares of these values overflow or underflow their dtype; every measure is invariant to
+    """Squares of these values overflow or underflow their dtype; every measure here is invariant to
     isotropic scaling, so the answer is that of the same stored values brought back to unit scale
     (before: NaN, 'constant' errors, or a Procrustes angle of pi/2)."""
     X, Y = correlated_pair(np.random.default_rng(8), 50, 5, 4)
