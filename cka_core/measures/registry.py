@@ -33,6 +33,13 @@ from .cka import linear_cka_debiased
 from .deconfounded import deconfounded_cka, inputs_view
 from .rsa import rsa
 from .shape import procrustes_angle, shape_distance
+from .functional import accuracy_difference, accuracy_difference_of, disagreement, disagreement_of, jsd, jsd_of
+from .neighbours import (jaccard_knn, jaccard_knn_of, rank_similarity, rank_similarity_of, second_order_cosine,
+                         second_order_cosine_of)
+from .rsm import (distance_correlation, distance_correlation_of, rsa_correlation, rsa_correlation_of,
+                  rsm_norm_difference, rsm_norm_difference_of)
+from .statistics import (concentricity_difference, concentricity_difference_of, magnitude_difference,
+                         magnitude_difference_of, uniformity_difference, uniformity_difference_of)
 
 ORTHOGONAL = "orthogonal"
 ISOTROPIC = "isotropic_scaling"
@@ -75,6 +82,8 @@ class MeasureInfo:
     of: Callable[..., float] | None = None  # the same on two LayerViews (per-layer work reusable)
     needs_inputs: bool = False  # takes the inputs the layers were computed from (option ``inputs``)
     parameters: tuple[MeasureParameter, ...] = ()  # the numbers it takes besides the data
+    on_outputs: bool = False  # compares two networks' class outputs (logits of equal width), not any two layers
+    needs_labels: bool = False  # takes the examples' true classes (option ``labels``)
 
 
 def parameter_defaults(measure: str) -> dict[str, float]:
@@ -89,10 +98,23 @@ def prepared_options(info: MeasureInfo, options: dict, n: int) -> dict:
         return {**options, "inputs": inputs_view(options.get("inputs"), n)}
     if "inputs" in options:
         raise RepresentationError(f"inputs apply to deconfounded CKA only, not to {info.name!r}.")
+    if "labels" in options and not info.needs_labels:
+        raise RepresentationError(f"labels apply to the measures that compare accuracies only, not to {info.name!r}.")
     return options
 
 
 _ALL_BUT_LINEAR = frozenset({ORTHOGONAL, ISOTROPIC, TRANSLATION, PERMUTATION})
+#: Cosine similarity between examples (rows as given) survives rotations, scalings and reorderings of the
+#: features, but not a translation, which changes every angle.
+_COSINE = frozenset({ORTHOGONAL, ISOTROPIC, PERMUTATION})
+
+
+def _k(label: str) -> MeasureParameter:
+    """The neighbourhood size of a kNN measure (ReSi's k = 10), shown as ``label (k = ...)``."""
+    return MeasureParameter("k", 10, "Neighbours k", "How many nearest neighbours (cosine distance) of each example "
+                            "count.", "nearest neighbours per example of --measure jaccard_knn, rank_similarity or "
+                            "second_order_cosine (default 10, as ReSi)", label + " (k = {:g})", low=1, high=50, step=1)
+
 
 MEASURES: dict[str, MeasureInfo] = {
     m.name: m
@@ -196,6 +218,69 @@ MEASURES: dict[str, MeasureInfo] = {
                         "weighting high-variance directions like CKA.",
                         "ridge parameter of --measure gulp, on layers with covariance of unit trace (default 0)",
                         "GULP (λ = {:g})", low=0.0, high=1.0, step=0.01),)),
+        # ReSi's neighbourhood, RSM, statistic and functional measures (docs/theory.md §8.y)
+        MeasureInfo("jaccard_knn", "Jaccard of k nearest neighbours", jaccard_knn, True, (0.0, 1.0), _COSINE, True,
+                    "How many of each example's k nearest neighbours (cosine distance) the two layers share: blind "
+                    "to everything beyond the k-th neighbour.",
+                    "Klabunde et al., ICLR 2025 (ReSi)", jaccard_knn_of,
+                    parameters=(_k("Jaccard kNN"),)),
+        MeasureInfo("rank_similarity", "Rank similarity of k nearest neighbours", rank_similarity, True, (0.0, 1.0),
+                    _COSINE, True,
+                    "Shared nearest neighbours weighted by how near they are and how alike their ranks are in the "
+                    "two layers.",
+                    "Wang et al., ICML 2020", rank_similarity_of,
+                    parameters=(_k("Rank similarity"),)),
+        MeasureInfo("second_order_cosine", "Second-order cosine similarity", second_order_cosine, True, (-1.0, 1.0),
+                    _COSINE, True,
+                    "Each example's cosine similarities to its nearest neighbours (in either layer), compared "
+                    "between the layers.",
+                    "Hamilton et al., EMNLP 2016", second_order_cosine_of,
+                    parameters=(_k("Second-order cosine"),)),
+        MeasureInfo("rsm_norm_difference", "RSM norm difference", rsm_norm_difference, False, (0.0, math.inf),
+                    frozenset({ORTHOGONAL, TRANSLATION, PERMUTATION}), True,
+                    "Frobenius norm of the difference of the two Euclidean distance matrices, in the layers' own "
+                    "units: it grows with the scale of either layer.",
+                    "Klabunde et al., ICLR 2025 (ReSi)", rsm_norm_difference_of),
+        MeasureInfo("rsa_correlation", "RSA (Spearman of correlation RDMs)", rsa_correlation, True, (-1.0, 1.0),
+                    frozenset({ISOTROPIC, PERMUTATION}), True,
+                    "Rank correlation of the examples' pairwise correlation distances (1 - Pearson r across the "
+                    "features), ReSi's RSA: neither rotation- nor translation-invariant.",
+                    "Kriegeskorte et al., Front. Syst. Neurosci. 2008", rsa_correlation_of),
+        MeasureInfo("distance_correlation", "Distance correlation", distance_correlation, True, (0.0, 1.0),
+                    _ALL_BUT_LINEAR, True,
+                    "Correlation of the double-centred Euclidean distance matrices; 0 only for independent "
+                    "configurations.",
+                    "Székely et al., Ann. Statist. 2007", distance_correlation_of),
+        MeasureInfo("magnitude_difference", "Magnitude difference", magnitude_difference, False, (0.0, math.inf),
+                    frozenset({ORTHOGONAL, PERMUTATION}), True,
+                    "Difference of the lengths of the two mean examples: where the layers sit, not how their "
+                    "examples are arranged.",
+                    "Wang et al., ICML 2020; Klabunde et al., ICLR 2025 (ReSi)", magnitude_difference_of),
+        MeasureInfo("concentricity_difference", "Concentricity difference", concentricity_difference, False,
+                    (0.0, 2.0), _COSINE, True,
+                    "Difference of the mean cosine similarity of the examples to their mean example.",
+                    "Wang et al., ICML 2020; Klabunde et al., ICLR 2025 (ReSi)", concentricity_difference_of),
+        MeasureInfo("uniformity_difference", "Uniformity difference", uniformity_difference, False, (0.0, math.inf),
+                    frozenset({ORTHOGONAL, TRANSLATION, PERMUTATION}), True,
+                    "Difference of the uniformity log E exp(-t ||x_i - x_j||^2) of the layers as given: how evenly "
+                    "the examples spread, at the layers' own scale.",
+                    "Wang & Isola, ICML 2020", uniformity_difference_of,
+                    parameters=(MeasureParameter(
+                        "t", 2.0, "Uniformity temperature t",
+                        "Large t: only near pairs of examples count; small t: all pairs.",
+                        "temperature of --measure uniformity_difference (default 2, as ReSi)",
+                        "Uniformity difference (t = {:g})", low=0.5, high=10.0, step=0.5),)),
+        MeasureInfo("jsd", "Jensen-Shannon divergence of outputs", jsd, False, (0.0, 1.0), frozenset(), True,
+                    "Mean Jensen-Shannon divergence (bits) of the two networks' softmax outputs per example.",
+                    "Klabunde et al., ICLR 2025 (ReSi)", jsd_of, on_outputs=True),
+        MeasureInfo("disagreement", "Disagreement of predictions", disagreement, False, (0.0, 1.0),
+                    frozenset({ISOTROPIC}), True,
+                    "Fraction of examples whose predicted classes differ.",
+                    "Klabunde et al., ICLR 2025 (ReSi)", disagreement_of, on_outputs=True),
+        MeasureInfo("accuracy_difference", "Accuracy difference", accuracy_difference, False, (0.0, 1.0),
+                    frozenset({ISOTROPIC}), True,
+                    "Absolute difference of the two networks' accuracies on the true classes.",
+                    "Klabunde et al., ICLR 2025 (ReSi)", accuracy_difference_of, on_outputs=True, needs_labels=True),
     ]
 }
 

@@ -107,12 +107,14 @@ class LayerView:
         "correlation", 1 - the Pearson correlation of rows i and j across the features. Values
         within round-off of each other (relative to the largest) share a group."""
         def compute():
-            condensed = squareform(self.distances(), checks=False) if metric == "euclidean" \
-                else correlation_distances(self.raw)
+            euclidean = metric == "euclidean"
+            condensed = squareform(self.distances(), checks=False) if euclidean else correlation_distances(self.raw)
             values = np.concatenate([[0.0], condensed])  # 0: a row against its own repeat (bootstrap)
             order = np.argsort(values, kind="stable")
             group = np.empty(values.size, dtype=np.intp)
-            group[order] = tie_groups(values[order])
+            # A correlation distance lies in [0, 2] whatever the data: round-off is relative to 2, also
+            # when every value is round-off around 0 (rows all perfectly correlated).
+            group[order] = tie_groups(values[order], scale=None if euclidean else 2.0)
             return squareform(group[1:].astype(np.float64)).astype(np.intp), group[0]
         return self._cached(("groups", metric), compute)
 
@@ -277,10 +279,12 @@ def measure_views(X, Y, measure: str) -> tuple[LayerView, LayerView]:
     return views(x, y)
 
 
-def tie_groups(ordered: np.ndarray, rel_tol: float = TIE_TOLERANCE) -> np.ndarray:
+def tie_groups(ordered: np.ndarray, rel_tol: float = TIE_TOLERANCE, scale: float | None = None) -> np.ndarray:
     """Group index of each entry of a sorted array: neighbours that differ by at most ``rel_tol``
-    times the largest magnitude share a group (values equal in exact arithmetic, apart by round-off)."""
-    scale = float(np.abs(ordered).max()) if ordered.size else 0.0
+    times ``scale`` (by default the largest magnitude) share a group (values equal in exact
+    arithmetic, apart by round-off)."""
+    if scale is None:
+        scale = float(np.abs(ordered).max()) if ordered.size else 0.0
     return np.concatenate([[0], np.cumsum(np.abs(np.diff(ordered)) > rel_tol * scale)]).astype(np.intp)
 
 

@@ -90,8 +90,9 @@ def working_matrix(rep_key: str, _rep: data.Representation) -> tuple[np.ndarray,
 
 
 #: The measures of one representation against its transformation: all but dCKA, which needs the
-#: inputs the layer was computed from (the Confounders page shows it on the zoo's networks).
-ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs)
+#: inputs the layer was computed from (the Confounders page shows it on the zoo's networks), and those
+#: that compare two networks' class outputs (``on_outputs``), not a hidden layer.
+ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs and not info.on_outputs)
 #: The shape metric's partial whitening, as the registry declares it (the triangle section's slider).
 SHAPE_ALPHA = next(p for p in MEASURES["shape_metric"].parameters if p.name == "alpha")
 
