@@ -84,6 +84,22 @@ def _table(card) -> str:
     return "\n".join(lines)
 
 
+def _one_thread(work):
+    """``work()`` on one torch and one BLAS thread: the pairs are small (hundreds of rows), so more
+    threads only contend, many times slower on a shared machine (threadpoolctl comes with
+    scikit-learn, which the zoo's digits need)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1, "blas"):
+            return work()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run(args) -> int:
     """Run ``cka trust`` on parsed arguments; errors are one line on stderr and exit status 2."""
     try:
@@ -100,7 +116,8 @@ def run(args) -> int:
         path = None if args.no_cache else cache_path()
         if path is not None:
             PAIR_CACHE.load(path)
-        card = scorecard(groups, measures, n_resamples=args.resamples, seed=args.seed, progress=_progress())
+        card = _one_thread(lambda: scorecard(groups, measures, n_resamples=args.resamples, seed=args.seed,
+                                             progress=_progress()))
         if path is not None:
             PAIR_CACHE.save(path)
         print(_table(card))
