@@ -14,6 +14,7 @@ from .shape import procrustes_angle, shape_distance
 from .alignment import (aligned_cosine, hard_correlation_match, orthogonal_procrustes, permutation_procrustes,
                         procrustes_size_and_shape, soft_correlation_match)
 from .spectral import eigenspace_overlap, gulp
+from .registry import colour_range, is_unbounded, unrelated_baseline
 from .functional import accuracy_difference, disagreement, jsd
 from .neighbours import jaccard_knn, rank_similarity, second_order_cosine
 from .rsm import distance_correlation, rsa_correlation, rsm_norm_difference

@@ -16,7 +16,7 @@ import numpy as np
 from ..cka.matrix import cka_matrix
 from ..errors import RepresentationError
 from .cka import linear_cka, rbf_cka
-from ..cka.validation import as_layers, check_rows
+from ..cka.validation import as_layers, as_matrix, check_rows
 from .view import LayerView
 from .cca import linear_regression_of, mean_cca_of, pwcca_of, svcca_of
 from .deconfounded import deconfounded_cka_of
@@ -28,6 +28,7 @@ from .alignment import (aligned_cosine, aligned_cosine_of, hard_correlation_matc
                         permutation_procrustes_of, procrustes_size_and_shape, procrustes_size_and_shape_of,
                         soft_correlation_match, soft_correlation_match_of)
 from .spectral import eigenspace_overlap, eigenspace_overlap_of, gulp, gulp_of
+from .alignment import centred_norm
 from .cca import linear_regression_fit, mean_cca, pwcca, svcca
 from .cka import linear_cka_debiased
 from .deconfounded import deconfounded_cka, inputs_view
@@ -285,23 +286,81 @@ MEASURES: dict[str, MeasureInfo] = {
 }
 
 
-def identical_and_unrelated(measure: str) -> tuple[float, float]:
+def identical_and_unrelated(measure: str, unrelated: float | None = None) -> tuple[float, float]:
     """The measure's value for identical inputs (the similar end of its range) and for unrelated ones
-    (0 for a similarity, the far end of the range for a distance)."""
+    (0 for a similarity, the far end of the range for a distance).
+
+    A distance with no upper bound (``value_range`` up to ``math.inf``: in the layers' own units, like
+    Procrustes size and shape, or growing with the ranks, like GULP) has no fixed value for "unrelated":
+    pass ``unrelated``, its value between the layer and an unrelated baseline
+    (:func:`unrelated_baseline`); without it this refuses. Bounded measures keep their fixed end."""
     info = MEASURES.get(measure)
     if info is None:
         raise RepresentationError(f"unknown measure {measure!r}; choose one of: {', '.join(MEASURES)}.")
     low, high = info.value_range
-    return (high, 0.0) if info.higher_is_similar else (low, high)
+    if info.higher_is_similar:
+        return high, 0.0
+    if math.isinf(high):
+        if unrelated is None:
+            raise RepresentationError(f"{measure} has no upper bound, so 'unrelated' is no fixed value of it: pass "
+                                      "its value between the layer and an unrelated baseline "
+                                      "(measures.unrelated_baseline).")
+        return low, float(unrelated)
+    return low, high
 
 
-def movement(measure: str, value: float, reference: float) -> float:
+def is_unbounded(measure: str) -> bool:
+    """Whether ``measure``'s range has an infinite end (then "unrelated" needs :func:`unrelated_baseline`)."""
+    return not all(math.isfinite(end) for end in MEASURES[measure].value_range)
+
+
+#: The noise of :func:`unrelated_baseline`: a fixed seed (so that pages and exports agree), not 0, which
+#: demos and tests often draw their own data with: noise from the same stream would be X itself.
+UNRELATED_SEED = 8_675_309
+
+
+def unrelated_baseline(X, measure: str, *, seed: int = UNRELATED_SEED, **options) -> float:
+    """``measure`` between X and an unrelated layer of the same shape and spread: independent standard
+    Gaussian noise (``seed``), centred at the origin and scaled to the Frobenius norm of X's centred
+    values. For a distance with no upper bound this is what "unrelated" reads for this layer, in its
+    units and at its ranks: a fixed number such as sqrt(2) would mean nothing for a distance in the
+    layer's own units. Noise, not X with its examples shuffled: a measure that compares a summary of each
+    side (where the mean sits, how evenly the examples spread) reads a shuffled X as X itself."""
+    x = as_matrix(X, "X").double().cpu().numpy()
+    noise = np.random.default_rng(seed).standard_normal(x.shape)
+    noise *= centred_norm(x) / centred_norm(noise)
+    value = similarity(x, noise, measure, **options)
+    identical = MEASURES[measure].value_range[0]
+    if not value > identical:
+        raise RepresentationError(f"{measure}: X is as close to unrelated noise as to itself ({value:g}), so there "
+                                  "is no unrelated baseline to measure a change against.")
+    return value
+
+
+def movement(measure: str, value: float, reference: float, unrelated: float | None = None) -> float:
     """|value - reference| as a fraction of the way from "identical" to "unrelated" (see
     :func:`identical_and_unrelated`), one scale for every measure. Dividing by the whole range instead
     would make a similarity that can go negative (debiased CKA, RSA: range -1 to 1) look half as
-    sensitive as biased CKA for the same change."""
-    identical, unrelated = identical_and_unrelated(measure)
-    return abs(float(value) - float(reference)) / abs(identical - unrelated)
+    sensitive as biased CKA for the same change.
+
+    For a distance with no upper bound, ``unrelated`` (from :func:`unrelated_baseline`) sets the far
+    end: a movement of 1 is then as far as the layer is from unrelated noise of its shape and spread,
+    the same reading as for a bounded measure, whatever the layer's units."""
+    identical, far = identical_and_unrelated(measure, unrelated)
+    return abs(float(value) - float(reference)) / abs(identical - far)
+
+
+def colour_range(measure: str, values) -> tuple[float, float]:
+    """The measure's range for a colour scale, an infinite end (a distance with no upper bound) replaced
+    by the values' own extreme, so that the scale spans the data rather than 0 to infinity."""
+    low, high = MEASURES[measure].value_range
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if math.isinf(high):
+        high = float(finite.max()) if finite.size else low + 1.0
+    if math.isinf(low):
+        low = float(finite.min()) if finite.size else high - 1.0
+    return (low, high) if high > low else (low, low + 1.0)
 
 
 def similarity(X, Y, measure: str = "linear_cka", **options) -> float:

@@ -13,6 +13,7 @@ from cka_core.errors import RepresentationError
 from cka_core.measures import (MEASURES, colour_range, identical_and_unrelated, is_unbounded, movement,
                                parameter_defaults, similarity, similarity_matrix, unrelated_baseline)
 from cka_core.measures.cka import rbf_cka
+from cka_core.measures.registry import UNRELATED_SEED
 
 from tests import toy_measure
 
@@ -82,7 +83,7 @@ def _unbounded_toy(monkeypatch):
     return info.name
 
 
-def test_an_unbounded_distance_reads_unrelated_off_a_shuffled_baseline(monkeypatch):
+def test_an_unbounded_distance_reads_unrelated_off_a_noise_baseline(monkeypatch):
     name = _unbounded_toy(monkeypatch)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 5))
@@ -94,10 +95,11 @@ def test_an_unbounded_distance_reads_unrelated_off_a_shuffled_baseline(monkeypat
     assert identical_and_unrelated(name, unrelated=5.0) == (0.0, 5.0)
     assert identical_and_unrelated("procrustes", unrelated=5.0) == (0.0, math.pi / 2)  # bounded: its own end
     baseline = unrelated_baseline(X, name)
-    perm = np.random.default_rng(0).permutation(40)
-    assert baseline == pytest.approx(similarity(X, X[perm], name), rel=1e-12)
-    # On that scale the shuffled layer has moved 1 and a half-way value 0.5, whatever the units: the same
-    # change of a layer 1000 times larger reads the same.
+    noise = np.random.default_rng(UNRELATED_SEED).standard_normal(X.shape)  # the documented baseline, written out
+    noise *= np.linalg.norm(X - X.mean(0)) / np.linalg.norm(noise - noise.mean(0))
+    assert baseline == pytest.approx(similarity(X, noise, name), rel=1e-12)
+    # On that scale the unrelated layer is 1 away, whatever the units: the same change of a layer 1000 times
+    # larger reads the same.
     Y = X + 0.3 * rng.normal(size=X.shape)
     share = movement(name, similarity(X, Y, name), 0.0, baseline)
     assert movement(name, baseline, 0.0, baseline) == 1.0 and 0 < share < 1
@@ -105,17 +107,19 @@ def test_an_unbounded_distance_reads_unrelated_off_a_shuffled_baseline(monkeypat
         share, rel=1e-9)
 
 
-def test_a_layer_with_too_few_distinct_examples_has_no_unrelated_baseline(monkeypatch):
-    name = _unbounded_toy(monkeypatch)
-    X = np.repeat(np.random.default_rng(1).normal(size=(1, 4)), 6, axis=0)
-    X[0] += 1.0  # one example differs; shuffling it onto itself leaves X as it is
+def test_a_measure_that_cannot_tell_noise_from_the_layer_has_no_unrelated_baseline(monkeypatch):
+    from cka_core.measures.registry import MeasureInfo
+
+    blind = MeasureInfo("toy_blind", "Toy blind distance", lambda X, Y: 0.0, False, (0.0, math.inf), frozenset(), True,
+                        "Always 0: a toy for the tests.", "none")
+    monkeypatch.setitem(MEASURES, blind.name, blind)
     with pytest.raises(RepresentationError, match="no unrelated baseline"):
-        unrelated_baseline(X, name, seed=next(s for s in range(100) if np.random.default_rng(s).permutation(6)[0] == 0))
+        unrelated_baseline(np.random.default_rng(1).normal(size=(10, 3)), blind.name)
 
 
 def test_readers_of_value_range_take_an_infinite_end(monkeypatch, tmp_path):
     """Colour scales end at the data's largest value, intervals are clipped at 0 only, the identity value is 0,
-    the PC-deletion sweep reads its dissimilarity against the shuffled baseline, and the PNG export draws."""
+    the PC-deletion sweep reads its dissimilarity against the noise baseline, and the PNG export draws."""
     from cka_core.io import export
     from cka_core.pitfalls import sensitivity
     from cka_core.stats import resampling, sanity
