@@ -110,7 +110,7 @@ class LayerView:
             euclidean = metric == "euclidean"
             condensed = squareform(self.distances(), checks=False) if euclidean else correlation_distances(self.raw)
             values = np.concatenate([[0.0], condensed])  # 0: a row against its own repeat (bootstrap)
-            order = np.argsort(values, kind="stable")
+            order = np.argsort(values)  # equal values end up adjacent, in one group, whatever their order
             group = np.empty(values.size, dtype=np.intp)
             # A correlation distance lies in [0, 2] whatever the data: round-off is relative to 2, also
             # when every value is round-off around 0 (rows all perfectly correlated).
