@@ -229,7 +229,7 @@ MEASURES: dict[str, MeasureInfo] = {
                     _COSINE, True,
                     "Shared nearest neighbours weighted by how near they are and how alike their ranks are in the "
                     "two layers.",
-                    "Wang et al., ICML 2020", rank_similarity_of,
+                    "Wang et al., IEEE TKDE 2020", rank_similarity_of,
                     parameters=(_k("Rank similarity"),)),
         MeasureInfo("second_order_cosine", "Second-order cosine similarity", second_order_cosine, True, (-1.0, 1.0),
                     _COSINE, True,
@@ -256,11 +256,11 @@ MEASURES: dict[str, MeasureInfo] = {
                     frozenset({ORTHOGONAL, PERMUTATION}), True,
                     "Difference of the lengths of the two mean examples: where the layers sit, not how their "
                     "examples are arranged.",
-                    "Wang et al., ICML 2020; Klabunde et al., ICLR 2025 (ReSi)", magnitude_difference_of),
+                    "Wang et al., IEEE TKDE 2020; Klabunde et al., ICLR 2025 (ReSi)", magnitude_difference_of),
         MeasureInfo("concentricity_difference", "Concentricity difference", concentricity_difference, False,
                     (0.0, 2.0), _COSINE, True,
                     "Difference of the mean cosine similarity of the examples to their mean example.",
-                    "Wang et al., ICML 2020; Klabunde et al., ICLR 2025 (ReSi)", concentricity_difference_of),
+                    "Wang et al., IEEE TKDE 2020; Klabunde et al., ICLR 2025 (ReSi)", concentricity_difference_of),
         MeasureInfo("uniformity_difference", "Uniformity difference", uniformity_difference, False, (0.0, math.inf),
                     frozenset({ORTHOGONAL, TRANSLATION, PERMUTATION}), True,
                     "Difference of the uniformity log E exp(-t ||x_i - x_j||^2) of the layers as given: how evenly "
