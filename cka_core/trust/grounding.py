@@ -67,6 +67,28 @@ class _Design:
         self.test, self.members, self.reps, self.pairs, self.truths = test, members, reps, pairs, truths
         self.groups = groups  # group-separation tests: the group index of each member
         self.owner = owner    # layer monotonicity: the member each representation belongs to
+        self.sides = _sides(self) if owner is not None else {}
+        self._counts: dict = {}
+
+    def counts(self, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """((n_resamples, M) model-bootstrap counts, the pairs' weights), drawn once per design and seed: every measure of
+        a test is scored on the same resamples (its intervals can be compared measure to measure)."""
+        key = (n_resamples, seed)
+        if key not in self._counts:
+            rng = np.random.default_rng(seed)
+            M = len(self.members)
+            if self.groups is not None:
+                counts = np.empty((n_resamples, M))
+                for k, c in enumerate(model_counts(rng, np.bincount(self.groups), n_resamples)):
+                    counts[:, self.groups == k] = c
+            elif self.owner is not None:
+                counts = rng.multinomial(M, np.full(M, 1.0 / M), size=n_resamples).astype(np.float64)
+            else:
+                counts = model_counts(rng, [M], n_resamples)[0].astype(np.float64)
+            # Layer monotonicity pairs layers, not models: its statistics reweight the models directly.
+            weights = None if self.owner is not None else pair_weights(counts, self.pairs)
+            self._counts = {key: (counts, weights)}
+        return self._counts[key]
 
 
 def _check_group(test: str, members: Sequence[Member], at_least: int = 2) -> None:
@@ -153,15 +175,6 @@ def _dissimilarity(measure: str, values: np.ndarray) -> np.ndarray:
     return -values if MEASURES[measure].higher_is_similar else values
 
 
-def _correlations(design: _Design, d: np.ndarray, counts: np.ndarray, confidence: float) -> dict[str, Statistic]:
-    weights = pair_weights(counts, design.pairs)
-    out = {}
-    for name, truth in design.truths.items():
-        point = float(spearman(d, truth)[0])
-        out[name] = Statistic(point, percentile_interval(spearman(d, truth, weights), confidence))
-    return out
-
-
 def _auprc(design: _Design, d: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     """Mean over groups of the AP of the group's own pairs against its pairs with other groups."""
     g = design.groups
@@ -174,30 +187,48 @@ def _auprc(design: _Design, d: np.ndarray, weights: np.ndarray | None) -> np.nda
     return np.mean(per_group, axis=0)
 
 
+def _sides(design: _Design) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Layer monotonicity's sides, by length k >= 2: (model, source layer, the k layers on one side
+    of it, nearest first), as arrays (S,), (S,), (S, k) of layer positions within the model."""
+    sides: dict[int, list] = {}
+    for k in range(len(design.members)):
+        L = int(np.count_nonzero(design.owner == k))
+        for src in range(L):
+            for targets in (np.arange(src + 1, L), np.arange(src - 1, -1, -1)):
+                if targets.size >= 2:
+                    sides.setdefault(targets.size, []).append((k, src, targets))
+    return {size: (np.array([m for m, _, _ in rows]), np.array([s for _, s, _ in rows]),
+                   np.stack([t for _, _, t in rows])) for size, rows in sides.items()}
+
+
 def _per_model_monotonicity(design: _Design, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(correlation, violation rate) of each model. From each layer, forwards and backwards, the
     Spearman correlation of dissimilarity with layer distance (ReSi's sign: 1 when similarity falls
-    with distance); a side with one other layer has no ordering and is skipped. A violation: a layer
-    farther on the same side that is more similar (strictly) than a nearer one."""
-    corr, viol = [], []
-    for k in range(len(design.members)):
-        layers = np.flatnonzero(design.owner == k)
-        L, start = layers.size, layers[0]
-        D = np.zeros((L, L))
-        mine = design.owner[design.pairs[:, 0]] == k
-        for (i, j), v in zip(design.pairs[mine] - start, d[mine]):
-            D[i, j] = D[j, i] = v
-        sides, violations, orderings = [], 0, 0
-        for src in range(L):
-            for targets in (np.arange(src + 1, L), np.arange(src - 1, -1, -1)):  # nearest first
-                if targets.size >= 2:
-                    sides.append(float(spearman(D[src, targets], np.abs(targets - src))[0]))
-                    near, far = np.triu_indices(targets.size, 1)
-                    violations += int(np.sum(D[src, targets][near] > D[src, targets][far]))
-                    orderings += near.size
-        corr.append(np.mean(sides))
-        viol.append(violations / orderings)
-    return np.array(corr), np.array(viol)
+    with distance); a side with one other layer has no ordering and is skipped, a side whose
+    dissimilarities are all equal counts 0. A violation: a layer farther on the same side that is
+    strictly more similar than a nearer one."""
+    M = len(design.members)
+    first = np.array([np.flatnonzero(design.owner == k)[0] for k in range(M)])
+    model = design.owner[design.pairs[:, 0]]
+    i, j = design.pairs[:, 0] - first[model], design.pairs[:, 1] - first[model]
+    size = int(max(i.max(), j.max())) + 1
+    D = np.zeros((M, size, size))
+    D[model, i, j] = D[model, j, i] = d
+    corr_sum, sides = np.zeros(M), np.zeros(M)
+    violations, orderings = np.zeros(M), np.zeros(M)
+    for k, (owner, src, targets) in design.sides.items():
+        x = D[owner[:, None], src[:, None], targets]  # (S, k), nearest first: distance ranks 1..k
+        ranks = (x[:, None, :] < x[:, :, None]).sum(-1) + ((x[:, None, :] == x[:, :, None]).sum(-1) + 1) / 2
+        centred = ranks - (k + 1) / 2
+        spread = np.sqrt((centred ** 2).sum(axis=1) * (k * (k * k - 1) / 12))
+        distance = np.arange(1, k + 1) - (k + 1) / 2
+        rho = np.divide(centred @ distance, spread, out=np.zeros(len(x)), where=spread > 0)
+        corr_sum += np.bincount(owner, rho, M)
+        sides += np.bincount(owner, minlength=M)
+        near, far = np.triu_indices(k, 1)
+        violations += np.bincount(owner, (x[:, near] > x[:, far]).sum(axis=1), M)
+        orderings += np.bincount(owner, minlength=M) * near.size
+    return corr_sum / sides, violations / orderings
 
 
 def _score(design: _Design, measure: str, options: dict, n_resamples: int, confidence: float, seed: int,
@@ -206,26 +237,23 @@ def _score(design: _Design, measure: str, options: dict, n_resamples: int, confi
     if error is not None:
         return Cell.failed(design.test, measure, error)
     d = _dissimilarity(measure, values)
-    rng = np.random.default_rng(seed)
+    counts, weights = design.counts(n_resamples, seed)
     truth = next(iter(design.truths.values()))
     records = [PairRecord(design.reps[i].name, design.reps[j].name, float(t), float(v))
                for (i, j), t, v in zip(design.pairs, truth, values)]
     if design.groups is not None:
-        sizes = np.bincount(design.groups)
-        counts = np.empty((n_resamples, design.groups.size))
-        for k, c in enumerate(model_counts(rng, sizes, n_resamples)):
-            counts[:, design.groups == k] = c
-        boot = _auprc(design, d, pair_weights(counts, design.pairs))
+        boot = _auprc(design, d, weights)
         stats = {"auprc": Statistic(float(_auprc(design, d, None)[0]), percentile_interval(boot, confidence))}
     elif design.owner is not None:
         corr, viol = _per_model_monotonicity(design, d)
-        M = corr.size
-        counts = rng.multinomial(M, np.full(M, 1.0 / M), size=n_resamples) / M
-        stats = {"spearman": Statistic(float(corr.mean()), percentile_interval(counts @ corr, confidence)),
-                 "violation_rate": Statistic(float(viol.mean()), percentile_interval(counts @ viol, confidence))}
+        share = counts / counts.shape[1]
+        stats = {"spearman": Statistic(float(corr.mean()), percentile_interval(share @ corr, confidence)),
+                 "violation_rate": Statistic(float(viol.mean()), percentile_interval(share @ viol, confidence))}
     else:
-        counts = model_counts(rng, [len(design.members)], n_resamples)[0]
-        stats = _correlations(design, d, counts, confidence)
+        stats = {}
+        for name, truth in design.truths.items():
+            stats[name] = Statistic(float(spearman(d, truth)[0]),
+                                    percentile_interval(spearman(d, truth, weights), confidence))
     return Cell.of(design.test, measure, stats, records)
 
 

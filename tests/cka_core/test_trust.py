@@ -309,3 +309,42 @@ def test_functional_measures_are_not_candidates():
     names = candidate_measures()
     assert not {"jsd", "disagreement", "accuracy_difference"} & set(names)
     assert "linear_cka" in names
+
+
+def _monotonicity_by_brute_force(D):
+    """ReSi's loops, literally: from each layer, each side with two layers or more."""
+    L = D.shape[0]
+    corr, violations, orderings = [], 0, 0
+    for src in range(L):
+        for side in (range(src + 1, L), range(src - 1, -1, -1)):
+            side = list(side)
+            if len(side) < 2:
+                continue
+            d = [D[src, t] for t in side]
+            constant = np.ptp(d) == 0  # no ordering: counted 0
+            corr.append(0.0 if constant else scipy.stats.spearmanr(d, [abs(t - src) for t in side]).statistic)
+            for a in range(len(side)):
+                for b in range(a + 1, len(side)):
+                    orderings += 1
+                    violations += d[a] > d[b]
+    return np.mean(corr), violations / orderings
+
+
+def test_layer_monotonicity_matches_resi_loops(toys, monkeypatch):
+    rng = np.random.default_rng(9)
+    # Coarse values, so ties occur (a constant side among them).
+    monkeypatch.setitem(MEASURES, "coarse", _info("coarse", lambda X, Y: float(round(3 * _coin(X, Y))), True))
+    members = [Member(f"deep{m}", {f"h{l}": _layer(rng, float(l)) for l in range(L)}) for m, L in enumerate([4, 6, 7])]
+    cell = scorecard({"layer_monotonicity": members}, ["coarse"], n_resamples=10, cache=None).cell(
+        "layer_monotonicity", "coarse")
+    expected = []
+    for m in members:
+        names = [f"{m.name}:{layer}" for layer in m.layers]
+        D = np.zeros((len(names), len(names)))
+        for p in cell.pairs:
+            if p.a in names:
+                i, j = names.index(p.a), names.index(p.b)
+                D[i, j] = D[j, i] = -p.value  # a similarity: its negative is the dissimilarity
+        expected.append(_monotonicity_by_brute_force(D))
+    assert cell.score == pytest.approx(np.mean([c for c, _ in expected]))
+    assert cell.statistics["violation_rate"].score == pytest.approx(np.mean([v for _, v in expected]))
