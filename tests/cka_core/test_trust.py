@@ -348,3 +348,35 @@ def test_layer_monotonicity_matches_resi_loops(toys, monkeypatch):
         expected.append(_monotonicity_by_brute_force(D))
     assert cell.score == pytest.approx(np.mean([c for c, _ in expected]))
     assert cell.statistics["violation_rate"].score == pytest.approx(np.mean([v for _, v in expected]))
+
+
+def _jsd_bits(a, b):
+    """Mean Jensen-Shannon divergence in bits of the rows' softmax distributions, in float64 loops."""
+    total = 0.0
+    for x, y in zip(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)):
+        p, q = np.exp(x - x.max()), np.exp(y - y.max())
+        p, q = p / p.sum(), q / q.sum()
+        m = (p + q) / 2
+        total += 0.5 * sum(pi * np.log2(pi / mi) for pi, mi in zip(p, m) if pi > 0)
+        total += 0.5 * sum(qi * np.log2(qi / mi) for qi, mi in zip(q, m) if qi > 0)
+    return total / len(a)
+
+
+def _disagreement(a, b):
+    return float(np.mean(np.argmax(a, axis=1) != np.argmax(b, axis=1)))
+
+
+@pytest.mark.skipif("jsd" not in MEASURES or "disagreement" not in MEASURES,
+                    reason="the registry's functional measures have not landed")
+def test_output_correlation_reads_the_registrys_jsd_and_disagreement():
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal((N, 4))
+    members = [Member(f"m{i}", {"h": base + 0.3 * i * rng.standard_normal((N, 4))},
+                      logits=3 * base[:, :3] + i * 0.4 * rng.standard_normal((N, 3))) for i in range(6)]
+    registry = scorecard({"output_correlation": members}, ["linear_cka"], n_resamples=50, cache=None)
+    literal = scorecard({"output_correlation": members}, ["linear_cka"], n_resamples=50, cache=None,
+                        functional={"jsd": _jsd_bits, "disagreement": _disagreement})
+    for name in ("spearman_jsd", "spearman_disagreement"):
+        got = registry.cell("output_correlation", "linear_cka").statistics[name]
+        expected = literal.cell("output_correlation", "linear_cka").statistics[name]
+        assert got.score == pytest.approx(expected.score) and got.ci == pytest.approx(expected.ci)
