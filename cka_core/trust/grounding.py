@@ -71,8 +71,8 @@ class _Design:
         self._counts: dict = {}
 
     def counts(self, n_resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """((n_resamples, M) model-bootstrap counts, the pairs' weights), drawn once per design and seed: every measure of
-        a test is scored on the same resamples (its intervals can be compared measure to measure)."""
+        """((n_resamples, M) model-bootstrap counts, the pairs' weights), drawn once per design and seed:
+        every measure of a test is scored on the same resamples (intervals comparable measure to measure)."""
         key = (n_resamples, seed)
         if key not in self._counts:
             rng = np.random.default_rng(seed)
