@@ -8,7 +8,11 @@ models given as plain arrays, every measure of the registry scored with a model-
 :mod:`.members` (a model: named layers, logits, labels, group), :mod:`.grounding` (the tests and
 :func:`scorecard`), :mod:`.statistics` (average precision, Spearman, the model bootstrap),
 :mod:`.pairs` (pair values over shared layer views, cached), :mod:`.scorecard` (the result).
-The zoo's groups come from ``sample_models.groups`` (see ``cka_core.cli.trust``).
+The zoo's groups come as plain dicts from ``sample_models.groups`` (this package never imports it)::
+
+    from sample_models.groups import suites
+    card = scorecard({test: [Member(**d) for d in members] for test, members in suites().items()})
+    cell = card.cell("label_randomization", "rsa")   # .score, .ci, .error, .statistics, .pairs
 """
 from .grounding import FUNCTIONAL, GROUP_TESTS, TESTS, candidate_measures, scorecard
 from .members import Member, accuracy
