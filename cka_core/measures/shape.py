@@ -47,7 +47,9 @@ def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
 WHITENING_FLOOR = 1e-8
 
 
-def _above_whitening_floor(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def above_whitening_floor(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The directions of a spectrum (U, s) above :data:`WHITENING_FLOOR`: those a measure that weighs every
+    direction alike (whitening, a rank) may count."""
     keep = s > WHITENING_FLOOR * s[0]
     return u[:, keep], s[keep]
 
@@ -69,7 +71,7 @@ def shape_distance_of(vx: LayerView, vy: LayerView, alpha: float = 0.5) -> float
     correlations over sqrt(rank_x rank_y) (mean CCA at equal ranks)."""
     if not 0.0 <= alpha <= 1.0:
         raise RepresentationError(f"alpha must be in [0, 1] (0: whitened, CCA; 1: Procrustes), got {alpha!r}.")
-    (ux, sx), (uy, sy) = (_above_whitening_floor(*v.spectrum()) for v in (vx, vy))
+    (ux, sx), (uy, sy) = (above_whitening_floor(*v.spectrum()) for v in (vx, vy))
     ax, ay = partial_whitening_weights(sx, alpha), partial_whitening_weights(sy, alpha)
     nuclear = float(np.linalg.svd(ax[:, None] * (ux.T @ uy) * ay[None, :], compute_uv=False).sum())
     return float(np.arccos(np.clip(nuclear / (np.linalg.norm(ax) * np.linalg.norm(ay)), -1.0, 1.0)))

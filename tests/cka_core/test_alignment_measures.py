@@ -112,6 +112,22 @@ def test_eigenspace_overlap_is_blind_to_any_invertible_map_and_divides_by_the_la
     assert _value("eigenspace_overlap", X, X[:, :3] @ rng.standard_normal((3, 3))) == pytest.approx(0.5, abs=1e-10)
 
 
+def test_a_far_translation_of_a_layer_with_dead_units_adds_no_direction():
+    """Centring a layer with dead units translated far leaves round-off (1e-13 of the largest singular
+    value) in their directions; the rank-revealing SVD counts it as one more direction, which the eigenspace
+    overlap (divided by the larger rank) and GULP at lam = 0 (rank + rank - ...) would count as a whole one.
+    Only directions above the whitening floor count."""
+    from cka_core.measures.view import LayerView
+
+    rng = np.random.default_rng(18)
+    X = np.maximum(rng.normal(size=(359, 20)) @ rng.normal(size=(20, 64)), 0).round(2)
+    X[:, :9] = 0.0
+    Y = X + 1e4 * rng.normal(size=64) / 8
+    assert LayerView.of(Y).spectrum()[1].size > LayerView.of(X).spectrum()[1].size  # the premise
+    assert _value("eigenspace_overlap", X, Y) == pytest.approx(1.0, abs=1e-12)
+    assert _value("gulp", X, Y) == pytest.approx(0.0, abs=1e-9)
+
+
 # ----------------------------------------------------------------- GULP and its ridge parameter
 def test_gulp_at_lam_zero_is_the_cca_identity():
     """d_0^2 = rank_X + rank_Y - 2 sum_i rho_i^2 (the canonical correlations), for any widths."""
@@ -121,6 +137,17 @@ def test_gulp_at_lam_zero_is_the_cca_identity():
         rx = np.linalg.matrix_rank(X - X.mean(0))
         ry = np.linalg.matrix_rank(Y - Y.mean(0))
         assert _value("gulp", X, Y) ** 2 == pytest.approx(rx + ry - 2 * np.sum(rho ** 2), abs=1e-9)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.1])
+def test_gulp_resolves_a_tiny_change_at_a_large_rank(lam):
+    """Near d = 0 the textbook form rank + rank - 2 sum rho^2 is a difference of near-equal sums of ~250
+    terms, off by ~1e-13, which its square root reads as ~3e-7; the split into non-negative terms resolves
+    a change of 1e-9, which moves GULP linearly: twice the change, twice the distance."""
+    rng = np.random.default_rng(19)
+    X, N = rng.normal(size=(300, 250)), rng.normal(size=(300, 250))
+    once, twice = (_value("gulp", X, X + step * N, lam=lam) for step in (1e-9, 2e-9))
+    assert 0 < once < 1e-7 and twice / once == pytest.approx(2.0, rel=1e-4)
 
 
 @pytest.mark.parametrize("lam", [0.01, 0.2, 1.0])
