@@ -266,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown member(s) {', '.join(unknown)}; valid names: {', '.join(MEMBERS)}")
     from safetensors.torch import save_file
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)  # one thread, deterministic kernels: a rerun here gives the same bytes
+    torch.use_deterministic_algorithms(True)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / "manifest.json"
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(ordered, indent=1) + "\n")
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
     return 0
 
 
