@@ -7,7 +7,9 @@ A measure that cannot be computed for a pair gives its message, never a NaN.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -96,12 +98,25 @@ class PairCache:
 PAIR_CACHE = PairCache()
 
 
+@functools.lru_cache(maxsize=None)
+def _code_digest(measure: str) -> str:
+    """SHA-256 of the source files the measure's value comes from (its functions' modules and
+    LayerView's): a value saved on disk by an older version of the measure is not read back."""
+    info = MEASURES[measure]
+    files = {inspect.getsourcefile(f) for f in (info.function, info.of, LayerView) if f is not None}
+    h = hashlib.sha256()
+    for file in sorted(f for f in files if f):
+        h.update(Path(file).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def measure_key(measure: str, options: dict) -> str:
-    """The measure with its parameters (declared defaults filled in), as part of a cache key."""
+    """The measure with its parameters (declared defaults filled in) and the digest of its code, as
+    part of a cache key."""
     shown = {**parameter_defaults(measure), **{k: v for k, v in options.items() if k != "inputs"}}
     if "inputs" in options:
         shown["inputs"] = digest(np.asarray(options["inputs"]))
-    return measure + json.dumps(shown, sort_keys=True)
+    return f"{measure}@{_code_digest(measure)}" + json.dumps(shown, sort_keys=True)
 
 
 def _evaluate(info: MeasureInfo, a: Representation, b: Representation, options: dict, prepared: dict) -> float:
