@@ -276,6 +276,13 @@ def measure_views(X, Y, measure: str) -> tuple[LayerView, LayerView]:
     if x.shape[0] != y.shape[0]:
         raise RepresentationError(f"{measure}: X has {x.shape[0]} examples but Y has {y.shape[0]}; it compares the "
                                   "same examples in two representations, one row per example in the same order.")
+    for name, side in (("X", x.double()), ("Y", y.double())):
+        try:
+            check_not_constant(side - side.mean(dim=0, keepdim=True), side, name)
+        except RepresentationError:
+            raise RepresentationError(f"{measure}: {name} is the same for every example (a constant layer), so its "
+                                      "examples have nothing to compare; drop this layer, or check that its hook "
+                                      "captured real activations.") from None
     return views(x, y)
 
 

@@ -89,3 +89,11 @@ def test_bad_t_and_centred_layers_are_clear_errors():
         concentricity_difference(X, Y)
     with pytest.raises(cka_core.RepresentationError, match="magnitude_difference: X has 30 examples but Y has 10"):
         magnitude_difference(X, Y[:10])
+
+
+@pytest.mark.parametrize("name", ["magnitude_difference", "jaccard_knn", "rsm_norm_difference", "rsa_correlation"])
+def test_a_constant_layer_is_a_clear_error_naming_the_measure(name):
+    X, Y = correlated_pair(np.random.default_rng(4), 30, 3, 3)
+    with pytest.raises(cka_core.RepresentationError, match=f"{name}: Y is the same for every example"):
+        cka_core.similarity(X, np.full((30, 2), 7, dtype=np.int64), name)
+    assert np.isfinite(cka_core.similarity((100 * X).astype(np.int64), Y, name))  # integer layers are numbers too
