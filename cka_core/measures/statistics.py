@@ -56,7 +56,8 @@ def concentricity_difference_of(vx: LayerView, vy: LayerView) -> float:
 def uniformity_difference_of(vx: LayerView, vy: LayerView, t: float = 2.0) -> float:
     """|u(X) - u(Y)|, u the uniformity log E exp(-t ||x_i - x_j||^2) (Wang & Isola 2020; ReSi, t = 2)."""
     if not t > 0:
-        raise RepresentationError(f"uniformity_difference: t must be positive (ReSi and Wang & Isola use 2), got {t!r}.")
+        raise RepresentationError(f"uniformity_difference: t must be positive (ReSi and Wang & Isola use 2), "
+                                  f"got {t!r}.")
     return abs(uniformity(vx, float(t)) - uniformity(vy, float(t)))
 
 

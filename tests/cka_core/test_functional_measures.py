@@ -133,7 +133,8 @@ def test_cka_compare_refuses_output_measures_on_layers_and_takes_logits(tmp_path
     assert main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--measure", "jsd"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "compares two networks' class outputs, not layers" in err
-    assert main(["compare", str(tmp_path / "la.npy"), str(tmp_path / "lb.npy"), "--measure", "accuracy_difference"]) == 2
+    logits_files = [str(tmp_path / "la.npy"), str(tmp_path / "lb.npy")]
+    assert main(["compare", *logits_files, "--measure", "accuracy_difference"]) == 2
     assert "needs the examples' true classes" in capsys.readouterr().err
     out = tmp_path / "jsd.json"
     assert main(["compare", str(tmp_path / "la.npy"), str(tmp_path / "lb.npy"), "--measure", "jsd", "--out",
