@@ -3,14 +3,17 @@
 Every such measure starts the same way on each side: centre the features (float64), check the
 layer varies, bring it to unit magnitude by a power of two. Then each needs one per-layer quantity:
 an orthonormal basis of its column space (CCA, SVCCA, PWCCA, regression), its pairwise distances
-and their ranks (RSA), its RBF kernel (RBF CKA). A :class:`LayerView` computes each on first use and
-keeps it, so that
+and their ranks (RSA, the RSM measures, uniformity), its RBF kernel (RBF CKA), the cosines between
+its rows as given and each row's k nearest neighbours (the kNN measures), a summary statistic. A
+:class:`LayerView` computes each on first use and keeps it, so that
 
 * a matrix of L_a x L_b values prepares L_a + L_b views, not 2 L_a L_b;
 * a bootstrap resample prepares one view per layer (:meth:`LayerView.rows`), taking its distances
-  from the full-data ones by indexing instead of recomputing them;
-* a permutation of the rows (:meth:`LayerView.permuted`) recomputes nothing: the rows of a basis,
-  of a distance or rank matrix, of a kernel are simply reordered (each is equivariant to it).
+  and cosines from the full-data ones by indexing instead of recomputing them;
+* a permutation of the rows (:meth:`LayerView.permuted`) recomputes no basis, kernel or statistic:
+  the rows of a basis, of a distance or rank matrix, of a kernel are simply reordered (each is
+  equivariant to it), and a statistic of the set of rows is kept. Only the k nearest neighbours are
+  searched again, in the reordered cosines, because ties go to the lower index.
 
 The numbers are those of computing each pair from scratch, up to round-off.
 """
@@ -260,6 +263,9 @@ class LayerView:
                 view._cache[key] = value
             elif isinstance(key, tuple) and key[0] == "deconfounded":
                 view._cache[key] = (value[0], value[1][np.ix_(perm, perm)])
+            elif key in ("magnitude", "concentricity", "unit_scale") or (isinstance(key, tuple)
+                                                                         and key[0] == "uniformity"):
+                view._cache[key] = value  # a statistic of the set of rows: a reordering leaves it
         return view
 
 

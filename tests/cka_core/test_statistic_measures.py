@@ -97,3 +97,18 @@ def test_a_constant_layer_is_a_clear_error_naming_the_measure(name):
     with pytest.raises(cka_core.RepresentationError, match=f"{name}: Y is the same for every example"):
         cka_core.similarity(X, np.full((30, 2), 7, dtype=np.int64), name)
     assert np.isfinite(cka_core.similarity((100 * X).astype(np.int64), Y, name))  # integer layers are numbers too
+
+
+def test_a_permutation_of_the_rows_keeps_each_layers_statistics():
+    from cka_core.measures.statistics import uniformity
+    from cka_core.measures.view import LayerView
+
+    X, Y = correlated_pair(np.random.default_rng(5), 30, 3, 4)
+    vx, vy = LayerView.of(X), LayerView.of(Y)
+    name = "uniformity_difference"
+    before = cka_core.MEASURES[name].of(vx, vy)
+    perm = np.random.default_rng(6).permutation(30)
+    moved = vy.permuted(perm)
+    assert moved._cache[("uniformity", 2.0)] == uniformity(vy, 2.0)
+    assert cka_core.MEASURES[name].of(vx, moved) == before  # the statistic ignores which row is which
+    assert uniformity(LayerView.of(Y[perm]), 2.0) == pytest.approx(uniformity(vy, 2.0), abs=1e-12)
