@@ -63,6 +63,7 @@ def scorecard_section(shown: tc.View) -> None:
     st.caption("Each cell: the test's main statistic (Spearman's ρ for the correlation tests and layer monotonicity, "
                "the mean AUPRC over groups for the three group tests; higher is better in every test). Hover a cell for "
                f"its {compute.CONFIDENCE:.0%} model-bootstrap interval and rank; *failed* cells say why on hover. "
+               "An orange frame marks the column the rows are sorted by, a black one the cell whose pairs are shown below. "
                "The ✓ grid on the right: the invariances each measure declares (as on the Invariances page).")
 
 
@@ -75,12 +76,12 @@ def cell_section(shown: tc.View, setting: tc.Setting) -> None:
     if cell.figure is None:
         st.error(f"{tc.label(setting.measure)} has no score in this test: {cell.cell.error}")
         return
-    for column, (name, score, ci) in zip(st.columns(len(cell.statistics)), cell.statistics):
+    for column, (name, score, ci) in zip(st.columns(3), cell.statistics):
         column.metric(name, f"{score:.3f}", help=f"{compute.CONFIDENCE:.0%} interval [{ci[0]:.3f}, {ci[1]:.3f}]")
         column.caption(f"interval [{ci[0]:.3f}, {ci[1]:.3f}]")
-    left, right = st.columns([1.6, 1])
-    figures.chart(cell.figure, key="trust_pairs", into=left)
-    right.dataframe(cell.table, hide_index=True, key="trust_pairs_table", height=380)
+    figures.chart(cell.figure, key="trust_pairs")
+    st.dataframe(cell.table, hide_index=True, key="trust_pairs_table", height=300,
+                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in cell.number_columns})
 
 
 def own_models(setting: tc.Setting) -> None:

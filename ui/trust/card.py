@@ -44,9 +44,9 @@ STATISTIC_LABELS = {
     "spearman": "Spearman ρ with layer distance",
     "violation_rate": "Violation rate (lower is better)",
 }
-INVARIANCE_LABELS = {"orthogonal": "orthogonal", "isotropic_scaling": "isotropic<br>scaling",
-                     "invertible_linear": "invertible<br>linear", "translation": "translation",
-                     "permutation": "permutation"}
+INVARIANCE_LABELS = {"orthogonal": "ortho-<br>gonal", "isotropic_scaling": "isotropic<br>scaling",
+                     "invertible_linear": "invertible<br>linear", "translation": "trans-<br>lation",
+                     "permutation": "permu-<br>tation"}
 TOP = 3  # "top 3": the measures the takeaway names as leaders of a test
 
 
@@ -56,7 +56,7 @@ def label(measure: str) -> str:
 
 def _short(test: str) -> str:
     """A test's label on two lines (the heatmap's columns are narrow)."""
-    return TEST_LABELS[test].replace(" ", "<br>", 1)
+    return TEST_LABELS[test].replace(" ", "<br>", 1) if " " in TEST_LABELS[test] else "Augmen-<br>tation"
 
 
 # ------------------------------------------------------------------------------ ranks and order
@@ -169,9 +169,16 @@ def _cell_text(c: Cell) -> tuple[float, str, str]:
     return c.score, f"{c.score:.2f}", f"{c.score:.3f}, interval [{c.ci[0]:.3f}, {c.ci[1]:.3f}]"
 
 
-def scorecard_figure(card: Scorecard, measures: list[str], confidence: float, title: str) -> go.Figure:
+def _outline(fig: go.Figure, x: tuple[float, float], y: tuple[float, float], colour: str, width: float) -> None:
+    fig.add_shape(type="rect", xref="x", yref="y", x0=x[0], x1=x[1], y0=y[0], y1=y[1], layer="above",
+                  line=dict(color=colour, width=width), fillcolor="rgba(0,0,0,0)")
+
+
+def scorecard_figure(card: Scorecard, measures: list[str], confidence: float, title: str,
+                     sorted_by: str | None = None, chosen: tuple[str, str] | None = None) -> go.Figure:
     """Rows: measures in the given order; left, the tests' scores (colour from -1 to 1, the interval on
-    hover); right, the invariances each measure declares (✓)."""
+    hover), the column they are sorted by and the chosen (test, measure) cell outlined; right, the
+    invariances each measure declares (✓)."""
     by_test = ranks(card)
     tests = card.tests
     z = np.full((len(measures), len(tests)), np.nan)
@@ -193,8 +200,8 @@ def scorecard_figure(card: Scorecard, measures: list[str], confidence: float, ti
                                                                  "Declared invariances"))
     fig.add_trace(go.Heatmap(z=z, x=[_short(t) for t in tests], y=rows, zmin=-1, zmax=1, colorscale="RdBu",
                              text=text, texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-                             hoverongaps=True, colorbar=dict(title="score", x=-0.02, xanchor="right", len=0.6, y=1,
-                                                             yanchor="top", thickness=12)), row=1, col=1)
+                             hoverongaps=True, colorbar=dict(title="score", x=1.01, xanchor="left", len=min(1.0, 400 / (170 + 26 * len(measures))),
+                                                             y=1, yanchor="top", thickness=12)), row=1, col=1)
     declared = np.array([[inv in MEASURES[m].invariances for inv in INVARIANCES] for m in measures], dtype=float)
     marks = [["✓" if d else "" for d in row] for row in declared]
     inv_hover = [[f"{label(m)}: {'declares invariance to' if d else 'not invariant to'} "
@@ -205,7 +212,13 @@ def scorecard_figure(card: Scorecard, measures: list[str], confidence: float, ti
                              texttemplate="%{text}", customdata=inv_hover, hovertemplate="%{customdata}<extra></extra>",
                              xgap=1, ygap=1), row=1, col=2)
     fig.update_yaxes(autorange="reversed", row=1, col=1)
-    fig.update_xaxes(side="top", tickangle=0)
+    if sorted_by in tests:
+        j = tests.index(sorted_by)
+        _outline(fig, (j - 0.5, j + 0.5), (-0.5, len(measures) - 0.5), "#ff7f0e", 2.5)
+    if chosen is not None and chosen[0] in tests and chosen[1] in measures:
+        i, j = measures.index(chosen[1]), tests.index(chosen[0])
+        _outline(fig, (j - 0.5, j + 0.5), (i - 0.5, i + 0.5), "#000000", 2.5)
+    fig.update_xaxes(side="top", tickangle=0, tickfont=dict(size=11))
     fig.update_layout(title=dict(text=title, y=0.995, yanchor="top"), height=170 + 26 * len(measures),
                       margin=dict(l=10, r=10, t=120, b=10), uirevision="keep")
     for annotation in fig.layout.annotations:  # the panels' titles sit above their top tick labels
@@ -222,6 +235,7 @@ class CellView:
     statistics: list[tuple[str, float, tuple[float, float]]]
     figure: go.Figure | None
     table: pd.DataFrame | None
+    number_columns: tuple[str, ...] = ()  # the table's numeric columns (the page formats them)
 
 
 def _model(name: str) -> str:
@@ -256,13 +270,17 @@ def cell_view(card: Scorecard, test: str, measure: str) -> CellView:
         models = list(dict.fromkeys(_model(x) for x in a))
         for model in models:
             idx = [i for i, x in enumerate(a) if _model(x) == model]
-            fig.add_trace(go.Scatter(x=truth[idx], y=value[idx], mode="markers+lines", name=model,
-                                     marker=dict(color=figures.network_colour(model, models), size=7),
-                                     line=dict(width=0.5), customdata=[names[i] for i in idx],
+            fig.add_trace(go.Scatter(x=truth[idx], y=value[idx], mode="markers", name=model,
+                                     marker=dict(color=figures.network_colour(model, models), size=7, opacity=0.8),
+                                     customdata=[names[i] for i in idx],
                                      hovertemplate="%{customdata}<br>layer distance %{x:g}<br>value %{y:.4f}"
                                                    "<extra></extra>"))
+        distances = np.unique(truth)
+        fig.add_trace(go.Scatter(x=distances, y=[value[truth == k].mean() for k in distances], mode="lines",
+                                 name="mean over pairs", line=dict(color="black", width=2),
+                                 hovertemplate="layer distance %{x:g}<br>mean %{y:.4f}<extra></extra>"))
         x_title = "distance in layers"
-        shown_truth = truth
+        shown_truth = truth.astype(np.int64)
     else:
         fig.add_trace(go.Scatter(x=truth, y=value, mode="markers", name="pairs of models", customdata=names,
                                  marker=dict(color=figures.COLOURS["linear_cka"], size=8),
@@ -273,7 +291,8 @@ def cell_view(card: Scorecard, test: str, measure: str) -> CellView:
     fig.update_layout(title=f"{info.label} · {TEST_LABELS[test]}: {main}", xaxis_title=x_title, yaxis_title=y_title,
                       showlegend=test == "layer_monotonicity", **figures.LAYOUT)
     table = pd.DataFrame({"A": a, "B": b, TRUTH_LABELS[test]: shown_truth, info.label: value})
-    return CellView(c, stats, fig, table)
+    numeric = tuple(k for k in table.columns[2:] if table[k].dtype.kind == "f")
+    return CellView(c, stats, fig, table, numeric)
 
 
 # ------------------------------------------------------------------------------ the page's view
@@ -298,7 +317,9 @@ class View:
 
 def view(card: Scorecard, setting: Setting, confidence: float, title: str) -> View:
     """The rows' order, the heatmap, the takeaway and (where the card has it) the chosen cell."""
-    rows = order(card, sort_key(card, setting.sort_by))
+    by = sort_key(card, setting.sort_by)
+    rows = order(card, by)
     shown = cell_view(card, setting.test, setting.measure) \
         if setting.test in card.tests and setting.measure in card.measures else None
-    return View(rows, scorecard_figure(card, rows, confidence, title), takeaway(card, confidence), shown)
+    figure = scorecard_figure(card, rows, confidence, title, by, (setting.test, setting.measure))
+    return View(rows, figure, takeaway(card, confidence), shown)
