@@ -115,7 +115,7 @@ def _standardised(raw: np.ndarray) -> np.ndarray:
 
 def hard_correlation_match_of(vx: LayerView, vy: LayerView) -> float:
     """Mean correlation of the neurons matched one to one so as to maximise the summed correlation
-    (Li et al. 2015's bipartite semi-matching, a linear assignment): min(d_x, d_y) pairs, the extra
+    (Li et al. 2015's bipartite matching, a linear assignment): min(d_x, d_y) pairs, the extra
     neurons of the wider layer unmatched."""
     correlations = neuron_correlations(vx, vy)
     rows, cols = linear_sum_assignment(correlations, maximize=True)

@@ -449,12 +449,8 @@ def aligned_cosine(X, Y) -> float:
     width = max(A.shape[1], B.shape[1])
     A, B = _padded(A, width), _padded(B, width)
     Q, _ = linalg.orthogonal_procrustes(A, B)
-    cosines = [cosine_of(a, b) for a, b in zip(A @ Q, B) if np.any(a) and np.any(b)]
+    cosines = [cosine(a, b) for a, b in zip(A @ Q, B) if np.any(a) and np.any(b)]
     return float(np.mean(cosines))
-
-
-def cosine_of(u, v) -> float:
-    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
 
 
 def neuron_correlations(X, Y) -> np.ndarray:
