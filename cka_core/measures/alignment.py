@@ -96,27 +96,27 @@ def _rows_in_own_basis(x: np.ndarray) -> np.ndarray:
 
 # -------------------------------------------------------------------- correlation match (Li et al. 2015)
 def neuron_correlations(vx: LayerView, vy: LayerView) -> np.ndarray:
-    """(d_x, d_y) Pearson correlations of every neuron (column) of X with every neuron of Y across the
-    examples. A constant neuron correlates 0 with every neuron (ReSi's convention: the cosine of a zero
-    vector), so a layer with dead units does not match itself perfectly."""
-    return _standardised(vx.raw).T @ _standardised(vy.raw)
+    """Pearson correlations across the examples of every neuron (column) of X that varies with every
+    neuron of Y that varies. A constant neuron (a dead unit) has no correlation with anything and is
+    left out. ReSi gives it 0 with every neuron (the cosine of a zero vector), so there a layer with dead
+    units matches itself below 1, and the self-comparison check would report a pairing bug."""
+    return _live_standardised(vx.raw).T @ _live_standardised(vy.raw)
 
 
-def _standardised(raw: np.ndarray) -> np.ndarray:
-    """Each column centred at unit Euclidean norm (constant columns all 0)."""
+def _live_standardised(raw: np.ndarray) -> np.ndarray:
+    """The columns that vary, each centred at unit Euclidean norm. A layer that passed the view's check
+    has at least one: its largest spread is above the same fraction of its largest magnitude."""
     centred = raw - raw.mean(axis=0)
     spread = np.abs(centred).max(axis=0)
     live = spread > CONSTANT_NEURON * np.abs(raw).max(axis=0)
     scaled = centred[:, live] / spread[live]  # at unit magnitude first: no overflow in the norms
-    out = np.zeros_like(centred)
-    out[:, live] = scaled / np.linalg.norm(scaled, axis=0)
-    return out
+    return scaled / np.linalg.norm(scaled, axis=0)
 
 
 def hard_correlation_match_of(vx: LayerView, vy: LayerView) -> float:
     """Mean correlation of the neurons matched one to one so as to maximise the summed correlation
-    (Li et al. 2015's bipartite matching, a linear assignment): min(d_x, d_y) pairs, the extra
-    neurons of the wider layer unmatched."""
+    (Li et al. 2015's bipartite matching, a linear assignment): as many pairs as the narrower layer
+    has neurons that vary, the extra neurons of the wider layer unmatched."""
     correlations = neuron_correlations(vx, vy)
     rows, cols = linear_sum_assignment(correlations, maximize=True)
     return float(correlations[rows, cols].mean())

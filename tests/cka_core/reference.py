@@ -454,19 +454,20 @@ def aligned_cosine(X, Y) -> float:
 
 
 def neuron_correlations(X, Y) -> np.ndarray:
-    """Pearson correlation of each column of X with each column of Y (np.corrcoef); 0 where a column is
-    constant."""
+    """Pearson correlation (np.corrcoef) of each non-constant column of X with each non-constant column
+    of Y; constant columns have none and are dropped."""
     A, B = as_f64(X), as_f64(Y)
+    A, B = A[:, np.ptp(A, axis=0) > 0], B[:, np.ptp(B, axis=0) > 0]
     out = np.zeros((A.shape[1], B.shape[1]))
     for i in range(A.shape[1]):
         for j in range(B.shape[1]):
-            if np.ptp(A[:, i]) > 0 and np.ptp(B[:, j]) > 0:
-                out[i, j] = np.corrcoef(A[:, i], B[:, j])[0, 1]
+            out[i, j] = np.corrcoef(A[:, i], B[:, j])[0, 1]
     return out
 
 
 def hard_correlation_match(X, Y) -> float:
-    """Mean correlation over the one-to-one matching of min(d_x, d_y) neurons of largest summed correlation."""
+    """Mean correlation over the one-to-one matching of as many neurons as the narrower side has (constant
+    ones dropped), of largest summed correlation."""
     C = neuron_correlations(X, Y)
     rows, cols = optimize.linear_sum_assignment(-C)
     return float(C[rows, cols].mean())

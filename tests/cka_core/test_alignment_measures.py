@@ -93,14 +93,18 @@ def test_correlation_match_brute_force_on_small_layers():
     assert _value("soft_correlation_match", X, Y) == pytest.approx(soft, abs=1e-12)
 
 
-def test_a_dead_unit_keeps_a_layer_from_matching_itself():
-    """ReSi's convention: a constant neuron correlates 0 with everything, so a layer with one dead unit
-    of d matches itself at (d - 1) / d, not 1: the correlation match cannot tell a dead unit from a
-    unit that disagrees."""
+def test_a_dead_unit_has_no_correlation_and_is_left_out():
+    """A constant neuron correlates with nothing: the match is that of the layer without it, so a layer
+    with dead units matches itself at 1 (ReSi gives a dead unit 0 with every neuron, which read 3/4 here,
+    and the Compare page's self-comparison check would have reported a pairing bug)."""
     rng = np.random.default_rng(6)
     X = np.column_stack([rng.standard_normal((40, 3)), np.full(40, 2.5)])
+    Y = X[:, :3] @ rng.standard_normal((3, 5)) + rng.standard_normal((40, 5))
     for name in ("hard_correlation_match", "soft_correlation_match"):
-        assert _value(name, X, X) == pytest.approx(3 / 4, abs=1e-12), name
+        assert _value(name, X, X) == pytest.approx(1.0, abs=1e-12), name
+        assert _value(name, X, Y) == pytest.approx(_value(name, X[:, :3], Y), abs=1e-12), name
+    from cka_core.stats import sanity
+    assert sanity.self_diagonal({"x": X}, measure="hard_correlation_match").status == sanity.PASS
 
 
 def test_eigenspace_overlap_is_blind_to_any_invertible_map_and_divides_by_the_larger_rank():
