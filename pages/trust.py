@@ -110,8 +110,7 @@ def own_models(setting: tc.Setting) -> None:
         return
     shown = tc.view(card, setting, compute.CONFIDENCE, "Your models' scorecard")
     st.markdown(shown.sentence)
-    with wide_figure():
-        figures.chart(shown.figure, key="trust_own_card")
+    figures.chart(shown.figure, key="trust_own_card")
 
 
 def own_group(where: str):

@@ -67,10 +67,7 @@ def _read_uploads(files: tuple[tuple[str, str], ...], _raws: tuple[bytes, ...]) 
     if len(files) > MAX_MODELS:
         raise RepresentationError(f"{len(files)} files: this page takes at most {MAX_MODELS} models; upload fewer.")
     parsed, total = [], 0
-    for (name, _), raw in zip(files, _raws):
-        if Path(name).suffix.lower() != ".npz":
-            raise RepresentationError(f"{name!r} is not an .npz; save each model's layers, logits and labels in one "
-                                      ".npz: np.savez('model.npz', layer1=a1, layer2=a2, logits=z, labels=y).")
+    for (name, _), raw in zip(files, _raws):  # the uploader takes .npz files only
         arrays = load_representations(raw, name, max_values=limits.MAX_VALUES)
         total += sum(a.size for a in arrays.values())
         if total > limits.MAX_VALUES:
