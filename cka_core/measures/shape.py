@@ -8,14 +8,27 @@ from ..errors import RepresentationError
 from .view import LayerView, views
 
 
+def unit_coordinates(view: LayerView) -> np.ndarray:
+    """The centred layer at unit Frobenius norm, X~ (n x d); for a layer wider than it has examples, its
+    principal coordinates U diag(s) instead (X~ = U diag(s) V^T without V^T, n x rank from the cached
+    ``spectrum``). Both have the same rows' lengths and inner products, so the same Procrustes problem
+    and nuclear norms (V drops out of both), on at most n columns."""
+    if view.xc.shape[1] <= view.n:
+        return view.xc / np.linalg.norm(view.xc)
+    u, s = view.spectrum()
+    return u * s
+
+
+def procrustes_nuclear_norm(vx: LayerView, vy: LayerView) -> float:
+    """||X~^T Y~||_*, the sum of the singular values of the cross product of :func:`unit_coordinates`."""
+    return float(thin_svd(unit_coordinates(vx).T @ unit_coordinates(vy), compute_uv=False).sum())
+
+
 def procrustes_frames(vx: LayerView, vy: LayerView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both layers centred at unit Frobenius norm, in principal coordinates P = U diag(s) (the layer
-    X~ = P V^T without its own rotation V^T), turned by :func:`aligned_frames`: (P_x W, P_y Z, sigma).
-    ||P_x W - P_y Z||_F is the orthogonal Procrustes distance and sum(sigma) = ||X~^T Y~||_*, the nuclear
-    norm (V_x, V_y drop out of both). Each P is n x rank, at most n x min(n, d): a layer wider than it
-    has examples costs no more than a tall one."""
-    (ux, sx), (uy, sy) = vx.spectrum(), vy.spectrum()
-    return aligned_frames(ux * sx, uy * sy)
+    """Both layers' :func:`unit_coordinates` turned by :func:`aligned_frames`: (X~ W, Y~ Z, sigma), with
+    ||X~ W - Y~ Z||_F the orthogonal Procrustes distance and sum(sigma) the nuclear norm
+    ||X~^T Y~||_* of :func:`procrustes_nuclear_norm`."""
+    return aligned_frames(unit_coordinates(vx), unit_coordinates(vy))
 
 
 def aligned_frames(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,8 +49,7 @@ def zero_padded(x: np.ndarray, width: int) -> np.ndarray:
 
 def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
     """arccos ||X~^T Y~||_* with X~, Y~ centred and scaled to unit Frobenius norm."""
-    nuclear = float(procrustes_frames(vx, vy)[2].sum())
-    return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
+    return float(np.arccos(np.clip(procrustes_nuclear_norm(vx, vy), -1.0, 1.0)))
 
 
 #: Whitening gives every direction of the column space the weight 1 - alpha however small its
