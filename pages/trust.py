@@ -14,8 +14,6 @@ from ui.trust import compute, own
 
 inside_app_frame()
 
-OWN_SOURCES = {"upload": "Uploaded activations (.npz per model)", "loaded": "Models loaded on Compare"}
-
 
 def main() -> None:
     lesson = page_header(
@@ -91,7 +89,7 @@ def own_models(setting: tc.Setting) -> None:
                 + ". Upload one .npz per model, each computed on the same inputs in the same order, holding its "
                   "layers in forward order (the last is compared between models), its `logits` (examples × classes) "
                   "and, in at least one file, the `labels`; or use the models loaded on the Compare page.")
-    where = choose(st.radio, "Models from", OWN_SOURCES, key="trust_own_source", horizontal=True)
+    where = choose(st.radio, "Models from", own.SOURCES, key="trust_own_source", horizontal=True)
     try:
         group = own_group(where)
     except RepresentationError as error:

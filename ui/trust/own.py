@@ -23,6 +23,7 @@ from ..sources.arrays import readonly, readonly_rows
 #: The tests a group of models goes through without groups of its own (ReSi's group-separation tests
 #: need models trained in known, different ways).
 OWN_TESTS = tuple(t for t in TESTS if t not in GROUP_TESTS)
+SOURCES = {"upload": "Uploaded activations (.npz per model)", "loaded": "Models loaded on Compare"}
 LOGITS = "logits"
 MAX_MODELS = 20
 
