@@ -56,7 +56,10 @@ def controls() -> tc.Setting:
 
 
 def scorecard_section(shown: tc.View) -> None:
-    with st.container(key="proof"), wide_figure():
+    with st.container(key="proof"):
+        for column, (name, value, explanation) in zip(st.columns(3), shown.summary):
+            column.metric(name, value, help=explanation)
+    with wide_figure():
         figures.chart(shown.figure, key="trust_card")
     st.caption("Each cell: the test's main statistic (Spearman's ρ for the correlation tests and layer monotonicity, "
                "the mean AUPRC over groups for the three group tests; higher is better in every test). Hover a cell for "

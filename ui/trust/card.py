@@ -161,6 +161,26 @@ def takeaway(card: Scorecard, confidence: float) -> str:
     return f"{lead}; {low_text}.{interval_text}"
 
 
+def summary(card: Scorecard) -> list[tuple[str, str, str]]:
+    """The takeaway's numbers as (label, value, help) for three metrics: the measure most often in the
+    top 3, the one with the lowest mean rank, and in how many tests the leader's lead is unsettled."""
+    counts, means = top_counts(card), mean_ranks(card)
+    ranked = [m for m in order(card, MEAN_RANK) if means[m] is not None]
+    tests = [t for t in card.tests if ranks(card)[t]]
+    if not ranked or not tests:
+        return []
+    leader = max(ranked, key=lambda m: (counts[m], -ranked.index(m)))
+    overlaps = leader_overlaps(card)
+    return [
+        (f"Top {TOP} most often: {label(leader)}", f"{counts[leader]} of {len(tests)} tests",
+         f"Tests in which {label(leader)} is among the {TOP} best measures (ties by mean rank)."),
+        (f"Lowest mean rank: {label(ranked[-1])}", f"{means[ranked[-1]]:.1f} of {len(ranked)}",
+         "Its rank in each test (1 = best), averaged over the tests where it has a score."),
+        ("Leader's interval overlaps the runner-up's", f"in {sum(overlaps.values())} of {len(overlaps)} tests",
+         "Tests where the best measure's interval reaches the second best's: the lead is not settled."),
+    ]
+
+
 # ------------------------------------------------------------------------------ the heatmap
 def _cell_text(c: Cell) -> tuple[float, str, str]:
     """(colour value, text in the cell, hover line) of one cell."""
@@ -313,6 +333,7 @@ class View:
     figure: go.Figure
     sentence: str
     cell: CellView | None
+    summary: list[tuple[str, str, str]]
 
 
 def view(card: Scorecard, setting: Setting, confidence: float, title: str) -> View:
@@ -322,4 +343,4 @@ def view(card: Scorecard, setting: Setting, confidence: float, title: str) -> Vi
     shown = cell_view(card, setting.test, setting.measure) \
         if setting.test in card.tests and setting.measure in card.measures else None
     figure = scorecard_figure(card, rows, confidence, title, by, (setting.test, setting.measure))
-    return View(rows, figure, takeaway(card, confidence), shown)
+    return View(rows, figure, takeaway(card, confidence), shown, summary(card))
