@@ -123,6 +123,25 @@ def test_takeaway_names_leaders_and_laggards_from_the_scores(page):
         assert f"In {sum(overlaps)} of 6 tests" in text
 
 
+def test_the_metrics_at_the_top_carry_the_takeaways_numbers(page):
+    z, rows, _, _ = _scores(page)
+    text = takeaway_text(page)
+    ranks = np.full(z.shape, np.nan)
+    for j in range(z.shape[1]):
+        ok = np.isfinite(z[:, j])
+        ranks[ok, j] = rankdata(-z[ok, j])
+    top, mean = (ranks <= 3).sum(axis=1), np.nanmean(ranks, axis=1)
+    leader = next(m for m in page.metric if m.label.startswith("Top 3 most often: "))
+    name = leader.label.removeprefix("Top 3 most often: ")
+    assert leader.value == f"{top.max()} of 6 tests" and top[rows.index(name)] == top.max()
+    assert f"**{name}**" in text
+    lowest = next(m for m in page.metric if m.label.startswith("Lowest mean rank: "))
+    assert lowest.label.endswith(rows[int(np.argmax(mean))])
+    assert float(lowest.value.split()[0]) == pytest.approx(mean.max(), abs=0.05)
+    overlaps = next(m for m in page.metric if m.label.startswith("Leader's interval")).value
+    assert ("In every test" in text) == (overlaps == "in 6 of 6 tests")
+
+
 @pytest.mark.parametrize(("test", "measure", "pairs"), [
     ("Accuracy correlation", "Linear CKA", 45),       # 10 seeds
     ("Output correlation", "RSA (Spearman of RDMs)", 45),
@@ -137,7 +156,8 @@ def test_a_cell_shows_the_pairs_behind_it(page, test, measure, pairs):
     figure = _chart(at, "trust_pairs")
     assert sum(_array(t["y"]).size for t in figure["data"] if t["name"] != "mean over pairs") == pairs
     z, rows, cols, _ = _scores(at)
-    main = at.metric[0]
+    main = at.metric[3]  # after the three of the takeaway
+    assert main.label in tc.STATISTIC_LABELS.values()
     assert float(main.value) == pytest.approx(z[rows.index(measure), cols.index(test)], abs=6e-3)
     if test == "Label randomisation":
         assert {t["name"] for t in figure["data"]} == {"within a group", "between groups"}
@@ -260,3 +280,49 @@ def test_models_loaded_on_different_inputs_or_without_logits_are_errors():
     assert "different inputs" in _errors(at)
     at = _with_loaded({f"n{k}": _loaded(f"n{k}", "same", logits=False, seed=k) for k in range(3)})
     assert "logits" in _errors(at) and _has_chart(at, "trust_own_card")  # layer monotonicity still runs
+
+
+def _slow_group(seed: int) -> list[tuple[str, bytes]]:
+    """Six models large enough that their card takes a few seconds (a click arrives while it runs);
+    each seed new arrays, so that no pair value is cached already."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(400, 32)), np.arange(400) % 10
+    files = []
+    for k in range(6):
+        h, arrays = x, {}
+        for layer in range(5):
+            h = np.tanh(h @ rng.normal(size=(h.shape[1], 48)) / 4)
+            arrays[f"layer{layer}"] = h
+        files.append((f"slow{k}.npz", npz_bytes(**arrays, logits=h @ rng.normal(size=(48, 10)), labels=y)))
+    return files
+
+
+def test_a_click_elsewhere_while_the_card_is_computed_does_not_lose_it(monkeypatch):
+    import ui.jobs
+    from ui.trust import compute
+
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)  # the click arrives while the job runs
+    at = _upload(_slow_group(7))
+    job = at.session_state[compute.OWN]
+    assert job.running and at.button(key=f"{compute.OWN}_stop") and not _has_chart(at, "trust_own_card")
+    at = rerun(at.selectbox(key="trust_measure").set_value("RSA (Spearman of RDMs)"))  # a click elsewhere
+    assert at.session_state[compute.OWN] is job
+    job.thread.join(timeout=300)
+    at = rerun(at)
+    assert job.result is not None and _has_chart(at, "trust_own_card")
+
+
+def test_stop_ends_the_job_and_the_button_computes_it_again(monkeypatch):
+    import ui.jobs
+    from ui.trust import compute
+
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)
+    at = _upload(_slow_group(8))
+    job = at.session_state[compute.OWN]
+    at = rerun(at.button(key=f"{compute.OWN}_stop").click())
+    job.thread.join(timeout=120)
+    at = rerun(at)
+    assert job.result is None and job.failure.startswith("Stopped (")
+    assert any(w.value.startswith("Stopped (") for w in at.warning) and not _has_chart(at, "trust_own_card")
+    at = rerun(at.button(key=f"{compute.OWN}_again").click())
+    assert at.session_state[compute.OWN] is not job  # computed again
