@@ -5,6 +5,7 @@ page follows at its end (:func:`follow`) and collects on a later run. Finished c
 stores keyed on small descriptors (the measures, resamples, seed, level; the own group's digests)."""
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ OWN_KEPT = 4    # own-group scorecards kept per session
 TIME_LIMIT_S = 600.0
 ZOO_MODELS = len(MEMBERS)  # the networks of the zoo's groups
 ZOO, OWN = "trust_zoo", "trust_own"  # the session's two job slots
+_STORES = threading.Lock()  # the zoo's store is shared by every session's script thread
 
 
 # ------------------------------------------------------------------------------ the work, in a worker process
@@ -71,9 +73,18 @@ def _own_store() -> OrderedDict:
 
 
 def _keep(store: OrderedDict, key: tuple, card: Scorecard, size: int) -> None:
-    store[key] = card
-    while len(store) > size:
-        store.popitem(last=False)
+    with _STORES:
+        store[key] = card
+        while len(store) > size:
+            store.popitem(last=False)
+
+
+def _stored(store: OrderedDict, key: tuple) -> Scorecard | None:
+    with _STORES:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    return None
 
 
 def _collect(slot: str, store: OrderedDict, size: int) -> None:
@@ -102,9 +113,9 @@ def _card(slot: str, key: tuple, store: OrderedDict, size: int, what: str, start
     """The card ``key`` names if it is stored; otherwise its job is started (or followed) and None is
     returned, with a Stop button and the slot its progress is drawn in (by :func:`follow`)."""
     _collect(slot, store, size)
-    if key in store:
-        store.move_to_end(key)
-        return store[key]
+    card = _stored(store, key)
+    if card is not None:
+        return card
     failed = st.session_state.get(f"{slot}_failure")
     if failed is not None and failed[0] == key:
         st.warning(failed[1], icon=":material/stop_circle:")
