@@ -66,6 +66,14 @@ def scorecard_section(shown: tc.View) -> None:
                f"its {compute.CONFIDENCE:.0%} model-bootstrap interval and rank; *failed* cells say why on hover. "
                "An orange frame marks the column the rows are sorted by, a black one the cell whose pairs are shown below. "
                "The ✓ grid on the right: the invariances each measure declares (as on the Invariances page).")
+    no_score(shown)
+
+
+def no_score(shown: tc.View) -> None:
+    if shown.failures:
+        with st.expander(f"Measures without a score somewhere ({len(shown.failures)})"):
+            for line in shown.failures:
+                st.markdown(f"- {line}")
 
 
 def cell_section(shown: tc.View, setting: tc.Setting) -> None:
@@ -109,9 +117,10 @@ def own_models(setting: tc.Setting) -> None:
     card = compute.own_card(group.digest, fit)
     if card is None:
         return
-    shown = tc.view(card, setting, compute.CONFIDENCE, "Your models' scorecard")
+    shown = tc.view(card, setting, compute.CONFIDENCE, "Your models' scorecard", with_cell=False)
     st.markdown(shown.sentence)
     figures.chart(shown.figure, key="trust_own_card")
+    no_score(shown)
 
 
 def own_group(where: str):

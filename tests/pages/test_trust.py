@@ -203,6 +203,10 @@ def test_an_upload_of_four_models_is_scored_on_the_three_group_tests():
     assert cols == ["Accuracy correlation", "Output correlation", "Layer monotonicity"]
     assert len(rows) == len(candidate_measures()) and np.isfinite(z).sum() > 0.8 * z.size
     assert any("m0 (3 layers)" in c.value for c in at.caption)
+    # every measure with a failed cell is listed with its reason, and only those
+    failed = {rows[i] for i in range(len(rows)) if not np.isfinite(z[i]).all()}
+    listed = {re.match(r"- \*\*(.+?)\*\* \(", m.value).group(1) for m in at.markdown if m.value.startswith("- **")}
+    assert listed == failed
     # sorting applies to the own card too (a test it has)
     at = rerun(at.selectbox(key="trust_sort").set_value("Layer monotonicity"))
     z, _, cols, _ = _scores(at, "trust_own_card")

@@ -334,13 +334,26 @@ class View:
     sentence: str
     cell: CellView | None
     summary: list[tuple[str, str, str]]
+    failures: list[str]
 
 
-def view(card: Scorecard, setting: Setting, confidence: float, title: str) -> View:
-    """The rows' order, the heatmap, the takeaway and (where the card has it) the chosen cell."""
+def failures(card: Scorecard) -> list[str]:
+    """Why each measure that has no score in some test has none, one line per measure (its first failure)."""
+    out = {}
+    for test in card.tests:
+        for m in card.measures:
+            error = card.cell(test, m).error
+            if error is not None and m not in out:
+                out[m] = f"**{label(m)}** ({TEST_LABELS[test]}): {error}"
+    return list(out.values())
+
+
+def view(card: Scorecard, setting: Setting, confidence: float, title: str, with_cell: bool = True) -> View:
+    """The rows' order, the heatmap, the takeaway and (where the card has it, and ``with_cell``) the
+    chosen cell, outlined on the heatmap."""
     by = sort_key(card, setting.sort_by)
     rows = order(card, by)
-    shown = cell_view(card, setting.test, setting.measure) \
-        if setting.test in card.tests and setting.measure in card.measures else None
-    figure = scorecard_figure(card, rows, confidence, title, by, (setting.test, setting.measure))
-    return View(rows, figure, takeaway(card, confidence), shown, summary(card))
+    chosen = (setting.test, setting.measure) if with_cell else None
+    shown = cell_view(card, *chosen) if chosen and chosen[0] in card.tests and chosen[1] in card.measures else None
+    figure = scorecard_figure(card, rows, confidence, title, by, chosen)
+    return View(rows, figure, takeaway(card, confidence), shown, summary(card), failures(card))
