@@ -168,7 +168,8 @@ def table_section(table: dict) -> None:
         figures.chart(inv.table_figure(table), key="inv_table")
     st.caption(
         "Each cell: how far the measure moved, as a share of the way from its value for identical inputs to its value "
-        "for unrelated ones (0 for a similarity, π/2 for the Procrustes angle). ✓: the measure declares an invariance "
+        "for unrelated ones (0 for a similarity, π/2 for the Procrustes angle; for a distance with no upper bound, its "
+        "value against Gaussian noise of the layer's shape and spread). ✓: the measure declares an invariance "
         "class that contains the transformation (a permutation is also an orthogonal map, and orthogonal maps and "
         "isotropic scalings are invertible linear maps), so the cell must be 0. Noise and top-k PC projection are in "
         f"no invariance class: those columns only show how much each measure moves. Seed {inv.TABLE_SEED} for every "

@@ -20,6 +20,7 @@ from ..measures.registry import MEASURES, similarity_matrix
 from ..models.reduction import REDUCTIONS
 from ..stats.sanity import not_above_null
 from ..io.streaming import open_layers, shard_paths, streamed_cka_matrix
+from . import trust
 from .terminal import counter, rate, text_table, value_table
 
 MAX_RESAMPLES = 100_000
@@ -156,11 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     compare.add_argument("--out", type=Path, action="append", default=[], metavar="F",
                          help="write F.csv, F.json or F.png (repeatable); see below")
+    trust.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "trust":
+        return trust.run(args)
     try:
         check_outputs(args.out)
         parameters = {name: getattr(args, name) for name in _flag_parameters() if getattr(args, name) is not None}
@@ -169,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.measure not in measures:
                 raise RepresentationError(f"--{name.replace('_', '-')} applies to --measure {' or '.join(measures)} "
                                           "only.")
+        if MEASURES[args.measure].needs_labels:
+            raise RepresentationError(f"--measure {args.measure} needs the examples' true classes, which compare does "
+                                      f"not take; call cka_core.measures.{args.measure}(X, Y, labels=...) instead.")
         deconfounded = MEASURES[args.measure].needs_inputs
         if args.confounder and not deconfounded:
             raise RepresentationError("--confounder applies to --measure deconfounded_cka only.")
@@ -184,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise RepresentationError("give two files of activations (compare A B) or two models (--model A "
                                       "--model B --inputs X).")
+        _check_outputs(args.measure, layers_a, layers_b)
         # Only the options given: the view-level measures take no debiased or batch_size keyword.
         options = {**({"debiased": True} if args.debiased else {}),
                    **({"batch_size": args.batch_size} if args.batch_size is not None else {}), **parameters}
@@ -233,6 +241,18 @@ def main(argv: list[str] | None = None) -> int:
         print("error: out of memory; compare fewer layers, fewer examples, or pass --batch-size.", file=sys.stderr)
         return 2
     return 0
+
+
+def _check_outputs(measure: str, layers_a: dict, layers_b: dict) -> None:
+    """A measure on class outputs (``on_outputs``) compares each side's logits, one (n, classes) array
+    of equal width, not every pair of hidden layers."""
+    if not MEASURES[measure].on_outputs:
+        return
+    widths = [a.shape[1:] for a in (*layers_a.values(), *layers_b.values())]
+    if len(layers_a) != 1 or len(layers_b) != 1 or widths[0] != widths[1]:
+        raise RepresentationError(f"--measure {measure} compares two networks' class outputs, not layers: give one "
+                                  f"(n, classes) array of logits per side, of equal width (here {len(layers_a)} and "
+                                  f"{len(layers_b)} layers; with --model, --layers naming the output layer).")
 
 
 def _confounder(spec: str | None, layers_a: dict, examples) -> tuple[np.ndarray, str]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import RepresentationError
 from ..stats.corrections import adjusted_p_values, P_ADJUSTMENTS
-from ..measures.registry import MEASURES
+from ..measures.registry import MEASURES, colour_range
 
 FORMATS = (".csv", ".json", ".png")
 
@@ -123,7 +123,8 @@ def write_png(doc: dict, path, *, dpi: int = 150) -> None:
     values = np.asarray(doc["values"], dtype=np.float64)
     names_a, names_b = doc["layers_a"], doc["layers_b"]
     info = MEASURES.get(doc.get("measure", ""), None)
-    low, high = info.value_range if info is not None else (float(values.min()), float(values.max()))
+    # An unbounded distance's colour scale ends at the data's largest value, not at infinity.
+    low, high = colour_range(info.name, values) if info is not None else (float(values.min()), float(values.max()))
     rows, cols = values.shape
     fig, ax = plt.subplots(figsize=(min(3 + 0.7 * cols, 24), min(2.5 + 0.55 * rows, 24)))
     image = ax.imshow(values, cmap="viridis", vmin=low, vmax=high, aspect="auto")

@@ -3,20 +3,53 @@
 """
 from __future__ import annotations
 import numpy as np
+from ..cka.linalg import thin_svd
 from ..errors import RepresentationError
 from .view import LayerView, views
 
 
+def unit_coordinates(view: LayerView) -> np.ndarray:
+    """The centred layer at unit Frobenius norm, X~ (n x d); for a layer wider than it has examples, its
+    principal coordinates U diag(s) instead (X~ = U diag(s) V^T without V^T, n x rank from the cached
+    ``spectrum``). Both have the same rows' lengths and inner products, so the same Procrustes problem
+    and nuclear norms (V drops out of both), on at most n columns."""
+    if view.xc.shape[1] <= view.n:
+        return view.xc / np.linalg.norm(view.xc)
+    u, s = view.spectrum()
+    return u * s
+
+
+def procrustes_nuclear_norm(vx: LayerView, vy: LayerView) -> float:
+    """||X~^T Y~||_*, the sum of the singular values of the cross product of :func:`unit_coordinates`."""
+    return float(thin_svd(unit_coordinates(vx).T @ unit_coordinates(vy), compute_uv=False).sum())
+
+
+def procrustes_frames(vx: LayerView, vy: LayerView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both layers' :func:`unit_coordinates` turned by :func:`aligned_frames`: (X~ W, Y~ Z, sigma), with
+    ||X~ W - Y~ Z||_F the orthogonal Procrustes distance and sum(sigma) the nuclear norm
+    ||X~^T Y~||_* of :func:`procrustes_nuclear_norm`."""
+    return aligned_frames(unit_coordinates(vx), unit_coordinates(vy))
+
+
+def aligned_frames(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x and y (same rows) zero-padded to one width and each turned by its side of the SVD
+    x^T y = W diag(sigma) Z^T: (x W, y Z, sigma). The best rotation of one onto the other,
+    Q* = argmin_Q ||x Q - y||_F = W Z^T (Schonemann 1966), is then the identity: row i of x Q* against
+    row i of y is row i of x W against row i of y Z, and sum(sigma) = ||x^T y||_*."""
+    width = max(x.shape[1], y.shape[1])
+    x, y = zero_padded(x, width), zero_padded(y, width)
+    w, sigma, zt = thin_svd(x.T @ y)
+    return x @ w, y @ zt.T, sigma
+
+
+def zero_padded(x: np.ndarray, width: int) -> np.ndarray:
+    """x with zero columns appended up to ``width`` (ReSi's convention for layers of unequal width)."""
+    return np.pad(x, ((0, 0), (0, width - x.shape[1])))
+
+
 def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
     """arccos ||X~^T Y~||_* with X~, Y~ centred and scaled to unit Frobenius norm."""
-    xc, yc = vx.xc / np.linalg.norm(vx.xc), vy.xc / np.linalg.norm(vy.xc)
-    if min(xc.shape[1], yc.shape[1]) <= xc.shape[0]:
-        nuclear = float(np.linalg.svd(xc.T @ yc, compute_uv=False).sum())
-    else:
-        # ||X^T Y||_* = sum of sqrt eig((X^T Y)(Y^T X)) = sum of sqrt eig((X X^T)(Y Y^T)), n x n.
-        eig = np.linalg.eigvals((xc @ xc.T) @ (yc @ yc.T)).real
-        nuclear = float(np.sqrt(np.clip(eig, 0, None)).sum())
-    return float(np.arccos(np.clip(nuclear, -1.0, 1.0)))
+    return float(np.arccos(np.clip(procrustes_nuclear_norm(vx, vy), -1.0, 1.0)))
 
 
 #: Whitening gives every direction of the column space the weight 1 - alpha however small its
@@ -26,7 +59,9 @@ def procrustes_angle_of(vx: LayerView, vy: LayerView) -> float:
 WHITENING_FLOOR = 1e-8
 
 
-def _above_whitening_floor(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def above_whitening_floor(u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The directions of a spectrum (U, s) above :data:`WHITENING_FLOOR`: those a measure that weighs every
+    direction alike (whitening, a rank) may count."""
     keep = s > WHITENING_FLOOR * s[0]
     return u[:, keep], s[keep]
 
@@ -48,7 +83,7 @@ def shape_distance_of(vx: LayerView, vy: LayerView, alpha: float = 0.5) -> float
     correlations over sqrt(rank_x rank_y) (mean CCA at equal ranks)."""
     if not 0.0 <= alpha <= 1.0:
         raise RepresentationError(f"alpha must be in [0, 1] (0: whitened, CCA; 1: Procrustes), got {alpha!r}.")
-    (ux, sx), (uy, sy) = (_above_whitening_floor(*v.spectrum()) for v in (vx, vy))
+    (ux, sx), (uy, sy) = (above_whitening_floor(*v.spectrum()) for v in (vx, vy))
     ax, ay = partial_whitening_weights(sx, alpha), partial_whitening_weights(sy, alpha)
     nuclear = float(np.linalg.svd(ax[:, None] * (ux.T @ uy) * ay[None, :], compute_uv=False).sum())
     return float(np.arccos(np.clip(nuclear / (np.linalg.norm(ax) * np.linalg.norm(ay)), -1.0, 1.0)))

@@ -15,13 +15,14 @@ read on one axis. Small pure functions, one equation each; no UI code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
 from ..errors import RepresentationError
-from ..measures.registry import identical_and_unrelated, MEASURES, movement, similarity, TRANSLATION
+from ..measures.registry import (identical_and_unrelated, is_unbounded, MEASURES, movement, similarity, TRANSLATION,
+                                 unrelated_baseline)
 from .transforms import (deleted_components, deletion_cka, kept_components, nonzero_spectrum, projection_on,
                          WHICH_COMPONENTS)
 from ..cka.validation import as_matrix, check_rows
@@ -58,6 +59,9 @@ class Sweep:
     baseline: float              # the functional score with nothing deleted
     deletions: tuple[Deletion, ...]
     skipped: tuple[tuple[str, int, str], ...] = ()  # (which, k, why) of deletions that could not be measured
+    #: measure -> its value between the layer and unrelated noise of its shape and spread, for the distances
+    #: with no upper bound: the "unrelated" end of their dissimilarity scale (``measures.unrelated_baseline``)
+    unrelated: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def rank(self) -> int:
@@ -70,7 +74,8 @@ class Sweep:
 
     def dissimilarities(self, measure: str) -> np.ndarray:
         """``measure``'s dissimilarity between the layer and each deletion (see :func:`dissimilarity`)."""
-        return np.array([dissimilarity(measure, d.values[measure]) for d in self.deletions])
+        return np.array([dissimilarity(measure, d.values[measure], self.unrelated.get(measure))
+                         for d in self.deletions])
 
     def find(self, which: str, k: int) -> Deletion | None:
         return next((d for d in self.deletions if d.which == which and d.k == k), None)
@@ -81,11 +86,12 @@ class Sweep:
                  "closed_form_cka": d.closed_form_cka} for d in self.deletions]
 
 
-def dissimilarity(measure: str, value: float) -> float:
+def dissimilarity(measure: str, value: float, unrelated: float | None = None) -> float:
     """A measure's value on one scale for every measure: how far it is from the value for identical
     inputs, as a share of the way to unrelated ones (``measures.movement``): 1 - value for a similarity
-    in [0, 1], angle / (pi/2) for an angle."""
-    return movement(measure, value, identical_and_unrelated(measure)[0])
+    in [0, 1], angle / (pi/2) for an angle, value / ``unrelated`` for a distance with no upper bound
+    (``unrelated``: its value against unrelated noise of the layer's shape, ``Sweep.unrelated``)."""
+    return movement(measure, value, identical_and_unrelated(measure, unrelated)[0], unrelated)
 
 
 def _info(measure: str):
@@ -169,7 +175,8 @@ def deletion_sweep(X, score: Callable[[np.ndarray], float], *, ks: Sequence[int]
                 skipped.append((which, k, str(error)))
                 continue
             deletions.append(Deletion(which, k, values, float(score(mean + centred)), deletion_cka(lambdas, k, which)))
-    return Sweep(measures, lambdas, float(score(x)), tuple(deletions), tuple(skipped))
+    unrelated = {m: unrelated_baseline(x, m, **options.get(m, {})) for m in measures if is_unbounded(m)}
+    return Sweep(measures, lambdas, float(score(x)), tuple(deletions), tuple(skipped), unrelated)
 
 
 def deleted_variance(lambdas, k: int, which: str) -> float:
@@ -195,9 +202,10 @@ def seed_spread(X, others: Mapping[str, object], *, measures: Sequence[str] = CO
     return spread
 
 
-def seed_floor(measure: str, values: Sequence[float]) -> float | None:
-    """The smallest dissimilarity between X and a retrained seed, min_s d(X, X_s); None without seeds."""
-    return min((dissimilarity(measure, v) for v in values), default=None)
+def seed_floor(measure: str, values: Sequence[float], unrelated: float | None = None) -> float | None:
+    """The smallest dissimilarity between X and a retrained seed, min_s d(X, X_s); None without seeds.
+    ``unrelated``: as for :func:`dissimilarity` (``Sweep.unrelated``), for a distance with no upper bound."""
+    return min((dissimilarity(measure, v, unrelated) for v in values), default=None)
 
 
 def round_off_groups(values: Sequence[float], tolerance: float = ROUND_OFF) -> np.ndarray:

@@ -105,17 +105,21 @@ def most_similar_cell(values, measure: str) -> tuple[int, int]:
 
 def identity_value(measure: str) -> float:
     """What ``measure`` gives for a representation compared with itself: 1 for the similarity
-    indices (CKA, CCA, RSA, R^2), 0 for the angles (Procrustes, shape metric)."""
+    indices (CKA, CCA, RSA, R^2), 0 for the angles and distances (Procrustes, shape metric, GULP), the
+    finite end of the range even where the other end is infinite."""
     info = MEASURES[measure]
     return info.value_range[1] if info.higher_is_similar else info.value_range[0]
 
 
 def _deviation(values: np.ndarray, measure: str) -> np.ndarray:
-    """Distance from the identity value on a scale where round-off is ~1e-15: the angles (Procrustes,
-    shape metric) are compared through their cosine (arccos is ill-conditioned near 0)."""
+    """Distance from the identity value on a scale where round-off is ~1e-15. Angles and distances are
+    compared through half their square: each is a square root (arccos near 1 is one too) of a quantity
+    known to round-off, so 1e-16 under the root reads 1e-8 above it. For an angle theta^2 / 2 is
+    1 - cos(theta) to leading order; unlike the cosine it also grows without bound, as a distance with
+    no upper bound (in the layers' own units) may."""
     values = np.asarray(values, dtype=np.float64)
     if not MEASURES[measure].higher_is_similar:
-        return np.abs(1.0 - np.cos(values))
+        return (values - identity_value(measure)) ** 2 / 2
     return np.abs(values - identity_value(measure))
 
 

@@ -8,13 +8,17 @@ over batches, ratio at the end). Nothing here imports cka_core; no test function
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import linalg, optimize, stats
 
 __all__ = [
     "as_f64", "centring_matrix", "linear_gram", "rbf_gram", "hsic0", "hsic1", "cka_from_grams",
     "linear_cka", "rbf_cka", "minibatch_cka", "cka_matrix", "translated", "translation_cka",
     "translation_limit", "deconfounded_gram", "deconfounded_cka", "procrustes_angle", "shape_distance", "rsa", "linear_regression_r2", "canonical_correlations",
-    "mean_cca", "random_orthogonal", "whitened_pair",
+    "mean_cca", "random_orthogonal", "whitened_pair", "cosine", "knn_cosine", "jaccard_knn", "rank_similarity",
+    "second_order_cosine", "rsm_norm_difference", "rsa_correlation", "distance_correlation", "magnitude_difference",
+    "concentricity_difference", "uniformity_difference", "jsd", "disagreement", "accuracy_difference",
+    "orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes", "aligned_cosine",
+    "neuron_correlations", "hard_correlation_match", "soft_correlation_match", "eigenspace_overlap", "gulp",
 ]
 
 
@@ -285,6 +289,221 @@ def canonical_correlations(X, Y) -> np.ndarray:
 
 def mean_cca(X, Y) -> float:
     return float(canonical_correlations(X, Y).mean())
+
+
+# ---------------------------------------------------------------- ReSi's neighbourhood, RSM, statistic, output measures
+
+def cosine(u, v) -> float:
+    """cos(u, v) = u.v / (|u| |v|)."""
+    return float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+def knn_cosine(X, k: int) -> list[list[int]]:
+    """Each row's k nearest other rows by cosine distance 1 - cos, nearest first, ties by lower index;
+    by brute force: every pair's cosine, one sort per row."""
+    X = as_f64(X)
+    n = X.shape[0]
+    return [sorted((j for j in range(n) if j != i), key=lambda j: (1 - cosine(X[i], X[j]), j))[:k] for i in range(n)]
+
+
+def jaccard_knn(X, Y, k: int = 10) -> float:
+    """Mean over i of |N_X(i) & N_Y(i)| / |N_X(i) | N_Y(i)|."""
+    nx, ny = knn_cosine(X, k), knn_cosine(Y, k)
+    return float(np.mean([len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(nx, ny)]))
+
+
+def rank_similarity(X, Y, k: int = 10) -> float:
+    """Wang et al. 2020 as ReSi: per example, sum over common neighbours j of 2 / ((1 + |r_X - r_Y|)(r_X + r_Y)),
+    ranks from 1, over sum_{l=1}^{|J|} 1/l; 0 for no common neighbour; mean over examples."""
+    scores = []
+    for a, b in zip(knn_cosine(X, k), knn_cosine(Y, k)):
+        common = set(a) & set(b)
+        if not common:
+            scores.append(0.0)
+            continue
+        total = sum(2.0 / ((1 + abs(a.index(j) - b.index(j))) * (a.index(j) + 1 + b.index(j) + 1)) for j in common)
+        scores.append(total / sum(1.0 / l for l in range(1, len(common) + 1)))
+    return float(np.mean(scores))
+
+
+def second_order_cosine(X, Y, k: int = 10) -> float:
+    """Hamilton et al. 2016: per example, the cosine of its cosine similarities to the union of its k nearest
+    neighbours in X and in Y, computed in X and in Y; mean over examples."""
+    X, Y = as_f64(X), as_f64(Y)
+    values = []
+    for i, (a, b) in enumerate(zip(knn_cosine(X, k), knn_cosine(Y, k))):
+        union = sorted(set(a) | set(b))
+        values.append(cosine([cosine(X[i], X[j]) for j in union], [cosine(Y[i], Y[j]) for j in union]))
+    return float(np.mean(values))
+
+
+def rsm_norm_difference(X, Y) -> float:
+    """sqrt(sum_ij (||x_i - x_j|| - ||y_i - y_j||)^2)."""
+    return float(np.sqrt(np.sum((rdm(X) - rdm(Y)) ** 2)))
+
+
+def rsa_correlation(X, Y) -> float:
+    """Spearman correlation of the upper triangles of 1 - corrcoef(rows)."""
+    n = as_f64(X).shape[0]
+    iu = np.triu_indices(n, k=1)
+    return float(stats.spearmanr((1 - np.corrcoef(as_f64(X)))[iu], (1 - np.corrcoef(as_f64(Y)))[iu])[0])
+
+
+def distance_correlation(X, Y) -> float:
+    """Székely et al. 2007: A_kl = a_kl - a_k. - a_.l + a_.., dCov^2 = (1/n^2) sum A_kl B_kl,
+    dCor^2 = dCov^2(X, Y) / sqrt(dCov^2(X, X) dCov^2(Y, Y)), written term by term."""
+    def centred(a):
+        n = a.shape[0]
+        out = np.empty_like(a)
+        for k in range(n):
+            for l in range(n):
+                out[k, l] = a[k, l] - a[k, :].mean() - a[:, l].mean() + a.mean()
+        return out
+    A, B = centred(rdm(X)), centred(rdm(Y))
+    dcov = lambda P, Q: float((P * Q).sum()) / P.size  # noqa: E731
+    return float(np.sqrt(max(dcov(A, B), 0.0) / np.sqrt(dcov(A, A) * dcov(B, B))))
+
+
+def magnitude_difference(X, Y) -> float:
+    """| ||mean row of X|| - ||mean row of Y|| |."""
+    return float(abs(np.linalg.norm(as_f64(X).mean(axis=0)) - np.linalg.norm(as_f64(Y).mean(axis=0))))
+
+
+def concentricity_difference(X, Y) -> float:
+    """| mean_i cos(x_i, x_bar) - mean_i cos(y_i, y_bar) |."""
+    def concentricity(Z):
+        Z = as_f64(Z)
+        return np.mean([cosine(z, Z.mean(axis=0)) for z in Z])
+    return float(abs(concentricity(X) - concentricity(Y)))
+
+
+def uniformity_difference(X, Y, t: float = 2.0) -> float:
+    """| log (1/n^2) sum_ij exp(-t ||x_i - x_j||^2) - the same for Y |, all n^2 pairs."""
+    def uniformity(Z):
+        D = rdm(Z)
+        return np.log(np.sum(np.exp(-t * D ** 2)) / D.size)
+    return float(abs(uniformity(X) - uniformity(Y)))
+
+
+def jsd(X, Y) -> float:
+    """Mean over examples of scipy's Jensen-Shannon distance (base 2) squared, on the softmax outputs."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.special import softmax
+    P, Q = softmax(as_f64(X), axis=1), softmax(as_f64(Y), axis=1)
+    return float(np.mean([jensenshannon(p, q, base=2) ** 2 for p, q in zip(P, Q)]))
+
+
+def disagreement(X, Y) -> float:
+    """Fraction of rows whose argmax differs."""
+    return float(np.mean([int(np.argmax(x) != np.argmax(y)) for x, y in zip(as_f64(X), as_f64(Y))]))
+
+
+def accuracy_difference(X, Y, labels) -> float:
+    """| fraction of argmax(x_i) == label_i - the same for Y |."""
+    acc = lambda Z: np.mean([int(np.argmax(z) == c) for z, c in zip(as_f64(Z), labels)])  # noqa: E731
+    return float(abs(acc(X) - acc(Y)))
+
+
+# ---------------------------------------------------------------- ReSi's alignment and spectral measures
+
+def _padded(A: np.ndarray, width: int) -> np.ndarray:
+    """A with zero columns appended up to ``width`` (ReSi: the narrower layer is zero-padded)."""
+    return np.hstack([A, np.zeros((A.shape[0], width - A.shape[1]))])
+
+
+def _procrustes_residual(A: np.ndarray, B: np.ndarray) -> float:
+    """min_Q ||A - B Q||_F with Q orthogonal, solved explicitly: Q = U V^T from B^T A = U S V^T (both
+    zero-padded to one width)."""
+    width = max(A.shape[1], B.shape[1])
+    A, B = _padded(A, width), _padded(B, width)
+    U, _, Vt = np.linalg.svd(B.T @ A)
+    return float(np.linalg.norm(A - B @ (U @ Vt)))
+
+
+def orthogonal_procrustes(X, Y) -> float:
+    """||A - B Q*||_F for A, B the centred layers at unit Frobenius norm."""
+    A, B = _centred(X), _centred(Y)
+    return _procrustes_residual(A / np.linalg.norm(A), B / np.linalg.norm(B))
+
+
+def procrustes_size_and_shape(X, Y) -> float:
+    """||A - B Q*||_F for A, B the centred layers, not rescaled."""
+    return _procrustes_residual(_centred(X), _centred(Y))
+
+
+def permutation_procrustes(X, Y) -> float:
+    """min over permutations of the padded columns of ||A - B P||_F, on the layers as given: the
+    assignment of columns that minimises the summed squared column distances ||a_i - b_j||^2."""
+    A, B = as_f64(X), as_f64(Y)
+    width = max(A.shape[1], B.shape[1])
+    A, B = _padded(A, width), _padded(B, width)
+    cost = np.array([[np.sum((A[:, i] - B[:, j]) ** 2) for j in range(width)] for i in range(width)])
+    rows, cols = optimize.linear_sum_assignment(cost)
+    return float(np.sqrt(cost[rows, cols].sum()))
+
+
+def aligned_cosine(X, Y) -> float:
+    """Mean over examples of cos(a_i Q, b_i), Q = argmin ||A Q - B||_F (scipy's orthogonal_procrustes),
+    on the layers as given and zero-padded; examples that are zero on either side are skipped."""
+    A, B = as_f64(X), as_f64(Y)
+    width = max(A.shape[1], B.shape[1])
+    A, B = _padded(A, width), _padded(B, width)
+    Q, _ = linalg.orthogonal_procrustes(A, B)
+    cosines = [cosine(a, b) for a, b in zip(A @ Q, B) if np.any(a) and np.any(b)]
+    return float(np.mean(cosines))
+
+
+def neuron_correlations(X, Y) -> np.ndarray:
+    """Pearson correlation (np.corrcoef) of each non-constant column of X with each non-constant column
+    of Y; constant columns have none and are dropped."""
+    A, B = as_f64(X), as_f64(Y)
+    A, B = A[:, np.ptp(A, axis=0) > 0], B[:, np.ptp(B, axis=0) > 0]
+    out = np.zeros((A.shape[1], B.shape[1]))
+    for i in range(A.shape[1]):
+        for j in range(B.shape[1]):
+            out[i, j] = np.corrcoef(A[:, i], B[:, j])[0, 1]
+    return out
+
+
+def hard_correlation_match(X, Y) -> float:
+    """Mean correlation over the one-to-one matching of as many neurons as the narrower side has (constant
+    ones dropped), of largest summed correlation."""
+    C = neuron_correlations(X, Y)
+    rows, cols = optimize.linear_sum_assignment(-C)
+    return float(C[rows, cols].mean())
+
+
+def soft_correlation_match(X, Y) -> float:
+    """Mean of (mean over X's neurons of the best correlation in Y) and the same from Y's side."""
+    C = neuron_correlations(X, Y)
+    return float((np.mean([max(row) for row in C]) + np.mean([max(col) for col in C.T])) / 2)
+
+
+def eigenspace_overlap(X, Y) -> float:
+    """||U_A^T U_B||_F^2 / max(rank_A, rank_B), U the left singular vectors of the centred layers (numpy's
+    matrix_rank for the ranks)."""
+    A, B = _centred(X), _centred(Y)
+    ra, rb = np.linalg.matrix_rank(A), np.linalg.matrix_rank(B)
+    Ua, Ub = np.linalg.svd(A)[0][:, :ra], np.linalg.svd(B)[0][:, :rb]
+    return float(np.linalg.norm(Ua.T @ Ub) ** 2 / max(ra, rb))
+
+
+def gulp(X, Y, lam: float = 0.0) -> float:
+    """GULP in Boix-Adsera et al.'s (d, n) notation: each layer centred and scaled so that the covariance
+    S = R R^T / n has unit trace; with S_lam^-1 = (S + lam I)^-1 (the pseudo-inverse at lam = 0),
+    d^2 = tr(S_A S_A^-1 S_A S_A^-1) + tr(S_B S_B^-1 S_B S_B^-1) - 2 tr(S_A^-1 S_AB S_B^-1 S_BA); returns d."""
+    def prepared(Z):
+        R = _centred(Z).T
+        n = R.shape[1]
+        R = np.sqrt(n) * R / np.linalg.norm(R)
+        S = R @ R.T / n
+        inverse = np.linalg.pinv(S, rtol=1e-10, hermitian=True) if lam == 0 else np.linalg.inv(S + lam * np.eye(len(S)))
+        return R, S, inverse
+    (Ra, Sa, Ia), (Rb, Sb, Ib) = prepared(X), prepared(Y)
+    n = Ra.shape[1]
+    Sab = Ra @ Rb.T / n
+    squared = (np.trace(Sa @ Ia @ Sa @ Ia) + np.trace(Sb @ Ib @ Sb @ Ib) - 2 * np.trace(Ia @ Sab @ Ib @ Sab.T))
+    return float(np.sqrt(max(squared, 0.0)))
 
 
 # ---------------------------------------------------------------- data helpers

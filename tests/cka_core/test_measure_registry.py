@@ -3,12 +3,17 @@ drive the command line's flags, the defaults used elsewhere and the checks on mi
 measure needs one module plus one registry entry."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from cka_core.cli import compare as cli
-from cka_core.measures import MEASURES, parameter_defaults, similarity, similarity_matrix
+from cka_core.errors import RepresentationError
+from cka_core.measures import (MEASURES, colour_range, identical_and_unrelated, is_unbounded, movement,
+                               parameter_defaults, similarity, similarity_matrix, unrelated_baseline)
 from cka_core.measures.cka import rbf_cka
+from cka_core.measures.registry import UNRELATED_SEED
 
 from tests import toy_measure
 
@@ -26,7 +31,13 @@ def test_todays_parameters_are_declared_in_the_registry():
     assert (sigma.name, sigma.default, sigma.low, sigma.high, sigma.step) == ("sigma", 1.0, 0.1, 3.0, 0.1)
     assert (alpha.name, alpha.default, alpha.low, alpha.high, alpha.step) == ("alpha", 0.5, 0.0, 1.0, 0.05)
     assert parameter_defaults("rbf_cka") == {"sigma": 1.0} and parameter_defaults("linear_cka") == {}
-    assert sum(len(info.parameters) for info in MEASURES.values()) == 2
+    for name in ("jaccard_knn", "rank_similarity", "second_order_cosine"):  # ReSi's k = 10 neighbours
+        [k] = MEASURES[name].parameters
+        assert (k.name, k.default, k.low, k.high, k.step) == ("k", 10, 1, 50, 1)
+    [t] = MEASURES["uniformity_difference"].parameters
+    assert (t.name, t.default) == ("t", 2.0)
+    assert sum(len(info.parameters) for info in MEASURES.values()) == 2 + 3 + 1 + sum(
+        len(MEASURES[name].parameters) for name in ("gulp",) if name in MEASURES)
 
 
 def test_the_command_line_has_one_flag_per_declared_parameter(capsys):
@@ -56,3 +67,89 @@ def test_a_new_measure_is_one_registry_entry(monkeypatch, capsys, tmp_path):
     capsys.readouterr()
     assert cli.main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--power", "3"]) == 2
     assert "--power applies to --measure toy_power only." in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- a distance with no upper bound
+def _unbounded_toy(monkeypatch):
+    """A toy distance in the layers' own units (3 x the Procrustes size-and-shape distance), range 0 to infinity."""
+    from cka_core.measures.alignment import procrustes_size_and_shape, procrustes_size_and_shape_of
+    from cka_core.measures.registry import MeasureInfo, ORTHOGONAL, PERMUTATION, TRANSLATION
+
+    info = MeasureInfo("toy_unbounded", "Toy unbounded distance", lambda X, Y: 3 * procrustes_size_and_shape(X, Y),
+                       False, (0.0, math.inf), frozenset({ORTHOGONAL, TRANSLATION, PERMUTATION}), True,
+                       "A distance with no upper bound: a toy for the tests.", "none",
+                       lambda vx, vy: 3 * procrustes_size_and_shape_of(vx, vy))
+    monkeypatch.setitem(MEASURES, info.name, info)
+    return info.name
+
+
+def test_an_unbounded_distance_reads_unrelated_off_a_noise_baseline(monkeypatch):
+    name = _unbounded_toy(monkeypatch)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    assert is_unbounded(name) and not is_unbounded("procrustes")
+    with pytest.raises(RepresentationError, match="toy_unbounded has no upper bound"):
+        identical_and_unrelated(name)
+    with pytest.raises(RepresentationError, match="no upper bound"):
+        movement(name, 1.0, 0.0)
+    assert identical_and_unrelated(name, unrelated=5.0) == (0.0, 5.0)
+    assert identical_and_unrelated("procrustes", unrelated=5.0) == (0.0, math.pi / 2)  # bounded: its own end
+    baseline = unrelated_baseline(X, name)
+    noise = np.random.default_rng(UNRELATED_SEED).standard_normal(X.shape)  # the documented baseline, written out
+    noise *= np.linalg.norm(X - X.mean(0)) / np.linalg.norm(noise - noise.mean(0))
+    assert baseline == pytest.approx(similarity(X, noise, name), rel=1e-12)
+    # On that scale the unrelated layer is 1 away, whatever the units: the same change of a layer 1000 times
+    # larger reads the same.
+    Y = X + 0.3 * rng.normal(size=X.shape)
+    share = movement(name, similarity(X, Y, name), 0.0, baseline)
+    assert movement(name, baseline, 0.0, baseline) == 1.0 and 0 < share < 1
+    assert movement(name, similarity(1e3 * X, 1e3 * Y, name), 0.0, unrelated_baseline(1e3 * X, name)) == pytest.approx(
+        share, rel=1e-9)
+
+
+def test_a_measure_that_cannot_tell_noise_from_the_layer_has_no_unrelated_baseline(monkeypatch):
+    from cka_core.measures.registry import MeasureInfo
+
+    blind = MeasureInfo("toy_blind", "Toy blind distance", lambda X, Y: 0.0, False, (0.0, math.inf), frozenset(), True,
+                        "Always 0: a toy for the tests.", "none")
+    monkeypatch.setitem(MEASURES, blind.name, blind)
+    with pytest.raises(RepresentationError, match="no unrelated baseline"):
+        unrelated_baseline(np.random.default_rng(1).normal(size=(10, 3)), blind.name)
+
+
+def test_readers_of_value_range_take_an_infinite_end(monkeypatch, tmp_path):
+    """Colour scales end at the data's largest value, intervals are clipped at 0 only, the identity value is 0,
+    the PC-deletion sweep reads its dissimilarity against the noise baseline, and the PNG export draws."""
+    from cka_core.io import export
+    from cka_core.pitfalls import sensitivity
+    from cka_core.stats import resampling, sanity
+
+    name = _unbounded_toy(monkeypatch)
+    rng = np.random.default_rng(2)
+    layers = {"a": rng.normal(size=(30, 4)), "b": rng.normal(size=(30, 3))}
+    values = similarity_matrix(layers, layers, measure=name)
+    assert colour_range(name, values) == (0.0, pytest.approx(values.max()))
+    assert colour_range(name, np.full((2, 2), np.nan)) == (0.0, 1.0)
+    assert colour_range("procrustes", values) == pytest.approx((0.0, math.pi / 2))
+
+    boot = resampling.bootstrap(layers, measure=name, n_resamples=20, seed=0)
+    assert np.all(boot.low >= 0) and np.all(np.isfinite(boot.high)) and np.all(boot.high >= boot.low)
+
+    assert sanity.identity_value(name) == 0.0
+    assert sanity.self_diagonal(layers, measure=name).status == sanity.PASS
+    # A distance of 2 pi from identical must not read as identical (1 - cos would say so).
+    assert sanity._deviation(np.array([2 * math.pi]), name)[0] > 1
+
+    with pytest.raises(RepresentationError, match="no upper bound"):
+        sensitivity.dissimilarity(name, 1.0)
+    sweep = sensitivity.deletion_sweep(layers["a"], lambda edited: 0.0, measures=(name, "procrustes"), options={})
+    assert set(sweep.unrelated) == {name}
+    shares = sweep.dissimilarities(name)
+    assert np.all((shares > 0) & (shares < 1.5))
+    assert shares == pytest.approx([sensitivity.dissimilarity(name, d.values[name], sweep.unrelated[name])
+                                    for d in sweep.deletions])
+
+    doc = {"values": values.tolist(), "layers_a": ["a", "b"], "layers_b": ["a", "b"], "measure": name,
+           "n_examples": 30}
+    export.write_png(doc, tmp_path / "heat.png")
+    assert (tmp_path / "heat.png").stat().st_size > 0

@@ -14,13 +14,51 @@ from .cka_testdata import PROPERTY_FEW, correlated_pair, invariance_map, seeds
 
 NAMES = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "pwcca", "procrustes",
          "shape_metric", "rsa", "linear_regression"]
+#: ReSi's neighbourhood, RSM, statistic and output measures.
+RESI_OTHER = ["jaccard_knn", "rank_similarity", "second_order_cosine", "rsm_norm_difference", "rsa_correlation",
+              "distance_correlation", "magnitude_difference", "concentricity_difference", "uniformity_difference",
+              "jsd", "disagreement", "accuracy_difference"]
+NAMES += RESI_OTHER
+#: ReSi's alignment and spectral measures (cka_core/measures/alignment.py, spectral.py).
+RESI_ALIGNMENT = ["orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes", "aligned_cosine",
+                  "hard_correlation_match", "soft_correlation_match", "eigenspace_overlap", "gulp"]
+ALIGNMENT_DISTANCES = ["orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes", "gulp"]
+NAMES += RESI_ALIGNMENT
+RESI_DISTANCES = ("rsm_norm_difference", "magnitude_difference", "concentricity_difference", "uniformity_difference",
+                  "jsd", "disagreement", "accuracy_difference")
 INVARIANCES = {"orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation"}
 SYMMETRIC = ["linear_cka", "linear_cka_debiased", "rbf_cka", "mean_cca", "svcca", "procrustes", "shape_metric",
-             "rsa"]
+             "rsa"] + RESI_OTHER + RESI_ALIGNMENT
+#: Measures that compare a summary of each side (where it sits, how it spreads, how accurate it is), not
+#: how the examples correspond: unrelated data can match such a summary as well as related data.
+SUMMARY_MEASURES = {"magnitude_difference", "concentricity_difference", "uniformity_difference", "accuracy_difference"}
 
 
 def _min_width(name):
-    return 1
+    # Rows one feature wide all point one of two ways (every cosine is +-1); rows two features wide
+    # correlate +-1 with each other (often all +1: then every correlation distance is 0); class outputs
+    # need two classes.
+    if name == "rsa_correlation":
+        return 3
+    info = cka_core.MEASURES.get(name)
+    wider = name in ("jaccard_knn", "rank_similarity", "second_order_cosine")
+    return 2 if wider or (info is not None and info.on_outputs) else 1
+
+
+def _pair(name, rng, n, dx, dy, **kwargs):
+    """correlated_pair, with equal widths for a measure on class outputs (two networks' logits)."""
+    return correlated_pair(rng, n, dx, dx if cka_core.MEASURES[name].on_outputs else dy, **kwargs)
+
+
+def _labels(X):
+    """True classes for the measures that need them: every class of the outputs, in turn."""
+    return np.arange(X.shape[0]) % X.shape[1]
+
+
+def _value(X, Y, name):
+    """cka_core.similarity, with labels for the measures that need them."""
+    labels = {"labels": _labels(X)} if cka_core.MEASURES[name].needs_labels else {}
+    return cka_core.similarity(X, Y, name, **labels)
 
 
 def test_registry_contents_and_metadata():
@@ -36,7 +74,9 @@ def test_registry_contents_and_metadata():
     M = cka_core.MEASURES
     assert M["procrustes"].higher_is_similar is False
     assert M["procrustes"].value_range == pytest.approx((0.0, math.pi / 2))
-    assert all(M[k].higher_is_similar for k in NAMES if k not in ("procrustes", "shape_metric"))
+    assert all(M[k].higher_is_similar for k in NAMES if k not in ("procrustes", "shape_metric", *RESI_DISTANCES,
+                                                                 *ALIGNMENT_DISTANCES))
+    assert not any(M[k].higher_is_similar for k in (*RESI_DISTANCES, *ALIGNMENT_DISTANCES))
     assert not M["shape_metric"].higher_is_similar and M["shape_metric"].value_range == M["procrustes"].value_range
     # textbook declarations (Kornblith et al. 2019 Table 1; Williams et al. 2021)
     for k in ("linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes", "shape_metric"):
@@ -62,6 +102,26 @@ REFERENCES = {
     "rsa": ref.rsa,
     "linear_regression": ref.linear_regression_r2,
     "mean_cca": ref.mean_cca,
+    "jaccard_knn": ref.jaccard_knn,
+    "rank_similarity": ref.rank_similarity,
+    "second_order_cosine": ref.second_order_cosine,
+    "rsm_norm_difference": ref.rsm_norm_difference,
+    "rsa_correlation": ref.rsa_correlation,
+    "distance_correlation": ref.distance_correlation,
+    "magnitude_difference": ref.magnitude_difference,
+    "concentricity_difference": ref.concentricity_difference,
+    "uniformity_difference": ref.uniformity_difference,
+    "jsd": ref.jsd,
+    "disagreement": ref.disagreement,
+    "accuracy_difference": lambda X, Y: ref.accuracy_difference(X, Y, _labels(X)),
+    "orthogonal_procrustes": ref.orthogonal_procrustes,
+    "procrustes_size_and_shape": ref.procrustes_size_and_shape,
+    "permutation_procrustes": ref.permutation_procrustes,
+    "aligned_cosine": ref.aligned_cosine,
+    "hard_correlation_match": ref.hard_correlation_match,
+    "soft_correlation_match": ref.soft_correlation_match,
+    "eigenspace_overlap": ref.eigenspace_overlap,
+    "gulp": ref.gulp,
 }
 
 
@@ -71,9 +131,9 @@ REF_SHAPES = [(60, 5, 3), (40, 3, 7), (30, 1, 1), (35, 2, 1), (20, 35, 12)]
 @pytest.mark.parametrize("name,n,dx,dy", [(name, *shape) for name in REFERENCES for shape in REF_SHAPES
                                           if min(shape[1:]) >= _min_width(name)])
 def test_matches_independent_reference(name, n, dx, dy):
-    X, Y = correlated_pair(np.random.default_rng(n + dx + dy), n, dx, dy)
+    X, Y = _pair(name, np.random.default_rng(n + dx + dy), n, dx, dy)
     expected = REFERENCES[name](X, Y)
-    assert cka_core.similarity(X, Y, name) == pytest.approx(expected, abs=1e-8)
+    assert _value(X, Y, name) == pytest.approx(expected, abs=1e-8)
 
 
 def test_rsa_uses_euclidean_rdms():
@@ -138,11 +198,11 @@ def test_property_declared_invariances_hold(name, invariance, seed, side):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(25, 50))
     w = max(2, _min_width(name))
-    X, Y = correlated_pair(rng, n, int(rng.integers(w, 7)), int(rng.integers(w, 7)))
-    base = cka_core.similarity(X, Y, name)
+    X, Y = _pair(name, rng, n, int(rng.integers(w, 7)), int(rng.integers(w, 7)))
+    base = _value(X, Y, name)
     Xt = invariance_map(invariance, X, rng) if side in ("X", "both") else X
     Yt = invariance_map(invariance, Y, rng) if side in ("Y", "both") else Y
-    assert cka_core.similarity(Xt, Yt, name) == pytest.approx(base, abs=1e-6)
+    assert _value(Xt, Yt, name) == pytest.approx(base, abs=1e-6)
 
 
 @pytest.mark.parametrize("name,invariance", DECLARED)
@@ -155,13 +215,14 @@ def test_property_declared_invariances_hold_on_integer_data(name, invariance, se
     rng = np.random.default_rng(seed)
     n = int(rng.integers(25, 50))
     X = rng.integers(0, levels, (n, int(rng.integers(max(2, _min_width(name)), 7)))).astype(np.float64)
-    Y = np.concatenate([X[:, :2], rng.integers(0, levels, (n, 3))], axis=1)
+    extra = X.shape[1] - 2 if cka_core.MEASURES[name].on_outputs else 3  # class outputs: equal widths
+    Y = np.concatenate([X[:, :2], rng.integers(0, levels, (n, extra))], axis=1)
     try:
-        base = cka_core.similarity(X, Y, name)
+        base = _value(X, Y, name)
     except cka_core.RepresentationError:
-        assume(False)  # e.g. a constant column, or CCA on collinear columns
+        assume(False)  # e.g. a constant column, CCA on collinear columns, an all-zero row for a cosine
     Xt = invariance_map(invariance, X, rng)
-    assert cka_core.similarity(Xt, Y, name) == pytest.approx(base, abs=1e-6)
+    assert _value(Xt, Y, name) == pytest.approx(base, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", ["linear_cka", "linear_cka_debiased", "rbf_cka", "procrustes"])
@@ -182,12 +243,12 @@ def test_property_range_and_self_similarity(name, seed, wide):
     n = int(rng.integers(12, 40))
     w = _min_width(name)
     d = int(rng.integers(n + 1, 2 * n)) if wide else int(rng.integers(w, 6))
-    X, Y = correlated_pair(rng, n, d, int(rng.integers(w, 6)), noise=3.0)
-    v = cka_core.similarity(X, Y, name)
+    X, Y = _pair(name, rng, n, d, int(rng.integers(w, 6)), noise=3.0)
+    v = _value(X, Y, name)
     assert isinstance(v, float) and np.isfinite(v)
     assert lo - 1e-9 <= v <= hi + 1e-9
     best = hi if info.higher_is_similar else lo
-    assert cka_core.similarity(Y, Y, name) == pytest.approx(best, abs=1e-6)
+    assert _value(Y, Y, name) == pytest.approx(best, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", SYMMETRIC)
@@ -196,8 +257,8 @@ def test_property_range_and_self_similarity(name, seed, wide):
 def test_property_symmetric_measures(name, seed):
     rng = np.random.default_rng(seed)
     w = _min_width(name)
-    X, Y = correlated_pair(rng, int(rng.integers(20, 50)), int(rng.integers(w, 6)), int(rng.integers(w, 6)))
-    assert cka_core.similarity(X, Y, name) == pytest.approx(cka_core.similarity(Y, X, name), abs=1e-8)
+    X, Y = _pair(name, rng, int(rng.integers(20, 50)), int(rng.integers(w, 6)), int(rng.integers(w, 6)))
+    assert _value(X, Y, name) == pytest.approx(_value(Y, X, name), abs=1e-8)
 
 
 def test_independent_data_are_less_similar_than_related_data():
@@ -205,9 +266,16 @@ def test_independent_data_are_less_similar_than_related_data():
     X = rng.standard_normal((150, 5))
     related = X @ rng.standard_normal((5, 4)) + 0.3 * rng.standard_normal((150, 4))
     unrelated = rng.standard_normal((150, 4))
+    outputs = (X + 0.3 * rng.standard_normal((150, 5)), rng.standard_normal((150, 5)))  # equal widths
     for name in NAMES:
-        a = cka_core.similarity(X, related, name)
-        b = cka_core.similarity(X, unrelated, name)
+        if name in SUMMARY_MEASURES:
+            continue
+        info = cka_core.MEASURES[name]
+        pair = outputs if info.on_outputs else (related, unrelated)
+        if "isotropic_scaling" not in info.invariances:  # both at X's scale, so that scale does not decide
+            pair = tuple(Z * np.linalg.norm(X - X.mean(0)) / np.linalg.norm(Z - Z.mean(0)) for Z in pair)
+        a = _value(X, pair[0], name)
+        b = _value(X, pair[1], name)
         assert (a > b) if cka_core.MEASURES[name].higher_is_similar else (a < b), name
 
 
@@ -219,16 +287,16 @@ def test_unknown_measure_is_a_clear_error():
 
 @pytest.mark.parametrize("scale,dtype", [(1e19, np.float32), (1e-25, np.float32), (1e-40, np.float32),
                                          (1e200, np.float64), (1e-200, np.float64)])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [name for name in NAMES if "isotropic_scaling" in cka_core.MEASURES[name].invariances])
 def test_extreme_scales_give_the_value_of_the_rescaled_data(name, scale, dtype):
-    """Squares of these values overflow or underflow their dtype; every measure is invariant to
+    """Squares of these values overflow or underflow their dtype; every measure here is invariant to
     isotropic scaling, so the answer is that of the same stored values brought back to unit scale
     (before: NaN, 'constant' errors, or a Procrustes angle of pi/2)."""
-    X, Y = correlated_pair(np.random.default_rng(8), 50, 5, 4)
+    X, Y = _pair(name, np.random.default_rng(8), 50, 5, 4)
     Xs, Ys = (X * scale).astype(dtype), (Y * scale).astype(dtype)
-    expected = cka_core.similarity(Xs.astype(np.float64) / scale, Ys.astype(np.float64) / scale, name)
+    expected = _value(Xs.astype(np.float64) / scale, Ys.astype(np.float64) / scale, name)
     with np.errstate(all="raise"):
-        got = cka_core.similarity(Xs, Ys, name)
+        got = _value(Xs, Ys, name)
     assert got == pytest.approx(expected, abs=1e-6 if dtype == np.float32 else 1e-12)
 
 

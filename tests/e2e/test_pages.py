@@ -24,6 +24,7 @@ PAGES = {
     "confounders": ("confounders", 1),
     "pooling": ("pooling", 3),
     "function_preserving": ("function_preserving", 2),
+    "trust": ("trust", 2),
     "theory": ("theory", 0),
 }
 KATEX_ERROR_RED = "rgb(204, 0, 0)"  # KaTeX draws an unknown command in its errorColor, in place

@@ -17,7 +17,8 @@ from ui.pitfalls import invariances as inv
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/invariances.py"
 # Every measure of one representation: dCKA also needs the inputs, so it is on the Confounders page.
-ONE_LAYER = {m: info for m, info in MEASURES.items() if not info.needs_inputs}
+# dCKA needs the inputs; the output measures (jsd, ...) compare two networks' logits, not a hidden layer.
+ONE_LAYER = {m: info for m, info in MEASURES.items() if not info.needs_inputs and not info.on_outputs}
 LABELS = {"orthogonal": "Orthogonal map", "isotropic": "Isotropic scaling", "anisotropic": "Anisotropic scaling",
           "one_feature": "One feature scaled", "invertible": "Invertible linear map",
           "permutation": "Feature permutation", "translation": "Translation", "noise": "Gaussian noise",
@@ -81,6 +82,7 @@ def test_renders_with_metrics_charts_and_theory(default_view):
     assert page.selectbox(key="inv_transform").value == LABELS["invertible"]
     values = metrics(page)
     assert set(values) >= {info.label for info in ONE_LAYER.values()}
+    assert not set(values) & {info.label for info in MEASURES.values() if info.on_outputs}
     ids = " ".join(e.proto.id for e in page.get("plotly_chart"))
     for key in ("inv_bars", "inv_spectrum", "inv_table"):
         assert key in ids

@@ -55,6 +55,7 @@ SCENARIOS = {
     "pages/manipulate.py": [{"man_target": manipulate.TARGETS["pair"]},
                             {"man_target": manipulate.TARGETS["match"]}],
     "pages/neural_diversity.py": [{"src_kind": SAMPLE}],
+    "pages/trust.py": [{}],
 }
 
 

@@ -44,3 +44,18 @@ def test_triangle_rows_count_what_the_definitions_give_over_every_triple(name, a
     # the lesson holds on real layers: 1 - CKA breaks it, the angles do not
     assert rows["1 − linear CKA"].check.violations > 0 and rows["1 − linear CKA"].worst.startswith("(1 − CKA)(")
     assert all(rows[label].check.holds for label in list(pairs)[1:])
+
+
+def test_an_unbounded_distance_moves_against_unrelated_noise():
+    """GULP and the Procrustes size-and-shape distance have no upper bound: their movement is read against
+    unrelated noise of X's shape and spread (1 = that far), and their range is written with ∞, not as "inf"."""
+    import numpy as np
+
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    unrelated, errors = inv.unrelated_values("test-unbounded", X)
+    assert not errors and {"gulp", "procrustes_size_and_shape", "permutation_procrustes"} <= set(unrelated)
+    assert not {"procrustes", "linear_cka"} & set(unrelated)  # bounded: their own range sets the scale
+    assert inv._movement("gulp", unrelated["gulp"] / 2, 0.0, unrelated) == pytest.approx(0.5)
+    assert math.isnan(inv._movement("gulp", 1.0, 0.0, {}))  # no baseline, no scale
+    assert "to ∞ (no upper bound" in inv._range_text(0.0, math.inf, unrelated["gulp"])
+    assert inv._range_text(0.0, math.pi / 2, None) == "Range 0 to 1.57"

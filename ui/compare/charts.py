@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cka_core.cka import drilldown
+from cka_core.measures import colour_range
 
 from ..frame import figures
 from .controls import Settings
@@ -22,7 +23,7 @@ def _z_range(settings: Settings, values: np.ndarray, fitted: bool = False) -> tu
     if fitted and finite.size:
         low, high = float(finite.min()), float(finite.max())
         return (low, high) if high > low else (low - 0.5, high + 0.5)
-    low, high = settings.info.value_range
+    low, high = colour_range(settings.measure, values)  # an unbounded distance: up to the data's largest value
     if low < 0:  # debiased CKA, RSA: show the data's range, not down to -1
         low = min(0.0, float(np.floor(values.min() * 10) / 10))
     return low, high

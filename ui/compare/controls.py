@@ -68,8 +68,9 @@ class Settings:
 
 def measure_choices() -> dict[str, str]:
     """The Measure box: every registered measure (in registry order) but those reached through another's
-    control, by its label."""
-    return {k: info.label for k, info in MEASURES.items() if k not in ESTIMATOR_MEASURES}
+    control and those that compare class outputs only (``on_outputs``: the page compares any two
+    layers), by its label."""
+    return {k: info.label for k, info in MEASURES.items() if k not in ESTIMATOR_MEASURES and not info.on_outputs}
 
 
 def parameter_control(parameter) -> float:

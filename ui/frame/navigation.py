@@ -27,6 +27,9 @@ PAGES = (
     PageInfo("pages/compare.py", "Compare models", ":material/compare:", "compare", "Compare",
              "Two networks or your own activations, layer by layer, with intervals, p-values and the sanity "
              "checks that catch the bugs peer libraries shipped."),
+    PageInfo("pages/trust.py", "Which measure to trust?", ":material/verified:", "trust", "Compare",
+             "Every measure through ReSi's six grounding tests on groups of trained networks: which follow "
+             "accuracy, outputs, training differences and layer order, with intervals over models (Klabunde et al.)."),
     PageInfo("pages/outliers.py", "Outliers", ":material/scatter_plot:", "outliers", "Davari et al.'s pitfalls",
              "Translating one point, or a subset, far enough drives CKA to a limit near 0, whatever the "
              "direction, even one the network cannot see (Davari et al. Thm 1, Cor. 3).", uses_source=True),

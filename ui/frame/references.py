@@ -53,6 +53,9 @@ PAPERS = {
                      "Networks", "https://arxiv.org/abs/2202.00095"),
     "dinh2017": Paper("Dinh et al., ICML 2017", "Sharp Minima Can Generalize for Deep Nets",
                       "https://arxiv.org/abs/1703.04933"),
+    "klabunde2025": Paper("Klabunde et al., ICLR 2025",
+                          "ReSi: A Comprehensive Benchmark for Representational Similarity Measures",
+                          "https://arxiv.org/abs/2408.00531"),
 }
 
 

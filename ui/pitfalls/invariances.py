@@ -6,6 +6,7 @@ underscore, not hashed). Results are small dicts of floats and short arrays, nev
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import streamlit as st
 
 from cka_core import MEASURES, RepresentationError, cka_matrix, similarity
 from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
+from cka_core.measures import is_unbounded, unrelated_baseline
 from cka_core.pitfalls import transforms
 from cka_core.measures import parameter_defaults, similarity_matrix
 from cka_core.stats.triangle import TriangleCheck, triangle_check
@@ -90,8 +92,9 @@ def working_matrix(rep_key: str, _rep: data.Representation) -> tuple[np.ndarray,
 
 
 #: The measures of one representation against its transformation: all but dCKA, which needs the
-#: inputs the layer was computed from (the Confounders page shows it on the zoo's networks).
-ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs)
+#: inputs the layer was computed from (the Confounders page shows it on the zoo's networks), and those
+#: that compare two networks' class outputs (``on_outputs``), not a hidden layer.
+ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs and not info.on_outputs)
 #: The shape metric's partial whitening, as the registry declares it (the triangle section's slider).
 SHAPE_ALPHA = next(p for p in MEASURES["shape_metric"].parameters if p.name == "alpha")
 
@@ -110,6 +113,36 @@ def _all_measures(X: np.ndarray, Y: np.ndarray) -> tuple[dict[str, float], dict[
 def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """m(X, X) for every measure (the reference each movement is measured from), and any errors."""
     return _all_measures(_X, _X)
+
+
+@st.cache_data(max_entries=32)
+def unrelated_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
+    """For each distance with no upper bound, its value between X and unrelated noise of X's shape and
+    spread: the "unrelated" end its movement is read against (``measures.unrelated_baseline``), and any
+    errors."""
+    values, errors = {}, {}
+    for name in ONE_LAYER_MEASURES:
+        if is_unbounded(name):
+            try:
+                values[name] = unrelated_baseline(_X, name, **parameter_defaults(name))
+            except RepresentationError as error:
+                errors[name] = str(error)
+    return values, errors
+
+
+def _movement(m: str, value: float, reference: float, unrelated: dict[str, float]) -> float:
+    """``movement`` of measure m, NaN for a distance with no upper bound whose baseline failed."""
+    if is_unbounded(m) and m not in unrelated:
+        return float("nan")
+    return movement(m, value, reference, unrelated.get(m))
+
+
+def _range_text(low: float, high: float, unrelated: float | None) -> str:
+    if math.isfinite(high):
+        return f"Range {low:g} to {high:.3g}"
+    against = "" if unrelated is None else f" ({unrelated:.4g} here)"
+    return (f"Range {low:g} to ∞ (no upper bound: a movement of 1 is as far as X is from unrelated noise of its "
+            f"shape and spread{against})")
 
 
 #: Transformations that keep every bit of information in X (an inverse exists), unlike noise and PC deletion.
@@ -166,6 +199,7 @@ def table(rep_key: str, _X: np.ndarray) -> dict:
 def _table(rep_key: str, _X: np.ndarray) -> dict:
     measures, names = list(ONE_LAYER_MEASURES), list(transforms.TRANSFORMATIONS)
     reference, ref_errors = identity_values(rep_key, _X)
+    unrelated, unrelated_errors = unrelated_values(rep_key, _X)
     shape = (len(measures), len(names))
     values, moved = np.full(shape, np.nan), np.full(shape, np.nan)
     declared = np.zeros(shape, dtype=bool)
@@ -189,8 +223,9 @@ def _table(rep_key: str, _X: np.ndarray) -> dict:
             except RepresentationError as error:
                 errors[m] = str(error)
                 continue
-            moved[i, j] = movement(m, values[i, j], reference[m])
+            moved[i, j] = _movement(m, values[i, j], reference[m], unrelated)
             violation[i, j] = declared[i, j] and abs(values[i, j] - reference[m]) > INVARIANCE_TOL
+    errors.update({m: why for m, why in unrelated_errors.items() if m not in errors})
     return {"measures": measures, "transformations": names, "values": values, "movement": moved,
             "declared": declared, "violation": violation, "reference": reference, "errors": errors,
             "failed": failed,
@@ -253,15 +288,19 @@ class PanelView:
 def panel_view(rep_key: str, X: np.ndarray, name: str, strength: float | None, seed: int) -> PanelView:
     """Everything the controls drive; raises RepresentationError when T cannot be applied."""
     reference, reference_errors = identity_values(rep_key, X)
+    unrelated, unrelated_errors = unrelated_values(rep_key, X)
     result = panel(rep_key, X, name, strength, seed)
-    values, errors = result["values"], {**reference_errors, **result["errors"]}
+    values, errors = result["values"], {**unrelated_errors, **reference_errors, **result["errors"]}
     declared = {m: transforms.declared_invariant(MEASURES[m].invariances, name) for m in ONE_LAYER_MEASURES}
-    moved = {m: movement(m, values[m], reference[m]) for m in ONE_LAYER_MEASURES if m in values and m in reference}
+    moved = {m: _movement(m, values[m], reference[m], unrelated) for m in ONE_LAYER_MEASURES
+             if m in values and m in reference}
+    moved = {m: share for m, share in moved.items() if np.isfinite(share)}  # no baseline, no scale
     shown = []
     for m in ONE_LAYER_MEASURES:
         measure = MEASURES[m]
         low, high = measure.value_range
-        tail = (f" Range {low:g} to {high:.3g}, {'higher' if measure.higher_is_similar else 'lower'} = more similar; "
+        tail = (f" {_range_text(low, high, unrelated.get(m))}, "
+                f"{'higher' if measure.higher_is_similar else 'lower'} = more similar; "
                 f"identical inputs give {'—' if reference.get(m) is None else f'{reference[m]:.4f}'}.")
         if m not in values or m not in reference:
             shown.append(MeasureShown(measure.label, None, None, True, measure.higher_is_similar, declared[m],
