@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|"]
     with threadpool_limits(1, "blas"):
         a, b = layers_of("mlp_seed0"), layers_of("mlp_seed1")
-        for measure in MEASURES:
+        for measure in [m for m, info in MEASURES.items() if not info.on_outputs]:  # hidden layers: no output measures
             print(measure, "…", file=sys.stderr, flush=True)
             after, boots, nulls = new_resampling(a, b, measure, args.resamples)
             if measure in LINEAR_CKA:

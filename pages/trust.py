@@ -35,6 +35,7 @@ def main() -> None:
         shown = tc.view(zoo, setting, compute.CONFIDENCE, "The zoo's scorecard")
         takeaway(lesson, shown.sentence)
         scorecard_section(shown)
+        downloads(zoo, "zoo", "trust_zoo")
         cell_section(shown, setting)
     own_models(setting)
     show_theory()
@@ -67,6 +68,15 @@ def scorecard_section(shown: tc.View) -> None:
                "An orange frame marks the column the rows are sorted by, a black one the cell whose pairs are shown below. "
                "The ✓ grid on the right: the invariances each measure declares (as on the Invariances page).")
     no_score(shown)
+
+
+def downloads(card, name: str, key: str) -> None:
+    """The scorecard as the command line writes it (`cka trust --json/--csv`): every cell's score and interval."""
+    left, right = st.columns(2)
+    left.download_button("Scorecard as JSON", card.to_json(), file_name=f"trust_{name}.json", mime="application/json",
+                         key=f"{key}_json", icon=":material/download:", help="The schema of `cka trust --json`.")
+    right.download_button("Scorecard as CSV", card.to_csv(), file_name=f"trust_{name}.csv", mime="text/csv",
+                          key=f"{key}_csv", icon=":material/download:", help="One row per test, measure and statistic.")
 
 
 def no_score(shown: tc.View) -> None:
@@ -120,6 +130,7 @@ def own_models(setting: tc.Setting) -> None:
     shown = tc.view(card, setting, compute.CONFIDENCE, "Your models' scorecard", with_cell=False)
     st.markdown(shown.sentence)
     figures.chart(shown.figure, key="trust_own_card")
+    downloads(card, "own", "trust_own")
     no_score(shown)
 
 

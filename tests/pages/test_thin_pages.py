@@ -95,7 +95,7 @@ def loose_statements(tree: ast.Module) -> list[str]:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):  # the docstring
             continue
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and all(
-                isinstance(t, ast.Name) and t.id.isupper() for t in getattr(node, "targets", [node.target])):
+                isinstance(t, ast.Name) and t.id.isupper() for t in (node.targets if isinstance(node, ast.Assign) else [node.target])):
             continue
         if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
                 and node.value.func.id in allowed_calls and not node.value.args):

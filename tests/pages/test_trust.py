@@ -330,3 +330,22 @@ def test_stop_ends_the_job_and_the_button_computes_it_again(monkeypatch):
     assert any(w.value.startswith("Stopped (") for w in at.warning) and not _has_chart(at, "trust_own_card")
     at = rerun(at.button(key=f"{compute.OWN}_again").click())
     assert at.session_state[compute.OWN] is not job  # computed again
+
+
+def test_the_scorecard_downloads_as_the_command_line_writes_it(page):
+    """JSON with `cka trust`'s schema, {"tests": {test: {measure: {"score", "ci"}}}}, holding the numbers the
+    heatmap shows, and a CSV with a row per test, measure and statistic."""
+    buttons = {b.proto.label: b for b in page.get("download_button")}
+    assert {"Scorecard as JSON", "Scorecard as CSV"} <= set(buttons)
+    z, rows, cols, _ = _scores(page)
+    label_to_name = {MEASURES[m].label: m for m in candidate_measures()}
+    from ui.trust import compute
+    card = json.loads(compute.zoo_card().to_json())
+    assert list(card["tests"]) == TESTS
+    for i, row in enumerate(rows):
+        for j, test in enumerate(TESTS):
+            cell = card["tests"][test][label_to_name[row]]
+            if np.isfinite(z[i, j]):
+                assert cell["score"] == pytest.approx(z[i, j], abs=1e-6) and len(cell["ci"]) == 2
+    rows_of_csv = [line.split(",")[:2] for line in compute.zoo_card().to_csv().strip().splitlines()[1:]]
+    assert {tuple(r) for r in rows_of_csv} == {(t, m) for t in TESTS for m in candidate_measures()}
