@@ -21,7 +21,7 @@ from ..models.reduction import REDUCTIONS
 from ..stats.sanity import not_above_null
 from ..io.streaming import open_layers, shard_paths, streamed_cka_matrix
 from . import trust
-from .terminal import counter, rate, text_table, value_table
+from .terminal import counter, error_exit, rate, text_table, value_table
 
 MAX_RESAMPLES = 100_000
 STREAM_BYTES = 512 * 2**20
@@ -231,12 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"use at least {math.ceil(perm.p_values.size / 0.05) - 1} for any cell to pass 0.05.")
         for out in args.out:
             write(out, doc)
-    except RepresentationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
+    except (RepresentationError, OSError) as error:
+        return error_exit(error)
     except MemoryError:
         print("error: out of memory; compare fewer layers, fewer examples, or pass --batch-size.", file=sys.stderr)
         return 2

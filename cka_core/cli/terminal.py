@@ -7,6 +7,15 @@ import sys
 import numpy as np
 
 
+def error_exit(error: Exception) -> int:
+    """A refused input or an unreadable/unwritable file as one line on stderr; the exit status 2."""
+    if isinstance(error, OSError):
+        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+    else:
+        print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
 def value_table(values: np.ndarray, names_a: list[str], names_b: list[str]) -> str:
     """A heatmap as aligned text: A's layers down, B's across, four decimals."""
     width = max(len(n) for n in names_a)

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from ..errors import RepresentationError
-from ..trust import PAIR_CACHE, TESTS, Member, candidate_measures, scorecard
-from .terminal import counter
+from ..trust import PAIR_CACHE, TESTS, Member, candidate_measures, check_names, scorecard
+from .terminal import counter, error_exit
 
 EPILOG = """\
 outputs:
@@ -51,16 +51,6 @@ def add_parser(commands) -> None:
 def cache_path() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cka_core" / "trust_pairs.json"
-
-
-def _check(tests: list[str], measures: list[str]) -> None:
-    unknown = [t for t in tests if t not in TESTS]
-    if unknown:
-        raise RepresentationError(f"unknown test {', '.join(unknown)}; valid tests: {', '.join(TESTS)}.")
-    valid = candidate_measures()
-    unknown = [m for m in measures if m not in valid]
-    if unknown:
-        raise RepresentationError(f"unknown measure {', '.join(unknown)}; valid measures: {', '.join(valid)}.")
 
 
 def _progress():
@@ -105,7 +95,7 @@ def run(args) -> int:
     try:
         tests = args.tests or list(TESTS)
         measures = args.measures or candidate_measures()
-        _check(tests, measures)
+        check_names(tests, measures)
         if args.resamples < 1:
             raise RepresentationError(f"--resamples must be at least 1, got {args.resamples}.")
         from sample_models.groups import suites  # the zoo, only here: cka_core.trust takes plain arrays
@@ -128,10 +118,6 @@ def run(args) -> int:
             args.json.write_text(card.to_json() + "\n")
         if args.csv is not None:
             args.csv.write_text(card.to_csv())
-    except RepresentationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
+    except (RepresentationError, OSError) as error:
+        return error_exit(error)
     return 0

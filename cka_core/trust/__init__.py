@@ -14,10 +14,10 @@ The zoo's groups come as plain dicts from ``sample_models.groups`` (this package
     card = scorecard({test: [Member(**d) for d in members] for test, members in suites().items()})
     cell = card.cell("label_randomization", "rsa")   # .score, .ci, .error, .statistics, .pairs
 """
-from .grounding import FUNCTIONAL, GROUP_TESTS, TESTS, candidate_measures, scorecard
+from .grounding import FUNCTIONAL, GROUP_TESTS, TESTS, candidate_measures, check_names, scorecard
 from .members import Member, accuracy
 from .pairs import PAIR_CACHE, PairCache
 from .scorecard import Cell, PairRecord, Scorecard, Statistic
 
-__all__ = ["TESTS", "GROUP_TESTS", "FUNCTIONAL", "Member", "accuracy", "scorecard", "candidate_measures",
+__all__ = ["TESTS", "GROUP_TESTS", "FUNCTIONAL", "Member", "accuracy", "scorecard", "candidate_measures", "check_names",
            "Scorecard", "Cell", "PairRecord", "Statistic", "PairCache", "PAIR_CACHE"]

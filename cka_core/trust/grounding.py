@@ -267,7 +267,8 @@ def design(test: str, members: Sequence[Member], functional: Mapping[str, Functi
     return correlation_design(test, members, functional)
 
 
-def _check_names(tests, measures) -> None:
+def check_names(tests, measures) -> None:
+    """Refuse a test or measure name the scorecard does not know, listing the valid ones."""
     unknown = [t for t in tests if t not in TESTS]
     if unknown:
         raise RepresentationError(f"unknown test {', '.join(map(repr, unknown))}; valid tests: {', '.join(TESTS)}.")
@@ -308,7 +309,7 @@ def scorecard(suites: Mapping[str, Sequence[Member]], measures: Sequence[str] | 
     fit it raises :class:`RepresentationError`.
     """
     measures = list(candidate_measures() if measures is None else measures)
-    _check_names(suites, measures)
+    check_names(suites, measures)
     if n_resamples < 1 or not 0 < confidence < 1:
         raise RepresentationError("n_resamples must be at least 1 and confidence strictly between 0 and 1.")
     designs = {test: design(test, members, functional) for test, members in suites.items()}

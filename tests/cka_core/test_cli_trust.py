@@ -80,7 +80,7 @@ def test_unknown_test_lists_the_valid_ones(runs):
 def test_unknown_measure_lists_the_valid_ones(runs):
     line = _one_line_error(runs[1]["bad_measure"])
     # jsd is a measure of outputs, the ground truth here: not a candidate.
-    assert "unknown measure jsd" in line and "linear_cka" in line
+    assert "unknown measure 'jsd'" in line and "linear_cka" in line
 
 
 def test_bad_resamples_and_unwritable_output_are_one_line(runs):
