@@ -13,6 +13,8 @@ server's :class:`Slots`.
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -255,7 +257,21 @@ def _run_in_lane(lane: int, work: Callable, args: tuple, kwargs: dict):
             raise Stopped
         progress[2 * lane], progress[2 * lane + 1] = done, total
 
-    return work(*args, progress=report, **kwargs)
+    try:
+        return work(*args, progress=report, **kwargs)
+    finally:
+        release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Hand the memory a finished job freed back to the system. glibc keeps freed heap pages for reuse,
+    so a worker that once computed the trust scorecard (1.3 GB at its peak) held 1.3 GB for good; after
+    a trim it holds what it still uses (0.4 GB). A no-op off glibc."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def pool_size() -> int:
