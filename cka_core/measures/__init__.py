@@ -8,7 +8,8 @@ from .cka import linear_cka, rbf_cka
 from .deconfounded import deconfounded_cka, inputs_view
 from .registry import (INVARIANCES, INVERTIBLE, ISOTROPIC, LINEAR_CKA, MEASURES, ORTHOGONAL, PERMUTATION, TRANSLATION,
                        MeasureInfo, MeasureParameter, identical_and_unrelated, layer_views, matrix_of_views, movement,
-                       parameter_defaults, prepared_options, similarity, similarity_matrix)
+                       parameter_defaults, prepared_options, similarities_of_views, similarity,
+                       similarity_matrix)
 from .rsa import rsa
 from .shape import procrustes_angle, shape_distance
 from .alignment import (aligned_cosine, hard_correlation_match, orthogonal_procrustes, permutation_procrustes,

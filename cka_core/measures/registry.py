@@ -374,6 +374,26 @@ def similarity(X, Y, measure: str = "linear_cka", **options) -> float:
         raise RepresentationError(f"bad option for measure {measure!r}: {error}") from None
 
 
+def similarities_of_views(vx: LayerView, vy: LayerView, measures, options: dict[str, dict] | None = None
+                          ) -> tuple[dict[str, float], dict[str, str]]:
+    """Each of ``measures`` between two prepared layers, their per-layer work (bases, distances, ranks,
+    neighbours) done once and shared by every measure: (value of each measure, the message of each that
+    could not apply). ``options``: keywords per measure (none: its declared defaults).
+
+    The Invariances page compares one layer with each of its transformations on every measure: built
+    again for each call of :func:`similarity`, the layer's views cost most of its table."""
+    values, errors = {}, {}
+    for name in measures:
+        info = MEASURES[name]
+        keywords = parameter_defaults(name) if options is None or name not in options else options[name]
+        try:
+            values[name] = float(info.of(vx, vy, **keywords) if info.of is not None
+                                 else info.function(vx.raw, vy.raw, **keywords))
+        except RepresentationError as error:
+            errors[name] = str(error)
+    return values, errors
+
+
 LINEAR_CKA = {"linear_cka": False, "linear_cka_debiased": True}
 
 

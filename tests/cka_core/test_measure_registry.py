@@ -153,3 +153,27 @@ def test_readers_of_value_range_take_an_infinite_end(monkeypatch, tmp_path):
            "n_examples": 30}
     export.write_png(doc, tmp_path / "heat.png")
     assert (tmp_path / "heat.png").stat().st_size > 0
+
+
+def test_similarities_of_views_give_each_measures_own_value_and_its_refusal():
+    """Shared views (the Invariances page prepares X once for every measure and transformation) change no
+    value: each measure reads as through similarity(); one that cannot apply is its message, the rest go on."""
+    from cka_core.measures import parameter_defaults, similarities_of_views, similarity
+    from cka_core.measures.view import LayerView
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((9, 6))
+    Y = X @ rng.standard_normal((6, 5)) + 0.3 * rng.standard_normal((9, 5))
+    names = [m for m, info in MEASURES.items() if not info.on_outputs and not info.needs_inputs]
+    vx = LayerView.of(X, "X")
+    values, errors = similarities_of_views(vx, LayerView.of(Y, "Y"), names)
+    assert "jaccard_knn" in errors and "k" in errors["jaccard_knn"]  # k = 10 neighbours of 9 examples
+    for name in names:
+        try:
+            expected = similarity(X, Y, name, **parameter_defaults(name))
+        except RepresentationError as error:
+            assert errors[name] == str(error)
+            continue
+        assert values[name] == pytest.approx(expected, abs=1e-10), name
+    again, _ = similarities_of_views(vx, vx, ["linear_cka", "rsa"])
+    assert again == {"linear_cka": pytest.approx(1.0), "rsa": pytest.approx(1.0)}

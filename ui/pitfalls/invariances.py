@@ -14,11 +14,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cka_core import MEASURES, RepresentationError, cka_matrix, similarity
+from cka_core import MEASURES, RepresentationError, cka_matrix
 from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
 from cka_core.measures import is_unbounded, unrelated_baseline
 from cka_core.pitfalls import transforms
-from cka_core.measures import parameter_defaults, similarity_matrix
+from cka_core.measures import parameter_defaults, similarities_of_views, similarity_matrix
+from cka_core.measures.view import LayerView
 from cka_core.stats.triangle import TriangleCheck, triangle_check
 
 from ..frame import figures
@@ -99,20 +100,29 @@ ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_i
 SHAPE_ALPHA = next(p for p in MEASURES["shape_metric"].parameters if p.name == "alpha")
 
 
-def _all_measures(X: np.ndarray, Y: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
-    values, errors = {}, {}
-    for name in ONE_LAYER_MEASURES:
-        try:
-            values[name] = similarity(X, Y, name, **parameter_defaults(name))  # each at its declared default
-        except RepresentationError as error:
-            errors[name] = str(error)
-    return values, errors
+@st.cache_resource(max_entries=8)
+def layer_view(rep_key: str, _X: np.ndarray) -> LayerView:
+    """The working matrix as every measure sees it, its per-layer work (distances, bases, neighbours) kept
+    for all measures and transformations (it is the same X in every comparison of this page)."""
+    return LayerView.of(_X, "X")
+
+
+def _all_measures(rep_key: str, X: np.ndarray, Y: np.ndarray | None, measures=ONE_LAYER_MEASURES
+                  ) -> tuple[dict[str, float], dict[str, str]]:
+    """Every measure between X (its view shared, :func:`layer_view`) and Y (None: X itself) at its declared
+    defaults; a side no measure can take (constant) is every measure's error."""
+    try:
+        vx = layer_view(rep_key, X)
+        vy = vx if Y is None else LayerView.of(Y, "Y")
+    except RepresentationError as error:
+        return {}, {name: str(error) for name in measures}
+    return similarities_of_views(vx, vy, measures)
 
 
 @st.cache_data(max_entries=32)
 def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """m(X, X) for every measure (the reference each movement is measured from), and any errors."""
-    return _all_measures(_X, _X)
+    return _all_measures(rep_key, _X, None)
 
 
 @st.cache_data(max_entries=32)
@@ -177,7 +187,7 @@ def panel(rep_key: str, _X: np.ndarray, name: str, strength: float | None, seed:
     """Every measure between X and T(X) for one transformation, strength and seed, with the
     variance spectra of both and (for PC deletion) the exact prediction of linear CKA."""
     Y = transforms.transform(_X, name, strength, seed)
-    values, errors = _all_measures(_X, Y)
+    values, errors = _all_measures(rep_key, _X, Y)
     result = {"values": values, "errors": errors, "shares_x": variance_shares(_X), "shares_y": variance_shares(Y)}
     if name == "top_k":
         result["prediction"] = transforms.top_k_cka(transforms.covariance_eigenvalues(_X), int(strength))
@@ -215,14 +225,12 @@ def _table(rep_key: str, _X: np.ndarray) -> dict:
         except RepresentationError as error:
             failed[t] = str(error)
             continue
+        row, row_errors = _all_measures(rep_key, _X, Y, [m for m in measures if m not in errors])
+        errors.update(row_errors)
         for i, m in enumerate(measures):
-            if m in errors:
+            if m not in row:
                 continue
-            try:
-                values[i, j] = similarity(_X, Y, m, **parameter_defaults(m))
-            except RepresentationError as error:
-                errors[m] = str(error)
-                continue
+            values[i, j] = row[m]
             moved[i, j] = _movement(m, values[i, j], reference[m], unrelated)
             violation[i, j] = declared[i, j] and abs(values[i, j] - reference[m]) > INVARIANCE_TOL
     errors.update({m: why for m, why in unrelated_errors.items() if m not in errors})
