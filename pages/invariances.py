@@ -179,6 +179,8 @@ def table_section(table: dict) -> None:
     if table["failed"]:
         st.error("Columns left empty: " + " ".join(f"**{TRANSFORMATIONS[t].label}**: {msg}"
                                                    for t, msg in table["failed"].items()))
+    if table["rank_note"]:
+        st.caption(table["rank_note"])
     cells = inv.violations(table)
     if cells:
         st.error(f"Bug: a declared invariance moved by more than {inv.INVARIANCE_TOL:g} (⚠): {'; '.join(cells)}.")

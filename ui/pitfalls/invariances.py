@@ -18,7 +18,7 @@ from cka_core import MEASURES, RepresentationError, cka_matrix
 from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
 from cka_core.measures import is_unbounded, unrelated_baseline
 from cka_core.pitfalls import transforms
-from cka_core.measures import parameter_defaults, similarities_of_views, similarity_matrix
+from cka_core.measures import INVERTIBLE, parameter_defaults, similarities_of_views, similarity_matrix
 from cka_core.measures.view import LayerView
 from cka_core.stats.triangle import TriangleCheck, triangle_check
 
@@ -119,6 +119,34 @@ def _all_measures(rep_key: str, X: np.ndarray, Y: np.ndarray | None, measures=ON
     return similarities_of_views(vx, vy, measures)
 
 
+#: Singular values of the centred layer in this band below the largest are neither clearly directions nor
+#: clearly round-off: a measure that counts the layer's directions (eigenspace overlap, GULP, the CCA family)
+#: sets a threshold there, and an invertible map, which rescales directions, can move one across it.
+RANK_BAND = (1e-12, 1e-6)
+
+
+@st.cache_data(max_entries=32)
+def rank_note(rep_key: str, _X: np.ndarray) -> str | None:
+    """None when the layer's rank is clear; else why its invariances to invertible linear maps are shown but
+    not checked (a pixel RNN's saturated steps have singular values from 1 down to 1e-12 of the largest)."""
+    s = np.linalg.svd(_X - _X.mean(axis=0), compute_uv=False)
+    relative = s / s[0]
+    unclear = relative[(relative > RANK_BAND[0]) & (relative < RANK_BAND[1])]
+    if unclear.size == 0:
+        return None
+    return (f"This layer's rank is not clear: {unclear.size} of its directions have {unclear.max():.0e} to "
+            f"{unclear.min():.0e} of the largest one's spread, between certain directions and round-off. Measures that "
+            "count directions must draw a line there, and an invertible linear map (anisotropic scaling, a general "
+            "invertible map) rescales directions across it, so those invariances are shown but not checked here.")
+
+
+def checked(measure: str, transformation: str, rank_clear: bool) -> bool:
+    """Whether ``measure``'s declared invariance to ``transformation`` is held to :data:`INVARIANCE_TOL`: always,
+    but where only the invertible-linear class covers it and the layer's rank is not clear (:func:`rank_note`)."""
+    invariances = MEASURES[measure].invariances
+    return rank_clear or transforms.declared_invariant(invariances - {INVERTIBLE}, transformation)
+
+
 @st.cache_data(max_entries=32)
 def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """m(X, X) for every measure (the reference each movement is measured from), and any errors."""
@@ -209,6 +237,8 @@ def table(rep_key: str, _X: np.ndarray) -> dict:
 def _table(rep_key: str, _X: np.ndarray) -> dict:
     measures, names = list(ONE_LAYER_MEASURES), list(transforms.TRANSFORMATIONS)
     reference, ref_errors = identity_values(rep_key, _X)
+    note = rank_note(rep_key, _X)
+    clear = note is None
     unrelated, unrelated_errors = unrelated_values(rep_key, _X)
     shape = (len(measures), len(names))
     values, moved = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -232,11 +262,12 @@ def _table(rep_key: str, _X: np.ndarray) -> dict:
                 continue
             values[i, j] = row[m]
             moved[i, j] = _movement(m, values[i, j], reference[m], unrelated)
-            violation[i, j] = declared[i, j] and abs(values[i, j] - reference[m]) > INVARIANCE_TOL
+            violation[i, j] = (declared[i, j] and checked(m, t, clear)
+                               and abs(values[i, j] - reference[m]) > INVARIANCE_TOL)
     errors.update({m: why for m, why in unrelated_errors.items() if m not in errors})
     return {"measures": measures, "transformations": names, "values": values, "movement": moved,
             "declared": declared, "violation": violation, "reference": reference, "errors": errors,
-            "failed": failed,
+            "failed": failed, "rank_note": note,
             "strengths": {t: strength_text(t, table_strength(t, d)) for t in names}}
 
 
@@ -319,7 +350,9 @@ def panel_view(rep_key: str, X: np.ndarray, name: str, strength: float | None, s
         shown.append(MeasureShown(measure.label, values[m], "0.0000" if tiny else f"{change:+.4f}", tiny,
                                   measure.higher_is_similar, declared[m],
                                   f"{measure.description}{tail} ({measure.reference})"))
-    broken = [MEASURES[m].label for m in moved if declared[m] and abs(values[m] - reference[m]) > INVARIANCE_TOL]
+    clear = rank_note(rep_key, X) is None
+    broken = [MEASURES[m].label for m in moved
+              if declared[m] and checked(m, name, clear) and abs(values[m] - reference[m]) > INVARIANCE_TOL]
     order = [m for m in ONE_LAYER_MEASURES if m in moved]
     bars = movement_bars([MEASURES[m].label for m in order], [moved[m] for m in order], [declared[m] for m in order],
                          title=f"How far each measure moved: {SHORT[name]}")
