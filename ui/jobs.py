@@ -280,14 +280,20 @@ def pool_size() -> int:
     return max(1, int(configured)) if configured else max(1, (os.cpu_count() or 2) - 1)
 
 
+def worker_idle_seconds() -> float:
+    """Seconds the pool's workers stay without a job before they stop (env CKA_WORKER_IDLE_SECONDS, default 120)."""
+    return max(0.0, float(os.environ.get("CKA_WORKER_IDLE_SECONDS", 120)))
+
+
 class WorkerPool:
     """Worker processes shared by every session of this server, started on first use. At most
     ``workers`` jobs run at once, one per lane; the others wait in line (:class:`Slots`). Each lane
     is a pair of shared counters (done, total) and a stop flag, so a worker reports progress and
     learns of Stop without a message round trip."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, idle_seconds: float | None = None):
         self.workers = workers
+        self.idle_seconds = worker_idle_seconds() if idle_seconds is None else idle_seconds
         self.slots = Slots(workers)
         self._context = multiprocessing.get_context("spawn")  # never fork a threaded server
         self._progress = self._context.Array("q", 2 * workers, lock=False)
@@ -295,6 +301,7 @@ class WorkerPool:
         self._free = list(range(workers))
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        self._last_done = time.monotonic()
 
     def _pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -342,7 +349,20 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._free.append(lane)
+                self._last_done = time.monotonic()
             self.slots.release()
+            retire = threading.Timer(self.idle_seconds, self._retire_if_idle)
+            retire.daemon = True
+            retire.start()
+
+    def _retire_if_idle(self) -> None:
+        """Stop the workers once no job has run for ``idle_seconds``: an idle worker holds its imports (torch:
+        0.4 GB per replica) for nothing; the next job starts them again, a few seconds into its progress."""
+        with self._lock:
+            idle = len(self._free) == self.workers and time.monotonic() - self._last_done >= self.idle_seconds
+            if idle and self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
 
 
 #: The pool every session of this server shares.

@@ -228,6 +228,23 @@ def test_a_finished_job_hands_its_freed_memory_back(pool):
     assert while_freed - after > 300, (while_freed, after)  # freed inside the job but still resident, then given back
 
 
+def test_idle_workers_stop_and_the_next_job_starts_them_again():
+    """Workers without a job for idle_seconds stop (each held 0.4 GB of imports in every replica); the next
+    job starts a new one and runs as before."""
+    idle = jobs.WorkerPool(1, idle_seconds=0.5)
+    first = _finished_within(jobs.Job(("k",), "Counting").start_in(idle, counted_in_a_worker, 2, 0.0), 60).result
+    deadline = time.perf_counter() + 30
+    while idle._executor is not None and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert idle._executor is None
+    with pytest.raises(ProcessLookupError):  # the worker has gone
+        for _ in range(100):
+            os.kill(first, 0)
+            time.sleep(0.1)
+    second = _finished_within(jobs.Job(("k",), "Counting").start_in(idle, counted_in_a_worker, 2, 0.0), 60)
+    assert second.failure is None and second.result != first
+
+
 def test_a_refusal_in_the_worker_is_the_job_failure(pool):
     job = _finished_within(jobs.Job(("k",), "Counting").start_in(pool, refused_in_a_worker), 60)
     assert job.failure == "layers_a: no rows; pass one row per example."
