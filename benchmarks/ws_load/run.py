@@ -19,9 +19,11 @@ from benchmarks.load_test.results import percentile
 from benchmarks.load_test.run import cpu_list
 from benchmarks.load_test.server import server_log_errors, server_runs, start_server
 from benchmarks.load_test.upload_files import make_upload_files
+from ui.frame.navigation import PAGES
 
 from .records import Problem, Results
 from .report import render, summarize, write
+from .session import StreamlitSession
 from .student import Behaviour, Student
 from .usage import ServerUsage
 
@@ -55,6 +57,17 @@ class LoadReport:
     def ok(self) -> bool:
         """Whether the run passed: no errors, timeouts, lost sessions or failed students."""
         return self.summary["ok"]
+
+
+async def served_pages(url: str, timeout: float) -> list[str]:
+    """The url paths of the pages the server serves, in this checkout's order (another checkout, e.g. the
+    baseline of a before/after run, may serve fewer pages)."""
+    session = StreamlitSession(url, timeout)
+    try:
+        await session.open("")
+        return [p.url_path for p in PAGES if p.url_path in session.pages]
+    finally:
+        await session.close()
 
 
 def run_apart(coroutine):
@@ -100,8 +113,9 @@ async def _drive(config: LoadConfig, url: str, files: dict[str, bytes], usage: S
     cpu: dict[str, float] = {}
     helpers = [asyncio.create_task(_watch_lag(lag, deadline)),
                asyncio.create_task(_mark_window(usage, results, deadline, cpu))]
-    students = [Student(i, url, random.Random(config.seed * 1000 + i), config.behaviour, results, deadline, files)
-                for i in range(config.students)]
+    pages = await served_pages(url, config.behaviour.timeout)
+    students = [Student(i, url, random.Random(config.seed * 1000 + i), config.behaviour, results, deadline, files,
+                        pages) for i in range(config.students)]
     tasks = [asyncio.create_task(s.run(i * stagger)) for i, s in enumerate(students)]
     _, late = await asyncio.wait(tasks, timeout=deadline - time.time() + config.behaviour.timeout + 15)
     for task in late:

@@ -54,9 +54,11 @@ class Student:
     """One simulated student until ``deadline`` (epoch seconds)."""
 
     def __init__(self, index: int, url: str, rng: random.Random, behaviour: Behaviour, results: Results,
-                 deadline: float, files: dict[str, bytes]) -> None:
-        """A student that has not arrived yet."""
+                 deadline: float, files: dict[str, bytes], pages: list[str] | None = None) -> None:
+        """A student that has not arrived yet; ``pages``: the url paths the server serves (a link may open
+        any of them; default: this checkout's pages)."""
         self.index, self.url, self.rng, self.behaviour = index, url, rng, behaviour
+        self.pages = [p.url_path for p in PAGES] if pages is None else pages
         self.results, self.deadline, self.files = results, deadline, files
         self.session = StreamlitSession(url, behaviour.timeout)
         self.tour: list[str] = []
@@ -67,7 +69,7 @@ class Student:
         await asyncio.sleep(delay)
         seen = self.results.pages_seen.setdefault(self.index, set())
         try:
-            start = "" if self.rng.random() >= DEEP_START else self.rng.choice([p.url_path for p in PAGES])
+            start = "" if self.rng.random() >= DEEP_START else self.rng.choice(self.pages)
             try:
                 result = await self._timed("load", start, start, lambda: self.session.open(start))
             except SOCKET_ERRORS as error:

@@ -64,10 +64,11 @@ async def warm(url: str, seconds: float, limit: int, timeout: float = 300.0) -> 
         return result
 
     await timed("first load", session.open())
-    for page in PAGES:  # every page's defaults first, then the choices page by page
+    pages = [p for p in PAGES if p.url_path in session.pages]  # a baseline checkout may serve fewer
+    for page in pages:  # every page's defaults first, then the choices page by page
         await timed(page.title, session.switch_page(page.url_path))
         done["pages"] += 1
-    for page in PAGES:
+    for page in pages:
         if time.monotonic() > deadline:
             break
         await timed(page.title, session.switch_page(page.url_path))
