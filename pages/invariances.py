@@ -135,8 +135,9 @@ def controls(d: int) -> tuple[str, float | None, int]:
 
 def measures_panel(shown: inv.PanelView) -> None:
     if shown.errors:
-        st.error("Some measures cannot be computed on this representation: "
-                 + " ".join(f"**{MEASURES[m].label}**: {msg}" for m, msg in shown.errors.items()))
+        st.warning("Some measures do not apply to this representation (each says why; the others are shown): "
+                   + " ".join(f"**{MEASURES[m].label}**: {msg}" for m, msg in shown.errors.items()),
+                   icon=":material/info:")
     for group in in_rows(shown.measures, 3):
         for column, measure in zip(st.columns(3), group):
             if measure.value is None:

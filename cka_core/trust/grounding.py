@@ -323,4 +323,6 @@ def scorecard(suites: Mapping[str, Sequence[Member]], measures: Sequence[str] | 
             done += 1
             if progress is not None:
                 progress(done, total, f"{test} / {measure}")
+        for rep in dsg.reps:  # a test's views serve all its measures; kept for every test they held 1.3 GB
+            rep.forget_view()
     return Scorecard(cells)

@@ -48,6 +48,10 @@ class Representation:
             self._view = LayerView.of(self.array, self.name)
         return self._view
 
+    def forget_view(self) -> None:
+        """Drop the view and its per-layer work (distance, cosine and kernel matrices: megabytes each)."""
+        self._view = None
+
 
 class PairCache:
     """Values (or error messages) of (representation, representation, measure) keyed by digests;

@@ -49,6 +49,15 @@ def _scores(at, key: str = "trust_card") -> tuple[np.ndarray, list[str], list[st
     return _array(trace["z"]).reshape(len(rows), len(cols)), rows, cols, trace["customdata"]
 
 
+def _ranks(z: np.ndarray) -> np.ndarray:
+    """Each measure's rank in each test (1 = best; scipy's average ranks of ties), NaN where it has no score."""
+    ranks = np.full(z.shape, np.nan)
+    for j in range(z.shape[1]):
+        ok = np.isfinite(z[:, j])
+        ranks[ok, j] = rankdata(-z[ok, j])
+    return ranks
+
+
 @pytest.fixture(scope="module")
 def page():
     return open_page(PAGE)
@@ -74,11 +83,7 @@ def test_every_measure_on_every_test_with_its_interval_on_hover(page):
 
 def test_default_order_is_by_mean_rank(page):
     z, rows, _, _ = _scores(page)
-    ranks = np.full(z.shape, np.nan)
-    for j in range(z.shape[1]):
-        ok = np.isfinite(z[:, j])
-        ranks[ok, j] = rankdata(-z[ok, j])
-    mean = np.nanmean(ranks, axis=1)
+    mean = np.nanmean(_ranks(z), axis=1)
     assert np.all(np.diff(mean) >= -1e-9), list(zip(rows, mean))
 
 
@@ -96,10 +101,7 @@ def test_sorting_by_a_test_puts_its_best_first(page, test):
 def test_takeaway_names_leaders_and_laggards_from_the_scores(page):
     z, rows, _, hover = _scores(page)
     text = takeaway_text(page)
-    ranks = np.full(z.shape, np.nan)
-    for j in range(z.shape[1]):
-        ok = np.isfinite(z[:, j])
-        ranks[ok, j] = rankdata(-z[ok, j])
+    ranks = _ranks(z)
     top = (ranks <= 3).sum(axis=1)
     best = top.max()
     leaders = [r for r, k in zip(rows, top) if k == best]
@@ -126,10 +128,7 @@ def test_takeaway_names_leaders_and_laggards_from_the_scores(page):
 def test_the_metrics_at_the_top_carry_the_takeaways_numbers(page):
     z, rows, _, _ = _scores(page)
     text = takeaway_text(page)
-    ranks = np.full(z.shape, np.nan)
-    for j in range(z.shape[1]):
-        ok = np.isfinite(z[:, j])
-        ranks[ok, j] = rankdata(-z[ok, j])
+    ranks = _ranks(z)
     top, mean = (ranks <= 3).sum(axis=1), np.nanmean(ranks, axis=1)
     leader = next(m for m in page.metric if m.label.startswith("Top 3 most often: "))
     name = leader.label.removeprefix("Top 3 most often: ")
