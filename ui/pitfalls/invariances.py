@@ -284,10 +284,20 @@ def movement_bars(labels: list[str], values: list[float], declared: list[bool], 
         text=[f"{v:.3f}" + (" ✓" if d else "") for v, d in zip(values, declared)], textposition="outside",
         cliponaxis=False, hovertemplate="%{y}: %{x:.3e}<extra></extra>",
     ))
-    fig.update_layout(title=title, xaxis_title="|m(X, T(X)) − m(X, X)| / span", **figures.LAYOUT)
+    fig.update_layout(title=title, xaxis_title="|m(X, T(X)) − m(X, X)| / span",
+                      **{**figures.LAYOUT, "height": rows_height(len(labels))})
     fig.update_xaxes(range=[0, top])
-    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_yaxes(autorange="reversed", automargin=True, tickmode="array", tickvals=labels)  # every label
     return fig
+
+
+TABLE_HEIGHT = 470
+
+
+def rows_height(rows: int, per_row: int = 24, frame: int = 130) -> int:
+    """A figure's height that gives each of ``rows`` measures a readable row (plotly hides every other
+    label once they would overlap: at 430 px, 27 measures lost half their names)."""
+    return max(430, frame + per_row * rows)
 
 
 def default_components(d: int) -> int:
@@ -392,8 +402,12 @@ def table_figure(table: dict) -> go.Figure:
                           z_range=(0.0, 1.0), x_title="transformation", y_title="measure", colour_title="|Δ| / span")
     fig.update_traces(text=text, texttemplate="%{text}", customdata=table["values"],
                       hovertemplate="%{y} under %{x}<br>|Δ| / span = %{z:.2e}<br>value = %{customdata:.6f}<extra></extra>")
-    fig.update_layout(height=430, margin=dict(l=60, r=20, t=40, b=50))
+    # The table is the takeaway's evidence and must end within the first screen (900 px): with 27 measures the rows
+    # get small type instead of height, and every measure keeps its name (plotly hid every other one).
+    fig.update_layout(height=TABLE_HEIGHT, margin=dict(l=60, r=20, t=40, b=50))
+    fig.update_traces(textfont=dict(size=8))
     fig.update_xaxes(tickangle=0, side="bottom")
+    fig.update_yaxes(tickmode="array", tickvals=m_labels, tickfont=dict(size=9))
     return fig
 
 
