@@ -267,6 +267,39 @@ def design(test: str, members: Sequence[Member], functional: Mapping[str, Functi
     return correlation_design(test, members, functional)
 
 
+def _fill_apart(design: _Design, measures: list[str], options: dict, cache: PairCache) -> None:
+    """Fill ``cache`` with the design's pair values one connected set of representations at a time (a deep
+    model's layers in layer monotonicity), forgetting each set's views before the next: holding all 30 layer
+    views of that test at once was the scorecard's peak memory (8 MB of per-layer work each)."""
+    sets = _connected(len(design.reps), design.pairs)
+    if len(sets) < 2:
+        return
+    for members in sets:
+        chunk = [(i, j) for i, j in design.pairs if i in members]
+        for measure in measures:
+            pair_values(design.reps, chunk, measure, _options(measure, design.members, options), cache)
+        for i in members:
+            design.reps[i].forget_view()
+
+
+def _connected(count: int, pairs) -> list[set[int]]:
+    """The connected sets of ``count`` nodes under ``pairs`` (union-find), those in no pair left out."""
+    parent = list(range(count))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[root(i)] = root(j)
+    sets: dict[int, set[int]] = {}
+    for i, j in pairs:
+        sets.setdefault(root(i), set()).update((i, j))
+    return list(sets.values())
+
+
 def check_names(tests, measures) -> None:
     """Refuse a test or measure name the scorecard does not know, listing the valid ones."""
     unknown = [t for t in tests if t not in TESTS]
@@ -317,6 +350,8 @@ def scorecard(suites: Mapping[str, Sequence[Member]], measures: Sequence[str] | 
     cells: dict[str, dict[str, Cell]] = {}
     for test, dsg in designs.items():
         cells[test] = {}
+        if cache is not None:
+            _fill_apart(dsg, measures, options or {}, cache)
         for measure in measures:
             cells[test][measure] = _score(dsg, measure, _options(measure, dsg.members, options or {}), n_resamples,
                                           confidence, seed, cache)

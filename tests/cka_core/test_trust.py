@@ -380,3 +380,13 @@ def test_output_correlation_reads_the_registrys_jsd_and_disagreement():
         got = registry.cell("output_correlation", "linear_cka").statistics[name]
         expected = literal.cell("output_correlation", "linear_cka").statistics[name]
         assert got.score == pytest.approx(expected.score) and got.ci == pytest.approx(expected.ci)
+
+
+def test_connected_sets_split_the_pairs_a_test_compares():
+    """Layer monotonicity compares layers within a model only: each model's layers are one connected set, so
+    the scorecard can hold one model's views at a time (their per-layer work was its peak memory)."""
+    from cka_core.trust.grounding import _connected
+
+    sets = _connected(7, [(0, 1), (1, 2), (0, 2), (3, 4), (5, 4)])
+    assert sorted(map(sorted, sets)) == [[0, 1, 2], [3, 4, 5]]  # 6 is in no pair
+    assert _connected(3, []) == []
