@@ -138,8 +138,9 @@ if [[ ${SERVE_PIN_CPUS:-0} == 1 ]]; then
 fi
 # The replicas share one cookie secret, so a cookie Streamlit signs is valid on every replica.
 SECRET=${STREAMLIT_SERVER_COOKIE_SECRET:-$("$PY" "$CTL" secret)}
-# Manipulate's training slots are per server process: split the host's (cores - 1) between replicas.
-SLOTS=${CKA_TRAINING_SLOTS:-$(((${#CPU_LIST[@]} - 1) / N > 1 ? (${#CPU_LIST[@]} - 1) / N : 1))}
+# Each replica has its own worker pool (training, resampling, scorecards): split the host's (cores - 1)
+# between replicas.
+WORKERS=${CKA_WORKERS:-$(((${#CPU_LIST[@]} - 1) / N > 1 ? (${#CPU_LIST[@]} - 1) / N : 1))}
 
 start_replica() {  # K
   local k=$1 log="$RUN/replica-r$1.log" cmd=(setsid)
@@ -149,7 +150,7 @@ start_replica() {  # K
   echo "---- $(date '+%F %T') serve.sh starts r$k on 127.0.0.1:${PORTS[k]}" >>"$log"
   # setsid: its own process group, which stop_groups ends as a whole. From a non-interactive
   # shell setsid does not fork, so $! is the server's pid and its group id.
-  (cd "$ROOT" && STREAMLIT_SERVER_COOKIE_SECRET=$SECRET CKA_TRAINING_SLOTS=$SLOTS exec "${cmd[@]}") \
+  (cd "$ROOT" && STREAMLIT_SERVER_COOKIE_SECRET=$SECRET CKA_WORKERS=$WORKERS exec "${cmd[@]}") \
     </dev/null >>"$log" 2>&1 &
   PIDS[k]=$!
   REPORTED[k]=0

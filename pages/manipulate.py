@@ -45,6 +45,11 @@ def main() -> None:
     with preview:
         if spec is not None:
             current_map(spec, base)
+        if running:
+            st.caption("Training runs in the server's shared worker and carries on while you use other controls "
+                       "or pages; come back here for its network. Stop keeps the best network so far.")
+        elif man.failure():
+            st.warning(man.failure(), icon=":material/stop_circle:")
         progress_slot = st.empty()
         live_slot = st.empty()
     outcome = man.last_outcome()
@@ -52,7 +57,7 @@ def main() -> None:
     if outcome is not None and not running:
         result(outcome)
     show_theory()
-    if running and man.train(job, progress_slot, live_slot):
+    if running and man.follow(job, progress_slot, live_slot):
         st.rerun()  # redraw the page (and the sidebar's list of networks) with the result
 
 

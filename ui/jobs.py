@@ -5,11 +5,12 @@ be asked to stop, and ends with a result or a failure (a sentence the page shows
 elsewhere restarts the page's script, not the job: the page keeps the job in its session state,
 follows it with :func:`follow` and takes its result on a later run.
 
-Heavy work (resampling) runs in the server's :class:`WorkerPool`: a few worker processes shared by
-every session, outside the server's event loop and GIL, so one student's run does not slow
-another's moves. A job waits for its turn there in line and says its place; Stop reaches the
-worker. Work that takes turns in the script itself (training's epochs) waits for one of the
-server's :class:`Slots`.
+Heavy work (resampling, training, the trust scorecards) runs in the server's :class:`WorkerPool`: a
+few worker processes shared by every session, outside the server's event loop and GIL, so one
+student's run does not slow another's moves. A job waits for its turn there in line and says its
+place; Stop reaches the worker. Work may report a row of numbers with each step (training: one per
+epoch), which the page draws while the job runs; and a job may keep what it has when stopped
+(training keeps the best network so far) instead of ending without a result.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as NotYet
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cka_core import RepresentationError
 
@@ -67,9 +69,13 @@ class Job:
     waiting: str | None = None                 # why it is not running yet, while it waits
     result: object = None
     failure: str | None = None                 # why it ended without a result
+    rows: list[tuple[float, ...]] = field(default_factory=list, repr=False)  # reported step by step (pool work)
     thread: threading.Thread | None = field(default=None, repr=False)
     stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
     on_stop: list[Callable[[], None]] = field(default_factory=list, repr=False)  # e.g. kill a worker process
+    #: Stop asks the work to end early with what it has (its work catches :class:`Stopped` and returns),
+    #: rather than ending the job without a result.
+    keeps_result_on_stop: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- the thread's side
     def start(self, work: Callable[[Job], object]) -> Job:
@@ -81,7 +87,8 @@ class Job:
     def start_in(self, pool: WorkerPool, work: Callable, *args, **kwargs) -> Job:
         """Run ``work(*args, progress=..., **kwargs)`` in one of ``pool``'s processes, after waiting
         for a turn there; ``work`` must be importable by name (a function of the core) and call
-        ``progress(done, total)``, which is where Stop and the time limit reach it."""
+        ``progress(done, total)``, or ``progress(done, total, row)`` with a row of at most
+        :data:`ROW_WIDTH` numbers for :attr:`rows`. That call is where Stop and the time limit reach it."""
         return self.start(lambda job: pool.run(job, work, args, kwargs))
 
     def stage_of(self, done: int, total: int) -> str:
@@ -235,13 +242,15 @@ class Slots:
 
 
 # ------------------------------------------------------------------------------ the worker pool
-_LANES: tuple | None = None  # in a worker process: the pool's shared progress and stop flags
+_LANES: tuple | None = None  # in a worker process: the pool's shared progress, stop flags and rows
+#: Numbers per reported row, and rows a lane holds for one job (training's 200 epochs and the original).
+ROW_WIDTH, ROWS_PER_LANE = 16, 256
 
 
-def _enter_worker(progress, stops) -> None:
+def _enter_worker(progress, stops, rows, row_counts) -> None:
     """A worker process starts: keep the shared lanes, and compute on one thread like the server."""
     global _LANES
-    _LANES = (progress, stops)
+    _LANES = (progress, stops, rows, row_counts)
     import torch  # noqa: PLC0415 - only in the worker
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
     torch.set_num_threads(1)
@@ -250,17 +259,33 @@ def _enter_worker(progress, stops) -> None:
 
 def _run_in_lane(lane: int, work: Callable, args: tuple, kwargs: dict):
     """In a worker: run ``work`` reporting through lane ``lane``; Stop there raises :class:`Stopped`."""
-    progress, stops = _LANES
+    progress, stops, rows, row_counts = _LANES
 
-    def report(done: int, total: int) -> None:
+    def report(done: int, total: int, row: tuple[float, ...] | None = None) -> None:
         if stops[lane]:
             raise Stopped
+        if row is not None:
+            _put_row(rows, row_counts, lane, row)
         progress[2 * lane], progress[2 * lane + 1] = done, total
 
     try:
         return work(*args, progress=report, **kwargs)
     finally:
         release_freed_memory()
+
+
+def _put_row(rows, row_counts, lane: int, row: tuple[float, ...]) -> None:
+    """Append ``row`` to the lane's rows: its numbers first, then the count the server reads, so the
+    server never reads a row half written. A lane holds :data:`ROWS_PER_LANE` rows; a job's later rows
+    stay in the worker (its result carries everything)."""
+    if len(row) > ROW_WIDTH:
+        raise ValueError(f"a reported row holds at most {ROW_WIDTH} numbers, not {len(row)}")
+    count = row_counts[lane]
+    if count >= ROWS_PER_LANE:
+        return
+    start = (lane * ROWS_PER_LANE + count) * ROW_WIDTH
+    rows[start:start + len(row)] = [float(v) for v in row]
+    row_counts[lane] = count + 1
 
 
 def release_freed_memory() -> None:
@@ -288,8 +313,8 @@ def worker_idle_seconds() -> float:
 class WorkerPool:
     """Worker processes shared by every session of this server, started on first use. At most
     ``workers`` jobs run at once, one per lane; the others wait in line (:class:`Slots`). Each lane
-    is a pair of shared counters (done, total) and a stop flag, so a worker reports progress and
-    learns of Stop without a message round trip."""
+    is a pair of shared counters (done, total), a stop flag and room for the rows a job reports, so a
+    worker reports progress and learns of Stop without a message round trip."""
 
     def __init__(self, workers: int, idle_seconds: float | None = None):
         self.workers = workers
@@ -298,6 +323,8 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")  # never fork a threaded server
         self._progress = self._context.Array("q", 2 * workers, lock=False)
         self._stops = self._context.Array("b", workers, lock=False)
+        self._rows = self._context.Array("d", workers * ROWS_PER_LANE * ROW_WIDTH, lock=False)
+        self._row_counts = self._context.Array("q", workers, lock=False)
         self._free = list(range(workers))
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
@@ -307,7 +334,7 @@ class WorkerPool:
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context,
-                                                     initializer=_enter_worker, initargs=(self._progress, self._stops))
+                                                     initializer=_enter_worker, initargs=(self._progress, self._stops, self._rows, self._row_counts))
             return self._executor
 
     def _wait_for_turn(self, job: Job) -> None:
@@ -322,7 +349,11 @@ class WorkerPool:
             job.waiting = None
 
     def _count(self, job: Job, lane: int) -> tuple[int, int, str]:
+        """The lane's progress for ``job``, after taking its new rows (the stage may read them)."""
         done, total = self._progress[2 * lane], self._progress[2 * lane + 1]
+        for k in range(len(job.rows), self._row_counts[lane]):
+            start = (lane * ROWS_PER_LANE + k) * ROW_WIDTH
+            job.rows.append(tuple(self._rows[start:start + ROW_WIDTH]))
         return done, total, job.stage_of(done, total) if total else ""
 
     def run(self, job: Job, work: Callable, args: tuple, kwargs: dict):
@@ -331,6 +362,7 @@ class WorkerPool:
         with self._lock:
             lane = self._free.pop()
         self._stops[lane], self._progress[2 * lane], self._progress[2 * lane + 1] = 0, 0, 0
+        self._row_counts[lane] = 0
         try:
             future = self._pool().submit(_run_in_lane, lane, work, args, kwargs)
             while True:
@@ -339,8 +371,12 @@ class WorkerPool:
                 except NotYet:
                     try:
                         job.report(*self._count(job, lane))
-                    except (Stopped, TimeUp):
+                    except (Stopped, TimeUp) as ended:
                         self._stops[lane] = 1  # the worker ends at its next step
+                        if isinstance(ended, Stopped) and job.keeps_result_on_stop:
+                            result = future.result()  # what the work kept
+                            job.update(*self._count(job, lane))
+                            return result
                         future.exception()
                         raise
                 else:

@@ -235,9 +235,9 @@ class SessionDriver(BrowserSession):
         self.action = "training start"
         t0 = await self._now()
         await train.click()
-        # the progress bar, or the note that the job waits for one of the server's training slots
-        started = self.page.locator("[data-testid='stProgress'], [data-testid='stAlert']",
-                                    has_text=re.compile(r"epoch \d+ of \d+|waiting for a free training slot"))
+        # the progress bar, or the caption of a job waiting in line for the server's worker
+        started = self.page.locator("[data-testid='stProgress'], [data-testid='stCaptionContainer']",
+                                    has_text=re.compile(r"epoch \d+ of \d+|Waiting for the server's worker"))
         try:
             await started.first.wait_for(state="visible", timeout=self.timeout_ms)
         except Exception:  # noqa: BLE001

@@ -51,7 +51,7 @@ def test_the_pods_are_probed_on_streamlits_health_endpoint():
         assert container[probe]["httpGet"]["path"] == "/_stcore/health"
     assert _kind("Deployment")["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert int(env["CKA_TRAINING_SLOTS"]) >= 1 and "CKA_ALLOW_HUB" not in env
+    assert int(env["CKA_WORKERS"]) >= 1 and "CKA_ALLOW_HUB" not in env
 
 
 def test_the_ingress_is_sticky_and_carries_websockets_and_uploads():

@@ -232,7 +232,7 @@ def test_replicas_get_the_environment_and_the_pinning(served):
     for i, (name, pid) in enumerate(sorted(served.replicas.items())):
         env = dict(x.split("=", 1) for x in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in x)
         assert env.get("CKA_MODEL_MEMORY_MB") == "1234"  # caps pass through
-        assert int(env["CKA_TRAINING_SLOTS"]) >= 1
+        assert int(env["CKA_WORKERS"]) >= 1
         if shutil.which("taskset"):
             assert os.sched_getaffinity(pid) == {cpus[i % len(cpus)]}, name
 

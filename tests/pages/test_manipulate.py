@@ -1,13 +1,15 @@
-"""Manipulate page: targets, start / stop / resume of training, the result and the session's networks."""
+"""Manipulate page: targets, training in the server's worker pool (start, live epochs, Stop keeping the best
+network, a click elsewhere, waiting in line), the result and the session's networks."""
 from __future__ import annotations
 
-import threading
+import time
 
 import pytest
 
 import sample_models
+import ui.jobs
 import ui.pitfalls.manipulate as man
-from ui.jobs import Slots
+from cka_core.pitfalls.manipulation import ManipulationSettings, manipulate
 from ui.sources import models
 
 from .apptest import metric, open_page, rerun
@@ -57,8 +59,8 @@ def test_custom_target_starts_from_the_current_map():
 
 def test_train_to_the_end_shows_before_target_after_and_keeps_the_network():
     at = open_page(PAGE, {"man_target": man.TARGETS["pair"], "man_pair_value": "0.5", "man_epochs": "3"})
-    rerun(at.button(key="man_train").click())
-    assert "man_job" not in at.session_state
+    rerun(at.button(key="man_train").click())  # the run follows the job to its end, then shows the result
+    assert man.JOB_KEY not in at.session_state
     assert metric(at, "Test accuracy after") > 0.9
     outcome = at.session_state[man.RESULT_KEY]
     assert metric(at, "Mean |M − target| after") == pytest.approx(outcome.mean_abs_after, abs=5e-4)
@@ -72,26 +74,72 @@ def test_train_to_the_end_shows_before_target_after_and_keeps_the_network():
     model.load_state_dict(entry["state"])  # a plain state dict of the zoo architecture
     assert outcome.label == label and outcome.epochs_run == 3 and not outcome.stopped_early
     assert any(label in s.value for s in at.success)
+    # The worker trained what the library trains in this process from the same settings, seed and data.
+    d = sample_models.digits()
+    here = manipulate(sample_models.load("mlp_deep"), outcome.layers, outcome.target, d.X_train, d.y_train,
+                      ManipulationSettings(epochs=3), X_eval=d.X_test, y_eval=d.y_test)
+    assert [h["map_loss"] for h in outcome.history] == pytest.approx([r.map_loss for r in here.history], rel=1e-5)
+    assert outcome.best_epoch == here.best_epoch and outcome.accuracy_after == pytest.approx(here.accuracy_after)
 
 
-def test_stop_keeps_the_best_so_far_and_a_rerun_resumes(monkeypatch):
-    # One epoch per script run stands in for the browser interrupting the run with a click.
-    monkeypatch.setattr(man, "EPOCHS_PER_RUN", 1)
-    at = open_page(PAGE, {"man_epochs": "20"})
+def _wait_for(condition, seconds: float = 120.0) -> None:
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        assert time.perf_counter() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_stop_keeps_the_best_so_far_and_a_click_elsewhere_does_not_end_the_training(monkeypatch):
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)  # each click arrives while the job runs
+    at = open_page(PAGE, {"man_epochs": "200"})
     rerun(at.button(key="man_train").click())
     job = at.session_state[man.JOB_KEY]
-    assert job.run.epoch == 1
     assert at.button(key="man_train").disabled and not at.button(key="man_stop").disabled
-    rerun(at)  # any other interaction: training resumes where it was
-    assert at.session_state[man.JOB_KEY].run.epoch == 2
+    _wait_for(lambda: len(job.rows) >= 2)  # the original and one epoch, reported live
+    rerun(at.radio(key="man_target").set_value(man.TARGETS["ones"]))  # a click elsewhere
+    assert at.session_state[man.JOB_KEY] is job and job.running
+    records, best = man.from_rows(job.rows)
+    assert [r.epoch for r in records] == list(range(len(records))) and 0 <= best < len(records)
+    assert "epoch" in job.stage and "of 200" in job.stage
     rerun(at.button(key="man_stop").click())
-    assert man.JOB_KEY not in at.session_state
+    job.thread.join(timeout=120)
+    rerun(at)
+    assert man.JOB_KEY not in at.session_state and job.failure is None
     outcome = at.session_state[man.RESULT_KEY]
-    assert outcome.stopped_early and outcome.epochs_run == 2 and outcome.best_epoch <= 2
-    assert len(outcome.history) == 3
+    assert outcome.stopped_early and 1 <= outcome.epochs_run < 200 and outcome.best_epoch <= outcome.epochs_run
+    assert len(outcome.history) == outcome.epochs_run + 1 and len(job.rows) >= len(records)
+    assert [h["map_loss"] for h in outcome.history[:len(records)]] == [r.map_loss for r in records]  # the live rows
     assert metric(at, "Test accuracy after") > 0.9
     rerun(at)  # nothing restarts by itself
     assert man.JOB_KEY not in at.session_state and not at.button(key="man_train").disabled
+
+
+def test_training_waits_in_line_for_the_servers_worker_and_says_so(monkeypatch):
+    """Trainings of all sessions share the server's worker pool: a job that finds every worker busy waits,
+    says its place, and can be stopped there (nothing to keep)."""
+    pool = ui.jobs.WorkerPool(1)
+    monkeypatch.setattr(ui.jobs, "POOL", pool)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)
+    assert pool.slots.acquire()  # another session's job holds the one worker
+    at = open_page(PAGE, {"man_epochs": "200"})
+    rerun(at.button(key="man_train").click())
+    job = at.session_state[man.JOB_KEY]
+    _wait_for(lambda: job.waiting is not None)
+    rerun(at)
+    assert any("Waiting for the server's worker: next in line" in c.value for c in at.caption)
+    rerun(at.button(key="man_stop").click())
+    job.thread.join(timeout=30)
+    rerun(at)
+    assert job.result is None and man.RESULT_KEY not in at.session_state
+    assert any("Stopped before the first epoch" in w.value for w in at.warning)
+    pool.slots.release()
+    rerun(at.button(key="man_train").click())  # the worker is free now: the next one trains
+    job = at.session_state[man.JOB_KEY]
+    _wait_for(lambda: len(job.rows) >= 2)
+    rerun(at.button(key="man_stop").click())
+    job.thread.join(timeout=120)
+    rerun(at)
+    assert at.session_state[man.RESULT_KEY].stopped_early and not at.warning
 
 
 def test_match_target_offers_only_networks_with_enough_layers_and_its_default_works():
@@ -116,38 +164,6 @@ def test_deep_link_restores_the_controls():
     assert at.radio(key="man_target").value == man.TARGETS["ones"]
     assert at.slider(key="man_epochs").value == 40
     assert at.select_slider(key="man_lr").value == pytest.approx(1e-3)
-
-
-def test_training_waits_for_a_free_server_slot_and_says_so(monkeypatch):
-    """Trainings of all sessions share the server's slots: a job whose slot is taken waits (with a
-    message) and trains once another session's epoch releases it."""
-    slots = Slots(1)
-    monkeypatch.setattr(man, "TRAINING_SLOTS", slots)
-    monkeypatch.setattr(man, "SLOT_POLL_SECONDS", 0.05)
-    monkeypatch.setattr(man, "EPOCHS_PER_RUN", 1)
-    at = open_page(PAGE, {"man_epochs": "20"})
-    slots.acquire()  # another session's epoch is running; it ends once the job has said it waits
-    shown = []
-    waiting = man.acquire_training_slot
-    monkeypatch.setattr(man, "acquire_training_slot",
-                        lambda slot: waiting(_Recorder(slot, shown, release=slots.release)))
-    rerun(at.button(key="man_train").click())
-    assert any("waiting for a free training slot" in text for text in shown)
-    assert at.session_state[man.JOB_KEY].run.epoch == 1
-    assert slots.acquire(blocking=False)  # the job gave its slot back after the epoch
-
-
-class _Recorder:
-    """A stand-in for the progress placeholder that records the waiting messages."""
-
-    def __init__(self, slot, shown: list[str], release):
-        self._slot, self._shown, self._release = slot, shown, release
-
-    def info(self, text, **kwargs):
-        self._shown.append(text)
-        if len(self._shown) == 1:  # the other session's epoch ends after the first message, however slow the run
-            threading.Timer(0.2, self._release).start()
-        return self._slot.info(text, **kwargs)
 
 
 def test_a_pixel_rnn_map_leaves_its_constant_first_steps_out():

@@ -159,6 +159,28 @@ def counted_in_a_worker(steps: int, pause: float, *, progress) -> int:
     return os.getpid()
 
 
+def squares_in_a_worker(steps: int, pause: float, *, progress) -> int:
+    """Reports the row (k, k^2) at each step; Stop ends it early with the steps done (like training, which keeps
+    its best network), so the job keeps a result."""
+    from ui.jobs import Stopped
+
+    for step in range(steps):
+        try:
+            progress(step + 1, steps, (step, step * step))
+        except Stopped:
+            return step
+        time.sleep(pause)
+    return steps
+
+
+def too_wide_a_row_in_a_worker(*, progress) -> None:
+    progress(1, 1, tuple(range(jobs.ROW_WIDTH + 1)))
+
+
+class KeepingJob(jobs.Job):
+    keeps_result_on_stop = True
+
+
 KEPT: list = []
 
 
@@ -243,6 +265,42 @@ def test_idle_workers_stop_and_the_next_job_starts_them_again():
             time.sleep(0.1)
     second = _finished_within(jobs.Job(("k",), "Counting").start_in(idle, counted_in_a_worker, 2, 0.0), 60)
     assert second.failure is None and second.result != first
+
+
+def test_rows_reported_in_the_worker_reach_the_job_in_order(pool):
+    job = _finished_within(jobs.Job(("k",), "Squaring").start_in(pool, squares_in_a_worker, 30, 0.0), 60)
+    assert job.failure is None and job.result == 30
+    assert [row[:2] for row in job.rows] == [(k, k * k) for k in range(30)]
+    assert all(len(row) == jobs.ROW_WIDTH and not any(row[2:]) for row in job.rows)  # padded with zeros
+    again = _finished_within(jobs.Job(("k",), "Squaring").start_in(pool, squares_in_a_worker, 2, 0.0), 60)
+    assert [row[:2] for row in again.rows] == [(0, 0), (1, 1)]  # the lane starts empty for the next job
+
+
+def test_a_lane_holds_its_rows_and_the_job_still_ends(pool):
+    count = jobs.ROWS_PER_LANE + 5
+    job = _finished_within(jobs.Job(("k",), "Squaring").start_in(pool, squares_in_a_worker, count, 0.0), 60)
+    assert job.result == count and len(job.rows) == jobs.ROWS_PER_LANE and (job.done, job.total) == (count, count)
+
+
+def test_a_row_wider_than_a_lane_is_the_job_failure(pool):
+    job = _finished_within(jobs.Job(("k",), "Squaring").start_in(pool, too_wide_a_row_in_a_worker), 60)
+    assert job.result is None and f"at most {jobs.ROW_WIDTH} numbers" in job.failure
+
+
+def test_a_job_that_keeps_its_result_on_stop_ends_with_what_it_did(pool):
+    job = KeepingJob(("k",), "Squaring").start_in(pool, squares_in_a_worker, 100_000, 0.02)
+    deadline = time.perf_counter() + 60
+    while len(job.rows) < 3 and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    job.stop()
+    _finished_within(job, 30)
+    assert job.failure is None and 3 <= job.result < jobs.ROWS_PER_LANE
+    assert len(job.rows) == job.result  # every step it did, reported
+    plain = jobs.Job(("k",), "Squaring").start_in(pool, squares_in_a_worker, 100_000, 0.001)
+    while not plain.rows and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    plain.stop()
+    assert _finished_within(plain, 30).result is None and plain.failure.startswith("Stopped (")  # the default
 
 
 def test_a_refusal_in_the_worker_is_the_job_failure(pool):

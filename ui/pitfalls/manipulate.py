@@ -1,35 +1,29 @@
-"""The Manipulate page's state, cached maps and the training driver.
+"""The Manipulate page's state, cached maps and the training job.
 
-How training runs in the browser
---------------------------------
-Streamlit runs one script at a time per session, and a click on a widget *outside* a fragment
-interrupts the running script at its next UI update and reruns it (a click inside a fragment
-would only be queued behind the running script, so no fragment is used here). The driver builds
-on that:
+How training runs
+-----------------
+Training is a job of the server's worker pool (:mod:`ui.jobs`), like Compare's resampling: a process
+shared by every session, outside the server's event loop and GIL, so one student's training never
+slows another's moves.
 
-* **Train** (``on_click``) only records a start request; the next run builds a
-  :class:`cka_core.pitfalls.manipulation.MapManipulator` from the page's controls and keeps it in
-  ``st.session_state`` (a few hundred kB: student, teacher, optimiser state).
-* At the end of the page the run trains epoch after epoch. Each epoch (pure torch, no UI call,
-  so it is never cut in half) updates the manipulator in place, then the progress bar, the
-  live curves and metrics are redrawn.
-* **Stop** (``on_click``) sets a flag. Its click interrupts the running script at the next
-  redraw; the rerun sees the flag and finishes the job with the best network so far (the lowest
-  validation map loss among epochs within the accuracy tolerance).
-* Any other interaction (a slider, the sidebar) also interrupts the run; the rerun simply
-  resumes training from the manipulator in session state. Leaving the page pauses the job, and
-  coming back resumes it.
+* **Train** (``on_click``) only records a start request; the next run starts :func:`fine_tune` in the
+  pool with the page's controls (a :class:`Spec`). While other sessions' jobs hold the pool's workers
+  it waits in line and says its place.
+* The worker reports each epoch's record as a row of numbers (:func:`epoch_row`); the page's script
+  follows the job at its end (:func:`follow`), redrawing the progress bar and the live curves from
+  those rows. A click elsewhere, or leaving the page, ends only that loop: the job goes on, and the
+  next run of the page follows it again or collects its result.
+* **Stop** (``on_click``) reaches the worker, which ends after the epoch it is in and returns the best
+  network so far (the lowest validation map loss among epochs within the accuracy tolerance).
 
-When a job ends, its result (maps, history, accuracies: small arrays) is kept in session state
-and the fine-tuned network enters the registry of :mod:`ui.sources.models` for the rest of the browser
+When a job ends, its result (maps, history, accuracies: small arrays) is kept in session state and the
+fine-tuned network enters the registry of :mod:`ui.sources.models` for the rest of the browser
 session, so every other page can pick it.
 """
 from __future__ import annotations
 
-import os
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -38,8 +32,9 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cka_core import RepresentationError
-from cka_core.pitfalls.manipulation import (ManipulationResult, ManipulationSettings, MapManipulator, check_target,
-                                            identity_target, off_diagonal_mean_abs, ones_target, pair_target)
+from cka_core.pitfalls.manipulation import (EpochRecord, ManipulationResult, ManipulationSettings, MapManipulator,
+                                            check_target, identity_target, manipulate, off_diagonal_mean_abs,
+                                            ones_target, pair_target)
 
 from .. import jobs
 from ..frame import figures
@@ -56,26 +51,10 @@ TARGETS = {
 }
 DEFAULT_MODEL = "mlp_deep"
 DEFAULT_MATCH = "mlp_wide"
-#: Epochs one script run trains before handing control back. ``None`` in the app: a run trains
-#: until the job ends or the browser interrupts it (Stop or any other widget). Tests set it to 1
-#: to stand in for a Stop click that arrives while training.
-EPOCHS_PER_RUN: int | None = None
-
-
-def _training_slot_count() -> int:
-    configured = os.environ.get("CKA_TRAINING_SLOTS")
-    return max(1, int(configured)) if configured else max(1, (os.cpu_count() or 2) - 1)
-
-
-#: Epochs that run at once on this server, over all sessions (env CKA_TRAINING_SLOTS; default one
-#: less than the cores). Each epoch holds a slot, so when more people train than there are slots
-#: their jobs take turns epoch by epoch, and everyone's slider reruns keep a core.
-TRAINING_SLOTS = jobs.Slots(_training_slot_count())
-SLOT_POLL_SECONDS = 0.25
-
 JOB_KEY = "man_job"
 START_KEY = "man_start_requested"
 RESULT_KEY = "man_result"
+FAILURE_KEY = "man_failure"  # why the session's last job ended without a network
 GRID_PARAM = "man_grid"  # the custom target grid in the URL (a data editor cannot be bound to it)
 
 
@@ -218,18 +197,59 @@ class Spec:
     settings: ManipulationSettings
 
 
+def epoch_row(record: EpochRecord, best_epoch: int) -> tuple[float, ...]:
+    """One epoch as the worker reports it: the record's numbers, then the best epoch so far."""
+    return (*astuple(record), best_epoch)
+
+
+def from_rows(rows: list[tuple[float, ...]]) -> tuple[list[EpochRecord], int | None]:
+    """The epochs reported so far and the best one (None before the first): :func:`epoch_row` read back."""
+    width = len(fields(EpochRecord))
+    records = [EpochRecord(int(row[0]), *row[1:width]) for row in rows]
+    return records, (int(rows[-1][width]) if rows else None)
+
+
+def fine_tune(model: str, layers: tuple[str, ...], target: np.ndarray, settings: ManipulationSettings, *,
+              progress) -> ManipulationResult:
+    """In a worker process: fine-tune a copy of the zoo network ``model`` toward ``target`` on the digits'
+    training split, reporting each epoch (:func:`epoch_row`; epoch 0 is the original). Stop ends it after
+    the epoch it is in, with the best network so far."""
+    import sample_models  # noqa: PLC0415 - the zoo and the digits, loaded in the worker
+
+    digits = sample_models.digits()
+
+    def after_epoch(record: EpochRecord, run: MapManipulator) -> bool:
+        try:
+            progress(run.epoch, settings.epochs, epoch_row(record, run.best_epoch))
+        except jobs.Stopped:
+            return False  # manipulate() stops here and returns the best so far
+        return True
+
+    return manipulate(sample_models.load(model), layers, target, digits.X_train, digits.y_train, settings,
+                      callback=after_epoch, X_eval=digits.X_test, y_eval=digits.y_test)
+
+
 @dataclass(eq=False, kw_only=True)
 class Job(jobs.Job):
-    """A fine-tuning run, stepped epoch by epoch by the page's script (:func:`train`): an epoch
-    holds one of the server's TRAINING_SLOTS, so trainings of all sessions take turns."""
+    """A fine-tuning run in the server's worker pool (:func:`fine_tune`); ``rows`` holds its epochs."""
 
     spec: Spec
-    run: MapManipulator
-    train_seconds: float = 0.0   # training wall time so far (summed over runs), waits left out
-    # A click interrupts a run only at its next UI call, so the interrupted run may still be inside
-    # an epoch while the new run starts: every touch of ``run`` holds this lock.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    finished: bool = False
+    keeps_result_on_stop = True  # Stop keeps the best network so far
+
+    def stage_of(self, done: int, total: int) -> str:
+        records, _ = from_rows(self.rows)
+        if not records:
+            return "Preparing the network and the data"
+        last, spec = records[-1], self.spec
+        return (f"{spec.model} → {short_target(spec.target_label)}: epoch {last.epoch} of {total} · mean |M − target| "
+                f"{last.mean_abs_error:.3f} (validation) · validation accuracy {100 * last.val_accuracy:.1f}% · "
+                f"λ {last.lam:.3g}")
+
+    def stopped_text(self) -> str:
+        return "Stopped before the first epoch: there is no network to keep. Press Train to start again."
+
+    def crashed_text(self, error: Exception) -> str:
+        return f"Training failed ({type(error).__name__}: {error}); no network was kept."
 
 
 @dataclass(frozen=True)
@@ -275,31 +295,38 @@ def request_stop() -> None:
 
 
 def apply_requests(spec: Spec | None) -> Job | None:
-    """Start a job if Train was clicked (and the controls are valid), finish it if Stop was."""
+    """Collect a job that has ended (:func:`collect`), then start one if Train was clicked and the controls
+    are valid; the session's running job, if any."""
+    collect()
     if st.session_state.pop(START_KEY, False) and spec is not None and current_job() is None:
-        d = models.digits()
-        run = MapManipulator(models.private_copy(spec.model), spec.layers, spec.target, d.X_train, d.y_train,
-                             spec.settings, X_eval=d.X_test, y_eval=d.y_test)
-        st.session_state[JOB_KEY] = Job(key=(spec.model, spec.layers, spec.target_label),
-                                        what=f"Fine-tuning {spec.model}", total=spec.settings.epochs,
-                                        spec=spec, run=run)
+        st.session_state.pop(FAILURE_KEY, None)
+        job = Job(key=(spec.model, spec.layers, spec.target_label), what=f"Fine-tuning {spec.model}",
+                  total=spec.settings.epochs, spec=spec)
+        st.session_state[JOB_KEY] = job.start_in(jobs.POOL, fine_tune, spec.model, spec.layers, spec.target,
+                                                 spec.settings)
+    return current_job()
+
+
+def collect() -> None:
+    """A job that has ended becomes the session's outcome (:func:`finish`), or its failure (:func:`failure`)."""
     job = current_job()
-    if job is not None and job.stop_event.is_set():
-        with job.lock:
-            job.run.stop()
-            finish(job)
-        return None
-    return job
+    if job is None or job.running:
+        return
+    del st.session_state[JOB_KEY]
+    if job.result is None:
+        st.session_state[FAILURE_KEY] = job.failure
+    else:
+        finish(job)
+
+
+def failure() -> str | None:
+    """Why the session's last job ended without a network, until the next one starts."""
+    return st.session_state.get(FAILURE_KEY)
 
 
 def finish(job: Job) -> Outcome:
-    """Turn a (finished or stopped) job into an outcome and register its network (once; the
-    caller holds ``job.lock``)."""
-    if job.finished:
-        return st.session_state[RESULT_KEY]
-    job.finished = True
-    st.session_state.pop(JOB_KEY, None)
-    result: ManipulationResult = job.run.result()
+    """Turn a finished (or stopped) job into an outcome and register its network."""
+    result: ManipulationResult = job.result
     label = models.register_finetuned(result.model, job.spec.model, short_target(job.spec.target_label),
                                       float(result.accuracy_after))
     outcome = Outcome(
@@ -307,10 +334,11 @@ def finish(job: Job) -> Outcome:
         target=result.target, map_before=result.map_before, map_after=result.map_after,
         accuracy_before=float(result.accuracy_before), accuracy_after=float(result.accuracy_after),
         history=tuple(r.as_dict() for r in result.history), best_epoch=result.best_epoch,
-        epochs_run=job.run.epoch, epochs_planned=job.spec.settings.epochs, stopped_early=result.stopped_early,
-        seconds=job.train_seconds, mean_abs_before=result.mean_abs_error_before, mean_abs_after=result.mean_abs_error_after,
+        epochs_run=len(result.history) - 1, epochs_planned=job.spec.settings.epochs,
+        stopped_early=result.stopped_early, seconds=sum(r.seconds for r in result.history),
+        mean_abs_before=result.mean_abs_error_before, mean_abs_after=result.mean_abs_error_after,
     )
-    job.result = st.session_state[RESULT_KEY] = outcome
+    st.session_state[RESULT_KEY] = outcome
     return outcome
 
 
@@ -333,47 +361,24 @@ def last_outcome() -> Outcome | None:
     return st.session_state.get(RESULT_KEY)
 
 
-#: The live curves are redrawn at most this often (seconds); the progress bar after every epoch.
-REDRAW_SECONDS = 0.5
+#: The live curves are redrawn at most this often (seconds); the progress bar more often (jobs.REDRAW_SECONDS).
+CURVES_SECONDS = 0.5
 
 
-def train(job: Job, progress_slot, live_slot) -> bool:
-    """Train the job epoch by epoch, redrawing progress after each; True when it has ended."""
-    budget = EPOCHS_PER_RUN if EPOCHS_PER_RUN is not None else job.spec.settings.epochs
-    draw_progress(job, progress_slot)
-    draw_curves(job, live_slot)
-    last_drawn = time.perf_counter()
-    for _ in range(budget):
-        acquire_training_slot(progress_slot)
-        try:
-            with job.lock:
-                if job.run.done:
-                    break
-                start = time.perf_counter()
-                job.run.step()  # no UI call inside: an interruption never cuts an epoch in half
-                job.train_seconds += time.perf_counter() - start
-        finally:
-            TRAINING_SLOTS.release()
-        draw_progress(job, progress_slot)  # also where a click (Stop) interrupts this run
-        if time.perf_counter() - last_drawn >= REDRAW_SECONDS or job.run.done:
+def follow(job: Job, progress_slot, live_slot) -> bool:
+    """Redraw the job's progress and live curves until it ends (or :data:`jobs.FOLLOW_SECONDS` pass); True
+    once it has ended. Each redraw is where a click (Stop, any other control) restarts the script; the job
+    goes on in the pool."""
+    deadline = None if jobs.FOLLOW_SECONDS is None else time.perf_counter() + jobs.FOLLOW_SECONDS
+    drawn_rows, drawn_at = -1, 0.0
+    while True:
+        jobs.draw(job, progress_slot)
+        if len(job.rows) != drawn_rows and (time.perf_counter() - drawn_at >= CURVES_SECONDS or not job.running):
             draw_curves(job, live_slot)
-            last_drawn = time.perf_counter()
-    with job.lock:
-        if job.run.done:
-            finish(job)
-            return True
-    return False
-
-
-def acquire_training_slot(progress_slot) -> None:
-    """Wait for one of the server's training slots, saying so while waiting. The message is a UI
-    call, so Stop (or any click) interrupts the wait like it interrupts training."""
-    def waiting(ahead: int, seconds: float) -> None:
-        progress_slot.info(f"Other sessions are training on this server: waiting for a free training slot "
-                           f"({seconds:.0f} s so far, {f'{ahead} ahead in line' if ahead else 'next in line'}). "
-                           "Jobs take turns epoch by epoch.", icon=":material/hourglass:")
-
-    TRAINING_SLOTS.take_turn(SLOT_POLL_SECONDS, waiting)
+            drawn_rows, drawn_at = len(job.rows), time.perf_counter()
+        if not job.running or (deadline is not None and time.perf_counter() >= deadline):
+            return not job.running
+        time.sleep(jobs.REDRAW_SECONDS)
 
 
 def short_target(label: str) -> str:
@@ -381,21 +386,13 @@ def short_target(label: str) -> str:
     return label.split(" (")[0]
 
 
-def draw_progress(job: Job, progress_slot) -> None:
-    run = job.run
-    planned = job.spec.settings.epochs
-    last = run.history[-1]
-    job.update(run.epoch, planned, f"{job.spec.model} → {short_target(job.spec.target_label)}: epoch {run.epoch} of "
-                                   f"{planned} · mean |M − target| {last.mean_abs_error:.3f} (validation) · "
-                                   f"validation accuracy {100 * last.val_accuracy:.1f}% · λ {run.lam:.3g}")
-    jobs.draw(job, progress_slot)
-
-
 def draw_curves(job: Job, live_slot) -> None:
-    run = job.run
+    records, best = from_rows(job.rows)
+    if not records:
+        return
     with live_slot.container():
-        figures.chart(history_figure([r.as_dict() for r in run.history], job.spec.settings.epochs, run.best_epoch),
-                      key=f"man_live_{id(job)}_{run.epoch}")
+        figures.chart(history_figure([r.as_dict() for r in records], job.spec.settings.epochs, best),
+                      key=f"man_live_{id(job)}_{len(records)}")
 
 
 # ------------------------------------------------------------------------------ figures
