@@ -68,15 +68,24 @@ def aligned_cosine_of(vx: LayerView, vy: LayerView) -> float:
     (the layers as given, zero-padded to one width; ReSi's convention). Examples that are the zero
     vector on either side have no cosine and are left out of the mean. Symmetric: the best rotation of
     Y onto X is Q*^T, which leaves every cosine as it is."""
-    x, y = _unit_magnitude(vx.raw), _unit_magnitude(vy.raw)
+    (x, x_rows), (y, y_rows) = _rows_as_given(vx), _rows_as_given(vy)
     live = np.any(x != 0, axis=1) & np.any(y != 0, axis=1)
     if not live.any():
         raise RepresentationError("aligned_cosine is undefined here: every example is the zero vector in X or in "
                                   "Y, so no cosine between them exists. Compare layers whose examples are not all "
                                   "zero.")
-    fx, fy, _ = aligned_frames(*(_rows_in_own_basis(z) for z in (x, y)))
+    fx, fy, _ = aligned_frames(x_rows, y_rows)
     cosines = np.sum(fx[live] * fy[live], axis=1) / (np.linalg.norm(x[live], axis=1) * np.linalg.norm(y[live], axis=1))
     return float(np.clip(cosines, -1.0, 1.0).mean())
+
+
+def _rows_as_given(view: LayerView) -> tuple[np.ndarray, np.ndarray]:
+    """The layer as given at unit magnitude, and the same in coordinates of its row space
+    (:func:`_rows_in_own_basis`); per layer, computed once for all the pairs it is in."""
+    def compute():
+        x = _unit_magnitude(view.raw)
+        return x, _rows_in_own_basis(x)
+    return view._cached("rows_as_given", compute)
 
 
 def _unit_magnitude(raw: np.ndarray) -> np.ndarray:

@@ -261,6 +261,8 @@ class LayerView:
                 view._cache[key] = value[index][:, index]
             elif key == "median_squared":
                 view._cache[key] = value
+            elif key == "rows_as_given":  # the layer as given, and its row-space coordinates (aligned cosine)
+                view._cache[key] = tuple(rows[perm] for rows in value)
             elif isinstance(key, tuple) and key[0] == "deconfounded":
                 view._cache[key] = (value[0], value[1][np.ix_(perm, perm)])
             elif key in ("magnitude", "concentricity", "unit_scale") or (isinstance(key, tuple)

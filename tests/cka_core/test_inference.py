@@ -111,7 +111,7 @@ def _from_scratch(a, b, measure: str, n_draws: int, seed: int, **options):
 
 @pytest.mark.parametrize(("measure", "options"), [
     ("rbf_cka", {}), ("rbf_cka", {"sigma": 0.5, "debiased": True}), ("mean_cca", {}), ("svcca", {}), ("pwcca", {}),
-    ("procrustes", {}), ("rsa", {}), ("linear_regression", {}),
+    ("procrustes", {}), ("rsa", {}), ("linear_regression", {}), ("aligned_cosine", {}),
 ])
 def test_resampling_reuses_per_layer_work_and_gives_the_from_scratch_values(measure, options):
     """Bases, distances, ranks and kernels are prepared once per layer per resample (and reordered,
@@ -122,6 +122,8 @@ def test_resampling_reuses_per_layer_work_and_gives_the_from_scratch_values(meas
     rng = np.random.default_rng(7)
     a, b = _pair_layers(rng, 40)
     b["ints"] = rng.integers(0, 3, size=(40, 4)).astype(float)
+    if measure == "aligned_cosine":  # wider than it has examples: its rows in their own basis, kept per layer
+        a["wide"] = rng.standard_normal((40, 55))
     boots, nulls = _from_scratch(a, b, measure, 6, seed=11, **options)
     _, resampled = _matrices(list(a.values()), list(b.values()), measure, options)
     _, shuffled = _null_matrices(list(a.values()), list(b.values()), measure, options)

@@ -30,6 +30,9 @@ D_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 #: Offsets of the float32 panel (log10) and bandwidth multipliers of the RBF panel (log10).
 OFFSET_LOG_RANGE = (0.0, 5.0)
 SIGMA_LOG_RANGE = (-2.0, 2.0)
+#: (sidebar source, layer Y) pairs whose curves a server keeps: a class's choices over the zoo's networks
+#: that are not pixel RNNs (84 sources), so that a warm-up leaves them computed. Each curve is a few kB.
+PAIRS_KEPT = 128
 
 
 # ----------------------------------------------------------------------------- null bias
@@ -128,7 +131,7 @@ def batch_size_grid(n: int, points: int = 22) -> np.ndarray:
     return np.unique(np.round(np.geomspace(4, n, points)).astype(int))
 
 
-@st.cache_data(max_entries=32, show_spinner="Computing the minibatch estimator for every batch size…")
+@st.cache_data(max_entries=PAIRS_KEPT, show_spinner="Computing the minibatch estimator for every batch size…")
 def minibatch_curve(pair_key: str, _X: np.ndarray, _Y: np.ndarray) -> MinibatchCurve:
     """Minibatch CKA (biased and debiased) over a log grid of batch sizes, plus the full-data values."""
     X, Y = shuffled(_X, _Y)
@@ -172,7 +175,7 @@ def with_offset(X: np.ndarray, offset: float) -> np.ndarray:
     return (np.asarray(X, dtype=np.float64) + offset).astype(np.float32)
 
 
-@st.cache_data(max_entries=32, show_spinner="Computing CKA in float32 for every offset…")
+@st.cache_data(max_entries=PAIRS_KEPT, show_spinner="Computing CKA in float32 for every offset…")
 def float32_curve(pair_key: str, _X: np.ndarray, _Y: np.ndarray, points: int = 26) -> Float32Curve:
     offsets = np.logspace(*OFFSET_LOG_RANGE, points)
     reference = linear_cka(np.asarray(_X, np.float64), np.asarray(_Y, np.float64))
@@ -199,7 +202,7 @@ def noise_like(X: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(np.shape(X))
 
 
-@st.cache_data(max_entries=32, show_spinner="Computing RBF CKA for every bandwidth…")
+@st.cache_data(max_entries=PAIRS_KEPT, show_spinner="Computing RBF CKA for every bandwidth…")
 def bandwidth_curve(pair_key: str, _X: np.ndarray, _Y: np.ndarray, points: int = 25) -> BandwidthCurve:
     """RBF CKA over sigma in [0.01, 100] x the median distance, for (X, Y) and for (X, noise)."""
     sigmas = np.logspace(*SIGMA_LOG_RANGE, points)

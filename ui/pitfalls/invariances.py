@@ -46,6 +46,10 @@ TABLE_STRENGTHS = {
     "top_k": "d/4",
 }
 TABLE_SEED = 0
+#: Representations whose table (and the numbers it is read against) a server keeps: every sidebar source of
+#: the zoo that is not a pixel RNN's step (84; a 1,024-wide conv layer's table takes 10 s), so that a warm-up
+#: leaves them all computed. Each entry is a few kB.
+SOURCES_KEPT = 128
 
 
 def table_strength(name: str, d: int) -> float | None:
@@ -125,7 +129,7 @@ def _all_measures(rep_key: str, X: np.ndarray, Y: np.ndarray | None, measures=ON
 RANK_BAND = (1e-12, 1e-6)
 
 
-@st.cache_data(max_entries=32)
+@st.cache_data(max_entries=SOURCES_KEPT)
 def rank_note(rep_key: str, _X: np.ndarray) -> str | None:
     """None when the layer's rank is clear; else why its invariances to invertible linear maps are shown but
     not checked (a pixel RNN's saturated steps have singular values from 1 down to 1e-12 of the largest)."""
@@ -147,13 +151,13 @@ def checked(measure: str, transformation: str, rank_clear: bool) -> bool:
     return rank_clear or transforms.declared_invariant(invariances - {INVERTIBLE}, transformation)
 
 
-@st.cache_data(max_entries=32)
+@st.cache_data(max_entries=SOURCES_KEPT)
 def identity_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """m(X, X) for every measure (the reference each movement is measured from), and any errors."""
     return _all_measures(rep_key, _X, None)
 
 
-@st.cache_data(max_entries=32)
+@st.cache_data(max_entries=SOURCES_KEPT)
 def unrelated_values(rep_key: str, _X: np.ndarray) -> tuple[dict[str, float], dict[str, str]]:
     """For each distance with no upper bound, its value between X and unrelated noise of X's shape and
     spread: the "unrelated" end its movement is read against (``measures.unrelated_baseline``), and any
@@ -222,7 +226,7 @@ def panel(rep_key: str, _X: np.ndarray, name: str, strength: float | None, seed:
     return result
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing the measure × transformation table…")
+@st.cache_data(max_entries=SOURCES_KEPT, show_spinner="Computing the measure × transformation table…")
 def table(rep_key: str, _X: np.ndarray) -> dict:
     """The measure x transformation table at the fixed strengths of TABLE_STRENGTHS.
 
@@ -464,7 +468,7 @@ def _triangle_row(label: str, short: str, d: np.ndarray, names: list[str]) -> Tr
     return TriangleRow(label, short, check, worst)
 
 
-@st.cache_data(max_entries=16)
+@st.cache_data(max_entries=64)  # every network of the zoo and then some: a 63-step RNN takes seconds
 def _rows_without_alpha(key: str, name: str) -> list[TriangleRow]:
     """The rows that do not depend on the α slider, computed once per network."""
     layers = _varying_layers(name)
