@@ -1,6 +1,8 @@
 """CKA between two representations (one pair of layers)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..cka.matrix import cka_matrix
 from ..errors import RepresentationError
 from .view import views
@@ -23,13 +25,30 @@ def rbf_cka(X, Y, *, sigma: float = 1.0, debiased: bool = False) -> float:
     Kornblith et al.'s convention: bw^2 = sigma^2 * median of all n^2 squared distances,
     computed for X and for Y separately.
     """
+    return rbf_cka_of(*views(X, Y, debiased), _checked_sigma(sigma), debiased)
+
+
+def rbf_cka_curve(X, Y, sigmas, *, debiased: bool = False) -> np.ndarray:
+    """:func:`rbf_cka` at each bandwidth of ``sigmas``: each layer's distances and their median are computed
+    once for all of them, and one pair of kernels is held at a time (a kept kernel per bandwidth would cost
+    n^2 values each)."""
+    vx, vy = views(X, Y, debiased)
+    return np.array([_cka_of_kernels(vx.rbf_kernel(s, debiased, keep=False), vy.rbf_kernel(s, debiased, keep=False))
+                     for s in map(_checked_sigma, sigmas)])
+
+
+def _checked_sigma(sigma) -> float:
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < float("inf"):
         raise RepresentationError(f"sigma must be a positive, finite number (a multiple of the median distance), not {sigma!r}.")
-    return rbf_cka_of(*views(X, Y, debiased), float(sigma), debiased)
+    return float(sigma)
 
 
 def rbf_cka_of(vx: LayerView, vy: LayerView, sigma: float = 1.0, debiased: bool = False) -> float:
-    k, l = vx.rbf_kernel(sigma, debiased), vy.rbf_kernel(sigma, debiased)
+    return _cka_of_kernels(vx.rbf_kernel(sigma, debiased), vy.rbf_kernel(sigma, debiased))
+
+
+def _cka_of_kernels(k, l) -> float:
+    """CKA from two centred (or U-centred) kernels: <K, L> / (||K|| ||L||)."""
     return float(cka_from_hsic((k * l).sum(), (k * k).sum(), (l * l).sum()))
 
 

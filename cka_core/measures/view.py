@@ -212,12 +212,13 @@ class LayerView:
             return (values[lo] + values[hi]) / 2
         return self._cached("median_squared", compute)
 
-    def rbf_kernel(self, sigma: float, debiased: bool) -> torch.Tensor:
-        """The centred (or U-centred) RBF kernel, bandwidth ``sigma`` x the median distance."""
+    def rbf_kernel(self, sigma: float, debiased: bool, keep: bool = True) -> torch.Tensor:
+        """The centred (or U-centred) RBF kernel, bandwidth ``sigma`` x the median distance; ``keep=False``
+        leaves it out of the view's cache (a sweep over many bandwidths)."""
         def compute():
             k = rbf_from_squared(self.squared_distances(), sigma, self.median_squared_distance())
             return u_centre_gram(k) if debiased else centre_gram(k)
-        return self._cached(("rbf", sigma, debiased), compute)
+        return self._cached(("rbf", sigma, debiased), compute) if keep else compute()
 
     # ---------------------------------------------------------------- Grams with the inputs regressed out (dCKA)
     def gram(self) -> np.ndarray:

@@ -23,6 +23,22 @@ def test_matches_reference(n, dx, dy, sigma, debiased):
     assert got == pytest.approx(expected, abs=1e-8)
 
 
+@pytest.mark.parametrize("debiased", [False, True], ids=["biased", "debiased"])
+def test_a_sweep_over_bandwidths_matches_the_reference_at_each(debiased):
+    """rbf_cka_curve (the Estimators page's bandwidth curve: distances once, one kernel pair at a time)."""
+    from cka_core.measures.cka import rbf_cka_curve
+
+    X, Y = correlated_pair(np.random.default_rng(5), 40, 6, 9)
+    sigmas = [0.3, 1.0, 2.5]
+    np.testing.assert_allclose(rbf_cka_curve(X, Y, sigmas, debiased=debiased),
+                               [ref.rbf_cka(X, Y, s, debiased) for s in sigmas], atol=1e-8)
+    sweep = [0.05, 0.3, 1.0, 100.0]  # the page's range reaches far out: one pair at a time, as rbf_cka computes it
+    np.testing.assert_allclose(rbf_cka_curve(X, Y, sweep, debiased=debiased),
+                               [cka_core.rbf_cka(X, Y, sigma=s, debiased=debiased) for s in sweep], rtol=1e-12)
+    with pytest.raises(cka_core.RepresentationError, match="sigma must be a positive"):
+        rbf_cka_curve(X, Y, [1.0, 0.0])
+
+
 def _rbf_gram_offdiag_median(X, sigma):
     D = ref.squared_distances(X)
     med = np.median(D[~np.eye(len(D), dtype=bool)])

@@ -19,6 +19,7 @@ import torch
 
 from cka_core import cka_matrix, linear_cka, rbf_cka
 from cka_core.cka.kernels import cka_from_hsic, u_centre_gram
+from cka_core.measures.cka import rbf_cka_curve
 
 from ..frame import figures
 from ..sources import data, models
@@ -207,8 +208,8 @@ def bandwidth_curve(pair_key: str, _X: np.ndarray, _Y: np.ndarray, points: int =
     """RBF CKA over sigma in [0.01, 100] x the median distance, for (X, Y) and for (X, noise)."""
     sigmas = np.logspace(*SIGMA_LOG_RANGE, points)
     Z = noise_like(_X)
-    pair = np.array([rbf_cka(_X, _Y, sigma=float(s)) for s in sigmas])
-    noise = np.array([rbf_cka(_X, Z, sigma=float(s)) for s in sigmas])
+    pair = rbf_cka_curve(_X, _Y, [float(s) for s in sigmas])
+    noise = rbf_cka_curve(_X, Z, [float(s) for s in sigmas])
     return BandwidthCurve(sigmas, pair, noise, linear_cka(_X, _Y), linear_cka(_X, Z))
 
 
