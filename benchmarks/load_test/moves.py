@@ -227,7 +227,8 @@ class SessionDriver(BrowserSession):
         return True
 
     async def manipulate_training(self) -> bool:
-        """Train, then Stop a few seconds later; the best network so far must be kept (False: Train is off)."""
+        """Train, then Stop a few seconds later; the best network so far must be kept, or, stopped while it waited
+        for the server's worker, the page must say there is none (False: Train is off)."""
         main = self.page.get_by_test_id("stMainBlockContainer")
         train = main.get_by_role("button", name="Train")
         if not await train.count() or not await train.is_enabled():
@@ -249,7 +250,9 @@ class SessionDriver(BrowserSession):
         await self.page.wait_for_timeout(self.rng.randint(2000, 5000))
         self.action = "training stop"
         stop = main.get_by_role("button", name="Stop")
-        outcome = self.page.get_by_text(re.compile(r"(stopped early|finished) after \d+ of \d+ epochs"))
+        # the result, or (Stop while the job waited in line for the server's worker) the note that there was none
+        outcome = self.page.get_by_text(re.compile(r"(stopped early|finished) after \d+ of \d+ epochs|"
+                                                   r"Stopped before the first epoch"))
         t1 = await self._now()
         clicked = True
         try:
@@ -266,7 +269,8 @@ class SessionDriver(BrowserSession):
         result = await self._wait_idle(t1, expect_change=clicked)
         await self._settle(result, "training stop")
         text = await outcome.first.inner_text() if await outcome.count() else ""
-        self.results.jobs["training stopped" if "stopped early" in text else "training finished before Stop"] += 1
+        self.results.jobs["training stopped" if "stopped early" in text else "training stopped in line"
+                          if "before the first epoch" in text else "training finished before Stop"] += 1
         return True
 
     # -- the loop
