@@ -31,6 +31,16 @@ MOVABLE = {"slider", "select_slider", "selectbox", "radio", "multiselect", "chec
 
 #: Chance that a change puts the widget back to its default rather than near its current value.
 BACK_TO_DEFAULT = 0.25
+#: How far one change moves a value: grid points of a slider, options of a select slider, steps of a
+#: number input (the warm-up computes every value one change away from the default).
+SLIDER_REACH, SELECT_SLIDER_REACH, NUMBER_REACH = 4, 2, 3
+
+#: The WidgetState field that holds each kind's value (number inputs: :meth:`Widget._number`).
+_VALUE_FIELDS = {"slider": "double_array_value", "select_slider": "string_array_value",
+                 "multiselect": "string_array_value", "segmented_control": "string_array_value",
+                 "pills": "string_array_value", "selectbox": "string_value", "radio": "string_value",
+                 "text_input": "string_value", "text_area": "string_value", "checkbox": "bool_value",
+                 "toggle": "bool_value"}
 
 
 def widget_kind(element) -> str | None:
@@ -170,6 +180,12 @@ class Widget:
             return new_state(i, string_value=p.value) if p.HasField("value") else WidgetState(id=i)
         return None
 
+    def state_for(self, value: Any) -> WidgetState:
+        """The state that gives the widget ``value`` (a plain value, as :func:`state_value` returns it)."""
+        if self.kind == "number_input":
+            return self._number(value)
+        return new_state(self.id, **{_VALUE_FIELDS[self.kind]: value})
+
     def _number(self, value: float) -> WidgetState:
         """A number input's state: an int for an INT input, else a double (as its component sends)."""
         if self.proto.data_type == NumberInput.INT:
@@ -190,11 +206,11 @@ class Widget:
         if self.kind == "button":
             return new_state(i, trigger_value=True)
         if self.kind == "slider":
-            values = _move_one_end(list(value or self.proto.default), _grid(self.proto.min, self.proto.max,
-                                                                             self.proto.step), 4, rng)
+            grid = slider_grid(self.proto.min, self.proto.max, self.proto.step)
+            values = _move_one_end(list(value or self.proto.default), grid, SLIDER_REACH, rng)
             return new_state(i, double_array_value=values) if values else None
         if self.kind == "select_slider":
-            values = _move_one_end(list(value or []) or self.options[:1], self.options, 2, rng)
+            values = _move_one_end(list(value or []) or self.options[:1], self.options, SELECT_SLIDER_REACH, rng)
             return new_state(i, string_array_value=values) if values else None
         if self.kind in ("selectbox", "radio"):
             return new_state(i, string_value=rng.choice([o for o in self.options if o != value]))
@@ -203,14 +219,19 @@ class Widget:
         if self.kind in ("checkbox", "toggle"):
             return new_state(i, bool_value=not value)
         if self.kind == "number_input":
-            p = self.proto
-            base = value if value is not None else (p.min if p.has_min else 0)
-            steps = [base + k * (p.step or 1) for k in (-3, -2, -1, 1, 2, 3)]
-            steps = [x for x in steps if (not p.has_min or x >= p.min) and (not p.has_max or x <= p.max)]
+            steps = self.number_steps(value)
             return self._number(rng.choice(steps)) if steps else None
         if self.kind == "data_editor":
             return new_state(i, string_value=self._edit_cell(value, rng))
         return None
+
+    def number_steps(self, value: float | None) -> list[float]:
+        """The values one change of a number input reaches from ``value`` (None: from its minimum, or 0):
+        up to NUMBER_REACH steps either way, within its bounds."""
+        p = self.proto
+        base = value if value is not None else (p.min if p.has_min else 0)
+        steps = [base + k * (p.step or 1) for k in range(-NUMBER_REACH, NUMBER_REACH + 1) if k]
+        return [x for x in steps if (not p.has_min or x >= p.min) and (not p.has_max or x <= p.max)]
 
     def _toggle(self, chosen: list[str], rng: random.Random) -> list[str]:
         """A multiselect's or button group's selection with one option picked or unpicked."""
@@ -273,7 +294,7 @@ def _move_one_end(values: list, grid: list, reach: int, rng: random.Random) -> l
     return [grid[k] for k in index]
 
 
-def _grid(low: float, high: float, step: float) -> list[float]:
+def slider_grid(low: float, high: float, step: float) -> list[float]:
     """The values a slider can take (at most 2000 of them: a coarser grid beyond that)."""
     if step <= 0 or high <= low:
         return [low]
