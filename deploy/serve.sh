@@ -43,7 +43,7 @@ PORT=$((10#$PORT)) N=$((10#$N))
 ADDRESS=${SERVE_ADDRESS:-127.0.0.1}
 START_TIMEOUT=${SERVE_START_TIMEOUT:-120}
 DRAIN_SECONDS=${SERVE_DRAIN_SECONDS:-5}
-WARM_SECONDS=${SERVE_WARM_SECONDS:-300}
+WARM_SECONDS=${SERVE_WARM_SECONDS:-600}
 [[ $WARM_SECONDS =~ ^[0-9]+$ ]] || fail "SERVE_WARM_SECONDS must be a whole number of seconds, got '$WARM_SECONDS'"
 [[ $START_TIMEOUT =~ ^[0-9]+$ ]] || fail "SERVE_START_TIMEOUT must be a whole number of seconds, got '$START_TIMEOUT'"
 [[ $DRAIN_SECONDS =~ ^[0-9]+$ ]] || fail "SERVE_DRAIN_SECONDS must be a whole number of seconds, got '$DRAIN_SECONDS'"

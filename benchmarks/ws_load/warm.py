@@ -35,9 +35,11 @@ from .widgets import SELECT_SLIDER_REACH, SLIDER_REACH, Widget, slider_grid, sta
 
 #: A numeric slider with at most this many values gets every one of them (a seed 0..9, k 1..20).
 FULL_SLIDER = 25
-#: Sources the source pages keep warm (Invariances' layer_view cache holds 8 representations, its table 16;
-#: they are LRU caches): warming more sources than this evicts the likelier ones warmed before.
-SOURCES_KEPT = 8
+#: Sources the warm-up visits: what the source pages' costly caches keep (Invariances' tables and Estimators'
+#: curves: 128 each, LRU), less room for the layers a class picks beyond them. That covers every network's
+#: default layer and every layer of the networks that are not pixel RNNs (whose 63 steps each are cheap);
+#: warming more would evict the likelier sources warmed first.
+SOURCES_KEPT = 96
 #: The sidebar's controls (ui/sources/sidebar.py; the live warm in tests/benchmarks/test_warm.py finds them).
 MODEL_OPTION, SYNTHETIC_OPTION = "Sample model", "Synthetic set"
 MODEL_LABEL, LAYER_LABEL, SET_LABEL = "Model", "Layer", "Set"
