@@ -9,7 +9,7 @@ slows another's moves.
 * **Train** (``on_click``) only records a start request; the next run starts :func:`fine_tune` in the
   pool with the page's controls (a :class:`Spec`). While other sessions' jobs hold the pool's workers
   it waits in line and says its place.
-* The worker reports each epoch's record as a row of numbers (:func:`epoch_row`); the page's script
+* The worker (:mod:`.fine_tuning`, which imports no UI) reports each epoch's record as a row of numbers; the page's script
   follows the job at its end (:func:`follow`), redrawing the progress bar and the live curves from
   those rows. A click elsewhere, or leaving the page, ends only that loop: the job goes on, and the
   next run of the page follows it again or collects its result.
@@ -23,7 +23,7 @@ session, so every other page can pick it.
 from __future__ import annotations
 
 import time
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,15 +32,15 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from cka_core import RepresentationError
-from cka_core.pitfalls.manipulation import (EpochRecord, ManipulationResult, ManipulationSettings, MapManipulator,
-                                            check_target, identity_target, manipulate, off_diagonal_mean_abs,
-                                            ones_target, pair_target)
+from cka_core.pitfalls.manipulation import (ManipulationResult, ManipulationSettings, check_target, identity_target,
+                                            off_diagonal_mean_abs, ones_target, pair_target)
 
 from .. import jobs
 from ..frame import figures
 from ..frame.shell import read_page_param, write_page_param
 from ..frame.widgets import points_change
 from ..sources import models
+from .fine_tuning import fine_tune, from_rows
 
 TARGETS = {
     "identity": "Identity (layers unlike each other)",
@@ -197,38 +197,6 @@ class Spec:
     settings: ManipulationSettings
 
 
-def epoch_row(record: EpochRecord, best_epoch: int) -> tuple[float, ...]:
-    """One epoch as the worker reports it: the record's numbers, then the best epoch so far."""
-    return (*astuple(record), best_epoch)
-
-
-def from_rows(rows: list[tuple[float, ...]]) -> tuple[list[EpochRecord], int | None]:
-    """The epochs reported so far and the best one (None before the first): :func:`epoch_row` read back."""
-    width = len(fields(EpochRecord))
-    records = [EpochRecord(int(row[0]), *row[1:width]) for row in rows]
-    return records, (int(rows[-1][width]) if rows else None)
-
-
-def fine_tune(model: str, layers: tuple[str, ...], target: np.ndarray, settings: ManipulationSettings, *,
-              progress) -> ManipulationResult:
-    """In a worker process: fine-tune a copy of the zoo network ``model`` toward ``target`` on the digits'
-    training split, reporting each epoch (:func:`epoch_row`; epoch 0 is the original). Stop ends it after
-    the epoch it is in, with the best network so far."""
-    import sample_models  # noqa: PLC0415 - the zoo and the digits, loaded in the worker
-
-    digits = sample_models.digits()
-
-    def after_epoch(record: EpochRecord, run: MapManipulator) -> bool:
-        try:
-            progress(run.epoch, settings.epochs, epoch_row(record, run.best_epoch))
-        except jobs.Stopped:
-            return False  # manipulate() stops here and returns the best so far
-        return True
-
-    return manipulate(sample_models.load(model), layers, target, digits.X_train, digits.y_train, settings,
-                      callback=after_epoch, X_eval=digits.X_test, y_eval=digits.y_test)
-
-
 @dataclass(eq=False, kw_only=True)
 class Job(jobs.Job):
     """A fine-tuning run in the server's worker pool (:func:`fine_tune`); ``rows`` holds its epochs."""
@@ -302,8 +270,9 @@ def apply_requests(spec: Spec | None) -> Job | None:
         st.session_state.pop(FAILURE_KEY, None)
         job = Job(key=(spec.model, spec.layers, spec.target_label), what=f"Fine-tuning {spec.model}",
                   total=spec.settings.epochs, spec=spec)
+        d = models.digits()
         st.session_state[JOB_KEY] = job.start_in(jobs.POOL, fine_tune, spec.model, spec.layers, spec.target,
-                                                 spec.settings)
+                                                 spec.settings, d.X_train, d.y_train, d.X_test, d.y_test)
     return current_job()
 
 
