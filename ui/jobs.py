@@ -241,6 +241,20 @@ class Slots:
             return self._line.index(ticket) + 1 if ticket in self._line else None
 
 
+def wait_for_turn(job: Job, slots: Slots, what: str) -> None:
+    """Wait in line for one of ``slots`` on behalf of ``job``, which says its place meanwhile ("Waiting for
+    {what}: next in line"); Stop and the time limit end the wait (the job's :meth:`Job.report` raises)."""
+    def waiting(ahead: int, _: float) -> None:
+        job.waiting = (f"Waiting for {what}: {f'{ahead} runs ahead' if ahead > 1 else 'one run ahead'}"
+                       if ahead else f"Waiting for {what}: next in line")
+        job.report(job.done, job.total, job.stage)
+
+    try:
+        slots.take_turn(REDRAW_SECONDS, waiting)
+    finally:
+        job.waiting = None
+
+
 # ------------------------------------------------------------------------------ the worker pool
 _LANES: tuple | None = None  # in a worker process: the pool's shared progress, stop flags and rows
 #: Numbers per reported row, and rows a lane holds for one job (training's 200 epochs and the original).
@@ -337,16 +351,6 @@ class WorkerPool:
                                                      initializer=_enter_worker, initargs=(self._progress, self._stops, self._rows, self._row_counts))
             return self._executor
 
-    def _wait_for_turn(self, job: Job) -> None:
-        def waiting(ahead: int, _: float) -> None:
-            job.waiting = (f"Waiting for the server's worker: {f'{ahead} runs ahead' if ahead > 1 else 'one run ahead'}"
-                           if ahead else "Waiting for the server's worker: next in line")
-            job.report(job.done, job.total, job.stage)  # Stop and the time limit end the wait too
-
-        try:
-            self.slots.take_turn(REDRAW_SECONDS, waiting)
-        finally:
-            job.waiting = None
 
     def _count(self, job: Job, lane: int) -> tuple[int, int, str]:
         """The lane's progress for ``job``, after taking its new rows (the stage may read them)."""
@@ -358,7 +362,7 @@ class WorkerPool:
 
     def run(self, job: Job, work: Callable, args: tuple, kwargs: dict):
         """Wait for a turn, run ``work`` in a worker and follow it for ``job``; returns its result."""
-        self._wait_for_turn(job)
+        wait_for_turn(job, self.slots, "the server's worker")
         with self._lock:
             lane = self._free.pop()
         self._stops[lane], self._progress[2 * lane], self._progress[2 * lane + 1] = 0, 0, 0

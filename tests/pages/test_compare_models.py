@@ -205,6 +205,33 @@ def test_a_slow_load_shows_its_time_and_a_stop_that_keeps_nothing(monkeypatch):
     assert any("**bert** — huggingface" in c.value for c in at.caption)
 
 
+def test_loads_of_all_sessions_take_turns_and_a_waiting_load_says_so(monkeypatch):
+    """Model loads are bounded per server (each in a process of its own): a load that finds every turn taken
+    waits without starting a process, says its place, and loads once a turn is free; Stop there keeps nothing."""
+    import ui.jobs
+    import ui.sources.own_models as own_models
+
+    turns = ui.jobs.Slots(1)
+    monkeypatch.setattr(own_models, "LOAD_TURNS", turns)
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0)
+    assert turns.acquire()  # another session's load holds the one turn
+    at = open_page(PAGE, {"cmp_a_kind": "Your model"})
+    at = rerun(at.file_uploader(key="cmp_a_model_files").set_value(("bert.zip", mf.zipped(mf.bert_directory()), MIME)))
+    job = at.session_state[own_models.LOADS_STATE]["A"]
+    deadline = time.perf_counter() + 30
+    while job.waiting is None and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    at = rerun(at)
+    assert any("Waiting for the server's model loader: next in line" in c.value for c in at.caption)
+    assert job.worker is None and job.running  # no process while it waits
+    turns.release()
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", None)
+    at = rerun(at)
+    assert job.result is not None and any("**bert** — huggingface" in c.value for c in at.caption)
+    assert turns.acquire(blocking=False)  # the load gave its turn back
+    turns.release()
+
+
 def test_a_click_elsewhere_while_loading_does_not_restart_the_load(monkeypatch):
     import ui.jobs
     import ui.sources.own_models

@@ -33,6 +33,9 @@ INPUT_SOURCES = {"builtin": "Built-in sentences", "upload": "Upload inputs"}
 DEFAULT_SENTENCES = 200
 STORE_SIZE = 6            # forward-pass results kept per session
 MODELS_KEPT = 4           # loaded models kept per session
+#: Model loads that run at once on this server, over all sessions, each in a process of its own (a stranger's
+#: model never shares one): as many as the worker pool has workers (CKA_WORKERS); the others wait in line.
+LOAD_TURNS = jobs.Slots(jobs.pool_size())
 LOADS_STATE, LOADED_MODELS, STOPPED_LOADS = "own_loads", "own_loaded_models", "own_stopped_loads"
 FAILED_LOADS = "own_failed_loads"  # side -> (key, message): a refused file is not loaded again on every rerun
 _LOG = logging.getLogger("cka_explorer")
@@ -57,13 +60,30 @@ class ModelChoice:
 class ModelLoad(jobs.Job):
     """One model being loaded in a worker process of its own (cka_core.models.worker: a memory
     limit, a clock, nothing from the file runs in the server), followed by a thread so that the
-    script can show the time so far with a Stop button (:func:`loaded_model`); Stop kills the worker."""
+    script can show the time so far with a Stop button (:func:`loaded_model`); Stop kills the worker.
+    Loads of all sessions take turns on :data:`LOAD_TURNS`; the process starts once it is the load's turn."""
 
-    worker: Worker = field(default_factory=lambda: Worker(threads=1), repr=False)
+    worker: Worker | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.stage = f"Loading {self.what}…"
-        self.on_stop.append(self.worker.kill)
+        self.on_stop.append(self._kill)
+
+    def _kill(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
+
+    def in_turn(self, load: Callable[[Worker], object]) -> object:
+        """Wait for one of the server's :data:`LOAD_TURNS` (saying its place), then ``load`` in a new worker."""
+        jobs.wait_for_turn(self, LOAD_TURNS, "the server's model loader")
+        try:
+            self.worker = Worker(threads=1)
+            if self.stop_event.is_set():  # Stop came while the process started, before it could reach it
+                self.worker.kill()
+                raise jobs.Stopped
+            return load(self.worker)
+        finally:
+            LOAD_TURNS.release()
 
     def crashed_text(self, error: Exception) -> str:
         return f"{self.what} could not be loaded ({type(error).__name__}: {error})."
@@ -101,7 +121,7 @@ def loaded_model(side: str, key: tuple, what: str, load: Callable[[Worker], obje
     if job is None or job.key != key:  # a new choice abandons the side's previous load
         if job is not None:
             job.stop()
-        job = loads[side] = ModelLoad(key, what).start(lambda job: load(job.worker))
+        job = loads[side] = ModelLoad(key, what).start(lambda job: job.in_turn(load))
     progress = st.empty()  # the Stop button and the seconds so far, cleared when the load ends
     progress.container().button("Stop loading", key=f"own_stop_load_{side.lower()}", on_click=_stop_load,
                                 args=(side,), icon=":material/stop_circle:")
