@@ -150,7 +150,10 @@ start_replica() {  # K
   echo "---- $(date '+%F %T') serve.sh starts r$k on 127.0.0.1:${PORTS[k]}" >>"$log"
   # setsid: its own process group, which stop_groups ends as a whole. From a non-interactive
   # shell setsid does not fork, so $! is the server's pid and its group id.
-  (cd "$ROOT" && STREAMLIT_SERVER_COOKIE_SECRET=$SECRET CKA_WORKERS=$WORKERS exec "${cmd[@]}") \
+  # MALLOC_ARENA_MAX: glibc gives each of a server's many script threads an arena of its own, and
+  # the freed memory scattered over them stays resident; two arenas hold the same work in less.
+  (cd "$ROOT" && STREAMLIT_SERVER_COOKIE_SECRET=$SECRET CKA_WORKERS=$WORKERS MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} \
+     exec "${cmd[@]}") \
     </dev/null >>"$log" 2>&1 &
   PIDS[k]=$!
   REPORTED[k]=0
