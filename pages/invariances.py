@@ -5,6 +5,7 @@ from cka_core import MEASURES, RepresentationError
 from cka_core.pitfalls.transforms import TRANSFORMATIONS, median_scale_ratio
 from ui.frame import figures
 from ui.pitfalls import invariances as inv
+from ui.pitfalls import triangles
 from ui.frame.references import cite, derivation
 from ui.frame.shell import inside_app_frame, live_section
 from ui.sources.sidebar import current_representation
@@ -63,24 +64,24 @@ def one_transformation(rep_key: str, X) -> None:
 @live_section("The triangle-inequality section")
 def distances_or_scores(rep) -> None:
     st.subheader("Which of these are distances? The triangle inequality over a network's layers")
-    name = inv.triangle_network(rep)
+    name = triangles.triangle_network(rep)
     controls_column, results = st.columns([1, 2.4], gap="large")
     with controls_column:
         st.markdown(f"A distance obeys d(i, k) ≤ d(i, j) + d(j, k): if A is close to B and B to C, A is close to C. "
                     f"Every ordered triple of distinct layers of **{name}** (test digits) is checked. "
                     "1 − CKA is not a distance; the angle arccos(CKA) and the shape metrics are.")
-        whitening = inv.SHAPE_ALPHA  # range, step and default as declared in the registry
+        whitening = triangles.SHAPE_ALPHA  # range, step and default as declared in the registry
         alpha = st.slider("Partial whitening α (shape metric)", whitening.low, whitening.high, whitening.default,
                           step=whitening.step, key="inv_alpha",
                           bind="query-params", help="0: each layer whitened first (the angle of mean CCA); "
                                                     "1: not whitened (the Procrustes angle).")
-    rows = inv.triangle_rows(name, alpha)
+    rows = triangles.triangle_rows(name, alpha)
     with results:
         for column, row in zip(st.columns(len(rows)), rows):
             column.metric(f"{row.label}: triples broken", f"{row.check.violations} of {row.check.triples}",
                           help=f"Ordered triples of {name}'s layers with {row.formula}(i, k) > "
                                f"{row.formula}(i, j) + {row.formula}(j, k).")
-        st.dataframe(inv.triangle_frame(rows), hide_index=True, key="inv_triangle",
+        st.dataframe(triangles.triangle_frame(rows), hide_index=True, key="inv_triangle",
                      column_config={"largest d(i,k) − d(i,j) − d(j,k)": st.column_config.NumberColumn(format="%.4f")})
         for row in rows:
             if row.worst:

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cka_core import MEASURES
-from ui.pitfalls import invariances as inv
+from ui.pitfalls import triangles
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/invariances.py"
@@ -207,7 +207,7 @@ def test_the_triangle_section_tests_the_sidebar_network_and_follows_alpha():
     at = open_page({"src_model": "mlp_deep", "inv_alpha": "0.2"})
     assert not at.exception and not at.error
     shown = {m.label.removesuffix(": triples broken"): m.value for m in at.metric if m.label.endswith("triples broken")}
-    rows = {row.label: row for row in inv.triangle_rows("mlp_deep", 0.2)}
+    rows = {row.label: row for row in triangles.triangle_rows("mlp_deep", 0.2)}
     assert list(shown) == list(rows)
     assert shown["1 − linear CKA"] == f"{rows['1 − linear CKA'].check.violations} of 120" != "0 of 120"
     assert shown["Shape metric, α = 0.2"] == shown["arccos(linear CKA)"] == shown["Procrustes angle"] == "0 of 120"

@@ -1,5 +1,6 @@
 """What the Invariances page shows: every measure between X and T(X), the measure x
-transformation table, and which dissimilarities are distances (docs/theory.md §1.4, §5, §8, §8.1).
+transformation table (docs/theory.md §1.4, §5, §8); which dissimilarities are distances is
+:mod:`.triangles`.
 
 Keyed on the representation's key and small scalars (the arrays are passed with a leading
 underscore, not hashed). Results are small dicts of floats and short arrays, never T(X) itself.
@@ -14,16 +15,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from cka_core import MEASURES, RepresentationError, cka_matrix
+from cka_core import MEASURES, RepresentationError
 from cka_core.measures import movement  # one scale for every measure: share of the way to unrelated
 from cka_core.measures import is_unbounded, unrelated_baseline
 from cka_core.pitfalls import transforms
-from cka_core.measures import INVERTIBLE, parameter_defaults, similarities_of_views, similarity_matrix
+from cka_core.measures import INVERTIBLE, parameter_defaults, similarities_of_views
 from cka_core.measures.view import LayerView
-from cka_core.stats.triangle import TriangleCheck, triangle_check
 
 from ..frame import figures
-from ..sources import data, limits, models
+from ..sources import data, limits
 
 SHORT = {"orthogonal": "Orthogonal", "isotropic": "Isotropic", "anisotropic": "Anisotropic",
          "one_feature": "One feature", "invertible": "Invertible", "permutation": "Permutation",
@@ -100,8 +100,6 @@ def working_matrix(rep_key: str, _rep: data.Representation) -> tuple[np.ndarray,
 #: inputs the layer was computed from (the Confounders page shows it on the zoo's networks), and those
 #: that compare two networks' class outputs (``on_outputs``), not a hidden layer.
 ONE_LAYER_MEASURES = tuple(m for m, info in MEASURES.items() if not info.needs_inputs and not info.on_outputs)
-#: The shape metric's partial whitening, as the registry declares it (the triangle section's slider).
-SHAPE_ALPHA = next(p for p in MEASURES["shape_metric"].parameters if p.name == "alpha")
 
 
 @st.cache_resource(max_entries=8)
@@ -428,75 +426,3 @@ def table_frame(table: dict) -> pd.DataFrame:
     frame = pd.DataFrame(table["values"], index=m_labels, columns=[label.replace("<br>", " · ") for label in t_labels])
     frame.insert(0, "m(X, X)", [table["reference"].get(m, np.nan) for m in table["measures"]])
     return frame
-
-
-# ----------------------------------------------------------------------- distances or scores
-TRIANGLE_NETWORK = "mlp_deep"  # 6 layers with the logits: 120 ordered triples
-
-
-@dataclass(frozen=True)
-class TriangleRow:
-    """One dissimilarity between layers and how it fares on the triangle inequality."""
-
-    label: str
-    formula: str
-    check: TriangleCheck
-    worst: str  # the worst triple in words, "" when none is broken
-
-
-def triangle_network(rep: data.Representation) -> str:
-    """The network whose layers are tested: the sidebar's, when three of its layers or more vary."""
-    if rep.has_model and len(_varying_layers(rep.model_name)) >= 3:
-        return rep.model_name
-    return TRIANGLE_NETWORK
-
-
-def _varying_layers(name: str) -> dict[str, np.ndarray]:
-    """The network's layers on the test digits but those the same for every digit (an RNN's first
-    steps), where every measure is 0/0."""
-    captured = models.activations(name)["test"]
-    return {k: captured[k] for k in models.varying_layers(name)}
-
-
-def _triangle_row(label: str, short: str, d: np.ndarray, names: list[str]) -> TriangleRow:
-    check = triangle_check(d)
-    worst = ""
-    if not check.holds:
-        i, j, k = check.worst_triple
-        worst = (f"{short}({names[i]}, {names[k]}) = {d[i, k]:.3f} > {d[i, j]:.3f} + {d[j, k]:.3f} = "
-                 f"{short}({names[i]}, {names[j]}) + {short}({names[j]}, {names[k]})")
-    return TriangleRow(label, short, check, worst)
-
-
-@st.cache_data(max_entries=64)  # every network of the zoo and then some: a 63-step RNN takes seconds
-def _rows_without_alpha(key: str, name: str) -> list[TriangleRow]:
-    """The rows that do not depend on the α slider, computed once per network."""
-    layers = _varying_layers(name)
-    cka = cka_matrix(layers)
-    return [_triangle_row("1 − linear CKA", "(1 − CKA)", 1.0 - cka, list(layers)),
-            _triangle_row("arccos(linear CKA)", "arccos CKA", np.arccos(np.clip(cka, -1.0, 1.0)), list(layers)),
-            _triangle_row("Procrustes angle", "θ", similarity_matrix(layers, measure="procrustes"), list(layers))]
-
-
-@st.cache_data(max_entries=64)
-def _shape_row(key: str, name: str, alpha: float) -> TriangleRow:
-    layers = _varying_layers(name)
-    return _triangle_row(f"Shape metric, α = {alpha:g}", f"d_{alpha:g}",
-                         similarity_matrix(layers, measure="shape_metric", alpha=alpha), list(layers))
-
-
-def triangle_rows(name: str, alpha: float) -> list[TriangleRow]:
-    """1 − CKA, arccos(CKA), the shape metric at ``alpha`` and the Procrustes angle between every
-    pair of the network's layers (test digits), each checked over every triple of layers. A move of
-    the α slider computes the shape metric's matrix only."""
-    key = models.get(name).key
-    one_minus_cka, arccos_cka, procrustes = _rows_without_alpha(key, name)
-    return [one_minus_cka, arccos_cka, _shape_row(key, name, round(float(alpha), 2)), procrustes]
-
-
-def triangle_frame(rows: list[TriangleRow]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "dissimilarity": [r.label for r in rows],
-        "triples that break d(i,k) ≤ d(i,j) + d(j,k)": [f"{r.check.violations} of {r.check.triples}" for r in rows],
-        "largest d(i,k) − d(i,j) − d(j,k)": [r.check.worst_excess for r in rows],
-    })
