@@ -168,12 +168,15 @@ def draw(job: Job, slot) -> None:
         slot.caption(f":material/hourglass_top: {job.status()}")
 
 
-def follow(job: Job, slot) -> bool:
+def follow(job: Job, slot, also: Callable[[], None] | None = None) -> bool:
     """Redraw the job's progress until it ends (or :data:`FOLLOW_SECONDS` pass); True if it has
-    ended. Each redraw is a point where a click restarts the script, leaving the job running."""
+    ended. Each redraw is a point where a click restarts the script, leaving the job running.
+    ``also`` draws more after each redraw (training's live curves)."""
     deadline = None if FOLLOW_SECONDS is None else time.perf_counter() + FOLLOW_SECONDS
     while True:
         draw(job, slot)
+        if also is not None:
+            also()
         if not job.running or (deadline is not None and time.perf_counter() >= deadline):
             return not job.running
         time.sleep(REDRAW_SECONDS)
@@ -348,9 +351,9 @@ class WorkerPool:
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=self._context,
-                                                     initializer=_enter_worker, initargs=(self._progress, self._stops, self._rows, self._row_counts))
+                                                     initializer=_enter_worker,
+                                                     initargs=(self._progress, self._stops, self._rows, self._row_counts))
             return self._executor
-
 
     def _count(self, job: Job, lane: int) -> tuple[int, int, str]:
         """The lane's progress for ``job``, after taking its new rows (the stage may read them)."""

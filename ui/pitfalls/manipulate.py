@@ -335,19 +335,17 @@ CURVES_SECONDS = 0.5
 
 
 def follow(job: Job, progress_slot, live_slot) -> bool:
-    """Redraw the job's progress and live curves until it ends (or :data:`jobs.FOLLOW_SECONDS` pass); True
-    once it has ended. Each redraw is where a click (Stop, any other control) restarts the script; the job
-    goes on in the pool."""
-    deadline = None if jobs.FOLLOW_SECONDS is None else time.perf_counter() + jobs.FOLLOW_SECONDS
-    drawn_rows, drawn_at = -1, 0.0
-    while True:
-        jobs.draw(job, progress_slot)
-        if len(job.rows) != drawn_rows and (time.perf_counter() - drawn_at >= CURVES_SECONDS or not job.running):
+    """Redraw the job's progress (:func:`jobs.follow`) and, when new epochs have come, its live curves (at most
+    every :data:`CURVES_SECONDS`) until it ends; True once it has ended. A click (Stop, any other control)
+    restarts the script at a redraw; the job goes on in the pool."""
+    drawn = {"rows": -1, "at": 0.0}
+
+    def curves() -> None:
+        if len(job.rows) != drawn["rows"] and (time.perf_counter() - drawn["at"] >= CURVES_SECONDS or not job.running):
             draw_curves(job, live_slot)
-            drawn_rows, drawn_at = len(job.rows), time.perf_counter()
-        if not job.running or (deadline is not None and time.perf_counter() >= deadline):
-            return not job.running
-        time.sleep(jobs.REDRAW_SECONDS)
+            drawn["rows"], drawn["at"] = len(job.rows), time.perf_counter()
+
+    return jobs.follow(job, progress_slot, also=curves)
 
 
 def short_target(label: str) -> str:
