@@ -206,6 +206,9 @@ def render(report: LoadTestReport) -> str:
         f"| {mem['idle'] / gib:.2f} GB | {mem['start'] / gib:.2f} GB | **{mem['steady'] / gib:.2f} GB** | "
         f"{mem['peak'] / gib:.2f} GB |",
         "",
+        "At the peak: " + (", ".join(f"{role} {rss / gib:.2f} GB" for role, rss in mem.get("peak_parts", []))
+                           or "no process sampled") + ".",
+        "",
         f"Chromium's processes (context only; shared pages counted once per process): peak RSS sum "
         f"{mem['chromium_peak'] / gib:.1f} GB.",
         "",

@@ -36,6 +36,19 @@ def processes() -> dict[int, tuple[int, str, int, int]]:
     return out
 
 
+def process_role(pid: int) -> str:
+    """What a process of the server's tree is, from its command line: the server itself, a worker of
+    the shared pool, an isolated model worker, or multiprocessing's resource tracker."""
+    command = (read_proc_file(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
+    if "cka_core.models.worker" in command:
+        return "model worker"
+    if "resource_tracker" in command:
+        return "resource tracker"
+    if "multiprocessing" in command:
+        return "pool worker"
+    return "server"
+
+
 def descendants(procs: dict, root: int) -> set[int]:
     children = defaultdict(list)
     for pid, (ppid, *_rest) in procs.items():
@@ -67,8 +80,8 @@ def _busy_ticks() -> int:
 
 
 class Sampler(threading.Thread):
-    """Every ``interval`` s: the server tree's RSS (VmRSS of each process, summed), and CPU ticks
-    per group (server tree, Chromium, Playwright driver, this process, machine total)."""
+    """Every ``interval`` s: the server tree's RSS (VmRSS of each process, summed; at the peak, each
+    process's share by role), and CPU ticks per group (server tree, Chromium, Playwright driver, this process, machine total)."""
 
     GROUPS = ("server", "chromium", "driver", "load test", "machine")
 
@@ -76,6 +89,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.server_pid, self.interval = server_pid, interval
         self.samples: list[tuple[float, int]] = []  # (time, server tree RSS bytes)
+        self.peak_parts: list[tuple[str, int]] = []  # (role, RSS bytes) of each process at the peak sample
         self.chromium_rss: list[int] = []
         self._halt = threading.Event()
         self._cpu_base: dict[int, int] | None = None
@@ -91,8 +105,11 @@ class Sampler(threading.Thread):
     def sample(self) -> None:
         procs = processes()
         server = descendants(procs, self.server_pid)
-        rss = sum(self._vmrss(pid) for pid in server)
+        parts = {pid: self._vmrss(pid) for pid in server}
+        rss = sum(parts.values())
         now = time.time()
+        if rss > max((r for _, r in self.samples), default=-1):
+            self.peak_parts = sorted(((process_role(pid), r) for pid, r in parts.items()), key=lambda p: -p[1])
         self.samples.append((now, rss))
         mine = descendants(procs, os.getpid())
         chromium_rss = 0

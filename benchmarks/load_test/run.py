@@ -85,7 +85,7 @@ def run_load_test(sessions: int = 10, seconds: float = 180.0, seed: int = 0, wor
                   if results.ended - (results.ended - results.started) / 3 <= when <= results.ended]
     memory = {"idle": idle, "start": sampler.rss_at(sampler.marks.get("start", results.started)),
               "steady": int(statistics.median(last_third or during or [0])),
-              "peak": max(rss for _, rss in sampler.samples),
+              "peak": max(rss for _, rss in sampler.samples), "peak_parts": sampler.peak_parts,
               "chromium_peak": max(sampler.chromium_rss, default=0)}
     report = LoadTestReport(results, memory, sampler.cpu_seconds(), server_log_errors(server.log_path, log_size),
                             {"sessions": sessions, "seconds": seconds, "seed": seed, "workdir": str(workdir),
