@@ -17,7 +17,8 @@ TRACKED = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-
                          capture_output=True, text=True, check=True).stdout.split()
 SOURCES = sorted(ROOT / f for f in TRACKED if f.endswith((".py", ".md")) and not f.startswith("benchmarks/results/")
                  and (ROOT / f).exists())
-PATH = re.compile(r"(?<![\w/.])((?:docs|cka_core|ui|sample_models|tests|benchmarks|pages)/[\w./-]*\w\.(?:py|md|json))")
+PATH = re.compile(r"(?<![\w/.])((?:docs|cka_core|ui|sample_models|tests|benchmarks|pages)/[\w./-]*\w\.(?:py|md|json|json\.gz))"
+                  r"(?!\.?\w)")  # the whole name: scorecard.json.gz, not its scorecard.json
 SECTION = re.compile(r"docs/(theory|peers)\.md (§\d+(?:\.\d+)*(?:(?:, | and )§\d+(?:\.\d+)*)*)")
 PAGES = sorted((ROOT / "pages").glob("*.py"))
 

@@ -43,6 +43,7 @@ def test_the_wheel_holds_both_packages_the_weights_and_the_console_script(wheel)
     for model in sample_models.available():
         assert f"sample_models/weights/{model}.safetensors" in names, model
     assert len(manifest) >= len(sample_models.available())
+    assert "sample_models/weights/groups/scorecard.json.gz" in names  # `cka trust` prints it at once
     assert not [n for n in names if n.startswith(("ui/", "pages/", "tests/", "benchmarks/", "app.py"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "cka = cka_core.cli:main" in wheel.read(entry_points).decode()

@@ -1,5 +1,7 @@
 """``cka trust``: ReSi's grounding tests on the zoo's model groups (``sample_models.groups``), every
-measure of the registry scored with a model-bootstrap interval (:mod:`cka_core.trust`).
+measure of the registry scored with a model-bootstrap interval (:mod:`cka_core.trust`). With every
+test, measure and the default resamples and seed, the shipped card (``sample_models.zoo_scorecard``,
+computed from this very code and these weights) is printed at once.
 
 Pair values are kept between runs in a JSON cache (``$XDG_CACHE_HOME/cka_core/trust_pairs.json``,
 ``--no-cache`` to skip it), keyed by digests of the representations and the measure."""
@@ -90,6 +92,31 @@ def _one_thread(work):
         torch.set_num_threads(threads)
 
 
+def _shipped(tests, measures, resamples: int, seed: int):
+    """The zoo's shipped card (``sample_models.zoo_scorecard``) when it is exactly what was asked for:
+    every test, and measures, code, weights and bootstrap settings as it was computed with."""
+    from sample_models import zoo_scorecard  # the zoo, only here: cka_core.trust takes plain arrays
+
+    if list(tests) != list(TESTS):
+        return None
+    return zoo_scorecard.shipped(measures, resamples, seed, zoo_scorecard.CONFIDENCE)
+
+
+def _computed(tests, measures, resamples: int, seed: int, path: Path | None):
+    """The card computed now on the zoo's groups, reading and writing the pair cache at ``path``."""
+    from sample_models.groups import suites  # the zoo, only here: cka_core.trust takes plain arrays
+
+    if sys.stderr.isatty():
+        print("loading the model groups ...", file=sys.stderr, flush=True)
+    groups = {test: [Member(**d) for d in members] for test, members in suites(tests).items()}
+    if path is not None:
+        PAIR_CACHE.load(path)
+    card = _one_thread(lambda: scorecard(groups, measures, n_resamples=resamples, seed=seed, progress=_progress()))
+    if path is not None:
+        PAIR_CACHE.save(path)
+    return card
+
+
 def run(args) -> int:
     """Run ``cka trust`` on parsed arguments; errors are one line on stderr and exit status 2."""
     try:
@@ -98,18 +125,9 @@ def run(args) -> int:
         check_names(tests, measures)
         if args.resamples < 1:
             raise RepresentationError(f"--resamples must be at least 1, got {args.resamples}.")
-        from sample_models.groups import suites  # the zoo, only here: cka_core.trust takes plain arrays
-
-        if sys.stderr.isatty():
-            print("loading the model groups ...", file=sys.stderr, flush=True)
-        groups = {test: [Member(**d) for d in members] for test, members in suites(tests).items()}
-        path = None if args.no_cache else cache_path()
-        if path is not None:
-            PAIR_CACHE.load(path)
-        card = _one_thread(lambda: scorecard(groups, measures, n_resamples=args.resamples, seed=args.seed,
-                                             progress=_progress()))
-        if path is not None:
-            PAIR_CACHE.save(path)
+        card = _shipped(tests, measures, args.resamples, args.seed)
+        if card is None:
+            card = _computed(tests, measures, args.resamples, args.seed, None if args.no_cache else cache_path())
         print(_table(card))
         failed = [f"{c.test} / {c.measure}: {c.error}" for row in card.cells.values() for c in row.values() if c.error]
         for line in failed:

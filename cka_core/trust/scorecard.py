@@ -83,6 +83,25 @@ class Scorecard:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
 
+    def to_record(self) -> dict:
+        """Everything the card holds, as plain JSON types (:meth:`from_record` gives it back equal):
+        per cell its statistics ``{name: [score, lo, hi]}``, its pairs ``[[a, b, truth, value], ...]``
+        and its error. A shipped card (``sample_models.zoo_scorecard``) is written this way: no pickle."""
+        def record(c: Cell) -> dict:
+            return {"error": c.error, "statistics": {n: [s.score, *s.ci] for n, s in c.statistics.items()},
+                    "pairs": [[p.a, p.b, p.truth, p.value] for p in c.pairs]}
+        return {"tests": {t: {m: record(c) for m, c in row.items()} for t, row in self.cells.items()}}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Scorecard":
+        """The card :meth:`to_record` wrote."""
+        def cell(test: str, measure: str, r: dict) -> Cell:
+            if r["error"] is not None:
+                return Cell.failed(test, measure, r["error"])
+            statistics = {n: Statistic(score, (lo, hi)) for n, (score, lo, hi) in r["statistics"].items()}
+            return Cell.of(test, measure, statistics, (PairRecord(*p) for p in r["pairs"]))
+        return cls({t: {m: cell(t, m, r) for m, r in row.items()} for t, row in record["tests"].items()})
+
     def to_csv(self) -> str:
         """One row per (test, measure, statistic): ``test,measure,statistic,score,ci_low,ci_high,error``."""
         out = io.StringIO()

@@ -86,3 +86,19 @@ def test_unknown_measure_lists_the_valid_ones(runs):
 def test_bad_resamples_and_unwritable_output_are_one_line(runs):
     assert "--resamples" in _one_line_error(runs[1]["bad_resamples"])
     _one_line_error(runs[1]["bad_out"])
+
+
+def test_the_default_run_prints_the_shipped_card_without_computing_it(tmp_path):
+    """Every test and measure at the default settings: the shipped card (sample_models.zoo_scorecard),
+    written as asked, and no pair computed (nothing goes into the pair cache)."""
+    from sample_models import zoo_scorecard
+    from cka_core.trust import candidate_measures
+
+    run = _start(tmp_path, "--json", tmp_path / "card.json")
+    out, err = run.communicate(timeout=300)
+    code = run.returncode
+    shipped = zoo_scorecard.shipped(candidate_measures(), 500, 0, zoo_scorecard.CONFIDENCE)
+    assert code == 0, err
+    assert json.loads((tmp_path / "card.json").read_text()) == json.loads(shipped.to_json())
+    assert all(m in out for m in candidate_measures())
+    assert not (tmp_path / "cache" / "cka_core" / "trust_pairs.json").exists()

@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score
 
 from cka_core.errors import RepresentationError
 from cka_core.measures.registry import MEASURES, MeasureInfo
-from cka_core.trust import Member, PairCache, TESTS, candidate_measures, scorecard
+from cka_core.trust import Member, PairCache, Scorecard, TESTS, candidate_measures, scorecard
 from cka_core.trust.statistics import average_precision, model_counts, pair_weights, percentile_interval, spearman
 
 N = 32  # examples per synthetic model (accuracies k/32 and their differences are exact in binary)
@@ -220,6 +220,16 @@ def test_a_measure_that_fails_is_reported_not_nan(toys):
     doc = card.to_dict()["tests"]["layer_monotonicity"]
     assert doc["refuses"] == {"score": None, "ci": None, "error": refused.error}
     assert card.cell("layer_monotonicity", "oracle").error is None
+
+
+def test_a_card_comes_back_equal_from_its_record_through_json(toys):
+    """to_record / from_record: every cell, statistic, interval, pair and error survives plain JSON."""
+    rng = np.random.default_rng(5)
+    card = scorecard({"layer_monotonicity": _deep(rng), "augmentation": _groups(rng)}, ["refuses", "oracle", "coin"],
+                     n_resamples=20, cache=None)
+    assert card.cell("layer_monotonicity", "refuses").error and card.cell("augmentation", "oracle").pairs
+    again = Scorecard.from_record(json.loads(json.dumps(card.to_record())))
+    assert again == card and list(again.cells) == list(card.cells) and again.measures == card.measures
 
 
 def test_deconfounded_cka_takes_the_members_inputs():

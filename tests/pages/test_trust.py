@@ -348,3 +348,27 @@ def test_the_scorecard_downloads_as_the_command_line_writes_it(page):
                 assert cell["score"] == pytest.approx(z[i, j], abs=1e-6) and len(cell["ci"]) == 2
     rows_of_csv = [line.split(",")[:2] for line in compute.zoo_card().to_csv().strip().splitlines()[1:]]
     assert {tuple(r) for r in rows_of_csv} == {(t, m) for t in TESTS for m in candidate_measures()}
+
+
+def test_the_zoo_card_opens_at_once_when_shipped_and_is_computed_when_the_shipped_one_no_longer_holds(monkeypatch):
+    """The shipped card (sample_models.zoo_scorecard) fills the server's store: no job, the card at once.
+    When the code or weights changed since it was computed, the page computes it with progress and Stop."""
+    import ui.jobs
+    from ui.trust import compute
+
+    monkeypatch.setattr(ui.jobs, "FOLLOW_SECONDS", 0.0)  # a job would still be running after the first run
+    compute._zoo_store.clear()
+    try:
+        at = open_page(PAGE)
+        assert compute.ZOO not in at.session_state and _has_chart(at, "trust_card")
+        assert f"{compute.ZOO}_stop" not in [b.key for b in at.button]
+        compute._zoo_store.clear()
+        monkeypatch.setattr(compute.zoo, "shipped", lambda *args, **kwargs: None)
+        at = open_page(PAGE)
+        job = at.session_state[compute.ZOO]
+        assert job.running and not _has_chart(at, "trust_card")
+        at = rerun(at.button(key=f"{compute.ZOO}_stop").click())
+        job.thread.join(timeout=120)
+        assert job.result is None and job.failure.startswith("Stopped (")
+    finally:
+        compute._zoo_store.clear()

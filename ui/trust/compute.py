@@ -1,5 +1,6 @@
-"""The scorecards as background jobs: the zoo's (about 20 s cold, then shared by every session of the
-server) and the user's own group's (kept per session). Each runs in the server's worker pool
+"""The scorecards as background jobs: the zoo's (shipped precomputed, ``sample_models.zoo_scorecard``;
+computed, about 20 s, only when the code or weights changed since, then shared by every session of
+the server) and the user's own group's (kept per session). Each runs in the server's worker pool
 (``jobs.POOL``) with progress and Stop; a click elsewhere restarts the page, not the job, which the
 page follows at its end (:func:`follow`) and collects on a later run. Finished cards live in bounded
 stores keyed on small descriptors (the measures, resamples, seed, level; the own group's digests)."""
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 import streamlit as st
 
 from cka_core.trust import Member, Scorecard, candidate_measures, scorecard
+from sample_models import zoo_scorecard as zoo
 from sample_models.groups import MEMBERS
 
 from .. import jobs
 
-RESAMPLES, SEED, CONFIDENCE = 500, 0, 0.95
+RESAMPLES, SEED, CONFIDENCE = zoo.RESAMPLES, zoo.SEED, zoo.CONFIDENCE
 ZOO_KEPT = 4    # zoo scorecards kept by the server (one per registry of measures and settings)
 OWN_KEPT = 4    # own-group scorecards kept per session
 TIME_LIMIT_S = 600.0
@@ -27,16 +29,6 @@ _STORES = threading.Lock()  # the zoo's store is shared by every session's scrip
 
 
 # ------------------------------------------------------------------------------ the work, in a worker process
-def zoo_scorecard(measures: tuple[str, ...], n_resamples: int, seed: int, confidence: float, *,
-                  progress: Callable[[int, int], None]) -> Scorecard:
-    """Every measure on ReSi's six tests over the zoo's model groups (``sample_models.groups``)."""
-    from sample_models.groups import suites  # the zoo's groups, loaded in the worker only
-
-    groups = {test: [Member(**d) for d in members] for test, members in suites().items()}
-    return scorecard(groups, list(measures), n_resamples=n_resamples, seed=seed, confidence=confidence,
-                     progress=lambda done, total, _: progress(done, total))
-
-
 def own_scorecard(suites: dict[str, list[Member]], measures: tuple[str, ...], n_resamples: int, seed: int,
                   confidence: float, *, progress: Callable[[int, int], None]) -> Scorecard:
     """Every measure on the tests of ``suites`` (the user's group)."""
@@ -64,8 +56,14 @@ class CardJob(jobs.Job):
 
 @st.cache_resource(max_entries=1)
 def _zoo_store() -> OrderedDict:
-    """The server's finished zoo scorecards, by descriptor (bounded to ZOO_KEPT by :func:`_keep`)."""
-    return OrderedDict()
+    """The server's finished zoo scorecards, by descriptor (bounded to ZOO_KEPT by :func:`_keep`); it
+    starts with the shipped card while that was computed from this code and these weights."""
+    store = OrderedDict()
+    key = zoo_key()
+    card = zoo.shipped(key[1], RESAMPLES, SEED, CONFIDENCE)
+    if card is not None:
+        store[key] = card
+    return store
 
 
 def _own_store() -> OrderedDict:
@@ -143,7 +141,7 @@ def zoo_card() -> Scorecard | None:
     it is computed."""
     key = zoo_key()
     return _card(ZOO, key, _zoo_store(), ZOO_KEPT, "The zoo's scorecard",
-                 lambda job: job.start_in(jobs.POOL, zoo_scorecard, key[1], RESAMPLES, SEED, CONFIDENCE))
+                 lambda job: job.start_in(jobs.POOL, zoo.compute, key[1], RESAMPLES, SEED, CONFIDENCE))
 
 
 def own_card(digest: str, suites: dict[str, list[Member]]) -> Scorecard | None:
