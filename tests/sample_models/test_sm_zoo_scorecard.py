@@ -25,6 +25,10 @@ def test_the_shipped_card_holds_for_this_checkout():
 
 
 def test_the_shipped_card_equals_a_live_computation():
+    """Pair values to 1e-5 relative, scores and intervals to 2e-3: the members run in float32, so another
+    CPU's kernels may move a pair value in its 7th digit and swap two values that agree to 9 digits
+    (second-order cosine has such a pair), which moves a rank statistic by about 1e-4. A card computed
+    from other code or weights differs by far more."""
     measures = candidate_measures()
     shipped = zoo.shipped(measures, *SETTINGS)
     live = zoo.compute(measures, *SETTINGS)
@@ -35,10 +39,10 @@ def test_the_shipped_card_equals_a_live_computation():
             assert a.error == b.error, (test, measure)
             assert list(a.statistics) == list(b.statistics), (test, measure)
             for name, s in b.statistics.items():
-                assert a.statistics[name].score == pytest.approx(s.score, rel=1e-6, abs=1e-9), (test, measure, name)
-                assert a.statistics[name].ci == pytest.approx(s.ci, rel=1e-6, abs=1e-9), (test, measure, name)
+                assert a.statistics[name].score == pytest.approx(s.score, abs=2e-3), (test, measure, name)
+                assert a.statistics[name].ci == pytest.approx(s.ci, abs=2e-3), (test, measure, name)
             assert [(p.a, p.b, p.truth) for p in a.pairs] == [(p.a, p.b, p.truth) for p in b.pairs]
-            assert [p.value for p in a.pairs] == pytest.approx([p.value for p in b.pairs], rel=1e-6, abs=1e-9)
+            assert [p.value for p in a.pairs] == pytest.approx([p.value for p in b.pairs], rel=1e-5, abs=1e-9)
 
 
 @pytest.mark.parametrize("change", ["resamples", "seed", "confidence", "measures"])
