@@ -34,9 +34,9 @@ _TRUST_CODE = Path(sys.modules[Scorecard.__module__].__file__).parent
 
 
 def compute(measures: Sequence[str], n_resamples: int, seed: int, confidence: float, *,
-            progress: Callable[[int, int], None] | None = None) -> Scorecard:
-    """Every measure of ``measures`` on the six tests over the zoo's model groups, computed now."""
-    groups = {test: [Member(**d) for d in members] for test, members in suites().items()}
+            tests: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None) -> Scorecard:
+    """Every measure of ``measures`` on ``tests`` (default all six) over the zoo's model groups, computed now."""
+    groups = {test: [Member(**d) for d in members] for test, members in suites(tests).items()}
     return scorecard(groups, list(measures), n_resamples=n_resamples, seed=seed, confidence=confidence,
                      progress=None if progress is None else lambda done, total, _: progress(done, total))
 
@@ -87,13 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from threadpoolctl import threadpool_limits
 
+    from cka_core.cli.terminal import counter  # the command's progress line, as `cka trust` prints it
+
     torch.set_num_threads(1)  # as the app's worker computes it
     measures = candidate_measures()
     with threadpool_limits(1, "blas"):
-        card = compute(measures, RESAMPLES, SEED, CONFIDENCE,
-                       progress=lambda done, total: print(f"\r{done} of {total} cells", end="", file=sys.stderr))
+        card = compute(measures, RESAMPLES, SEED, CONFIDENCE, progress=counter("cells"))
     write(card, measures, RESAMPLES, SEED, CONFIDENCE, args.out)
-    print(f"\nwrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)", file=sys.stderr)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)", file=sys.stderr)
     return 0
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import RepresentationError
-from ..trust import PAIR_CACHE, TESTS, Member, candidate_measures, check_names, scorecard
+from ..trust import PAIR_CACHE, TESTS, candidate_measures, check_names
 from .terminal import counter, error_exit
 
 EPILOG = """\
@@ -53,13 +53,6 @@ def add_parser(commands) -> None:
 def cache_path() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cka_core" / "trust_pairs.json"
-
-
-def _progress():
-    report = counter("trust")
-    if report is None:
-        return None
-    return lambda done, total, what: report(done, total)
 
 
 def _table(card) -> str:
@@ -104,14 +97,14 @@ def _shipped(tests, measures, resamples: int, seed: int):
 
 def _computed(tests, measures, resamples: int, seed: int, path: Path | None):
     """The card computed now on the zoo's groups, reading and writing the pair cache at ``path``."""
-    from sample_models.groups import suites  # the zoo, only here: cka_core.trust takes plain arrays
+    from sample_models import zoo_scorecard  # the zoo, only here: cka_core.trust takes plain arrays
 
     if sys.stderr.isatty():
         print("loading the model groups ...", file=sys.stderr, flush=True)
-    groups = {test: [Member(**d) for d in members] for test, members in suites(tests).items()}
     if path is not None:
         PAIR_CACHE.load(path)
-    card = _one_thread(lambda: scorecard(groups, measures, n_resamples=resamples, seed=seed, progress=_progress()))
+    card = _one_thread(lambda: zoo_scorecard.compute(measures, resamples, seed, zoo_scorecard.CONFIDENCE, tests=tests,
+                                                     progress=counter("trust")))
     if path is not None:
         PAIR_CACHE.save(path)
     return card

@@ -1,5 +1,5 @@
 """The scorecards as background jobs: the zoo's (shipped precomputed, ``sample_models.zoo_scorecard``;
-computed, about 20 s, only when the code or weights changed since, then shared by every session of
+computed, about 10 s, only when the code or weights changed since, then shared by every session of
 the server) and the user's own group's (kept per session). Each runs in the server's worker pool
 (``jobs.POOL``) with progress and Stop; a click elsewhere restarts the page, not the job, which the
 page follows at its end (:func:`follow`) and collects on a later run. Finished cards live in bounded
